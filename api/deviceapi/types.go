@@ -1,0 +1,232 @@
+// Package deviceapi holds the wire types of Passport's device API (the API a
+// phone, or passport-device, uses to enroll and to answer login challenges)
+// and a Go client for it. It is described by api/openapi.yaml; the server side
+// lives in package api. This package does not import echo.
+//
+// Every call except requestEmailCode carries a Device-Proof header (package
+// deviceproof): kid = device ID, except the two enrollment calls, which embed
+// the new device's public key as jwk.
+package deviceapi
+
+import (
+	"net/http"
+	"time"
+)
+
+// BasePath is the path prefix of every device API route.
+const BasePath = "/api/v1/device"
+
+// Route paths, relative to the server's base URL. {deviceID} and
+// {challengeID} are path parameters.
+const (
+	PathEnroll          = BasePath + "/enroll"                          // POST enrollByInvitation
+	PathEmailCodes      = BasePath + "/email-codes"                     // POST requestEmailCode
+	PathEnrollEmail     = BasePath + "/enroll/email"                    // POST enrollByEmail
+	PathDevices         = BasePath + "/devices"                         // GET listDevices
+	PathDevice          = BasePath + "/devices/{deviceID}"              // PATCH renameDevice, DELETE removeDevice
+	PathPushToken       = BasePath + "/push-token"                      // PUT updatePushToken
+	PathChallenges      = BasePath + "/challenges"                      // GET listChallenges
+	PathChallengeWait   = BasePath + "/challenges/wait"                 // GET waitForChallenge
+	PathChallenge       = BasePath + "/challenges/{challengeID}"        // GET getChallenge
+	PathChallengeAnswer = BasePath + "/challenges/{challengeID}/answer" // POST answerChallenge
+	PathOpenAPI         = "/api/v1/openapi.yaml"                        // GET this API's OpenAPI document
+)
+
+// Wait bounds for waitForChallenge's timeout query parameter (a Go duration
+// string such as "25s"; absent means DefaultWait; above MaxWait is clamped).
+const (
+	DefaultWait = 25 * time.Second
+	MaxWait     = 60 * time.Second
+)
+
+// Push status values of Device.PushStatus.
+const (
+	PushOK   = "ok"   // an FCM token is registered and the last send worked
+	PushDead = "dead" // FCM reported the token unregistered/invalid
+	PushNone = "none" // no FCM token: the device pulls its challenges
+)
+
+// Challenge states.
+const (
+	StatePending  = "pending"
+	StateApproved = "approved"
+	StateDenied   = "denied"
+	StateExpired  = "expired"
+)
+
+// Answer decisions.
+const (
+	DecisionApprove = "approve"
+	DecisionDeny    = "deny"
+)
+
+// Device is one enrolled device of a user.
+type Device struct {
+	ID                 string     `json:"id"`
+	Name               string     `json:"name"`
+	Email              string     `json:"email"`
+	Platform           string     `json:"platform"`
+	CreatedAt          time.Time  `json:"created_at"`
+	LastSeenAt         *time.Time `json:"last_seen_at,omitempty"`
+	PushTokenUpdatedAt *time.Time `json:"push_token_updated_at,omitempty"`
+	PushStatus         string     `json:"push_status"` // "ok" | "dead" | "none"
+	Current            bool       `json:"current"`     // the device that made this call
+}
+
+// EnrollByInvitationRequest is the body of enrollByInvitation.
+type EnrollByInvitationRequest struct {
+	Token    string `json:"token"`
+	Name     string `json:"name"`
+	FCMToken string `json:"fcm_token"`
+	Platform string `json:"platform"`
+}
+
+// RequestEmailCodeRequest is the body of requestEmailCode.
+type RequestEmailCodeRequest struct {
+	Email string `json:"email"`
+}
+
+// RequestEmailCodeResponse answers requestEmailCode.
+type RequestEmailCodeResponse struct {
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// EnrollByEmailRequest is the body of enrollByEmail.
+type EnrollByEmailRequest struct {
+	Email    string `json:"email"`
+	Code     string `json:"code"`
+	Name     string `json:"name"`
+	FCMToken string `json:"fcm_token"`
+	Platform string `json:"platform"`
+}
+
+// EnrollResponse answers both enrollment calls.
+type EnrollResponse struct {
+	Device Device `json:"device"`
+}
+
+// DeviceList answers listDevices.
+type DeviceList struct {
+	Devices []Device `json:"devices"`
+}
+
+// RenameDeviceRequest is the body of renameDevice.
+type RenameDeviceRequest struct {
+	Name string `json:"name"`
+}
+
+// UpdatePushTokenRequest is the body of updatePushToken. An empty token
+// removes the device's push token (the device then pulls).
+type UpdatePushTokenRequest struct {
+	FCMToken string `json:"fcm_token"`
+}
+
+// Challenge is one login waiting for (or past) a device's answer.
+type Challenge struct {
+	ID        string    `json:"id"`
+	AppName   string    `json:"app_name"`
+	AppURL    string    `json:"app_url,omitempty"`
+	Email     string    `json:"email"`
+	Browser   string    `json:"browser"`
+	OS        string    `json:"os"`
+	IP        string    `json:"ip"`
+	Location  string    `json:"location,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	State     string    `json:"state"` // pending | approved | denied | expired
+}
+
+// ChallengeList answers listChallenges.
+type ChallengeList struct {
+	Challenges []Challenge `json:"challenges"`
+}
+
+// AnswerRequest is the body of answerChallenge.
+type AnswerRequest struct {
+	Decision string `json:"decision"` // "approve" | "deny"
+	Number   int    `json:"number"`   // the number shown in the browser; required for approve
+	Report   bool   `json:"report"`   // deny + "this wasn't me"
+}
+
+// AnswerResponse answers answerChallenge.
+type AnswerResponse struct {
+	State string `json:"state"` // approved | denied
+}
+
+// ErrorDetail is the inside of an error answer.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// ErrorBody is every 4xx/5xx answer: {"error":{"code":"...","message":"..."}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// Error codes of ErrorBody.Error.Code. HTTPStatus gives each one's status.
+const (
+	CodeInvalidRequest    = "invalid_request"     // 400 body, parameter or header malformed
+	CodeInvalidProof      = "invalid_proof"       // 401 Device-Proof missing, malformed, badly signed, stale or not matching the request
+	CodeProofReplayed     = "proof_replayed"      // 401 the proof's jti was already used
+	CodeUnknownDevice     = "unknown_device"      // 401 the proof's kid names no device
+	CodeDeviceRevoked     = "device_revoked"      // 401 the device was removed
+	CodeInvitationInvalid = "invitation_invalid"  // 410 invitation token unknown, used or expired
+	CodeEmailNotAllowed   = "email_not_allowed"   // 403 the email's domain may not enroll
+	CodeCodeInvalid       = "code_invalid"        // 400 email code wrong, voided or expired
+	CodeCodeLocked        = "code_locked"         // 429 five wrong codes for this address in the hour
+	CodeRateLimited       = "rate_limited"        // 429 too many requests
+	CodeChallengeNotFound = "challenge_not_found" // 404 no such challenge for this device's user
+	CodeChallengeClosed   = "challenge_closed"    // 409 already answered or expired
+	CodeNumberMismatch    = "number_mismatch"     // 422 wrong number; the login is denied
+	CodeNotFound          = "not_found"           // 404 no such route or device
+	CodeInternal          = "internal"            // 500 server fault
+
+	// Transport-level refusals, not tied to one operation.
+	CodeMethodNotAllowed     = "method_not_allowed"     // 405 the path exists, not with this method
+	CodeTooLarge             = "too_large"              // 413 body over the limit (64 KiB)
+	CodeUnsupportedMediaType = "unsupported_media_type" // 415 a body that is not application/json
+)
+
+var codeStatus = map[string]int{
+	CodeInvalidRequest:    http.StatusBadRequest,
+	CodeInvalidProof:      http.StatusUnauthorized,
+	CodeProofReplayed:     http.StatusUnauthorized,
+	CodeUnknownDevice:     http.StatusUnauthorized,
+	CodeDeviceRevoked:     http.StatusUnauthorized,
+	CodeInvitationInvalid: http.StatusGone,
+	CodeEmailNotAllowed:   http.StatusForbidden,
+	CodeCodeInvalid:       http.StatusBadRequest,
+	CodeCodeLocked:        http.StatusTooManyRequests,
+	CodeRateLimited:       http.StatusTooManyRequests,
+	CodeChallengeNotFound: http.StatusNotFound,
+	CodeChallengeClosed:   http.StatusConflict,
+	CodeNumberMismatch:    http.StatusUnprocessableEntity,
+	CodeNotFound:          http.StatusNotFound,
+	CodeInternal:          http.StatusInternalServerError,
+
+	CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
+	CodeTooLarge:             http.StatusRequestEntityTooLarge,
+	CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
+}
+
+// HTTPStatus returns the HTTP status that goes with an error code (the one
+// table of codes to statuses, as documented in api/openapi.yaml); 500 for an
+// unknown code.
+func HTTPStatus(code string) int {
+	if s, ok := codeStatus[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// Codes returns every error code, for tests and documentation.
+func Codes() []string {
+	return []string{
+		CodeInvalidRequest, CodeInvalidProof, CodeProofReplayed, CodeUnknownDevice,
+		CodeDeviceRevoked, CodeInvitationInvalid, CodeEmailNotAllowed, CodeCodeInvalid,
+		CodeCodeLocked, CodeRateLimited, CodeChallengeNotFound, CodeChallengeClosed,
+		CodeNumberMismatch, CodeNotFound, CodeInternal,
+		CodeMethodNotAllowed, CodeTooLarge, CodeUnsupportedMediaType,
+	}
+}
