@@ -1,0 +1,33 @@
+// Package store persists Passport's records in Redis. It knows Redis, not SAML
+// and not Passport's domain: callers store JSON values of their own types in a
+// [Table], plus small one-time values, rate-limit counters and pub/sub signals.
+//
+// There is one implementation. With an empty [Options.URL] it runs the very
+// same code against an embedded, in-process Redis-protocol server
+// (github.com/alicebob/miniredis/v2, keys expiring on the wall clock, served
+// over in-memory pipes: no port is opened). Its data is lost when the process
+// exits. Its clock advances in 50ms steps, so keys expire up to 50ms late
+// there (this keeps every command O(1) in the number of keys).
+//
+// # URL forms
+//
+//	""                                                      embedded in-memory store
+//	redis://[user:pass@]host:port[/db][?opt=v]              one server (redis.ParseURL)
+//	rediss://[user:pass@]host:port[/db][?opt=v]             one server over TLS
+//	redis-sentinel://[user:pass@]h1:port,h2:port/master[/db][?sentinel_password=p]
+//	                                                        Sentinel-managed master (redis.NewFailoverClient);
+//	                                                        user:pass authenticates to the master
+//	redis-cluster://[user:pass@]h1:port,h2:port             Redis Cluster (redis.NewClusterClient)
+//
+// # Keys
+//
+// Every key and channel starts with [Options.Prefix]. A table's keys are
+// prefix+"{"+table+"}:..." so that, in Redis Cluster, a record, the table's
+// id set and its secondary indexes share one hash slot; every Lua script and
+// MULTI/EXEC in this package touches keys of a single slot only.
+//
+// # Errors
+//
+// Missing records yield [ErrNotFound], duplicate creates [ErrAlreadyExists];
+// test with errors.Is. Other errors are wrapped with a "store: ..." prefix.
+package store

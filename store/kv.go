@@ -1,0 +1,164 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Small values live under prefix+"v:"+key, rate-limit counters under
+// prefix+"c:"+key. Every script here touches one key.
+
+func (s *Store) valueKey(key string) string   { return s.prefix + "v:" + key }
+func (s *Store) counterKey(key string) string { return s.prefix + "c:" + key }
+
+// Claim marks key as used (SET NX) and reports whether this caller was the
+// first: of any number of concurrent callers exactly one gets true until the
+// claim expires. ttl 0 means the claim never expires. Use it for one-time
+// values (an AuthnRequest ID, an assertion ID, a nonce).
+func (s *Store) Claim(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	ok, err := s.setNX(ctx, key, "1", ttl)
+	if err != nil {
+		return false, fmt.Errorf("store: claim: %w", err)
+	}
+	return ok, nil
+}
+
+// SetIfAbsent stores value under key only if key is absent (SET NX) and
+// reports whether it did. ttl 0 means no expiry.
+func (s *Store) SetIfAbsent(ctx context.Context, key, value string, ttl time.Duration) (bool, error) {
+	ok, err := s.setNX(ctx, key, value, ttl)
+	if err != nil {
+		return false, fmt.Errorf("store: set if absent: %w", err)
+	}
+	return ok, nil
+}
+
+func (s *Store) setNX(ctx context.Context, key, value string, ttl time.Duration) (bool, error) {
+	if err := checkTTL(ttl); err != nil {
+		return false, err
+	}
+	res, err := s.rdb.SetArgs(ctx, s.valueKey(key), value, redis.SetArgs{Mode: "NX", TTL: ttl}).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return res == "OK", nil
+}
+
+// GetValue returns the value stored under key, or ErrNotFound.
+func (s *Store) GetValue(ctx context.Context, key string) (string, error) {
+	v, err := s.rdb.Get(ctx, s.valueKey(key)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", fmt.Errorf("store: get value: %w", ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: get value: %w", err)
+	}
+	return v, nil
+}
+
+// SetValue stores value under key, replacing any previous value and expiry.
+// ttl 0 means no expiry.
+func (s *Store) SetValue(ctx context.Context, key, value string, ttl time.Duration) error {
+	if err := checkTTL(ttl); err != nil {
+		return fmt.Errorf("store: set value: %w", err)
+	}
+	if err := s.rdb.Set(ctx, s.valueKey(key), value, ttl).Err(); err != nil {
+		return fmt.Errorf("store: set value: %w", err)
+	}
+	return nil
+}
+
+// deleteIfScript: KEYS[1] key; ARGV[1] expected value.
+var deleteIfScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// DeleteValueIf atomically deletes key only if it holds expected
+// (compare-and-delete) and reports whether it did.
+func (s *Store) DeleteValueIf(ctx context.Context, key, expected string) (bool, error) {
+	n, err := deleteIfScript.Run(ctx, s.rdb, []string{s.valueKey(key)}, expected).Int()
+	if err != nil {
+		return false, fmt.Errorf("store: delete value if: %w", err)
+	}
+	return n == 1, nil
+}
+
+// DeleteValue deletes key. Deleting an absent key is not an error.
+func (s *Store) DeleteValue(ctx context.Context, key string) error {
+	if err := s.rdb.Del(ctx, s.valueKey(key)).Err(); err != nil {
+		return fmt.Errorf("store: delete value: %w", err)
+	}
+	return nil
+}
+
+// hitScript: KEYS[1] counter; ARGV[1] window ms. Increments, sets the expiry
+// on the first hit only (fixed window), returns {count, pttl}.
+var hitScript = redis.NewScript(`
+local c = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if c == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {c, ttl}
+`)
+
+// Hit increments key's counter for a fixed-window rate limit: the window
+// starts at the first hit (the expiry is set once, not extended by later hits).
+// It returns the count after this hit and the time left in the window.
+// window must be positive.
+func (s *Store) Hit(ctx context.Context, key string, window time.Duration) (count int64, resetIn time.Duration, err error) {
+	if window <= 0 {
+		return 0, 0, fmt.Errorf("store: hit: window must be positive, got %v", window)
+	}
+	res, err := hitScript.Run(ctx, s.rdb, []string{s.counterKey(key)}, ttlMillis(window)).Int64Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: hit: %w", err)
+	}
+	if len(res) != 2 {
+		return 0, 0, fmt.Errorf("store: hit: unexpected reply %v", res)
+	}
+	return res[0], time.Duration(res[1]) * time.Millisecond, nil
+}
+
+// countScript: KEYS[1] counter. Returns {count, pttl} atomically.
+var countScript = redis.NewScript(`
+local c = redis.call('GET', KEYS[1])
+if not c then return {0, -2} end
+return {tonumber(c), redis.call('PTTL', KEYS[1])}
+`)
+
+// Count returns key's counter and the time left in its window without
+// incrementing it; (0, 0, nil) when no window is open.
+func (s *Store) Count(ctx context.Context, key string) (int64, time.Duration, error) {
+	res, err := countScript.Run(ctx, s.rdb, []string{s.counterKey(key)}).Int64Slice()
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: count: %w", err)
+	}
+	if len(res) != 2 {
+		return 0, 0, fmt.Errorf("store: count: unexpected reply %v", res)
+	}
+	if res[1] < 0 {
+		return res[0], 0, nil
+	}
+	return res[0], time.Duration(res[1]) * time.Millisecond, nil
+}
+
+// ResetCount deletes key's counter, closing its window (e.g. after a
+// successful login). Resetting an absent counter is not an error.
+func (s *Store) ResetCount(ctx context.Context, key string) error {
+	if err := s.rdb.Del(ctx, s.counterKey(key)).Err(); err != nil {
+		return fmt.Errorf("store: reset count: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,376 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// Sentinel errors; check them with errors.Is.
+var (
+	ErrNotFound      = errors.New("store: not found")
+	ErrAlreadyExists = errors.New("store: already exists")
+	// ErrConflict is returned by [Table.Update] when it lost the optimistic
+	// race too many times in a row (see maxUpdateAttempts).
+	ErrConflict = errors.New("store: update conflict")
+)
+
+// Options configure [Open].
+type Options struct {
+	// URL selects the server; "" means the embedded in-memory store. See the
+	// package documentation for the accepted forms.
+	URL string
+	// Prefix is prepended to every key and channel (tests use a unique prefix
+	// each).
+	Prefix string
+}
+
+// defaultDialTimeout bounds connection attempts when the URL sets none, so
+// that an unreachable host fails fast.
+const defaultDialTimeout = 2 * time.Second
+
+// embeddedClockTick is the resolution of the embedded store's clock: keys
+// expire at most this late, and PTTL may overstate by as much.
+const embeddedClockTick = 50 * time.Millisecond
+
+// openPingTimeout bounds the ping done by Open (retries included).
+const openPingTimeout = 5 * time.Second
+
+// Store is a connection to one Redis deployment (or the embedded server). It is
+// safe for concurrent use.
+type Store struct {
+	rdb  redis.UniversalClient
+	mini *miniredis.Miniredis // non-nil for the embedded store
+	// stopClock stops the embedded server's clock goroutine, which closes
+	// clockDone; both nil for a real server.
+	stopClock, clockDone chan struct{}
+	closeOnce            sync.Once
+	closeErr             error
+	prefix               string
+	describe             string
+}
+
+// Open connects to the store selected by o.URL and pings it, giving up when ctx
+// is done or after 5s. Errors are wrapped "store: open: %w"; the URL's password
+// never appears in them. Close the Store when done.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	s, err := newStore(o)
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, openPingTimeout)
+	defer cancel()
+	// go-redis does not always honour the context while it sets a new
+	// connection up (a server that accepts but never answers holds it for a
+	// read timeout), so wait on the context ourselves.
+	errc := make(chan error, 1)
+	go func() { errc <- s.rdb.Ping(pctx).Err() }()
+	select {
+	case err = <-errc:
+		if err != nil {
+			_ = s.Close()
+		}
+	case <-pctx.Done():
+		err = pctx.Err()
+		// Closing can block while the client is still retrying; release it
+		// in the background once the ping gives up.
+		go func() {
+			<-errc
+			_ = s.Close()
+		}()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: open: %s: %w", s.describe, err)
+	}
+	return s, nil
+}
+
+func newStore(o Options) (*Store, error) {
+	s := &Store{prefix: o.Prefix}
+	u := strings.TrimSpace(o.URL)
+	scheme, rest, ok := strings.Cut(u, "://")
+	switch {
+	case u == "":
+		m := miniredis.NewMiniRedis()
+		// Keys expire on the wall clock. miniredis applies elapsed clock time
+		// to every key on each command when the clock moved, which costs
+		// O(keys·log keys) per command if the clock is time.Now(); instead the
+		// clock is set from a ticker, so that work happens at most once per
+		// embeddedClockTick and expiry is at most that late.
+		m.SetTime(time.Now())
+		m.ClockTTL(true)
+		s.mini = m
+		s.stopClock = make(chan struct{})
+		s.clockDone = make(chan struct{})
+		go func() {
+			defer close(s.clockDone)
+			t := time.NewTicker(embeddedClockTick)
+			defer t.Stop()
+			for {
+				select {
+				case <-s.stopClock:
+					return
+				case now := <-t.C:
+					m.SetTime(now)
+				}
+			}
+		}()
+		s.rdb = redis.NewClient(&redis.Options{
+			Dialer: func(context.Context, string, string) (net.Conn, error) {
+				return m.Dial()
+			},
+			DisableIdentity: true,
+		})
+		s.describe = "embedded in-memory store (data is lost at exit)"
+	case !ok:
+		return nil, errors.New("invalid URL: missing scheme (want redis://, rediss://, redis-sentinel:// or redis-cluster://)")
+	case scheme == "redis" || scheme == "rediss":
+		opt, err := redis.ParseURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("parse URL: %w", redactErr(err, u))
+		}
+		if opt.DialTimeout == 0 {
+			opt.DialTimeout = defaultDialTimeout
+		}
+		s.rdb = redis.NewClient(opt)
+		s.describe = fmt.Sprintf("redis %s db %d", opt.Addr, opt.DB)
+		if opt.TLSConfig != nil {
+			s.describe += " (tls)"
+		}
+	case scheme == "redis-sentinel":
+		a, err := parseMultiHost(rest)
+		if err != nil {
+			return nil, err
+		}
+		parts := strings.Split(strings.Trim(a.path, "/"), "/")
+		if len(parts) == 0 || parts[0] == "" || len(parts) > 2 {
+			return nil, errors.New("invalid redis-sentinel URL: want redis-sentinel://host:port,.../mastername[/db]")
+		}
+		db := 0
+		if len(parts) == 2 {
+			if db, err = strconv.Atoi(parts[1]); err != nil || db < 0 {
+				return nil, fmt.Errorf("invalid redis-sentinel URL: bad db %q", parts[1])
+			}
+		}
+		fo := &redis.FailoverOptions{
+			MasterName:       parts[0],
+			SentinelAddrs:    a.hosts,
+			Username:         a.user,
+			Password:         a.pass,
+			SentinelPassword: a.query.Get("sentinel_password"),
+			DB:               db,
+			DialTimeout:      defaultDialTimeout,
+		}
+		s.rdb = redis.NewFailoverClient(fo)
+		s.describe = fmt.Sprintf("redis sentinel master %q via %s db %d", parts[0], strings.Join(a.hosts, ","), db)
+	case scheme == "redis-cluster":
+		a, err := parseMultiHost(rest)
+		if err != nil {
+			return nil, err
+		}
+		if p := strings.Trim(a.path, "/"); p != "" {
+			return nil, errors.New("invalid redis-cluster URL: a cluster has no database number")
+		}
+		co := &redis.ClusterOptions{
+			Addrs:       a.hosts,
+			Username:    a.user,
+			Password:    a.pass,
+			DialTimeout: defaultDialTimeout,
+		}
+		if a.query.Get("tls") == "true" {
+			co.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		s.rdb = redis.NewClusterClient(co)
+		s.describe = "redis cluster " + strings.Join(a.hosts, ",")
+	default:
+		return nil, fmt.Errorf("invalid URL: unsupported scheme %q", scheme)
+	}
+	return s, nil
+}
+
+// multiHost is the parsed form of "[user:pass@]h1:p,h2:p[/path][?query]".
+type multiHost struct {
+	user, pass string
+	hosts      []string
+	path       string
+	query      url.Values
+}
+
+func parseMultiHost(rest string) (multiHost, error) {
+	var a multiHost
+	rest, rawQuery, _ := strings.Cut(rest, "?")
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return a, fmt.Errorf("invalid URL query: %w", err)
+	}
+	a.query = q
+	authority := rest
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		authority, a.path = rest[:i], rest[i:]
+	}
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		user, pass, _ := strings.Cut(authority[:i], ":")
+		if a.user, err = url.PathUnescape(user); err != nil {
+			return a, errors.New("invalid URL: bad user name escaping")
+		}
+		if a.pass, err = url.PathUnescape(pass); err != nil {
+			return a, errors.New("invalid URL: bad password escaping")
+		}
+		authority = authority[i+1:]
+	}
+	for _, h := range strings.Split(authority, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if _, port, err := net.SplitHostPort(h); err != nil || port == "" {
+			return a, fmt.Errorf("invalid URL: host %q needs host:port", h)
+		}
+		a.hosts = append(a.hosts, h)
+	}
+	if len(a.hosts) == 0 {
+		return a, errors.New("invalid URL: no hosts")
+	}
+	return a, nil
+}
+
+// redactErr keeps a URL's password out of a parse error message.
+func redactErr(err error, raw string) error {
+	u, perr := url.Parse(raw)
+	if perr != nil || u.User == nil {
+		return err
+	}
+	if p, ok := u.User.Password(); ok && p != "" && strings.Contains(err.Error(), p) {
+		return errors.New(strings.ReplaceAll(err.Error(), p, "xxxxx"))
+	}
+	return err
+}
+
+// Close releases the connections (and stops the embedded server, discarding
+// its data).
+// Calling Close more than once returns the first result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if err := s.rdb.Close(); err != nil {
+			s.closeErr = fmt.Errorf("store: close: %w", err)
+		}
+		if s.mini != nil {
+			close(s.stopClock)
+			<-s.clockDone
+			s.mini.Close()
+		}
+	})
+	return s.closeErr
+}
+
+// Ping checks that the server answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("store: ping: %w", err)
+	}
+	return nil
+}
+
+// Embedded reports whether this is the in-process store whose data dies with
+// the process.
+func (s *Store) Embedded() bool { return s.mini != nil }
+
+// Describe says, for logs, what the store is connected to, e.g.
+// "embedded in-memory store (data is lost at exit)" or
+// "redis 127.0.0.1:6379 db 0". It never contains a password.
+func (s *Store) Describe() string { return s.describe }
+
+// Prefix returns the key prefix given in [Options.Prefix].
+func (s *Store) Prefix() string { return s.prefix }
+
+// Purge deletes every key under the store's prefix (on every master, in
+// Cluster mode) and returns how many it deleted. Meant for tests and resets;
+// with an empty prefix it refuses, since it would wipe the whole database.
+func (s *Store) Purge(ctx context.Context) (int64, error) {
+	if s.prefix == "" {
+		return 0, errors.New("store: purge: refusing to purge with an empty prefix")
+	}
+	pattern := globEscape(s.prefix) + "*"
+	var total int64
+	purge := func(ctx context.Context, c redis.Cmdable) error {
+		it := c.Scan(ctx, 0, pattern, 500).Iterator()
+		var batch []string
+		flush := func() error {
+			for _, k := range batch {
+				// One key per UNLINK: keys of different slots can't share a command in Cluster mode.
+				n, err := c.Unlink(ctx, k).Result()
+				if err != nil {
+					return err
+				}
+				total += n
+			}
+			batch = batch[:0]
+			return nil
+		}
+		for it.Next(ctx) {
+			batch = append(batch, it.Val())
+			if len(batch) >= 500 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := it.Err(); err != nil {
+			return err
+		}
+		return flush()
+	}
+	var err error
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return purge(ctx, c) })
+	} else {
+		err = purge(ctx, s.rdb)
+	}
+	if err != nil {
+		return total, fmt.Errorf("store: purge: %w", err)
+	}
+	return total, nil
+}
+
+// globEscape escapes Redis glob metacharacters so s matches literally in SCAN MATCH.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// ttlMillis converts a TTL for PX/PEXPIRE, rounding up to 1ms; 0 means no expiry. Negative TTLs are
+// rejected by the callers.
+func ttlMillis(ttl time.Duration) int64 {
+	if ttl <= 0 {
+		return 0
+	}
+	ms := ttl.Milliseconds()
+	if ms == 0 {
+		ms = 1
+	}
+	return ms
+}
+
+func checkTTL(ttl time.Duration) error {
+	if ttl < 0 {
+		return fmt.Errorf("negative ttl %v", ttl)
+	}
+	return nil
+}
