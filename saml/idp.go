@@ -1,0 +1,110 @@
+package saml
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for the zero values of IdentityProvider's durations.
+const (
+	DefaultAssertionLifetime = 5 * time.Minute
+	DefaultClockSkew         = 90 * time.Second
+	DefaultRequestMaxAge     = 5 * time.Minute
+)
+
+// IdentityProvider holds the IdP's identity, signing key and time policy.
+// Its methods only read it, so one value may be shared by concurrent
+// goroutines as long as nobody modifies it meanwhile, and Clock and Rand are
+// themselves safe for concurrent use (time.Now and crypto/rand are).
+type IdentityProvider struct {
+	EntityID          string              // e.g. "Winkk Passport IdP" (spaces allowed)
+	Key               *rsa.PrivateKey     // RSA-2048 signing key
+	Certificate       *x509.Certificate   // signing cert, embedded in KeyInfo and metadata
+	ExtraCertificates []*x509.Certificate // also published in metadata (key rollover: next / previous certs)
+	Clock             func() time.Time    // nil = time.Now
+	Rand              io.Reader           // nil = crypto/rand.Reader; used for IDs
+	AssertionLifetime time.Duration       // default 5m: NotOnOrAfter = issue time + lifetime
+	ClockSkew         time.Duration       // default 90s: NotBefore = issue time - skew; also tolerance for request IssueInstant
+	RequestMaxAge     time.Duration       // default 5m: how old a request IssueInstant may be
+}
+
+func (idp *IdentityProvider) now() time.Time {
+	if idp.Clock != nil {
+		return idp.Clock().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (idp *IdentityProvider) rand() io.Reader {
+	if idp.Rand != nil {
+		return idp.Rand
+	}
+	return rand.Reader
+}
+
+func (idp *IdentityProvider) assertionLifetime() time.Duration {
+	if idp.AssertionLifetime > 0 {
+		return idp.AssertionLifetime
+	}
+	return DefaultAssertionLifetime
+}
+
+func (idp *IdentityProvider) clockSkew() time.Duration {
+	if idp.ClockSkew > 0 {
+		return idp.ClockSkew
+	}
+	return DefaultClockSkew
+}
+
+func (idp *IdentityProvider) requestMaxAge() time.Duration {
+	if idp.RequestMaxAge > 0 {
+		return idp.RequestMaxAge
+	}
+	return DefaultRequestMaxAge
+}
+
+// idBytes is the entropy of generated IDs: 160 bits, as saml-core §1.3.4
+// recommends.
+const idBytes = 20
+
+// appendID appends a fresh xs:ID: "_" and 40 lowercase hex digits.
+func appendID(b []byte, r io.Reader) ([]byte, error) {
+	var raw [idBytes]byte
+	if _, err := io.ReadFull(r, raw[:]); err != nil {
+		return b, fmt.Errorf("saml: random id: %w", err)
+	}
+	b = append(b, '_')
+	return hex.AppendEncode(b, raw[:]), nil
+}
+
+// NewID returns a fresh xs:ID from idp.Rand: "_" and 40 hex digits. Use it
+// for messages built outside this package (e.g. LogoutResponses).
+func (idp *IdentityProvider) NewID() (string, error) {
+	b, err := appendID(make([]byte, 0, 1+2*idBytes), idp.rand())
+	return string(b), err
+}
+
+// certCache remembers the base64 DER of the last certificate embedded in a
+// signature, so that each Response does not re-encode it.
+type certCache struct {
+	cert *x509.Certificate
+	b64  []byte
+}
+
+var lastCert atomic.Pointer[certCache]
+
+func certBase64(c *x509.Certificate) []byte {
+	if cc := lastCert.Load(); cc != nil && cc.cert == c {
+		return cc.b64
+	}
+	cc := &certCache{cert: c, b64: base64.StdEncoding.AppendEncode(nil, c.Raw)}
+	lastCert.Store(cc)
+	return cc.b64
+}

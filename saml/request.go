@@ -1,0 +1,318 @@
+package saml
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/beevik/etree"
+)
+
+// maxIDLength bounds request IDs; they are echoed in InResponseTo and kept
+// for replay detection.
+const maxIDLength = 256
+
+// AuthnRequest is the part of a <samlp:AuthnRequest> (saml-core §3.4.1) the
+// IdP acts on. Absent attributes are zero values.
+type AuthnRequest struct {
+	ID, Version, Destination, AssertionConsumerServiceURL, ProtocolBinding, Issuer string
+	IssueInstant                                                                   time.Time
+	ForceAuthn, IsPassive                                                          bool
+	AssertionConsumerServiceIndex                                                  *int
+	NameIDPolicyFormat                                                             string
+	AllowCreate                                                                    bool
+	// Signed reports that an enveloped ds:Signature was present (or, from
+	// ReadAuthnRequest, that a signature was present and verified).
+	Signed bool
+}
+
+// ParseAuthnRequest parses an AuthnRequest after the CheckXML checks. It does
+// not verify signatures nor judge values against what the IdP expects: see
+// VerifyPOSTSignature, VerifyRedirectSignature and ValidateAuthnRequest, or
+// ReadAuthnRequest, which runs them all.
+//
+// Refused with *Error: a root other than samlp:AuthnRequest, an Issuer that
+// holds anything but text (a comment inside an Issuer is the classic way to
+// make a naive parser read a different value than the signer signed),
+// malformed xs:boolean / xs:dateTime / index attributes (malformed_request);
+// two Issuer, NameIDPolicy, Signature, Subject, Conditions,
+// RequestedAuthnContext, Scoping or Extensions elements (duplicate_element,
+// saml-core §3.4.1 allows each at most once).
+func ParseAuthnRequest(xml []byte) (*AuthnRequest, error) {
+	doc, err := parseXML(xml)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAuthnRequestElement(doc.Root())
+}
+
+// ParseAuthnRequestElement is ParseAuthnRequest for an already parsed
+// element, such as the verified root VerifyPOSTSignature returns.
+func ParseAuthnRequestElement(el *etree.Element) (*AuthnRequest, error) {
+	if el == nil || el.Tag != "AuthnRequest" || el.NamespaceURI() != NamespaceProtocol {
+		return nil, newError(CodeMalformedRequest, "The SAML message is not an AuthnRequest.", nil)
+	}
+	r := &AuthnRequest{
+		ID:                          attr(el, "ID"),
+		Version:                     attr(el, "Version"),
+		Destination:                 attr(el, "Destination"),
+		AssertionConsumerServiceURL: attr(el, "AssertionConsumerServiceURL"),
+		ProtocolBinding:             attr(el, "ProtocolBinding"),
+	}
+	var err error
+	if v, ok := attrOK(el, "IssueInstant"); ok {
+		if r.IssueInstant, err = parseDateTime(v); err != nil {
+			return nil, newError(CodeMalformedRequest, "The AuthnRequest's IssueInstant is not a valid time.", err)
+		}
+	}
+	if r.ForceAuthn, err = boolAttr(el, "ForceAuthn"); err != nil {
+		return nil, err
+	}
+	if r.IsPassive, err = boolAttr(el, "IsPassive"); err != nil {
+		return nil, err
+	}
+	if v, ok := attrOK(el, "AssertionConsumerServiceIndex"); ok {
+		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 16)
+		if err != nil {
+			return nil, newError(CodeMalformedRequest, "The AuthnRequest's AssertionConsumerServiceIndex is not valid.", err)
+		}
+		i := int(n)
+		r.AssertionConsumerServiceIndex = &i
+	}
+
+	seen := map[string]bool{}
+	for _, c := range el.ChildElements() {
+		ns := c.NamespaceURI()
+		key := ns + " " + c.Tag
+		switch key {
+		case NamespaceAssertion + " Issuer", NamespaceDSig + " Signature",
+			NamespaceProtocol + " NameIDPolicy", NamespaceProtocol + " Extensions",
+			NamespaceAssertion + " Subject", NamespaceAssertion + " Conditions",
+			NamespaceProtocol + " RequestedAuthnContext", NamespaceProtocol + " Scoping":
+			if seen[key] {
+				return nil, newError(CodeDuplicateElement, "The AuthnRequest repeats an element that may appear only once.", errors.New(c.Tag))
+			}
+			seen[key] = true
+		}
+		switch key {
+		case NamespaceAssertion + " Issuer":
+			if r.Issuer, err = textOnly(c); err != nil {
+				return nil, newError(CodeMalformedRequest, "The AuthnRequest's Issuer is malformed.", err)
+			}
+			if f, ok := attrOK(c, "Format"); ok && f != NameIDFormatEntity {
+				// saml-profiles §4.1.4.1: the Issuer's Format, if any, MUST be entity.
+				return nil, newError(CodeMalformedRequest, "The AuthnRequest's Issuer is malformed.", fmt.Errorf("issuer format %q", f))
+			}
+		case NamespaceDSig + " Signature":
+			r.Signed = true
+		case NamespaceProtocol + " NameIDPolicy":
+			r.NameIDPolicyFormat = attr(c, "Format")
+			if r.AllowCreate, err = boolAttr(c, "AllowCreate"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return r, nil
+}
+
+// RequestCheck is what ValidateAuthnRequest compares a request against: the
+// application's registration and this endpoint.
+type RequestCheck struct {
+	Audience string // the app's SP entity ID: Issuer must equal it exactly
+	ACSURL   string // registered ACS URL: AssertionConsumerServiceURL, when present, must equal it exactly
+	SSOURL   string // this endpoint: Destination, when present, must equal it exactly
+}
+
+// ValidateAuthnRequest checks r against the rules of saml-core §3.2.1 and
+// §3.4.1 and the Web Browser SSO profile (saml-profiles §4.1.4.1), returning
+// the first failure as an *Error:
+//
+//   - version_mismatch: Version is not "2.0" (saml-core §3.2.1, §4.1.2);
+//   - missing_id: ID is empty or not an xs:ID (an NCName) (saml-core §1.3.4);
+//   - missing_issue_instant, request_expired, request_from_future: IssueInstant
+//     is absent or outside [now-RequestMaxAge-ClockSkew, now+ClockSkew];
+//   - issuer_mismatch: Issuer is absent (saml-profiles §4.1.4.1 requires it) or
+//     not exactly c.Audience;
+//   - destination_mismatch: Destination is present and not exactly c.SSOURL
+//     (saml-core §3.2.1; saml-bindings §3.4.5.2, §3.5.5.2);
+//   - acs_mismatch: AssertionConsumerServiceURL is present and not exactly
+//     c.ACSURL (the IdP must not send assertions to unregistered endpoints,
+//     saml-profiles §4.1.4.1);
+//   - unsupported_binding: ProtocolBinding is present and not HTTP-POST, the
+//     only binding Passport answers with.
+//
+// Signatures are not checked here.
+func (idp *IdentityProvider) ValidateAuthnRequest(r *AuthnRequest, c RequestCheck) error {
+	if r.Version != "2.0" {
+		return newError(CodeVersionMismatch, "The request is not a SAML 2.0 request.", fmt.Errorf("version %q", r.Version))
+	}
+	if !isNCName(r.ID) || len(r.ID) > maxIDLength {
+		return newError(CodeMissingID, "The request has no valid ID.", nil)
+	}
+	if r.IssueInstant.IsZero() {
+		return newError(CodeMissingIssueInstant, "The request has no IssueInstant.", nil)
+	}
+	now := idp.now()
+	if r.IssueInstant.Before(now.Add(-idp.requestMaxAge() - idp.clockSkew())) {
+		return newError(CodeRequestExpired, "The request has expired; check the service provider's clock and try again.",
+			fmt.Errorf("issued %s, now %s", r.IssueInstant.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+	}
+	if r.IssueInstant.After(now.Add(idp.clockSkew())) {
+		return newError(CodeRequestFromFuture, "The request is dated in the future; check the service provider's clock.",
+			fmt.Errorf("issued %s, now %s", r.IssueInstant.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+	}
+	if r.Issuer == "" || r.Issuer != c.Audience {
+		return newError(CodeIssuerMismatch, "The request does not come from the service provider registered for this application.",
+			fmt.Errorf("issuer %q, want %q", r.Issuer, c.Audience))
+	}
+	if r.Destination != "" && r.Destination != c.SSOURL {
+		return newError(CodeDestinationMismatch, "The request was addressed to a different endpoint.",
+			fmt.Errorf("destination %q, want %q", r.Destination, c.SSOURL))
+	}
+	if r.AssertionConsumerServiceURL != "" && r.AssertionConsumerServiceURL != c.ACSURL {
+		return newError(CodeACSMismatch, "The request asks for a response at an address that is not registered for this application.",
+			fmt.Errorf("acs %q, want %q", r.AssertionConsumerServiceURL, c.ACSURL))
+	}
+	if r.ProtocolBinding != "" && r.ProtocolBinding != BindingPOST {
+		return newError(CodeUnsupportedBinding, "The request asks for a response binding this identity provider does not support.",
+			fmt.Errorf("binding %q", r.ProtocolBinding))
+	}
+	return nil
+}
+
+// SignaturePolicy says how ReadAuthnRequest treats request signatures.
+type SignaturePolicy struct {
+	// Certificates are the SP's signing certificates. Their validity dates
+	// are ignored: they are pinned keys (as in saml-metadata-iop).
+	Certificates []*x509.Certificate
+	// Require refuses unsigned requests (signature_missing).
+	Require bool
+	// AllowSHA1 accepts SHA-1 based signature and digest algorithms.
+	AllowSHA1 bool
+}
+
+// ReadAuthnRequest runs the whole inbound pipeline on a decoded message:
+// parse (ParseAuthnRequest, on the raw XML so that hostile structure is seen
+// before canonicalization hides it); verify the signature when one is
+// present and certificates are configured, or when p.Require is set — for
+// HTTP-Redirect the query signature (VerifyRedirectSignature), for HTTP-POST
+// the enveloped one (VerifyPOSTSignature), after which the request is parsed
+// again from the verified element only; then ValidateAuthnRequest.
+//
+// For HTTP-Redirect an enveloped signature inside the XML is ignored
+// (saml-bindings §3.4.4.1 says it must have been removed). The returned
+// request's Signed is true only when a signature was verified.
+func (idp *IdentityProvider) ReadAuthnRequest(m *InboundMessage, c RequestCheck, p SignaturePolicy) (*AuthnRequest, error) {
+	r, err := ParseAuthnRequest(m.XML)
+	if err != nil {
+		return nil, err
+	}
+	verify := p.Require || len(p.Certificates) > 0
+	switch m.Binding {
+	case BindingRedirect:
+		r.Signed = false
+		if len(m.Signature) > 0 && verify {
+			if err := VerifyRedirectSignature(m, p.Certificates, p.AllowSHA1); err != nil {
+				return nil, err
+			}
+			r.Signed = true
+		}
+	case BindingPOST:
+		if r.Signed && verify {
+			root, err := VerifyPOSTSignature(m.XML, p.Certificates, p.AllowSHA1)
+			if err != nil {
+				return nil, err
+			}
+			if r, err = ParseAuthnRequestElement(root); err != nil {
+				return nil, err
+			}
+			r.Signed = true
+		} else {
+			r.Signed = false
+		}
+	default:
+		return nil, newError(CodeUnsupportedBinding, "The request came by an unsupported binding.", fmt.Errorf("binding %q", m.Binding))
+	}
+	if p.Require && !r.Signed {
+		return nil, newError(CodeSignatureMissing, "The request must be signed.", nil)
+	}
+	if err := idp.ValidateAuthnRequest(r, c); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// attrOK returns the value of the unqualified attribute key.
+func attrOK(el *etree.Element, key string) (string, bool) {
+	for _, a := range el.Attr {
+		if a.Space == "" && a.Key == key {
+			return a.Value, true
+		}
+	}
+	return "", false
+}
+
+func attr(el *etree.Element, key string) string {
+	v, _ := attrOK(el, key)
+	return v
+}
+
+// boolAttr parses an optional xs:boolean attribute.
+func boolAttr(el *etree.Element, key string) (bool, error) {
+	v, ok := attrOK(el, key)
+	if !ok {
+		return false, nil
+	}
+	switch strings.TrimSpace(v) {
+	case "true", "1":
+		return true, nil
+	case "false", "0":
+		return false, nil
+	}
+	return false, newError(CodeMalformedRequest, "The request has a malformed attribute.", fmt.Errorf("%s=%q is not an xs:boolean", key, v))
+}
+
+// textOnly returns an element's character data, trimmed of XML whitespace,
+// refusing child elements, comments and processing instructions.
+func textOnly(el *etree.Element) (string, error) {
+	var b strings.Builder
+	for _, t := range el.Child {
+		switch t := t.(type) {
+		case *etree.CharData:
+			b.WriteString(t.Data)
+		default:
+			return "", errors.New("element holds more than text")
+		}
+	}
+	return strings.Trim(b.String(), " \t\r\n"), nil
+}
+
+// parseDateTime parses an xs:dateTime. SAML times are UTC (saml-core §1.3.3);
+// a value without a zone is read as UTC.
+func parseDateTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Parse("2006-01-02T15:04:05.999999999", s)
+}
+
+// isNCName reports whether s is an XML NCName (xs:ID's lexical space).
+func isNCName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r == '_' || unicode.IsLetter(r):
+		case i > 0 && (r == '-' || r == '.' || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Mc, r) || r == 0xB7):
+		default:
+			return false
+		}
+	}
+	return true
+}

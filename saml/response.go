@@ -1,0 +1,491 @@
+package saml
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// timeFormat is the one format of every time this package writes: UTC, whole
+// seconds (saml-core §1.3.3).
+const timeFormat = "2006-01-02T15:04:05Z"
+
+// Attribute is one saml:Attribute of the AttributeStatement (saml-core
+// §2.7.3.1). Every value is written as xsi:type="xs:string".
+type Attribute struct {
+	Name, NameFormat, FriendlyName string
+	Values                         []string
+}
+
+// ResponseParams describes one successful Web Browser SSO Response
+// (saml-profiles §4.1.4.2).
+type ResponseParams struct {
+	InResponseTo string // request ID; empty for IdP-initiated (unsolicited) responses
+	Destination  string // ACS URL, verbatim (query included); also the bearer Recipient
+	Audience     string // SP entity ID, verbatim
+	NameID       string
+	NameIDFormat string // default NameIDFormatEmailAddress
+	SessionIndex string // default: a fresh random ID
+	AuthnInstant time.Time
+	// AuthnContextClassRef defaults to AuthnContextMobileOneFactorUnregistered,
+	// which is what a Passport push approval is (see its doc).
+	AuthnContextClassRef string
+	Attributes           []Attribute
+	SessionNotOnOrAfter  time.Time // optional
+}
+
+// MakeResponse builds a signed samlp:Response carrying one signed
+// saml:Assertion (saml-core §3.3.3, §2.3.3; saml-profiles §4.1.4.2):
+//
+//   - Response: a fresh ID, Version 2.0, IssueInstant = Clock(), Destination,
+//     InResponseTo (omitted when empty), Issuer (EntityID, entity format),
+//     ds:Signature right after the Issuer, Status Success, the Assertion;
+//   - Assertion: Issuer, ds:Signature, Subject (NameID; bearer
+//     SubjectConfirmation with Recipient = Destination, NotOnOrAfter and
+//     InResponseTo), Conditions (NotBefore = now-ClockSkew, NotOnOrAfter =
+//     now+AssertionLifetime, AudienceRestriction to Audience), AuthnStatement
+//     and, when there are attributes, an AttributeStatement whose values are
+//     xs:string (xmlns:xs on the Assertion, xmlns:xsi on each value).
+//
+// Both signatures are RSA-SHA256 over a SHA-256 digest with exclusive C14N
+// and KeyInfo holding exactly Certificate. The document is written directly
+// in exclusive canonical form, so each digest is taken over the very bytes
+// sent (less the xmlns:xs declaration, which exclusive C14N drops because
+// the prefix is used only in attribute values) without re-parsing or
+// re-canonicalizing; tests check the result against goxmldsig's
+// canonicalizer, xmlsec1, gosaml2 and crewjam/saml.
+//
+// Destination, Audience and NameID are required; every string must be valid
+// UTF-8 made of XML characters.
+func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
+	if p.Destination == "" || p.Audience == "" || p.NameID == "" {
+		return nil, errors.New("saml: make response: destination, audience and name id are required")
+	}
+	if p.NameIDFormat == "" {
+		p.NameIDFormat = NameIDFormatEmailAddress
+	}
+	if p.AuthnContextClassRef == "" {
+		p.AuthnContextClassRef = AuthnContextMobileOneFactorUnregistered
+	}
+	if err := idp.checkSigner(); err != nil {
+		return nil, fmt.Errorf("saml: make response: %w", err)
+	}
+	if !validXML(idp.EntityID, p.InResponseTo, p.Destination, p.Audience, p.NameID, p.NameIDFormat, p.SessionIndex, p.AuthnContextClassRef) {
+		return nil, errors.New("saml: make response: parameter is not valid XML text")
+	}
+	for _, a := range p.Attributes {
+		if a.Name == "" || !validXML(a.Name, a.NameFormat, a.FriendlyName) || !validXML(a.Values...) {
+			return nil, fmt.Errorf("saml: make response: attribute %q: empty name or not valid XML text", a.Name)
+		}
+	}
+
+	w := getWriter()
+	defer putWriter(w)
+	now := idp.now()
+	rnd := idp.rand()
+
+	// The assertion, in canonical form, without its signature.
+	var err error
+	aStart := len(w.b)
+	w.s(`<saml:Assertion xmlns:saml="` + NamespaceAssertion + `"`)
+	xsStart := len(w.b)
+	if len(p.Attributes) > 0 {
+		w.s(` xmlns:xs="` + NamespaceXS + `"`)
+	}
+	xsEnd := len(w.b)
+	w.s(` ID="`)
+	idStart := len(w.b)
+	if w.b, err = appendID(w.b, rnd); err != nil {
+		return nil, err
+	}
+	idEnd := len(w.b)
+	w.s(`" IssueInstant="`)
+	w.time(now)
+	w.s(`" Version="2.0"><saml:Issuer Format="` + NameIDFormatEntity + `">`)
+	w.text(idp.EntityID)
+	w.s(`</saml:Issuer>`)
+	aHeadEnd := len(w.b)
+	w.s(`<saml:Subject><saml:NameID Format="`)
+	w.attr(p.NameIDFormat)
+	w.s(`">`)
+	w.text(p.NameID)
+	w.s(`</saml:NameID><saml:SubjectConfirmation Method="` + ConfirmationMethodBearer + `"><saml:SubjectConfirmationData`)
+	if p.InResponseTo != "" {
+		w.s(` InResponseTo="`)
+		w.attr(p.InResponseTo)
+		w.s(`"`)
+	}
+	w.s(` NotOnOrAfter="`)
+	w.time(now.Add(idp.assertionLifetime()))
+	w.s(`" Recipient="`)
+	w.attr(p.Destination)
+	w.s(`"></saml:SubjectConfirmationData></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="`)
+	w.time(now.Add(-idp.clockSkew()))
+	w.s(`" NotOnOrAfter="`)
+	w.time(now.Add(idp.assertionLifetime()))
+	w.s(`"><saml:AudienceRestriction><saml:Audience>`)
+	w.text(p.Audience)
+	w.s(`</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AuthnStatement AuthnInstant="`)
+	if p.AuthnInstant.IsZero() {
+		w.time(now)
+	} else {
+		w.time(p.AuthnInstant)
+	}
+	w.s(`" SessionIndex="`)
+	if p.SessionIndex == "" {
+		if w.b, err = appendID(w.b, rnd); err != nil {
+			return nil, err
+		}
+	} else {
+		w.attr(p.SessionIndex)
+	}
+	if !p.SessionNotOnOrAfter.IsZero() {
+		w.s(`" SessionNotOnOrAfter="`)
+		w.time(p.SessionNotOnOrAfter)
+	}
+	w.s(`"><saml:AuthnContext><saml:AuthnContextClassRef>`)
+	w.text(p.AuthnContextClassRef)
+	w.s(`</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>`)
+	if len(p.Attributes) > 0 {
+		w.s(`<saml:AttributeStatement>`)
+		for _, a := range p.Attributes {
+			w.s(`<saml:Attribute`)
+			if a.FriendlyName != "" {
+				w.s(` FriendlyName="`)
+				w.attr(a.FriendlyName)
+				w.s(`"`)
+			}
+			w.s(` Name="`)
+			w.attr(a.Name)
+			w.s(`"`)
+			if a.NameFormat != "" {
+				w.s(` NameFormat="`)
+				w.attr(a.NameFormat)
+				w.s(`"`)
+			}
+			w.s(`>`)
+			for _, v := range a.Values {
+				w.s(`<saml:AttributeValue xmlns:xsi="` + NamespaceXSI + `" xsi:type="xs:string">`)
+				w.text(v)
+				w.s(`</saml:AttributeValue>`)
+			}
+			w.s(`</saml:Attribute>`)
+		}
+		w.s(`</saml:AttributeStatement>`)
+	}
+	w.s(`</saml:Assertion>`)
+	aEnd := len(w.b)
+
+	// Digest and sign the assertion (everything but the xmlns:xs declaration).
+	w.h.Reset()
+	w.h.Write(w.b[aStart:xsStart])
+	w.h.Write(w.b[xsEnd:aEnd])
+	aSigStart := len(w.b)
+	if err := idp.appendSignature(w, idStart, idEnd); err != nil {
+		return nil, err
+	}
+	aSigEnd := len(w.b)
+
+	// The response head: start tag and Issuer.
+	rStart := len(w.b)
+	w.s(`<samlp:Response xmlns:samlp="` + NamespaceProtocol + `" Destination="`)
+	w.attr(p.Destination)
+	w.s(`" ID="`)
+	rIDStart := len(w.b)
+	if w.b, err = appendID(w.b, rnd); err != nil {
+		return nil, err
+	}
+	rIDEnd := len(w.b)
+	if p.InResponseTo != "" {
+		w.s(`" InResponseTo="`)
+		w.attr(p.InResponseTo)
+	}
+	w.s(`" IssueInstant="`)
+	w.time(now)
+	w.s(`" Version="2.0"><saml:Issuer xmlns:saml="` + NamespaceAssertion + `" Format="` + NameIDFormatEntity + `">`)
+	w.text(idp.EntityID)
+	w.s(`</saml:Issuer>`)
+	rHeadEnd := len(w.b)
+	const status = `<samlp:Status><samlp:StatusCode Value="` + StatusSuccess + `"></samlp:StatusCode></samlp:Status>`
+	const end = `</samlp:Response>`
+
+	// Response digest: head, status, signed assertion, end tag.
+	w.h.Reset()
+	w.h.Write(w.b[rStart:rHeadEnd])
+	w.h.Write([]byte(status))
+	w.h.Write(w.b[aStart:xsStart])
+	w.h.Write(w.b[xsEnd:aHeadEnd])
+	w.h.Write(w.b[aSigStart:aSigEnd])
+	w.h.Write(w.b[aHeadEnd:aEnd])
+	w.h.Write([]byte(end))
+	rSigStart := len(w.b)
+	if err := idp.appendSignature(w, rIDStart, rIDEnd); err != nil {
+		return nil, err
+	}
+	rSigEnd := len(w.b)
+
+	out := make([]byte, 0, len(xmlDecl)+(rSigEnd-rStart)+len(status)+(aEnd-aStart)+(aSigEnd-aSigStart)+len(end))
+	out = append(out, xmlDecl...)
+	out = append(out, w.b[rStart:rHeadEnd]...)
+	out = append(out, w.b[rSigStart:rSigEnd]...)
+	out = append(out, status...)
+	out = append(out, w.b[aStart:aHeadEnd]...)
+	out = append(out, w.b[aSigStart:aSigEnd]...)
+	out = append(out, w.b[aHeadEnd:aEnd]...)
+	out = append(out, end...)
+	return out, nil
+}
+
+// ErrorParams describes a Response that reports a failure (saml-core §3.2.2).
+type ErrorParams struct {
+	InResponseTo  string // request ID; empty when answering no request
+	Destination   string // ACS URL, verbatim; required
+	StatusCode    string // top-level code: StatusRequester, StatusResponder or StatusVersionMismatch; required
+	SubStatusCode string // optional second-level code, e.g. StatusAuthnFailed
+	Message       string // optional StatusMessage, shown by some SPs: keep internals out
+}
+
+// MakeErrorResponse builds a signed samlp:Response with no Assertion whose
+// Status carries p's codes and message (saml-core §3.2.2). Signature as in
+// MakeResponse.
+func (idp *IdentityProvider) MakeErrorResponse(p ErrorParams) ([]byte, error) {
+	if p.Destination == "" || p.StatusCode == "" {
+		return nil, errors.New("saml: make error response: destination and status code are required")
+	}
+	if p.StatusCode == StatusSuccess {
+		return nil, errors.New("saml: make error response: status must not be success")
+	}
+	if !validXML(idp.EntityID, p.InResponseTo, p.Destination, p.StatusCode, p.SubStatusCode, p.Message) {
+		return nil, errors.New("saml: make error response: parameter is not valid XML text")
+	}
+	if err := idp.checkSigner(); err != nil {
+		return nil, fmt.Errorf("saml: make error response: %w", err)
+	}
+	w := getWriter()
+	defer putWriter(w)
+	var err error
+	rStart := len(w.b)
+	w.s(`<samlp:Response xmlns:samlp="` + NamespaceProtocol + `" Destination="`)
+	w.attr(p.Destination)
+	w.s(`" ID="`)
+	idStart := len(w.b)
+	if w.b, err = appendID(w.b, idp.rand()); err != nil {
+		return nil, err
+	}
+	idEnd := len(w.b)
+	if p.InResponseTo != "" {
+		w.s(`" InResponseTo="`)
+		w.attr(p.InResponseTo)
+	}
+	w.s(`" IssueInstant="`)
+	w.time(idp.now())
+	w.s(`" Version="2.0"><saml:Issuer xmlns:saml="` + NamespaceAssertion + `" Format="` + NameIDFormatEntity + `">`)
+	w.text(idp.EntityID)
+	w.s(`</saml:Issuer>`)
+	headEnd := len(w.b)
+	w.s(`<samlp:Status><samlp:StatusCode Value="`)
+	w.attr(p.StatusCode)
+	w.s(`">`)
+	if p.SubStatusCode != "" {
+		w.s(`<samlp:StatusCode Value="`)
+		w.attr(p.SubStatusCode)
+		w.s(`"></samlp:StatusCode>`)
+	}
+	w.s(`</samlp:StatusCode>`)
+	if p.Message != "" {
+		w.s(`<samlp:StatusMessage>`)
+		w.text(p.Message)
+		w.s(`</samlp:StatusMessage>`)
+	}
+	w.s(`</samlp:Status></samlp:Response>`)
+	rEnd := len(w.b)
+	w.h.Reset()
+	w.h.Write(w.b[rStart:rEnd])
+	sigStart := len(w.b)
+	if err := idp.appendSignature(w, idStart, idEnd); err != nil {
+		return nil, err
+	}
+	sigEnd := len(w.b)
+	out := make([]byte, 0, len(xmlDecl)+len(w.b)-rStart)
+	out = append(out, xmlDecl...)
+	out = append(out, w.b[rStart:headEnd]...)
+	out = append(out, w.b[sigStart:sigEnd]...)
+	out = append(out, w.b[headEnd:rEnd]...)
+	return out, nil
+}
+
+const xmlDecl = `<?xml version="1.0" encoding="UTF-8"?>` + "\n"
+
+func (idp *IdentityProvider) checkSigner() error {
+	switch {
+	case idp.EntityID == "":
+		return errors.New("no entity id")
+	case idp.Key == nil:
+		return errors.New("no signing key")
+	case idp.Certificate == nil:
+		return errors.New("no signing certificate")
+	case !idp.Key.PublicKey.Equal(idp.Certificate.PublicKey):
+		return errors.New("signing key does not match certificate")
+	}
+	return nil
+}
+
+// Fixed parts of every signature we write (xmldsig-core §4). In the document
+// the SignedInfo inherits xmlns:ds from Signature; its exclusive canonical
+// form declares it itself.
+const (
+	sigOpen        = `<ds:Signature xmlns:ds="` + NamespaceDSig + `">`
+	signedInfoDoc  = `<ds:SignedInfo>`
+	signedInfoC14N = `<ds:SignedInfo xmlns:ds="` + NamespaceDSig + `">`
+	signedInfoHead = `<ds:CanonicalizationMethod Algorithm="` + AlgExcC14N + `"></ds:CanonicalizationMethod>` +
+		`<ds:SignatureMethod Algorithm="` + AlgRSASHA256 + `"></ds:SignatureMethod><ds:Reference URI="#`
+	signedInfoMid = `"><ds:Transforms><ds:Transform Algorithm="` + AlgEnveloped + `"></ds:Transform>` +
+		`<ds:Transform Algorithm="` + AlgExcC14N + `"></ds:Transform></ds:Transforms>` +
+		`<ds:DigestMethod Algorithm="` + AlgDigestSHA256 + `"></ds:DigestMethod><ds:DigestValue>`
+	signedInfoTail = `</ds:DigestValue></ds:Reference></ds:SignedInfo>`
+	sigValueOpen   = `<ds:SignatureValue>`
+	sigValueClose  = `</ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509Certificate>`
+	sigClose       = `</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>`
+)
+
+// appendSignature appends a ds:Signature whose Reference names the ID at
+// w.b[idStart:idEnd] and whose DigestValue is the sum of w.h, which holds the
+// referenced element's canonical form less the signature.
+func (idp *IdentityProvider) appendSignature(w *writer, idStart, idEnd int) error {
+	var digest [sha256.Size]byte
+	w.h.Sum(digest[:0])
+	sigStart := len(w.b)
+	w.s(sigOpen + signedInfoDoc)
+	siInner := len(w.b)
+	w.s(signedInfoHead)
+	w.b = append(w.b, w.b[idStart:idEnd]...)
+	w.s(signedInfoMid)
+	w.b = base64.StdEncoding.AppendEncode(w.b, digest[:])
+	w.s(signedInfoTail)
+
+	w.h.Reset()
+	w.h.Write([]byte(signedInfoC14N))
+	w.h.Write(w.b[siInner:])
+	var siDigest [sha256.Size]byte
+	w.h.Sum(siDigest[:0])
+	sig, err := rsa.SignPKCS1v15(nil, idp.Key, crypto.SHA256, siDigest[:])
+	if err != nil {
+		w.b = w.b[:sigStart]
+		return fmt.Errorf("saml: sign: %w", err)
+	}
+	w.s(sigValueOpen)
+	w.b = base64.StdEncoding.AppendEncode(w.b, sig)
+	w.s(sigValueClose)
+	w.b = append(w.b, certBase64(idp.Certificate)...)
+	w.s(sigClose)
+	return nil
+}
+
+// writer appends XML that is already in exclusive canonical form (W3C
+// xml-exc-c14n, C14N 1.0 §2.3): no XML declaration, start and end tags for
+// empty elements, attributes in canonical order (the callers write them so),
+// and text and attribute values escaped as C14N escapes them.
+type writer struct {
+	b []byte
+	h hash.Hash
+}
+
+var writerPool = sync.Pool{New: func() any {
+	return &writer{b: make([]byte, 0, 16<<10), h: sha256.New()}
+}}
+
+func getWriter() *writer { return writerPool.Get().(*writer) }
+
+func putWriter(w *writer) {
+	if cap(w.b) > 1<<20 {
+		return
+	}
+	w.b = w.b[:0]
+	writerPool.Put(w)
+}
+
+func (w *writer) s(s string) { w.b = append(w.b, s...) }
+
+func (w *writer) time(t time.Time) { w.b = t.UTC().AppendFormat(w.b, timeFormat) }
+
+// text appends character data escaped as C14N does: & < > and CR.
+func (w *writer) text(s string) {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		var esc string
+		switch s[i] {
+		case '&':
+			esc = "&amp;"
+		case '<':
+			esc = "&lt;"
+		case '>':
+			esc = "&gt;"
+		case '\r':
+			esc = "&#xD;"
+		default:
+			continue
+		}
+		w.b = append(w.b, s[last:i]...)
+		w.b = append(w.b, esc...)
+		last = i + 1
+	}
+	w.b = append(w.b, s[last:]...)
+}
+
+// attr appends an attribute value escaped as C14N does: & < " TAB LF CR.
+func (w *writer) attr(s string) {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		var esc string
+		switch s[i] {
+		case '&':
+			esc = "&amp;"
+		case '<':
+			esc = "&lt;"
+		case '"':
+			esc = "&quot;"
+		case '\t':
+			esc = "&#x9;"
+		case '\n':
+			esc = "&#xA;"
+		case '\r':
+			esc = "&#xD;"
+		default:
+			continue
+		}
+		w.b = append(w.b, s[last:i]...)
+		w.b = append(w.b, esc...)
+		last = i + 1
+	}
+	w.b = append(w.b, s[last:]...)
+}
+
+// validXML reports whether every string is valid UTF-8 made only of
+// characters XML 1.0 allows (§2.2 Char).
+func validXML(ss ...string) bool {
+	for _, s := range ss {
+		for i := 0; i < len(s); {
+			c := s[i]
+			if c < utf8.RuneSelf {
+				if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+					return false
+				}
+				i++
+				continue
+			}
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && size == 1 || r == 0xFFFE || r == 0xFFFF {
+				return false
+			}
+			i += size
+		}
+	}
+	return true
+}
