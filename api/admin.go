@@ -1,0 +1,154 @@
+package api
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	qrcode "github.com/skip2/go-qrcode"
+
+	"github.com/winkk/passport/authn"
+)
+
+// requireAdmin checks the admin bearer token in constant time.
+func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
+	want := []byte("Bearer " + s.cfg.AdminToken)
+	return func(c echo.Context) error {
+		got := []byte(c.Request().Header.Get(echo.HeaderAuthorization))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="passport-admin"`)
+			return errorf(http.StatusUnauthorized, "unauthorized", "A valid admin bearer token is required (Authorization: Bearer <PASSPORT_ADMIN_TOKEN>).")
+		}
+		return next(c)
+	}
+}
+
+// appView is an application as the admin API shows it.
+type appView struct {
+	authn.App
+	SSOURL         string   `json:"sso_url"`
+	MetadataURL    string   `json:"metadata_url"`
+	CertificateURL string   `json:"certificate_url"`
+	EntityID       string   `json:"entity_id"`
+	Configured     bool     `json:"configured"`
+	Warnings       []string `json:"warnings,omitempty"`
+}
+
+func (s *Server) viewApp(a authn.App) appView {
+	return appView{
+		App:            a,
+		SSOURL:         s.ssoURL(a.ID),
+		MetadataURL:    s.metadataURL(a.ID),
+		CertificateURL: s.certificateURL(),
+		EntityID:       s.cfg.EntityID,
+		Configured:     a.Configured(),
+		Warnings:       authn.AppWarnings(a),
+	}
+}
+
+func (s *Server) handleCreateApp(c echo.Context) error {
+	var p authn.AppPatch
+	if err := bindJSON(c, &p); err != nil {
+		return err
+	}
+	a, err := s.svc.CreateApp(s.ctx(c), p)
+	if err != nil {
+		return err
+	}
+	s.log.Info("application created", "app", a.ID, "name", a.Name)
+	return c.JSON(http.StatusCreated, s.viewApp(a))
+}
+
+func (s *Server) handleListApps(c echo.Context) error {
+	apps, err := s.svc.ListApps(s.ctx(c))
+	if err != nil {
+		return err
+	}
+	out := make([]appView, 0, len(apps))
+	for _, a := range apps {
+		out = append(out, s.viewApp(a))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"apps": out})
+}
+
+func (s *Server) handleGetApp(c echo.Context) error {
+	a, err := s.svc.GetApp(s.ctx(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.viewApp(a))
+}
+
+func (s *Server) handleUpdateApp(c echo.Context) error {
+	var p authn.AppPatch
+	if err := bindJSON(c, &p); err != nil {
+		return err
+	}
+	a, err := s.svc.UpdateApp(s.ctx(c), c.Param("id"), p)
+	if err != nil {
+		return err
+	}
+	s.log.Info("application updated", "app", a.ID)
+	return c.JSON(http.StatusOK, s.viewApp(a))
+}
+
+func (s *Server) handleDeleteApp(c echo.Context) error {
+	if err := s.svc.DeleteApp(s.ctx(c), c.Param("id")); err != nil {
+		return err
+	}
+	s.log.Info("application deleted", "app", c.Param("id"))
+	return c.NoContent(http.StatusNoContent)
+}
+
+type invitationView struct {
+	Token     string    `json:"token"`
+	Email     string    `json:"email"`
+	EnrollURL string    `json:"enroll_url"`
+	QRURL     string    `json:"qr_url"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (s *Server) handleCreateInvitation(c echo.Context) error {
+	var body struct {
+		Email string `json:"email"`
+	}
+	if err := bindJSON(c, &body); err != nil {
+		return err
+	}
+	inv, token, err := s.svc.CreateInvitation(s.ctx(c), body.Email)
+	if err != nil {
+		return err
+	}
+	s.log.Info("invitation created", "email", inv.Email, "expires_at", inv.ExpiresAt)
+	return c.JSON(http.StatusCreated, invitationView{
+		Token:     token,
+		Email:     inv.Email,
+		EnrollURL: inv.EnrollURL,
+		QRURL:     s.url("/api/v1/admin/invitations/" + inv.ID + "/qr"),
+		ExpiresAt: inv.ExpiresAt,
+	})
+}
+
+func (s *Server) handleInvitationQR(c echo.Context) error {
+	inv, err := s.svc.GetInvitation(s.ctx(c), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	png, err := qrcode.Encode(inv.EnrollURL, qrcode.Medium, 320)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.Blob(http.StatusOK, "image/png", png)
+}
+
+// bindJSON decodes a JSON body strictly: unknown fields and trailing data are refused with a clear message.
+func bindJSON(c echo.Context, v any) error {
+	ct := c.Request().Header.Get(echo.HeaderContentType)
+	if ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
+		return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Send JSON (Content-Type: application/json).")
+	}
+	return decodeJSON(c.Request().Body, v)
+}

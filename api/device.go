@@ -1,0 +1,317 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/mssola/useragent"
+
+	"github.com/winkk/passport/api/deviceapi"
+	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/authn/deviceproof"
+)
+
+const (
+	ctxDevice = "passport.device"
+	ctxBody   = "passport.body"
+)
+
+// readBody reads the (size-limited) request body once; the proof covers its exact bytes.
+func readBody(c echo.Context) ([]byte, error) {
+	if b, ok := c.Get(ctxBody).([]byte); ok {
+		return b, nil
+	}
+	b, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		var he *echo.HTTPError
+		if errors.As(err, &mbe) || (errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge) {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "too_large", "The request body is too large.")
+		}
+		return nil, errorf(http.StatusBadRequest, "invalid_request", "The request body could not be read.")
+	}
+	c.Set(ctxBody, b)
+	return b, nil
+}
+
+// proofRequest collects what a device proof must cover: method, the public URL of the path, and the body.
+func (s *Server) proofRequest(c echo.Context) (authn.ProofRequest, error) {
+	body, err := readBody(c)
+	if err != nil {
+		return authn.ProofRequest{}, err
+	}
+	return authn.ProofRequest{
+		Proof:  c.Request().Header.Get(deviceproof.Header),
+		Method: c.Request().Method,
+		URL:    s.url(c.Request().URL.EscapedPath()),
+		Body:   body,
+	}, nil
+}
+
+// requireDevice authenticates the calling device by its proof.
+func (s *Server) requireDevice(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		pr, err := s.proofRequest(c)
+		if err != nil {
+			return err
+		}
+		d, err := s.svc.AuthenticateDevice(s.ctx(c), pr)
+		if err != nil {
+			return err
+		}
+		c.Set(ctxDevice, d)
+		return next(c)
+	}
+}
+
+func device(c echo.Context) authn.Device { return c.Get(ctxDevice).(authn.Device) }
+
+func viewDevice(d authn.Device, current string) deviceapi.Device {
+	return deviceapi.Device{
+		ID:                 d.ID,
+		Name:               d.Name,
+		Email:              d.Email,
+		Platform:           d.Platform,
+		CreatedAt:          d.CreatedAt,
+		LastSeenAt:         d.LastSeenAt,
+		PushTokenUpdatedAt: d.PushTokenUpdatedAt,
+		PushStatus:         d.PushStatus,
+		Current:            d.ID == current,
+	}
+}
+
+func (s *Server) handleEnrollByInvitation(c echo.Context) error {
+	pr, err := s.proofRequest(c)
+	if err != nil {
+		return err
+	}
+	var req deviceapi.EnrollByInvitationRequest
+	if err := decodeJSONBytes(pr.Body, &req); err != nil {
+		return err
+	}
+	d, err := s.svc.EnrollByInvitation(s.ctx(c), pr, req.Token, authn.EnrollRequest{Name: req.Name, FCMToken: req.FCMToken, Platform: req.Platform})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, deviceapi.EnrollResponse{Device: viewDevice(d, d.ID)})
+}
+
+func (s *Server) handleRequestEmailCode(c echo.Context) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	var req deviceapi.RequestEmailCodeRequest
+	if err := decodeJSONBytes(body, &req); err != nil {
+		return err
+	}
+	expires, err := s.svc.RequestEmailCode(s.ctx(c), req.Email, c.RealIP())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, deviceapi.RequestEmailCodeResponse{ExpiresAt: expires})
+}
+
+func (s *Server) handleEnrollByEmail(c echo.Context) error {
+	pr, err := s.proofRequest(c)
+	if err != nil {
+		return err
+	}
+	var req deviceapi.EnrollByEmailRequest
+	if err := decodeJSONBytes(pr.Body, &req); err != nil {
+		return err
+	}
+	d, err := s.svc.EnrollByEmail(s.ctx(c), pr, req.Email, req.Code, authn.EnrollRequest{Name: req.Name, FCMToken: req.FCMToken, Platform: req.Platform})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, deviceapi.EnrollResponse{Device: viewDevice(d, d.ID)})
+}
+
+func (s *Server) handleListDevices(c echo.Context) error {
+	me := device(c)
+	ds, err := s.svc.ListDevices(s.ctx(c), me.Email)
+	if err != nil {
+		return err
+	}
+	out := deviceapi.DeviceList{Devices: make([]deviceapi.Device, 0, len(ds))}
+	for _, d := range ds {
+		out.Devices = append(out.Devices, viewDevice(d, me.ID))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) handleRenameDevice(c echo.Context) error {
+	me := device(c)
+	var req deviceapi.RenameDeviceRequest
+	if err := decodeJSONBytes(c.Get(ctxBody).([]byte), &req); err != nil {
+		return err
+	}
+	d, err := s.svc.RenameDevice(s.ctx(c), me.Email, c.Param("deviceID"), req.Name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewDevice(d, me.ID))
+}
+
+func (s *Server) handleRemoveDevice(c echo.Context) error {
+	me := device(c)
+	if err := s.svc.RemoveDevice(s.ctx(c), me.Email, c.Param("deviceID")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) handleUpdatePushToken(c echo.Context) error {
+	me := device(c)
+	var req deviceapi.UpdatePushTokenRequest
+	if err := decodeJSONBytes(c.Get(ctxBody).([]byte), &req); err != nil {
+		return err
+	}
+	d, err := s.svc.UpdatePushToken(s.ctx(c), me.Email, me.ID, req.FCMToken)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewDevice(d, me.ID))
+}
+
+// viewChallenge shows a login as the phone sees it: enough to tell a real sign-in from an attack (app, browser,
+// OS, IP, time), never the number to match.
+func (s *Server) viewChallenge(c echo.Context, l authn.Login) deviceapi.Challenge {
+	ch := deviceapi.Challenge{
+		ID:        l.ID,
+		Email:     l.Email,
+		IP:        l.ClientIP,
+		CreatedAt: l.CreatedAt,
+		ExpiresAt: l.ExpiresAt,
+		State:     challengeState(l.Current(s.cfg.Clock())),
+	}
+	if a, err := s.svc.GetApp(s.ctx(c), l.AppID); err == nil {
+		ch.AppName, ch.AppURL = a.Name, a.URL
+	}
+	ua := useragent.New(l.UserAgent)
+	if name, version := ua.Browser(); name != "" {
+		ch.Browser = strings.TrimSpace(name + " " + majorVersion(version))
+	}
+	ch.OS = ua.OS()
+	return ch
+}
+
+func majorVersion(v string) string {
+	if i := strings.IndexByte(v, '.'); i > 0 {
+		return v[:i]
+	}
+	return v
+}
+
+func challengeState(st authn.LoginState) string {
+	switch st {
+	case authn.StatePending, authn.StateIdentify:
+		return deviceapi.StatePending
+	case authn.StateApproved, authn.StateAnswered:
+		return deviceapi.StateApproved
+	case authn.StateExpired:
+		return deviceapi.StateExpired
+	default:
+		return deviceapi.StateDenied
+	}
+}
+
+func (s *Server) handleListChallenges(c echo.Context) error {
+	ls, err := s.svc.Challenges(s.ctx(c), device(c))
+	if err != nil {
+		return err
+	}
+	out := deviceapi.ChallengeList{Challenges: make([]deviceapi.Challenge, 0, len(ls))}
+	for _, l := range ls {
+		out.Challenges = append(out.Challenges, s.viewChallenge(c, l))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// handleWaitForChallenge long-polls: it answers at once when a challenge is pending, else as soon as one
+// arrives (pub/sub), else 204 when the timeout passes or the server is shutting down.
+func (s *Server) handleWaitForChallenge(c echo.Context) error {
+	me := device(c)
+	timeout := deviceapi.DefaultWait
+	if t := c.QueryParam("timeout"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d <= 0 {
+			return errorf(http.StatusBadRequest, "invalid_request", "timeout must be a positive duration such as 25s.")
+		}
+		timeout = min(d, deviceapi.MaxWait)
+	}
+	ctx := s.ctx(c)
+	msgs, cancel, err := s.svc.Store().Subscribe(ctx, authn.UserChannel(me.Email))
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		ls, err := s.svc.Challenges(ctx, me)
+		if err != nil {
+			return err
+		}
+		if len(ls) > 0 {
+			return c.JSON(http.StatusOK, s.viewChallenge(c, ls[0]))
+		}
+		select {
+		case <-msgs:
+		case <-timer.C:
+			return c.NoContent(http.StatusNoContent)
+		case <-s.closing:
+			return c.NoContent(http.StatusNoContent)
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func (s *Server) handleGetChallenge(c echo.Context) error {
+	l, err := s.svc.Challenge(s.ctx(c), device(c), c.Param("challengeID"))
+	if err != nil {
+		return challengeErr(err)
+	}
+	return c.JSON(http.StatusOK, s.viewChallenge(c, l))
+}
+
+func challengeErr(err error) error {
+	if errors.Is(err, authn.ErrNotFound) {
+		return errorf(http.StatusNotFound, "challenge_not_found", "There is no such sign-in request for this account.")
+	}
+	return err
+}
+
+func (s *Server) handleAnswerChallenge(c echo.Context) error {
+	var req deviceapi.AnswerRequest
+	if err := decodeJSONBytes(c.Get(ctxBody).([]byte), &req); err != nil {
+		return err
+	}
+	var dec authn.Decision
+	switch req.Decision {
+	case deviceapi.DecisionApprove:
+		if req.Report {
+			return errorf(http.StatusBadRequest, "invalid_request", "report goes with decision \"deny\".")
+		}
+		if req.Number < 10 || req.Number > 99 {
+			return errorf(http.StatusBadRequest, "invalid_request", "number must be the two-digit number shown in the browser.")
+		}
+		dec = authn.Decision{Approve: true, Number: req.Number}
+	case deviceapi.DecisionDeny:
+		dec = authn.Decision{Report: req.Report}
+	default:
+		return errorf(http.StatusBadRequest, "invalid_request", "decision must be \"approve\" or \"deny\".")
+	}
+	l, err := s.svc.Answer(s.ctx(c), device(c), c.Param("challengeID"), dec)
+	if err != nil {
+		return challengeErr(err)
+	}
+	s.metrics.answers.WithLabelValues(string(l.State), l.Reason).Inc()
+	return c.JSON(http.StatusOK, deviceapi.AnswerResponse{State: challengeState(l.State)})
+}

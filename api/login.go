@@ -1,0 +1,210 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/saml"
+)
+
+// loginCookie binds a parked login to the browser that started it; its Path is the login's own URL.
+const loginCookie = "passport_login"
+
+func loginSecret(c echo.Context) string {
+	ck, err := c.Cookie(loginCookie)
+	if err != nil {
+		return ""
+	}
+	return ck.Value
+}
+
+// loadLogin returns the login of this page and its application, or the page-level error.
+func (s *Server) loadLogin(c echo.Context) (authn.Login, authn.App, error) {
+	l, err := s.svc.GetLogin(s.ctx(c), c.Param("txnID"), loginSecret(c))
+	if err != nil {
+		if errors.Is(err, authn.ErrForbidden) {
+			return l, authn.App{}, errorf(http.StatusForbidden, "forbidden", "This sign-in was started in another browser. Go back to the application and sign in from this browser.")
+		}
+		if errors.Is(err, authn.ErrNotFound) {
+			return l, authn.App{}, errorf(http.StatusNotFound, "not_found", "This sign-in does not exist or has expired. Go back to the application and sign in again.")
+		}
+		return l, authn.App{}, err
+	}
+	app, err := s.svc.GetApp(s.ctx(c), l.AppID)
+	if err != nil {
+		if errors.Is(err, authn.ErrNotFound) {
+			return l, authn.App{}, errorf(http.StatusNotFound, "not_found", "The application of this sign-in no longer exists.")
+		}
+		return l, authn.App{}, err
+	}
+	return l, app, nil
+}
+
+// handleLoginPage shows the login as it stands; reloading is always safe.
+func (s *Server) handleLoginPage(c echo.Context) error {
+	l, app, err := s.loadLogin(c)
+	if err != nil {
+		return err
+	}
+	return s.showLogin(c, http.StatusOK, l, app, "")
+}
+
+func (s *Server) showLogin(c echo.Context, status int, l authn.Login, app authn.App, formError string) error {
+	now := s.cfg.Clock()
+	state := l.Current(now)
+	d := pageData{AppName: app.Name, State: string(state), Email: l.Email}
+	live := func() {
+		d.Events = "/login/" + l.ID + "/events"
+		d.Refresh = 3
+	}
+	switch state {
+	case authn.StateIdentify:
+		d.View, d.Title, d.Action, d.FormError = "identify", "Sign in", "/login/"+l.ID, formError
+		d.Email = c.FormValue("email")
+		live()
+	case authn.StatePending:
+		d.View, d.Title, d.Number = "waiting", "Approve on your phone", l.Number
+		d.ExpiresUnixMilli = l.ExpiresAt.UnixMilli()
+		d.Remaining = formatRemaining(l.ExpiresAt.Sub(now))
+		live()
+	case authn.StateApproved, authn.StateAnswered:
+		answered, err := s.svc.Respond(s.ctx(c), l.ID, loginSecret(c), func(l authn.Login, u authn.User) ([]byte, error) {
+			return s.buildResponse(app, l, u)
+		})
+		if err != nil {
+			if errors.Is(err, authn.ErrForbidden) {
+				return s.showFailure(c, l, app, authn.ReasonSuspended)
+			}
+			return err
+		}
+		if l.State == authn.StateApproved {
+			s.metrics.logins.WithLabelValues("success").Inc()
+		}
+		d.View, d.Title, d.Message = "post", "Signing you in", "Taking you to "+app.Name+"…"
+		d.Post = &postForm{ACS: app.ACSURL, SAMLResponse: samlValue(answered.Response), RelayState: answered.RelayState, Auto: true}
+	default:
+		return s.showFailure(c, l, app, l.Reason)
+	}
+	return s.renderPage(c, status, d)
+}
+
+var failureMessages = map[string]string{
+	authn.ReasonDenied:         "The sign-in was denied on your phone.",
+	authn.ReasonReported:       "The sign-in was denied and reported on your phone. Your administrator has been notified.",
+	authn.ReasonNumberMismatch: "The number entered on the phone did not match the one shown here, so the sign-in was denied.",
+	authn.ReasonExpired:        "The sign-in request expired before it was approved.",
+	authn.ReasonSuspended:      "Sign-in is not allowed for this account. Contact your administrator.",
+	authn.ReasonNoDevice:       "We couldn't send a sign-in request to that address. Check the email, or ask your administrator to enroll a phone for it.",
+}
+
+// showFailure ends a login that did not succeed on our error page, which hands the SP a signed error Response
+// (never a Success) for SP-initiated logins.
+func (s *Server) showFailure(c echo.Context, l authn.Login, app authn.App, reason string) error {
+	if l.Current(s.cfg.Clock()) == authn.StateExpired {
+		reason = authn.ReasonExpired
+	}
+	msg, ok := failureMessages[reason]
+	if !ok {
+		msg = "The sign-in did not succeed."
+	}
+	d := pageData{View: "error", Title: "Sign-in not completed", Message: msg, AppName: app.Name, State: string(l.Current(s.cfg.Clock()))}
+	if l.RequestID != "" && app.Configured() {
+		status, sub := errorStatus(reason)
+		resp, err := s.idp.MakeErrorResponse(saml.ErrorParams{InResponseTo: l.RequestID, Destination: app.ACSURL, StatusCode: status, SubStatusCode: sub, Message: msg})
+		if err != nil {
+			return err
+		}
+		d.Post = &postForm{ACS: app.ACSURL, SAMLResponse: samlValue(resp), RelayState: l.RelayState}
+	}
+	return s.renderPage(c, http.StatusOK, d)
+}
+
+// handleLoginSubmit takes the email typed on the identify step, then redirects to the page (post/redirect/get).
+func (s *Server) handleLoginSubmit(c echo.Context) error {
+	l, app, err := s.loadLogin(c)
+	if err != nil {
+		return err
+	}
+	_, err = s.svc.Identify(s.ctx(c), l.ID, loginSecret(c), c.FormValue("email"), c.RealIP())
+	if err != nil {
+		var de *authn.Error
+		if errors.As(err, &de) && (de.Code == authn.ErrInvalid.Code || de.Code == authn.ErrRateLimited.Code) {
+			return s.showLogin(c, statusOf[de.Code], l, app, de.Message)
+		}
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/login/"+l.ID)
+}
+
+// handleLoginEvents streams the login's state as server-sent events: one "state" event at once and one on
+// every change, until the login is no longer waiting; "reload" when the server shuts down.
+func (s *Server) handleLoginEvents(c echo.Context) error {
+	l, _, err := s.loadLogin(c)
+	if err != nil {
+		return err
+	}
+	ctx := s.ctx(c)
+	msgs, cancel, err := s.svc.Store().Subscribe(ctx, authn.LoginChannel(l.ID))
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	w := c.Response()
+	w.Header().Set(echo.HeaderContentType, "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	send := func(event, data string) {
+		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data)
+		w.Flush()
+	}
+	heartbeat := time.NewTicker(15 * time.Second)
+	defer heartbeat.Stop()
+	for {
+		// Re-read after subscribing so a change between the first read and the subscription is not missed.
+		if l, err = s.svc.GetLogin(ctx, l.ID, loginSecret(c)); err != nil {
+			send("reload", "gone")
+			return nil
+		}
+		now := s.cfg.Clock()
+		send("state", string(l.Current(now)))
+		if !l.Open(now) {
+			return nil
+		}
+		expiry := time.NewTimer(l.ExpiresAt.Sub(now))
+	wait:
+		for {
+			select {
+			case <-msgs:
+				break wait
+			case <-expiry.C:
+				break wait
+			case <-heartbeat.C:
+				fmt.Fprint(w, ": keep-alive\n\n")
+				w.Flush()
+			case <-s.closing:
+				expiry.Stop()
+				send("reload", "shutdown")
+				return nil
+			case <-ctx.Done():
+				expiry.Stop()
+				return nil
+			}
+		}
+		expiry.Stop()
+	}
+}
+
+// handleEnrollPage is the https fallback of an invitation link: on a computer it explains what to do.
+func (s *Server) handleEnrollPage(c echo.Context) error {
+	return s.renderPage(c, http.StatusOK, pageData{
+		View:    "error",
+		Title:   "Enroll your phone",
+		Message: "Open this invitation on your phone with the Passport app installed, or scan the QR code your administrator sent you with the Passport app.",
+	})
+}

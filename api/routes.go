@@ -1,0 +1,57 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// routes registers every route of the server. Most maintenance starts with a URL: this is the map.
+func (s *Server) routes() {
+	e := s.echo
+	e.Use(middleware.Recover(), s.securityHeaders, s.countRequests)
+
+	// Operations.
+	e.GET("/healthz", s.handleHealthz)
+	e.GET("/readyz", s.handleReadyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
+
+	// SAML 2.0 IdP endpoints (one IdP, one signing key, many applications).
+	samlLimit := middleware.BodyLimit("256K")
+	e.GET("/saml/certificate.pem", s.handleCertificate)
+	e.GET("/saml/:appID/metadata", s.handleMetadata)
+	e.Match([]string{http.MethodGet, http.MethodPost}, "/saml/:appID/sso", s.handleSSO, samlLimit)
+
+	// The login pages the employee's browser sees.
+	e.GET("/login/:txnID", s.handleLoginPage)
+	e.POST("/login/:txnID", s.handleLoginSubmit, middleware.BodyLimit("8K"))
+	e.GET("/login/:txnID/events", s.handleLoginEvents)
+	e.GET("/enroll", s.handleEnrollPage)
+
+	// Admin API.
+	admin := e.Group("/api/v1/admin", s.requireAdmin, middleware.BodyLimit("1M"))
+	admin.POST("/apps", s.handleCreateApp)
+	admin.GET("/apps", s.handleListApps)
+	admin.GET("/apps/:id", s.handleGetApp)
+	admin.PATCH("/apps/:id", s.handleUpdateApp)
+	admin.DELETE("/apps/:id", s.handleDeleteApp)
+	admin.POST("/invitations", s.handleCreateInvitation)
+	admin.GET("/invitations/:id/qr", s.handleInvitationQR)
+
+	// Device API (described by api/openapi.yaml, served below).
+	e.GET("/api/v1/openapi.yaml", s.handleOpenAPI)
+	dev := e.Group("/api/v1/device", middleware.BodyLimit("64K"))
+	dev.POST("/enroll", s.handleEnrollByInvitation)
+	dev.POST("/email-codes", s.handleRequestEmailCode)
+	dev.POST("/enroll/email", s.handleEnrollByEmail)
+	dev.GET("/devices", s.handleListDevices, s.requireDevice)
+	dev.PATCH("/devices/:deviceID", s.handleRenameDevice, s.requireDevice)
+	dev.DELETE("/devices/:deviceID", s.handleRemoveDevice, s.requireDevice)
+	dev.PUT("/push-token", s.handleUpdatePushToken, s.requireDevice)
+	dev.GET("/challenges", s.handleListChallenges, s.requireDevice)
+	dev.GET("/challenges/wait", s.handleWaitForChallenge, s.requireDevice)
+	dev.GET("/challenges/:challengeID", s.handleGetChallenge, s.requireDevice)
+	dev.POST("/challenges/:challengeID/answer", s.handleAnswerChallenge, s.requireDevice)
+}

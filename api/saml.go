@@ -1,0 +1,205 @@
+package api
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/saml"
+)
+
+// nameIDFormats maps an app's NameID format setting to its URN (saml-core §8.3).
+var nameIDFormats = map[string]string{
+	authn.NameIDEmail:       saml.NameIDFormatEmailAddress,
+	authn.NameIDPersistent:  saml.NameIDFormatPersistent,
+	authn.NameIDTransient:   saml.NameIDFormatTransient,
+	authn.NameIDUnspecified: saml.NameIDFormatUnspecified,
+}
+
+// requestIDLifetime is how long a consumed AuthnRequest ID is remembered: past it the request's IssueInstant
+// is too old to be accepted anyway.
+func (s *Server) requestIDLifetime() time.Duration {
+	return 5*time.Minute + 2*90*time.Second
+}
+
+func (s *Server) handleCertificate(c echo.Context) error {
+	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	return c.Blob(http.StatusOK, "application/x-pem-file", s.key.CertificatePEM)
+}
+
+func (s *Server) handleMetadata(c echo.Context) error {
+	a, err := s.svc.GetApp(s.ctx(c), c.Param("appID"))
+	if err != nil {
+		return err
+	}
+	md, err := s.idp.Metadata(s.ssoURL(a.ID), s.sloURL(a.ID))
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "public, max-age=300")
+	return c.Blob(http.StatusOK, "application/samlmetadata+xml", md)
+}
+
+// handleSSO is the SingleSignOnService (saml-profiles §4.1.4.1): decode the binding, check the request as a
+// careful IdP must, consume its ID, then park the login and send the browser to the login page. A request that
+// fails a check gets our error page, never a Response: we cannot trust where it asks us to send one.
+func (s *Server) handleSSO(c echo.Context) error {
+	r := c.Request()
+	var msg *saml.InboundMessage
+	var err error
+	if r.Method == http.MethodPost {
+		if err := r.ParseForm(); err != nil {
+			return errorf(http.StatusBadRequest, "malformed_request", "The sign-in request could not be read.")
+		}
+		msg, err = saml.DecodePOST(r.PostForm, "SAMLRequest")
+	} else {
+		msg, err = saml.DecodeRedirect(r.URL.RawQuery, "SAMLRequest")
+	}
+	if err != nil {
+		return err
+	}
+	app, err := s.svc.GetApp(s.ctx(c), c.Param("appID"))
+	if err != nil {
+		return err
+	}
+	if !app.Configured() {
+		return errorf(http.StatusConflict, "app_not_configured", "This application is not configured yet: its administrator must set the audience and ACS URL in Passport.")
+	}
+	req, err := s.idp.ReadAuthnRequest(msg, saml.RequestCheck{Audience: app.Audience, ACSURL: app.ACSURL, SSOURL: s.ssoURL(app.ID)},
+		saml.SignaturePolicy{Certificates: spCertificates(app), Require: app.RequireSignedRequests})
+	if err != nil {
+		return err
+	}
+	if err := s.svc.ConsumeRequestID(s.ctx(c), app.ID, req.ID, s.requestIDLifetime()); err != nil {
+		return err
+	}
+	s.metrics.requests.WithLabelValues(app.ID).Inc()
+	if req.NameIDPolicyFormat != "" && req.NameIDPolicyFormat != saml.NameIDFormatUnspecified && req.NameIDPolicyFormat != nameIDFormats[app.NameIDFormat] {
+		return s.postError(c, app, req.ID, msg.RelayState, saml.StatusRequester, saml.StatusInvalidNameIDPolicy,
+			"The application asked for a NameID format this application is not set up to issue.")
+	}
+	if req.IsPassive {
+		return s.postError(c, app, req.ID, msg.RelayState, saml.StatusResponder, saml.StatusNoPassive,
+			"Signing in needs your approval on your phone, and the application asked not to interact with you.")
+	}
+	l, secret, err := s.svc.Park(s.ctx(c), authn.StartLogin{
+		AppID:      app.ID,
+		RequestID:  req.ID,
+		RelayState: msg.RelayState,
+		ClientIP:   c.RealIP(),
+		UserAgent:  r.UserAgent(),
+	})
+	if err != nil {
+		return err
+	}
+	http.SetCookie(c.Response(), &http.Cookie{
+		Name:     loginCookie,
+		Value:    secret,
+		Path:     "/login/" + l.ID,
+		MaxAge:   int((s.svc.LoginTTL() + 15*time.Minute).Seconds()),
+		HttpOnly: true,
+		Secure:   s.secure(),
+		SameSite: http.SameSiteLaxMode,
+	})
+	return c.Redirect(http.StatusSeeOther, s.url("/login/"+l.ID))
+}
+
+// postError answers the SP at once with a signed error Response (saml-core §3.2.2.2) by HTTP-POST.
+func (s *Server) postError(c echo.Context, app authn.App, inResponseTo, relayState, status, sub, message string) error {
+	resp, err := s.idp.MakeErrorResponse(saml.ErrorParams{InResponseTo: inResponseTo, Destination: app.ACSURL, StatusCode: status, SubStatusCode: sub, Message: message})
+	if err != nil {
+		return err
+	}
+	return s.renderPost(c, http.StatusOK, app, resp, relayState, message)
+}
+
+// buildResponse makes the signed Response for an approved login. Validity windows count from now, the moment
+// the Response is issued, so a slow approval never yields an assertion that is already expiring.
+func (s *Server) buildResponse(app authn.App, l authn.Login, u authn.User) ([]byte, error) {
+	if app.ACSURL == "" || app.Audience == "" {
+		return nil, errors.New("api: application lost its ACS URL or audience")
+	}
+	format := nameIDFormats[app.NameIDFormat]
+	nameID := u.Email
+	switch app.NameIDFormat {
+	case authn.NameIDPersistent:
+		nameID = saml.PersistentID(s.persistentSecret, app.ID, u.Email)
+	case authn.NameIDTransient:
+		id, err := s.idp.NewID()
+		if err != nil {
+			return nil, err
+		}
+		nameID = id
+	}
+	return s.idp.MakeResponse(saml.ResponseParams{
+		InResponseTo: l.RequestID,
+		Destination:  app.ACSURL,
+		Audience:     app.Audience,
+		NameID:       nameID,
+		NameIDFormat: format,
+		SessionIndex: "_" + l.ID,
+		AuthnInstant: l.DecidedAt,
+		Attributes:   attributes(app, u),
+	})
+}
+
+// attributes maps the user's fields to the app's attribute profile.
+func attributes(app authn.App, u authn.User) []saml.Attribute {
+	display := u.DisplayName
+	if display == "" && (u.GivenName != "" || u.FamilyName != "") {
+		display = u.GivenName + " " + u.FamilyName
+	}
+	var out []saml.Attribute
+	add := func(name, format string, values ...string) {
+		var vs []string
+		for _, v := range values {
+			if v != "" {
+				vs = append(vs, v)
+			}
+		}
+		if len(vs) > 0 {
+			out = append(out, saml.Attribute{Name: name, NameFormat: format, Values: vs})
+		}
+	}
+	if app.AttributeProfile == authn.ProfileAtlassian {
+		const claims = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
+		add(claims+"emailaddress", saml.AttrNameFormatURI, u.Email)
+		add(claims+"givenname", saml.AttrNameFormatURI, u.GivenName)
+		add(claims+"surname", saml.AttrNameFormatURI, u.FamilyName)
+		add(claims+"name", saml.AttrNameFormatURI, display)
+		return out
+	}
+	add("email", saml.AttrNameFormatBasic, u.Email)
+	add("given_name", saml.AttrNameFormatBasic, u.GivenName)
+	add("family_name", saml.AttrNameFormatBasic, u.FamilyName)
+	add("display_name", saml.AttrNameFormatBasic, display)
+	add("groups", saml.AttrNameFormatBasic, u.Groups...)
+	return out
+}
+
+// errorStatus maps why a login did not succeed to the SAML status the SP receives.
+func errorStatus(reason string) (string, string) {
+	switch reason {
+	case authn.ReasonSuspended, authn.ReasonReported:
+		return saml.StatusRequester, saml.StatusRequestDenied
+	default:
+		return saml.StatusResponder, saml.StatusAuthnFailed
+	}
+}
+
+// samlValue base64-encodes a message for an HTTP-POST form (saml-bindings §3.5.4).
+func samlValue(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// acsOrigin is the scheme://host of the ACS URL, for the page's form-action policy.
+func acsOrigin(acs string) string {
+	u, err := url.Parse(acs)
+	if err != nil {
+		return "'none'"
+	}
+	return u.Scheme + "://" + u.Host
+}

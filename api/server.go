@@ -1,0 +1,149 @@
+// Package api is Passport's HTTP surface: the SAML endpoints, the login pages an employee's browser sees, the
+// device API the phone app calls, the admin API and the operational endpoints. It is the only package that
+// knows echo; every route is in routes.go, and one error handler turns domain errors into a status and a
+// public message (a page for people, JSON for programs) while the detail goes to the log.
+package api
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/saml"
+)
+
+// Config is what the HTTP layer needs to know.
+type Config struct {
+	BaseURL    string // public URL; every absolute URL we issue or check derives from it
+	EntityID   string // the IdP's SAML entity ID
+	AdminToken string // bearer token of the admin API
+	Logger     *slog.Logger
+	// Registry receives the server's metrics and is served at /metrics; nil makes a fresh one.
+	Registry *prometheus.Registry
+	// Clock is the time source of SAML messages and pages; nil means time.Now.
+	Clock func() time.Time
+}
+
+// Server is the HTTP handler of Passport.
+type Server struct {
+	cfg  Config
+	svc  *authn.Service
+	key  *authn.SigningKey
+	idp  *saml.IdentityProvider
+	log  *slog.Logger
+	echo *echo.Echo
+	base *url.URL
+
+	metrics *metrics
+	// persistentSecret keys persistent NameIDs (an HMAC of app and email).
+	persistentSecret []byte
+
+	closing   chan struct{}
+	closeOnce sync.Once
+}
+
+// New returns the Passport HTTP server over svc, signing with key.
+func New(ctx context.Context, cfg Config, svc *authn.Service, key *authn.SigningKey) (*Server, error) {
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	base, err := url.Parse(cfg.BaseURL)
+	if err != nil || base.Host == "" || (base.Scheme != "http" && base.Scheme != "https") {
+		return nil, fmt.Errorf("api: base URL %q is not an absolute http(s) URL", cfg.BaseURL)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.AdminToken == "" {
+		return nil, errors.New("api: admin token is empty")
+	}
+	s := &Server{
+		cfg:     cfg,
+		svc:     svc,
+		key:     key,
+		log:     cfg.Logger,
+		base:    base,
+		closing: make(chan struct{}),
+		idp: &saml.IdentityProvider{
+			EntityID:    cfg.EntityID,
+			Key:         key.Key,
+			Certificate: key.Certificate,
+			Clock:       cfg.Clock,
+		},
+	}
+	if s.persistentSecret, err = svc.Secret(ctx, "persistent-nameid"); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s.metrics = newMetrics(cfg.Registry)
+	s.echo = echo.New()
+	s.echo.HideBanner = true
+	s.echo.HidePort = true
+	s.echo.HTTPErrorHandler = s.handleError
+	s.echo.Logger.SetOutput(discard{})
+	s.routes()
+	return s, nil
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// ServeHTTP serves a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Closing tells long-lived streams (login page events, device long-polls) to end: browsers are told to reload.
+// Call it before http.Server.Shutdown so in-flight requests can finish.
+func (s *Server) Closing() {
+	s.closeOnce.Do(func() { close(s.closing) })
+}
+
+// url returns the absolute public URL of path.
+func (s *Server) url(path string) string { return s.cfg.BaseURL + path }
+
+func (s *Server) ssoURL(appID string) string { return s.url("/saml/" + url.PathEscape(appID) + "/sso") }
+func (s *Server) sloURL(appID string) string { return s.url("/saml/" + url.PathEscape(appID) + "/slo") }
+func (s *Server) metadataURL(appID string) string {
+	return s.url("/saml/" + url.PathEscape(appID) + "/metadata")
+}
+func (s *Server) certificateURL() string { return s.url("/saml/certificate.pem") }
+func (s *Server) secure() bool           { return s.base.Scheme == "https" }
+
+// spCertificates parses an app's SP certificates (validated when stored).
+func spCertificates(a authn.App) []*x509.Certificate {
+	var out []*x509.Certificate
+	for _, p := range a.SPCertificates {
+		if c, err := authn.ParseCertificatePEM(p); err == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (s *Server) ctx(c echo.Context) context.Context { return c.Request().Context() }
+
+// Route is one registered route.
+type Route struct{ Method, Path string }
+
+// Routes lists every route the server registers, with echo's ":name" parameters.
+func (s *Server) Routes() []Route {
+	var out []Route
+	for _, r := range s.echo.Routes() {
+		out = append(out, Route{Method: r.Method, Path: r.Path})
+	}
+	return out
+}

@@ -1,0 +1,348 @@
+package authn
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/winkk/passport/store"
+)
+
+// NameID formats an application may issue (saml-core §8.3).
+const (
+	NameIDEmail       = "emailAddress"
+	NameIDPersistent  = "persistent"
+	NameIDTransient   = "transient"
+	NameIDUnspecified = "unspecified"
+)
+
+// Attribute profiles.
+const (
+	ProfileDefault   = "default"
+	ProfileAtlassian = "atlassian"
+)
+
+// App is a registered application (a SAML Service Provider).
+type App struct {
+	ID                    string    `json:"id"`
+	Name                  string    `json:"name"`
+	URL                   string    `json:"url"`
+	Interface             string    `json:"interface"`
+	AuthType              string    `json:"auth_type"`
+	Audience              string    `json:"audience"`
+	ACSURL                string    `json:"acs_url"`
+	NameIDFormat          string    `json:"nameid_format"`
+	AttributeProfile      string    `json:"attribute_profile"`
+	SPCertificates        []string  `json:"sp_certificates"`
+	RequireSignedRequests bool      `json:"require_signed_requests"`
+	RelayStates           []string  `json:"relay_states"`
+	SLOURL                string    `json:"slo_url"`
+	CreatedAt             time.Time `json:"created_at"`
+	UpdatedAt             time.Time `json:"updated_at"`
+}
+
+// Configured reports whether the app can receive Responses: both its audience and ACS URL are set.
+func (a App) Configured() bool { return a.Audience != "" && a.ACSURL != "" }
+
+// AppPatch holds the fields of an application to create or change; nil means "leave as is".
+type AppPatch struct {
+	Name                  *string   `json:"name"`
+	URL                   *string   `json:"url"`
+	Interface             *string   `json:"interface"`
+	AuthType              *string   `json:"auth_type"`
+	Audience              *string   `json:"audience"`
+	ACSURL                *string   `json:"acs_url"`
+	NameIDFormat          *string   `json:"nameid_format"`
+	AttributeProfile      *string   `json:"attribute_profile"`
+	SPCertificates        *[]string `json:"sp_certificates"`
+	RequireSignedRequests *bool     `json:"require_signed_requests"`
+	RelayStates           *[]string `json:"relay_states"`
+	SLOURL                *string   `json:"slo_url"`
+}
+
+const (
+	maxNameLen = 200
+	maxURLLen  = 2048
+)
+
+func (p AppPatch) apply(a App) (App, error) {
+	set := func(dst *string, src *string) {
+		if src != nil {
+			*dst = strings.TrimSpace(*src)
+		}
+	}
+	set(&a.Name, p.Name)
+	set(&a.URL, p.URL)
+	set(&a.Interface, p.Interface)
+	set(&a.AuthType, p.AuthType)
+	set(&a.Audience, p.Audience)
+	set(&a.ACSURL, p.ACSURL)
+	set(&a.NameIDFormat, p.NameIDFormat)
+	set(&a.AttributeProfile, p.AttributeProfile)
+	set(&a.SLOURL, p.SLOURL)
+	if p.SPCertificates != nil {
+		a.SPCertificates = append([]string(nil), (*p.SPCertificates)...)
+	}
+	if p.RelayStates != nil {
+		a.RelayStates = append([]string(nil), (*p.RelayStates)...)
+	}
+	if p.RequireSignedRequests != nil {
+		a.RequireSignedRequests = *p.RequireSignedRequests
+	}
+	if a.Interface == "" {
+		a.Interface = "saml2"
+	}
+	if a.NameIDFormat == "" {
+		a.NameIDFormat = NameIDEmail
+	}
+	if a.AttributeProfile == "" {
+		a.AttributeProfile = ProfileDefault
+	}
+	if a.SPCertificates == nil {
+		a.SPCertificates = []string{}
+	}
+	if a.RelayStates == nil {
+		a.RelayStates = []string{}
+	}
+	return a, a.validate()
+}
+
+func (a App) validate() error {
+	switch {
+	case a.Name == "":
+		return newErr(ErrInvalid, "name is required")
+	case len(a.Name) > maxNameLen:
+		return newErr(ErrInvalid, "name is longer than %d characters", maxNameLen)
+	case a.Interface != "saml2":
+		return newErr(ErrInvalid, "interface %q is not supported: use \"saml2\"", a.Interface)
+	case len(a.AuthType) > maxNameLen:
+		return newErr(ErrInvalid, "auth_type is longer than %d characters", maxNameLen)
+	case len(a.Audience) > maxURLLen:
+		return newErr(ErrInvalid, "audience is longer than %d characters", maxURLLen)
+	}
+	if a.URL != "" {
+		if err := checkURL("url", a.URL, false); err != nil {
+			return err
+		}
+	}
+	if a.ACSURL != "" {
+		if err := checkURL("acs_url", a.ACSURL, true); err != nil {
+			return err
+		}
+	}
+	if a.SLOURL != "" {
+		if err := checkURL("slo_url", a.SLOURL, true); err != nil {
+			return err
+		}
+	}
+	switch a.NameIDFormat {
+	case NameIDEmail, NameIDPersistent, NameIDTransient, NameIDUnspecified:
+	default:
+		return newErr(ErrInvalid, "nameid_format must be one of emailAddress, persistent, transient, unspecified")
+	}
+	switch a.AttributeProfile {
+	case ProfileDefault, ProfileAtlassian:
+	default:
+		return newErr(ErrInvalid, "attribute_profile must be \"default\" or \"atlassian\"")
+	}
+	if len(a.SPCertificates) > 10 {
+		return newErr(ErrInvalid, "at most 10 sp_certificates")
+	}
+	for i, c := range a.SPCertificates {
+		if _, err := ParseCertificatePEM(c); err != nil {
+			return newErr(ErrInvalid, "sp_certificates[%d] is not a PEM X.509 certificate", i)
+		}
+	}
+	if len(a.RelayStates) > 50 {
+		return newErr(ErrInvalid, "at most 50 relay_states")
+	}
+	for i, r := range a.RelayStates {
+		if err := checkRelayStatePattern(r); err != nil {
+			return newErr(ErrInvalid, "relay_states[%d]: %s", i, err.(*Error).Message)
+		}
+	}
+	return nil
+}
+
+// ParseCertificatePEM parses one PEM-encoded X.509 certificate.
+func ParseCertificatePEM(s string) (*x509.Certificate, error) {
+	block, _ := pem.Decode([]byte(strings.TrimSpace(s)))
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("no CERTIFICATE block")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+// IsLoopbackHost reports whether host (without port) is 127.0.0.1, ::1 or localhost.
+func IsLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkURL accepts absolute http(s) URLs; when endpoint is set (a URL we send users or messages to) it must be
+// https except on loopback hosts, and carry no fragment or credentials.
+func checkURL(field, raw string, endpoint bool) error {
+	if len(raw) > maxURLLen {
+		return newErr(ErrInvalid, "%s is longer than %d characters", field, maxURLLen)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return newErr(ErrInvalid, "%s must be an absolute https URL", field)
+	}
+	if u.User != nil {
+		return newErr(ErrInvalid, "%s must not carry credentials", field)
+	}
+	if endpoint {
+		if u.Scheme == "http" && !IsLoopbackHost(u.Hostname()) {
+			return newErr(ErrInvalid, "%s must use https (http is allowed only on 127.0.0.1, [::1] and localhost)", field)
+		}
+		if u.Fragment != "" || strings.Contains(raw, "#") {
+			return newErr(ErrInvalid, "%s must not have a fragment", field)
+		}
+	}
+	return nil
+}
+
+func audienceKey(aud string) string { return "app-audience:" + aud }
+
+// CreateApp registers an application from p. Audience and ACS URL may be left empty and set later.
+func (s *Service) CreateApp(ctx context.Context, p AppPatch) (App, error) {
+	now := s.now()
+	a, err := p.apply(App{CreatedAt: now, UpdatedAt: now})
+	if err != nil {
+		return App{}, err
+	}
+	a.ID = s.randomID(10)
+	if err := s.claimAudience(ctx, a.Audience, a.ID); err != nil {
+		return App{}, err
+	}
+	if err := s.apps.Create(ctx, a.ID, a, 0); err != nil {
+		s.releaseAudience(ctx, a.Audience, a.ID)
+		return App{}, internal("create app", err)
+	}
+	return a, nil
+}
+
+func (s *Service) claimAudience(ctx context.Context, aud, appID string) error {
+	if aud == "" {
+		return nil
+	}
+	ok, err := s.st.SetIfAbsent(ctx, audienceKey(aud), appID, 0)
+	if err != nil {
+		return internal("claim audience", err)
+	}
+	if ok {
+		return nil
+	}
+	owner, err := s.st.GetValue(ctx, audienceKey(aud))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return internal("claim audience", err)
+	}
+	if owner == appID {
+		return nil
+	}
+	return newErr(ErrConflict, "audience %q is already used by another application", aud)
+}
+
+func (s *Service) releaseAudience(ctx context.Context, aud, appID string) {
+	if aud == "" {
+		return
+	}
+	if _, err := s.st.DeleteValueIf(ctx, audienceKey(aud), appID); err != nil {
+		s.log.Warn("release audience", "app", appID, "err", err)
+	}
+}
+
+// GetApp returns the application with id, or an error matching ErrNotFound.
+func (s *Service) GetApp(ctx context.Context, id string) (App, error) {
+	a, err := s.apps.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return App{}, newErr(ErrNotFound, "application not found")
+	}
+	return a, internal("get app", err)
+}
+
+// ListApps returns every application, oldest first.
+func (s *Service) ListApps(ctx context.Context) ([]App, error) {
+	apps, err := s.apps.List(ctx)
+	if err != nil {
+		return nil, internal("list apps", err)
+	}
+	sortBy(apps, func(a App) string { return a.CreatedAt.Format(time.RFC3339Nano) + a.ID })
+	return apps, nil
+}
+
+// UpdateApp applies p to the application id atomically. A changed audience must stay unique across apps.
+func (s *Service) UpdateApp(ctx context.Context, id string, p AppPatch) (App, error) {
+	old, err := s.GetApp(ctx, id)
+	if err != nil {
+		return App{}, err
+	}
+	if _, err := p.apply(old); err != nil {
+		return App{}, err
+	}
+	if p.Audience != nil {
+		if err := s.claimAudience(ctx, strings.TrimSpace(*p.Audience), id); err != nil {
+			return App{}, err
+		}
+	}
+	var prevAudience string
+	a, err := s.apps.Update(ctx, id, func(cur App) (App, error) {
+		prevAudience = cur.Audience
+		next, err := p.apply(cur)
+		next.UpdatedAt = s.now()
+		return next, err
+	})
+	if err != nil {
+		if p.Audience != nil && strings.TrimSpace(*p.Audience) != old.Audience {
+			s.releaseAudience(ctx, strings.TrimSpace(*p.Audience), id)
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			return App{}, newErr(ErrNotFound, "application not found")
+		}
+		return App{}, internal("update app", err)
+	}
+	if prevAudience != a.Audience {
+		s.releaseAudience(ctx, prevAudience, id)
+	}
+	return a, nil
+}
+
+// DeleteApp removes the application id.
+func (s *Service) DeleteApp(ctx context.Context, id string) error {
+	a, err := s.apps.Take(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return newErr(ErrNotFound, "application not found")
+	}
+	if err != nil {
+		return internal("delete app", err)
+	}
+	s.releaseAudience(ctx, a.Audience, id)
+	return nil
+}
+
+// AppWarnings lists what looks wrong with an app without being refused: for the Atlassian profile, an audience
+// or ACS URL that does not have Atlassian's shape.
+func AppWarnings(a App) []string {
+	var w []string
+	if !a.Configured() {
+		w = append(w, "audience and acs_url must both be set before users can sign in")
+	}
+	if a.AttributeProfile == ProfileAtlassian {
+		if a.Audience != "" && !strings.HasPrefix(a.Audience, "https://auth.atlassian.com/saml/") {
+			w = append(w, "audience does not look like Atlassian's SP Entity ID (https://auth.atlassian.com/saml/...)")
+		}
+		if a.ACSURL != "" && !strings.HasPrefix(a.ACSURL, "https://auth.atlassian.com/login/callback?connection=saml-") {
+			w = append(w, "acs_url does not look like Atlassian's ACS URL (https://auth.atlassian.com/login/callback?connection=saml-...)")
+		}
+	}
+	return w
+}

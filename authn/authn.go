@@ -1,0 +1,176 @@
+// Package authn owns Passport's login state machine and the records it rests on: applications, users,
+// enrolled devices, invitations and parked logins. A login moves identify → pending (pushed) →
+// approved | denied | expired → answered, and every transition that must happen once is an atomic
+// compare-and-swap in the store. authn knows nothing of HTTP or SAML: the api package drives it and
+// builds protocol messages through callbacks.
+package authn
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/winkk/passport/push"
+	"github.com/winkk/passport/store"
+)
+
+// Error is a domain error: Code is stable and machine-readable (the api package maps it to an HTTP status),
+// Message is safe to show to a client. Err, when set, carries internal detail for the log only.
+type Error struct {
+	Code    string
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Code + ": " + e.Message + ": " + e.Err.Error()
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is makes errors.Is match on Code, so callers can compare with the sentinel values below.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code && t.Message == ""
+}
+
+// Sentinel errors; compare with errors.Is. Errors returned by Service carry one of these codes.
+var (
+	ErrInvalid         = &Error{Code: "invalid_request"}
+	ErrNotFound        = &Error{Code: "not_found"}
+	ErrConflict        = &Error{Code: "conflict"}
+	ErrRateLimited     = &Error{Code: "rate_limited"}
+	ErrForbidden       = &Error{Code: "forbidden"}
+	ErrChallengeClosed = &Error{Code: "challenge_closed"}
+	ErrNumberMismatch  = &Error{Code: "number_mismatch"}
+	ErrInvitation      = &Error{Code: "invitation_invalid"}
+	ErrInvalidProof    = &Error{Code: "invalid_proof"}
+	ErrProofReplayed   = &Error{Code: "proof_replayed"}
+	ErrUnknownDevice   = &Error{Code: "unknown_device"}
+	ErrNotConfigured   = &Error{Code: "app_not_configured"}
+	ErrEmailNotAllowed = &Error{Code: "email_not_allowed"}
+)
+
+func newErr(sentinel *Error, format string, args ...any) *Error {
+	return &Error{Code: sentinel.Code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Pusher sends one push message; push.FCM and push.LogSender implement it. It must be safe for concurrent use.
+type Pusher interface {
+	Send(ctx context.Context, m push.Message) error
+}
+
+// Config holds the rules of the service.
+type Config struct {
+	LoginTTL       time.Duration // how long a parked login waits for the phone (default 5m)
+	AllowedDomains []string      // email domains that may enroll; empty means any
+	BaseURL        string        // public URL, for enrollment links
+	Clock          func() time.Time
+	Rand           io.Reader
+	Logger         *slog.Logger
+	// IdentifyLimit caps email submissions per client per minute (default 10).
+	IdentifyLimit int64
+}
+
+// Service is the login state machine and its records. It is safe for concurrent use.
+type Service struct {
+	cfg    Config
+	st     *store.Store
+	pusher Pusher
+	mailer Mailer
+	log    *slog.Logger
+
+	apps        *store.Table[App]
+	users       *store.Table[User]
+	devices     *store.Table[Device]
+	invitations *store.Table[Invitation]
+	logins      *store.Table[Login]
+
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+}
+
+// New returns a Service over st that sends pushes through p and mails through m.
+func New(st *store.Store, p Pusher, m Mailer, cfg Config) *Service {
+	if cfg.LoginTTL <= 0 {
+		cfg.LoginTTL = 5 * time.Minute
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.IdentifyLimit <= 0 {
+		cfg.IdentifyLimit = 10
+	}
+	for i, d := range cfg.AllowedDomains {
+		cfg.AllowedDomains[i] = strings.ToLower(strings.TrimSpace(d))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{
+		cfg:         cfg,
+		st:          st,
+		pusher:      p,
+		mailer:      m,
+		log:         cfg.Logger,
+		apps:        store.NewTable[App](st, "app"),
+		users:       store.NewTable[User](st, "user"),
+		devices:     store.NewTable[Device](st, "device"),
+		invitations: store.NewTable[Invitation](st, "invitation"),
+		logins:      store.NewTable[Login](st, "login"),
+		bgCtx:       ctx,
+		bgCancel:    cancel,
+	}
+}
+
+// Close stops background work (pushes in flight) and waits for it to end.
+func (s *Service) Close() {
+	s.bgCancel()
+	s.bg.Wait()
+}
+
+// Store returns the underlying store (for readiness checks).
+func (s *Service) Store() *store.Store { return s.st }
+
+// LoginTTL is how long a parked login waits for the phone.
+func (s *Service) LoginTTL() time.Duration { return s.cfg.LoginTTL }
+
+func (s *Service) now() time.Time { return s.cfg.Clock().UTC() }
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// randomID returns n random bytes encoded in lower-case base32.
+func (s *Service) randomID(n int) string {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.cfg.Rand, b); err != nil {
+		panic(fmt.Sprintf("authn: random source failed: %v", err))
+	}
+	return idEncoding.EncodeToString(b)
+}
+
+// internal wraps a store failure: the client sees a generic message, the log the detail.
+func internal(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var de *Error
+	if errors.As(err, &de) {
+		return err
+	}
+	return fmt.Errorf("authn: %s: %w", op, err)
+}

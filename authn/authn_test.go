@@ -1,0 +1,266 @@
+package authn_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/authn/deviceproof"
+	"github.com/winkk/passport/push"
+	"github.com/winkk/passport/store/storetest"
+)
+
+const base = "https://idp.example.test"
+
+func mustService(tb testing.TB) *authn.Service {
+	tb.Helper()
+	log := slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))
+	svc := authn.New(storetest.Open(tb), push.LogSender{Logger: log}, push.LogMailer{Logger: log}, authn.Config{BaseURL: base, Logger: log})
+	tb.Cleanup(svc.Close)
+	return svc
+}
+
+func mustKey(tb testing.TB) *ecdsa.PrivateKey {
+	tb.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+// enrollProof is the proof a phone sends with an enrollment request body.
+func enrollProof(tb testing.TB, key *ecdsa.PrivateKey, body []byte) authn.ProofRequest {
+	tb.Helper()
+	u := base + "/api/v1/device/enroll"
+	p, err := (&deviceproof.Signer{Key: key}).Sign("POST", u, body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return authn.ProofRequest{Proof: p, Method: "POST", URL: u, Body: body}
+}
+
+func mustEnroll(tb testing.TB, svc *authn.Service, email string) authn.Device {
+	tb.Helper()
+	ctx := context.Background()
+	_, token, err := svc.CreateInvitation(ctx, email)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d, err := svc.EnrollByInvitation(ctx, enrollProof(tb, mustKey(tb), []byte(token)), token, authn.EnrollRequest{Name: "phone"})
+	if err != nil {
+		tb.Fatalf("enroll: %v", err)
+	}
+	return d
+}
+
+func mustApp(tb testing.TB, svc *authn.Service) authn.App {
+	tb.Helper()
+	name, aud, acs := "Jira", "https://sp.example.test/"+rand.Text(), "https://sp.example.test/acs"
+	a, err := svc.CreateApp(context.Background(), authn.AppPatch{Name: &name, Audience: &aud, ACSURL: &acs})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return a
+}
+
+// mustPending parks a login for email and identifies it, returning the login and the browser secret.
+func mustPending(tb testing.TB, svc *authn.Service, app authn.App, email string) (authn.Login, string) {
+	tb.Helper()
+	ctx := context.Background()
+	l, secret, err := svc.Park(ctx, authn.StartLogin{AppID: app.ID, RequestID: "_req" + rand.Text(), ClientIP: "192.0.2.1"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l, err = svc.Identify(ctx, l.ID, secret, email, "client-"+rand.Text())
+	if err != nil || l.State != authn.StatePending {
+		tb.Fatalf("identify: %v (state %s)", err, l.State)
+	}
+	return l, secret
+}
+
+// race runs fn n times at once and returns how many calls returned nil.
+func race(n int, fn func(i int) error) (wins int, errs []error) {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			err := fn(i)
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				wins++
+			} else {
+				errs = append(errs, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	return wins, errs
+}
+
+// Every state change that must happen once is atomic: of many concurrent attempts exactly one wins.
+func TestExactlyOnce(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("approving a login from two phones", func(t *testing.T) {
+		svc := mustService(t)
+		app := mustApp(t, svc)
+		email := "race-" + rand.Text() + "@example.com"
+		phones := []authn.Device{mustEnroll(t, svc, email), mustEnroll(t, svc, email)}
+		l, _ := mustPending(t, svc, app, email)
+		wins, errs := race(40, func(i int) error {
+			_, err := svc.Answer(ctx, phones[i%2], l.ID, authn.Decision{Approve: true, Number: l.Number})
+			return err
+		})
+		if wins != 1 {
+			t.Fatalf("%d answers won, want exactly 1", wins)
+		}
+		for _, err := range errs {
+			if !errors.Is(err, authn.ErrChallengeClosed) {
+				t.Errorf("losing answer: %v, want ErrChallengeClosed", err)
+			}
+		}
+	})
+
+	t.Run("using an invitation", func(t *testing.T) {
+		svc := mustService(t)
+		_, token, err := svc.CreateInvitation(ctx, "inv-"+rand.Text()+"@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := make([]*ecdsa.PrivateKey, 20)
+		for i := range keys {
+			keys[i] = mustKey(t)
+		}
+		wins, errs := race(len(keys), func(i int) error {
+			_, err := svc.EnrollByInvitation(ctx, enrollProof(t, keys[i], []byte(token)), token, authn.EnrollRequest{})
+			return err
+		})
+		if wins != 1 {
+			t.Fatalf("%d enrollments won, want exactly 1", wins)
+		}
+		for _, err := range errs {
+			if !errors.Is(err, authn.ErrInvitation) {
+				t.Errorf("losing enrollment: %v, want ErrInvitation", err)
+			}
+		}
+	})
+
+	t.Run("answering a login", func(t *testing.T) {
+		svc := mustService(t)
+		app := mustApp(t, svc)
+		email := "resp-" + rand.Text() + "@example.com"
+		d := mustEnroll(t, svc, email)
+		l, secret := mustPending(t, svc, app, email)
+		if _, err := svc.Answer(ctx, d, l.ID, authn.Decision{Approve: true, Number: l.Number}); err != nil {
+			t.Fatal(err)
+		}
+		var built atomic.Int64
+		var mu sync.Mutex
+		seen := map[string]bool{}
+		wins, errs := race(20, func(int) error {
+			got, err := svc.Respond(ctx, l.ID, secret, func(authn.Login, authn.User) ([]byte, error) {
+				return []byte("response-" + string(rune('a'+built.Add(1)%26)) + rand.Text()), nil
+			})
+			if err == nil {
+				mu.Lock()
+				seen[string(got.Response)] = true
+				mu.Unlock()
+			}
+			return err
+		})
+		if wins != 20 || len(errs) != 0 {
+			t.Fatalf("%d of 20 calls got the Response (%v)", wins, errs)
+		}
+		if len(seen) != 1 {
+			t.Fatalf("callers saw %d different Responses, want exactly 1", len(seen))
+		}
+	})
+
+	t.Run("consuming an AuthnRequest ID", func(t *testing.T) {
+		svc := mustService(t)
+		id := "_" + rand.Text()
+		wins, _ := race(30, func(int) error { return svc.ConsumeRequestID(ctx, "app", id, time.Minute) })
+		if wins != 1 {
+			t.Fatalf("%d consumers won, want exactly 1", wins)
+		}
+	})
+}
+
+func TestLoginStates(t *testing.T) {
+	ctx := context.Background()
+	svc := mustService(t)
+	app := mustApp(t, svc)
+
+	t.Run("unknown email fails without a push", func(t *testing.T) {
+		l, secret, err := svc.Park(ctx, authn.StartLogin{AppID: app.ID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err = svc.Identify(ctx, l.ID, secret, "nobody@example.com", "c1")
+		if err != nil || l.State != authn.StateFailed || l.Reason != authn.ReasonNoDevice {
+			t.Fatalf("state %s reason %s err %v", l.State, l.Reason, err)
+		}
+	})
+
+	t.Run("suspended user fails at once", func(t *testing.T) {
+		email := "sus-" + rand.Text() + "@example.com"
+		mustEnroll(t, svc, email)
+		st := authn.UserSuspended
+		if _, err := svc.UpdateUser(ctx, email, authn.UserPatch{Status: &st}); err != nil {
+			t.Fatal(err)
+		}
+		l, secret, _ := svc.Park(ctx, authn.StartLogin{AppID: app.ID})
+		l, err := svc.Identify(ctx, l.ID, secret, email, "c2")
+		if err != nil || l.State != authn.StateFailed || l.Reason != authn.ReasonSuspended {
+			t.Fatalf("state %s reason %s err %v", l.State, l.Reason, err)
+		}
+	})
+
+	t.Run("wrong browser secret", func(t *testing.T) {
+		l, _, _ := svc.Park(ctx, authn.StartLogin{AppID: app.ID})
+		if _, err := svc.GetLogin(ctx, l.ID, "not-the-secret"); !errors.Is(err, authn.ErrForbidden) {
+			t.Fatalf("got %v, want ErrForbidden", err)
+		}
+		if _, err := svc.GetLogin(ctx, l.ID, ""); !errors.Is(err, authn.ErrForbidden) {
+			t.Fatalf("empty secret: got %v, want ErrForbidden", err)
+		}
+	})
+
+	t.Run("email submissions are rate limited per client", func(t *testing.T) {
+		l, secret, _ := svc.Park(ctx, authn.StartLogin{AppID: app.ID})
+		client := "flood-" + rand.Text()
+		var err error
+		for range 11 {
+			_, err = svc.Identify(ctx, l.ID, secret, "not an email", client)
+		}
+		if !errors.Is(err, authn.ErrRateLimited) {
+			t.Fatalf("11th submission: %v, want ErrRateLimited", err)
+		}
+	})
+
+	t.Run("respond refuses a login that is not approved", func(t *testing.T) {
+		email := "pend-" + rand.Text() + "@example.com"
+		mustEnroll(t, svc, email)
+		l, secret := mustPending(t, svc, app, email)
+		_, err := svc.Respond(ctx, l.ID, secret, func(authn.Login, authn.User) ([]byte, error) { return []byte("x"), nil })
+		if !errors.Is(err, authn.ErrConflict) {
+			t.Fatalf("got %v, want ErrConflict", err)
+		}
+	})
+}

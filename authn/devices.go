@@ -1,0 +1,389 @@
+package authn
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/winkk/passport/authn/deviceproof"
+	"github.com/winkk/passport/store"
+)
+
+// Push statuses of a device.
+const (
+	PushOK   = "ok"   // the device has an FCM token that last worked (or was never refused)
+	PushDead = "dead" // FCM refused the token as unregistered or invalid: the device pulls
+	PushNone = "none" // no FCM token: the device pulls
+)
+
+// Device is an enrolled phone. It holds only a public key: every call it makes is signed by the private key
+// that never leaves the phone (see package deviceproof), so nothing stored here can be replayed.
+type Device struct {
+	ID                 string     `json:"id"`
+	Email              string     `json:"email"`
+	Name               string     `json:"name"`
+	Platform           string     `json:"platform"`
+	PublicKey          string     `json:"public_key"` // JWK JSON
+	KeyThumbprint      string     `json:"key_thumbprint"`
+	FCMToken           string     `json:"fcm_token"`
+	PushStatus         string     `json:"push_status"`
+	CreatedAt          time.Time  `json:"created_at"`
+	LastSeenAt         *time.Time `json:"last_seen_at,omitempty"`
+	PushTokenUpdatedAt *time.Time `json:"push_token_updated_at,omitempty"`
+}
+
+// Invitation is a one-time, expiring enrollment token bound to an email. Only the token's hash is the key.
+type Invitation struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	EnrollURL string    `json:"enroll_url"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// InvitationTTL is how long an invitation can be used.
+const InvitationTTL = 72 * time.Hour
+
+// ProofMaxSkew is how far a device proof's iat may be from the server's clock.
+const ProofMaxSkew = 60 * time.Second
+
+func invitationID(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+func (s *Service) domainAllowed(email string) bool {
+	if len(s.cfg.AllowedDomains) == 0 {
+		return true
+	}
+	domain := email[strings.LastIndexByte(email, '@')+1:]
+	for _, d := range s.cfg.AllowedDomains {
+		if d == domain {
+			return true
+		}
+	}
+	return false
+}
+
+// CreateInvitation makes a one-time enrollment token for email, creating the user when it does not exist.
+// It returns the invitation and the token (which is not stored in clear).
+func (s *Service) CreateInvitation(ctx context.Context, rawEmail string) (Invitation, string, error) {
+	email, err := NormalizeEmail(rawEmail)
+	if err != nil {
+		return Invitation{}, "", err
+	}
+	if !s.domainAllowed(email) {
+		return Invitation{}, "", newErr(ErrEmailNotAllowed, "%s is not in an allowed domain", email)
+	}
+	if _, err := s.ensureUser(ctx, email); err != nil {
+		return Invitation{}, "", err
+	}
+	token := s.randomID(20)
+	now := s.now()
+	inv := Invitation{
+		ID:        invitationID(token),
+		Email:     email,
+		EnrollURL: strings.TrimRight(s.cfg.BaseURL, "/") + "/enroll?token=" + token,
+		CreatedAt: now,
+		ExpiresAt: now.Add(InvitationTTL),
+	}
+	if err := s.invitations.Create(ctx, inv.ID, inv, InvitationTTL); err != nil {
+		return Invitation{}, "", internal("create invitation", err)
+	}
+	return inv, token, nil
+}
+
+// GetInvitation returns a live invitation by id.
+func (s *Service) GetInvitation(ctx context.Context, id string) (Invitation, error) {
+	inv, err := s.invitations.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !s.now().Before(inv.ExpiresAt)) {
+		return Invitation{}, newErr(ErrNotFound, "invitation not found, used or expired")
+	}
+	return inv, internal("get invitation", err)
+}
+
+// ProofRequest is what a device request offers to be authenticated: the Device-Proof header and the parts of
+// the HTTP request the proof covers.
+type ProofRequest struct {
+	Proof  string
+	Method string
+	URL    string // absolute URL without query, as the server's public base URL spells it
+	Body   []byte
+}
+
+// AuthenticateDevice verifies a proof made with an enrolled device's key, consumes its one-time id, and
+// returns that device. A removed device is refused (ErrUnknownDevice).
+func (s *Service) AuthenticateDevice(ctx context.Context, pr ProofRequest) (Device, error) {
+	if pr.Proof == "" {
+		return Device{}, newErr(ErrInvalidProof, "the Device-Proof header is missing")
+	}
+	u, err := deviceproof.Parse(pr.Proof)
+	if err != nil || u.KeyID == "" || u.JWK != nil {
+		return Device{}, newErr(ErrInvalidProof, "the device proof is malformed")
+	}
+	d, err := s.devices.Get(ctx, u.KeyID)
+	if errors.Is(err, store.ErrNotFound) {
+		return Device{}, newErr(ErrUnknownDevice, "this device is not enrolled or was removed")
+	}
+	if err != nil {
+		return Device{}, internal("get device", err)
+	}
+	pub, err := deviceproof.ParsePublicKey(d.PublicKey)
+	if err != nil {
+		return Device{}, internal("parse device key", err)
+	}
+	claims, err := u.Verify(pub, deviceproof.Expect{Method: pr.Method, URL: pr.URL, Body: pr.Body, Now: s.now(), MaxSkew: ProofMaxSkew})
+	if err != nil {
+		return Device{}, &Error{Code: ErrInvalidProof.Code, Message: "the device proof does not verify", Err: err}
+	}
+	if err := s.consumeJTI(ctx, d.KeyThumbprint, claims.ID); err != nil {
+		return Device{}, err
+	}
+	now := s.now()
+	if d.LastSeenAt == nil || now.Sub(*d.LastSeenAt) > time.Minute {
+		d, _ = s.devices.Update(ctx, d.ID, func(cur Device) (Device, error) { cur.LastSeenAt = &now; return cur, nil })
+	}
+	return d, nil
+}
+
+func (s *Service) consumeJTI(ctx context.Context, thumbprint, jti string) error {
+	if jti == "" || len(jti) > 128 {
+		return newErr(ErrInvalidProof, "the device proof has no valid jti")
+	}
+	ok, err := s.st.Claim(ctx, "proof-jti:"+thumbprint+":"+jti, 2*ProofMaxSkew+time.Minute)
+	if err != nil {
+		return internal("claim proof id", err)
+	}
+	if !ok {
+		return newErr(ErrProofReplayed, "this device proof was already used")
+	}
+	return nil
+}
+
+// EnrollRequest is what a phone sends to enroll: a name, optional FCM token and platform.
+type EnrollRequest struct {
+	Name     string
+	FCMToken string
+	Platform string
+}
+
+func (r EnrollRequest) validate() error {
+	if len(r.Name) > maxNameLen || len(r.Platform) > 40 {
+		return newErr(ErrInvalid, "name or platform is too long")
+	}
+	if len(r.FCMToken) > 4096 {
+		return newErr(ErrInvalid, "fcm_token is too long")
+	}
+	return nil
+}
+
+// verifyEnrollmentProof checks a proof signed by the key being enrolled (the JWK rides in the proof header)
+// and returns that key as stored JWK JSON plus its thumbprint.
+func (s *Service) verifyEnrollmentProof(ctx context.Context, pr ProofRequest) (string, string, error) {
+	if pr.Proof == "" {
+		return "", "", newErr(ErrInvalidProof, "the Device-Proof header is missing")
+	}
+	u, err := deviceproof.Parse(pr.Proof)
+	if err != nil || u.JWK == nil {
+		return "", "", newErr(ErrInvalidProof, "an enrollment proof must carry the new public key (jwk)")
+	}
+	claims, err := u.Verify(u.JWK, deviceproof.Expect{Method: pr.Method, URL: pr.URL, Body: pr.Body, Now: s.now(), MaxSkew: ProofMaxSkew})
+	if err != nil {
+		return "", "", &Error{Code: ErrInvalidProof.Code, Message: "the device proof does not verify", Err: err}
+	}
+	thumb := deviceproof.Thumbprint(u.JWK)
+	if err := s.consumeJTI(ctx, thumb, claims.ID); err != nil {
+		return "", "", err
+	}
+	jwk, err := deviceproof.MarshalPublicKey(u.JWK)
+	if err != nil {
+		return "", "", internal("marshal device key", err)
+	}
+	return jwk, thumb, nil
+}
+
+// EnrollByInvitation enrolls the key that signed pr for the invitation's user, consuming the invitation.
+// The proof is checked before the invitation is used, so a bad proof does not burn it.
+func (s *Service) EnrollByInvitation(ctx context.Context, pr ProofRequest, token string, r EnrollRequest) (Device, error) {
+	if err := r.validate(); err != nil {
+		return Device{}, err
+	}
+	if token == "" || len(token) > 200 {
+		return Device{}, newErr(ErrInvitation, "the invitation token is missing or malformed")
+	}
+	jwk, thumb, err := s.verifyEnrollmentProof(ctx, pr)
+	if err != nil {
+		return Device{}, err
+	}
+	inv, err := s.invitations.Take(ctx, invitationID(token))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !s.now().Before(inv.ExpiresAt)) {
+		return Device{}, newErr(ErrInvitation, "this invitation is unknown, already used or expired")
+	}
+	if err != nil {
+		return Device{}, internal("take invitation", err)
+	}
+	return s.addDevice(ctx, inv.Email, jwk, thumb, r)
+}
+
+func (s *Service) addDevice(ctx context.Context, email, jwk, thumb string, r EnrollRequest) (Device, error) {
+	if !s.domainAllowed(email) {
+		return Device{}, newErr(ErrEmailNotAllowed, "%s is not in an allowed domain", email)
+	}
+	u, err := s.ensureUser(ctx, email)
+	if err != nil {
+		return Device{}, err
+	}
+	if u.Status != UserActive {
+		return Device{}, newErr(ErrForbidden, "this account is suspended")
+	}
+	ok, err := s.st.SetIfAbsent(ctx, "device-key:"+thumb, email, 0)
+	if err != nil {
+		return Device{}, internal("claim device key", err)
+	}
+	if !ok {
+		return Device{}, newErr(ErrConflict, "this device key is already enrolled")
+	}
+	now := s.now()
+	name := strings.TrimSpace(r.Name)
+	if name == "" {
+		name = "Phone"
+	}
+	d := Device{
+		ID:            "dev_" + s.randomID(12),
+		Email:         email,
+		Name:          name,
+		Platform:      strings.TrimSpace(r.Platform),
+		PublicKey:     jwk,
+		KeyThumbprint: thumb,
+		FCMToken:      r.FCMToken,
+		PushStatus:    PushNone,
+		CreatedAt:     now,
+		LastSeenAt:    &now,
+	}
+	if r.FCMToken != "" {
+		d.PushStatus = PushOK
+		d.PushTokenUpdatedAt = &now
+	}
+	if err := s.devices.Create(ctx, d.ID, d, 0); err != nil {
+		return Device{}, internal("create device", err)
+	}
+	if err := s.devices.AddToIndex(ctx, "user:"+email, d.ID); err != nil {
+		return Device{}, internal("index device", err)
+	}
+	s.log.Info("device enrolled", "email", email, "device", d.ID, "platform", d.Platform)
+	s.announceDevice(d)
+	return d, nil
+}
+
+// ListDevices returns the devices enrolled for email, oldest first.
+func (s *Service) ListDevices(ctx context.Context, email string) ([]Device, error) {
+	ds, err := s.devices.ListIndex(ctx, "user:"+strings.ToLower(email))
+	if err != nil {
+		return nil, internal("list devices", err)
+	}
+	sortBy(ds, func(d Device) string { return d.CreatedAt.Format(time.RFC3339Nano) + d.ID })
+	return ds, nil
+}
+
+// GetDevice returns the device id of the user email.
+func (s *Service) GetDevice(ctx context.Context, email, id string) (Device, error) {
+	d, err := s.devices.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && d.Email != strings.ToLower(email)) {
+		return Device{}, newErr(ErrNotFound, "device not found")
+	}
+	return d, internal("get device", err)
+}
+
+// RenameDevice changes the name of a device of email.
+func (s *Service) RenameDevice(ctx context.Context, email, id, name string) (Device, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > maxNameLen {
+		return Device{}, newErr(ErrInvalid, "name must be 1 to %d characters", maxNameLen)
+	}
+	return s.updateDevice(ctx, email, id, func(d Device) Device { d.Name = name; return d })
+}
+
+// UpdatePushToken replaces the FCM token of a device (empty: no pushes, the device pulls). Besides enrollment
+// this is the only way a device's token changes.
+func (s *Service) UpdatePushToken(ctx context.Context, email, id, token string) (Device, error) {
+	token = strings.TrimSpace(token)
+	if len(token) > 4096 {
+		return Device{}, newErr(ErrInvalid, "fcm_token is longer than 4096 characters")
+	}
+	now := s.now()
+	status := PushOK
+	if token == "" {
+		status = PushNone
+	}
+	return s.updateDevice(ctx, email, id, func(d Device) Device {
+		d.FCMToken, d.PushStatus, d.PushTokenUpdatedAt = token, status, &now
+		return d
+	})
+}
+
+func (s *Service) updateDevice(ctx context.Context, email, id string, change func(Device) Device) (Device, error) {
+	d, err := s.devices.Update(ctx, id, func(cur Device) (Device, error) {
+		if cur.Email != strings.ToLower(email) {
+			return cur, newErr(ErrNotFound, "device not found")
+		}
+		return change(cur), nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return Device{}, newErr(ErrNotFound, "device not found")
+	}
+	return d, internal("update device", err)
+}
+
+// markPushDead records that FCM refused the device's token (unless it was replaced meanwhile).
+func (s *Service) markPushDead(ctx context.Context, id, token string) {
+	_, err := s.devices.Update(ctx, id, func(cur Device) (Device, error) {
+		if cur.FCMToken == token {
+			cur.PushStatus = PushDead
+		}
+		return cur, nil
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("mark push token dead", "device", id, "err", err)
+	}
+}
+
+// RemoveDevice revokes a device of email: its signatures are refused from the next request on.
+func (s *Service) RemoveDevice(ctx context.Context, email, id string) error {
+	d, err := s.GetDevice(ctx, email, id)
+	if err != nil {
+		return err
+	}
+	if err := s.devices.Delete(ctx, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return newErr(ErrNotFound, "device not found")
+		}
+		return internal("delete device", err)
+	}
+	if err := s.devices.RemoveFromIndex(ctx, "user:"+d.Email, id); err != nil {
+		s.log.Warn("unindex device", "device", id, "err", err)
+	}
+	if _, err := s.st.DeleteValueIf(ctx, "device-key:"+d.KeyThumbprint, d.Email); err != nil {
+		s.log.Warn("release device key", "device", id, "err", err)
+	}
+	s.log.Info("device removed", "email", d.Email, "device", id)
+	return nil
+}
+
+// announceDevice mails the account's address that a device was added, so a stranger's enrollment is noticed.
+func (s *Service) announceDevice(d Device) {
+	body := fmt.Sprintf("A new device, %q, was added to your Passport account %s at %s UTC.\n\nIt can now approve sign-ins for you. If this was not you, tell your administrator at once: they can remove the device.\n",
+		d.Name, d.Email, d.CreatedAt.UTC().Format("2006-01-02 15:04"))
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		ctx, cancel := context.WithTimeout(s.bgCtx, 30*time.Second)
+		defer cancel()
+		if err := s.mailer.Send(ctx, d.Email, "New device added to your Passport account", body); err != nil {
+			s.log.Warn("mail new-device notice", "email", d.Email, "err", err)
+		}
+	}()
+}

@@ -1,0 +1,466 @@
+package authn
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/winkk/passport/push"
+	"github.com/winkk/passport/store"
+)
+
+// LoginState is where a parked login stands.
+type LoginState string
+
+// The states of a login. Identify → Pending → Approved | Denied | Expired; Approved → Answered once the
+// signed Response has been made. Failed covers logins refused before any push (suspended user, no device).
+const (
+	StateIdentify LoginState = "identify"
+	StatePending  LoginState = "pending"
+	StateApproved LoginState = "approved"
+	StateDenied   LoginState = "denied"
+	StateExpired  LoginState = "expired"
+	StateFailed   LoginState = "failed"
+	StateAnswered LoginState = "answered"
+)
+
+// Reasons a login did not succeed.
+const (
+	ReasonDenied         = "denied"          // the user tapped deny on the phone
+	ReasonReported       = "reported"        // the user tapped "this wasn't me"
+	ReasonNumberMismatch = "number_mismatch" // the number typed on the phone was not the one shown
+	ReasonExpired        = "expired"         // nobody answered in time
+	ReasonSuspended      = "suspended"       // the account is suspended
+	ReasonNoDevice       = "no_device"       // unknown email or no enrolled device
+)
+
+// Login is a parked sign-in: the SP's request as the api package parsed it, the browser it is bound to, and
+// the phone approval it waits for. It doubles as the challenge the phone sees (same ID).
+type Login struct {
+	ID    string `json:"id"`
+	AppID string `json:"app_id"`
+
+	// The request being answered, kept opaque to authn.
+	RequestID    string `json:"request_id,omitempty"` // empty for IdP-initiated logins
+	RelayState   string `json:"relay_state,omitempty"`
+	NameIDFormat string `json:"nameid_format,omitempty"`
+
+	BrowserHash string `json:"browser_hash"`
+	ClientIP    string `json:"client_ip"`
+	UserAgent   string `json:"user_agent"`
+
+	State      LoginState `json:"state"`
+	Reason     string     `json:"reason,omitempty"`
+	Email      string     `json:"email,omitempty"`
+	Number     int        `json:"number,omitempty"`
+	Devices    []string   `json:"devices,omitempty"`
+	AnsweredBy string     `json:"answered_by,omitempty"`
+
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	DecidedAt  time.Time `json:"decided_at,omitzero"`
+	ResponseAt time.Time `json:"response_at,omitzero"`
+	// Response is the message handed to the SP once the login has been answered; reloading the page shows
+	// the same one, so a login yields exactly one Response.
+	Response []byte `json:"response,omitempty"`
+}
+
+// Current returns the state as of now: a login still waiting past ExpiresAt is Expired.
+func (l Login) Current(now time.Time) LoginState {
+	if (l.State == StateIdentify || l.State == StatePending) && !now.Before(l.ExpiresAt) {
+		return StateExpired
+	}
+	return l.State
+}
+
+// Open reports whether the login still waits (identify or pending, not expired).
+func (l Login) Open(now time.Time) bool {
+	st := l.Current(now)
+	return st == StateIdentify || st == StatePending
+}
+
+// loginGrace is how long a finished login stays readable after it expires, so a reload explains what happened.
+const loginGrace = 15 * time.Minute
+
+// StartLogin is what the api package knows of a new login.
+type StartLogin struct {
+	AppID        string
+	RequestID    string
+	RelayState   string
+	NameIDFormat string
+	ClientIP     string
+	UserAgent    string
+}
+
+// BrowserSecret hashes the secret kept in the browser's cookie, for comparison with Login.BrowserHash.
+func BrowserSecret(secret string) string {
+	h := sha256.Sum256([]byte(secret))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+// Park stores a new login waiting for the user to identify, bound to a fresh browser secret, and returns the
+// login and that secret (for the binding cookie).
+func (s *Service) Park(ctx context.Context, in StartLogin) (Login, string, error) {
+	now := s.now()
+	secret := s.randomID(20)
+	l := Login{
+		ID:           s.randomID(16),
+		AppID:        in.AppID,
+		RequestID:    in.RequestID,
+		RelayState:   in.RelayState,
+		NameIDFormat: in.NameIDFormat,
+		BrowserHash:  BrowserSecret(secret),
+		ClientIP:     in.ClientIP,
+		UserAgent:    truncate(in.UserAgent, 512),
+		State:        StateIdentify,
+		CreatedAt:    now,
+		ExpiresAt:    now.Add(s.cfg.LoginTTL),
+	}
+	if err := s.logins.Create(ctx, l.ID, l, s.cfg.LoginTTL+loginGrace); err != nil {
+		return Login{}, "", internal("park login", err)
+	}
+	return l, secret, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// GetLogin returns the login id if secret is the one its browser holds. A wrong or missing secret is
+// ErrForbidden; an unknown (or long gone) login is ErrNotFound.
+func (s *Service) GetLogin(ctx context.Context, id, secret string) (Login, error) {
+	l, err := s.logins.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Login{}, newErr(ErrNotFound, "this sign-in does not exist or has expired")
+	}
+	if err != nil {
+		return Login{}, internal("get login", err)
+	}
+	if secret == "" || subtle.ConstantTimeCompare([]byte(BrowserSecret(secret)), []byte(l.BrowserHash)) != 1 {
+		return Login{}, newErr(ErrForbidden, "this sign-in was started in another browser")
+	}
+	return l, nil
+}
+
+// Identify takes the email typed in the browser of login id and, if the user can be asked, moves the login to
+// Pending with a fresh two-digit number and pushes a challenge to every active device of the user. Email
+// submissions are limited per client address. A suspended user fails the login at once, without a push; an
+// unknown email or a user without devices fails it too, with one message for both (no account probing).
+func (s *Service) Identify(ctx context.Context, id, secret, rawEmail, clientKey string) (Login, error) {
+	l, err := s.GetLogin(ctx, id, secret)
+	if err != nil {
+		return Login{}, err
+	}
+	if l.Current(s.now()) != StateIdentify {
+		return l, nil // already past this step: show it as it stands
+	}
+	n, reset, err := s.st.Hit(ctx, "ratelimit:identify:"+clientKey, time.Minute)
+	if err != nil {
+		return Login{}, internal("rate limit", err)
+	}
+	if n > s.cfg.IdentifyLimit {
+		return Login{}, &Error{Code: ErrRateLimited.Code, Message: "Too many attempts from this network. Try again in " + roundUp(reset) + "."}
+	}
+	email, err := NormalizeEmail(rawEmail)
+	if err != nil {
+		return Login{}, err
+	}
+	fail := func(reason string) (Login, error) {
+		return s.transition(ctx, id, func(cur Login, now time.Time) (Login, error) {
+			if cur.Current(now) != StateIdentify {
+				return cur, errUnchanged
+			}
+			cur.State, cur.Reason, cur.Email, cur.DecidedAt = StateFailed, reason, email, now
+			return cur, nil
+		})
+	}
+	u, err := s.GetUser(ctx, email)
+	if errors.Is(err, ErrNotFound) {
+		return fail(ReasonNoDevice)
+	}
+	if err != nil {
+		return Login{}, err
+	}
+	if u.Status != UserActive {
+		s.log.Info("login refused: user suspended", "login", id, "email", email)
+		return fail(ReasonSuspended)
+	}
+	devs, err := s.ListDevices(ctx, email)
+	if err != nil {
+		return Login{}, err
+	}
+	if len(devs) == 0 {
+		return fail(ReasonNoDevice)
+	}
+	number, err := twoDigit()
+	if err != nil {
+		return Login{}, internal("draw number", err)
+	}
+	ids := make([]string, len(devs))
+	for i, d := range devs {
+		ids[i] = d.ID
+	}
+	l, err = s.transition(ctx, id, func(cur Login, now time.Time) (Login, error) {
+		if cur.Current(now) != StateIdentify {
+			return cur, errUnchanged
+		}
+		cur.State, cur.Email, cur.Number, cur.Devices = StatePending, email, number, ids
+		return cur, nil
+	})
+	if err != nil || l.State != StatePending || l.Number != number {
+		return l, err
+	}
+	if err := s.logins.AddToIndex(ctx, "pending:"+email, l.ID); err != nil {
+		return Login{}, internal("index challenge", err)
+	}
+	s.publishUser(ctx, email)
+	s.pushChallenge(l, devs)
+	return l, nil
+}
+
+func roundUp(d time.Duration) string {
+	if d < time.Minute {
+		return (d.Round(time.Second) + time.Second).String()
+	}
+	return d.Round(time.Minute).String()
+}
+
+func twoDigit() (int, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(90))
+	if err != nil {
+		return 0, err
+	}
+	return int(n.Int64()) + 10, nil
+}
+
+// errUnchanged tells transition that fn decided to leave the login as it is.
+var errUnchanged = errors.New("authn: unchanged")
+
+// transition applies fn to login id atomically and announces a change to the browser waiting on it.
+func (s *Service) transition(ctx context.Context, id string, fn func(cur Login, now time.Time) (Login, error)) (Login, error) {
+	var unchanged Login
+	l, err := s.logins.Update(ctx, id, func(cur Login) (Login, error) {
+		next, err := fn(cur, s.now())
+		if errors.Is(err, errUnchanged) {
+			unchanged = cur
+		}
+		return next, err
+	})
+	switch {
+	case errors.Is(err, errUnchanged):
+		return unchanged, nil
+	case errors.Is(err, store.ErrNotFound):
+		return Login{}, newErr(ErrNotFound, "this sign-in does not exist or has expired")
+	case err != nil:
+		return Login{}, internal("update login", err)
+	}
+	s.publishLogin(ctx, id)
+	return l, nil
+}
+
+// LoginChannel is the pub/sub channel announcing changes of login id.
+func LoginChannel(id string) string { return "login:" + id }
+
+// UserChannel is the pub/sub channel announcing new challenges for email.
+func UserChannel(email string) string { return "challenges:" + email }
+
+func (s *Service) publishLogin(ctx context.Context, id string) {
+	if err := s.st.Publish(ctx, LoginChannel(id), "changed"); err != nil {
+		s.log.Warn("publish login change", "login", id, "err", err)
+	}
+}
+
+func (s *Service) publishUser(ctx context.Context, email string) {
+	if err := s.st.Publish(ctx, UserChannel(email), "changed"); err != nil {
+		s.log.Warn("publish challenge", "email", email, "err", err)
+	}
+}
+
+// pushChallenge sends the challenge to devs in the background, for at most the login's remaining life.
+// A token FCM refuses as dead is marked so; the device then pulls.
+func (s *Service) pushChallenge(l Login, devs []Device) {
+	var msgs []push.Message
+	var targets []Device
+	ttl := time.Until(l.ExpiresAt)
+	for _, d := range devs {
+		if d.FCMToken == "" || d.PushStatus == PushDead {
+			continue
+		}
+		msgs = append(msgs, push.Message{
+			Token:       d.FCMToken,
+			ChallengeID: l.ID,
+			Title:       "Sign-in request",
+			Body:        "Open Passport to review a sign-in.",
+			TTL:         ttl,
+		})
+		targets = append(targets, d)
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		ctx, cancel := context.WithDeadline(s.bgCtx, l.ExpiresAt)
+		defer cancel()
+		for i, err := range push.FanOut(ctx, s.pusher, msgs) {
+			switch {
+			case err == nil:
+			case errors.Is(err, push.ErrTokenDead):
+				s.markPushDead(context.WithoutCancel(ctx), targets[i].ID, targets[i].FCMToken)
+				s.log.Info("push token dead; device will pull", "device", targets[i].ID)
+			default:
+				s.log.Warn("push failed; device can pull", "device", targets[i].ID, "login", l.ID, "err", err)
+			}
+		}
+	}()
+}
+
+// Decision is the phone's answer.
+type Decision struct {
+	Approve bool
+	Number  int  // the number the user typed; checked when approving
+	Report  bool // deny and report "this wasn't me"
+}
+
+// Challenges returns the pending challenges of the device's user, oldest first.
+func (s *Service) Challenges(ctx context.Context, d Device) ([]Login, error) {
+	ls, err := s.logins.ListIndex(ctx, "pending:"+d.Email)
+	if err != nil {
+		return nil, internal("list challenges", err)
+	}
+	now := s.now()
+	out := ls[:0]
+	for _, l := range ls {
+		if l.Email == d.Email && l.Current(now) == StatePending {
+			out = append(out, l)
+		} else if !l.Open(now) {
+			_ = s.logins.RemoveFromIndex(ctx, "pending:"+d.Email, l.ID)
+		}
+	}
+	sortBy(out, func(l Login) string { return l.CreatedAt.Format(time.RFC3339Nano) + l.ID })
+	return out, nil
+}
+
+// Challenge returns challenge id if it belongs to the device's user.
+func (s *Service) Challenge(ctx context.Context, d Device, id string) (Login, error) {
+	l, err := s.logins.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (l.Email == "" || l.Email != d.Email)) {
+		return Login{}, newErr(ErrNotFound, "challenge not found")
+	}
+	return l, internal("get challenge", err)
+}
+
+// Answer records the device's decision on challenge id exactly once: the first valid answer from any of the
+// user's devices wins; later ones, and answers after expiry, get ErrChallengeClosed. Approving with a number
+// that is not the one shown in the browser denies the login and returns ErrNumberMismatch.
+func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision) (Login, error) {
+	if _, err := s.Challenge(ctx, d, id); err != nil {
+		return Login{}, err
+	}
+	l, err := s.logins.Update(ctx, id, func(cur Login) (Login, error) {
+		now := s.now()
+		if cur.Email != d.Email {
+			return cur, newErr(ErrNotFound, "challenge not found")
+		}
+		if cur.Current(now) != StatePending {
+			return cur, newErr(ErrChallengeClosed, "this sign-in request was already answered or has expired")
+		}
+		cur.AnsweredBy, cur.DecidedAt = d.ID, now
+		switch {
+		case dec.Report:
+			cur.State, cur.Reason = StateDenied, ReasonReported
+		case !dec.Approve:
+			cur.State, cur.Reason = StateDenied, ReasonDenied
+		case subtle.ConstantTimeEq(int32(dec.Number), int32(cur.Number)) != 1:
+			cur.State, cur.Reason = StateDenied, ReasonNumberMismatch
+		default:
+			cur.State = StateApproved
+		}
+		return cur, nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return Login{}, newErr(ErrNotFound, "challenge not found")
+	}
+	if err != nil {
+		return Login{}, internal("answer challenge", err)
+	}
+	_ = s.logins.RemoveFromIndex(ctx, "pending:"+d.Email, id)
+	s.publishLogin(ctx, id)
+	s.publishUser(ctx, d.Email)
+	s.log.Info("challenge answered", "login", id, "device", d.ID, "state", l.State, "reason", l.Reason)
+	if l.Reason == ReasonReported {
+		s.log.Warn("user reported a sign-in they did not start", "login", id, "email", d.Email, "ip", l.ClientIP, "user_agent", l.UserAgent)
+	}
+	if l.Reason == ReasonNumberMismatch {
+		return l, newErr(ErrNumberMismatch, "the number does not match the one shown in the browser; this sign-in was denied")
+	}
+	return l, nil
+}
+
+// Respond makes the login's Response exactly once: for an approved login, build is called (it may be called
+// more than once under a race, but only one result is ever stored and returned) and the login moves to
+// Answered; an answered login returns the stored Response again. Other states return ErrConflict.
+func (s *Service) Respond(ctx context.Context, id, secret string, build func(Login, User) ([]byte, error)) (Login, error) {
+	l, err := s.GetLogin(ctx, id, secret)
+	if err != nil {
+		return Login{}, err
+	}
+	if l.State == StateAnswered {
+		return l, nil
+	}
+	if l.State != StateApproved {
+		return Login{}, newErr(ErrConflict, "this sign-in is not approved")
+	}
+	u, err := s.GetUser(ctx, l.Email)
+	if err != nil {
+		return Login{}, err
+	}
+	if u.Status != UserActive {
+		return Login{}, newErr(ErrForbidden, "this account is suspended")
+	}
+	resp, err := build(l, u)
+	if err != nil {
+		return Login{}, err
+	}
+	return s.transition(ctx, id, func(cur Login, now time.Time) (Login, error) {
+		if cur.State == StateAnswered {
+			return cur, errUnchanged
+		}
+		if cur.State != StateApproved {
+			return cur, newErr(ErrConflict, "this sign-in is not approved")
+		}
+		cur.State, cur.Response, cur.ResponseAt = StateAnswered, resp, now
+		return cur, nil
+	})
+}
+
+// SplitEmail returns the local part and domain of an address.
+func SplitEmail(email string) (string, string) {
+	i := strings.LastIndexByte(email, '@')
+	if i < 0 {
+		return email, ""
+	}
+	return email[:i], email[i+1:]
+}
+
+// ConsumeRequestID remembers an AuthnRequest ID of app for ttl; a second use is refused (replay).
+func (s *Service) ConsumeRequestID(ctx context.Context, appID, requestID string, ttl time.Duration) error {
+	ok, err := s.st.Claim(ctx, "authnrequest:"+appID+":"+requestID, ttl)
+	if err != nil {
+		return internal("consume request id", err)
+	}
+	if !ok {
+		return newErr(ErrConflict, "This sign-in request was already used. Go back to the application and sign in again.")
+	}
+	return nil
+}

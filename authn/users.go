@@ -1,0 +1,199 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/winkk/passport/store"
+)
+
+// User statuses.
+const (
+	UserActive    = "active"
+	UserSuspended = "suspended"
+)
+
+// User is a person who signs in. Email is the key and, lower-cased, the NameID of most applications.
+type User struct {
+	Email       string    `json:"email"`
+	GivenName   string    `json:"given_name"`
+	FamilyName  string    `json:"family_name"`
+	DisplayName string    `json:"display_name"`
+	Groups      []string  `json:"groups"`
+	Status      string    `json:"status"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// UserPatch holds the fields of a user to create or change; nil means "leave as is".
+type UserPatch struct {
+	Email       *string   `json:"email"`
+	GivenName   *string   `json:"given_name"`
+	FamilyName  *string   `json:"family_name"`
+	DisplayName *string   `json:"display_name"`
+	Groups      *[]string `json:"groups"`
+	Status      *string   `json:"status"`
+}
+
+// NormalizeEmail checks that s is a plain address (no display name) and returns it lower-cased.
+func NormalizeEmail(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", newErr(ErrInvalid, "email is required")
+	}
+	if len(s) > 254 {
+		return "", newErr(ErrInvalid, "email is too long")
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" || !strings.Contains(s, "@") {
+		return "", newErr(ErrInvalid, "%q is not a valid email address", s)
+	}
+	return strings.ToLower(s), nil
+}
+
+func (p UserPatch) apply(u User) (User, error) {
+	set := func(dst *string, src *string, max int, field string) error {
+		if src == nil {
+			return nil
+		}
+		v := strings.TrimSpace(*src)
+		if len(v) > max {
+			return newErr(ErrInvalid, "%s is longer than %d characters", field, max)
+		}
+		*dst = v
+		return nil
+	}
+	for _, f := range []struct {
+		dst   *string
+		src   *string
+		field string
+	}{{&u.GivenName, p.GivenName, "given_name"}, {&u.FamilyName, p.FamilyName, "family_name"}, {&u.DisplayName, p.DisplayName, "display_name"}} {
+		if err := set(f.dst, f.src, maxNameLen, f.field); err != nil {
+			return u, err
+		}
+	}
+	if p.Groups != nil {
+		if len(*p.Groups) > 100 {
+			return u, newErr(ErrInvalid, "at most 100 groups")
+		}
+		u.Groups = []string{}
+		for _, g := range *p.Groups {
+			g = strings.TrimSpace(g)
+			if g == "" || len(g) > maxNameLen {
+				return u, newErr(ErrInvalid, "group names must be 1 to %d characters", maxNameLen)
+			}
+			u.Groups = append(u.Groups, g)
+		}
+	}
+	if p.Status != nil {
+		switch *p.Status {
+		case UserActive, UserSuspended:
+			u.Status = *p.Status
+		default:
+			return u, newErr(ErrInvalid, "status must be \"active\" or \"suspended\"")
+		}
+	}
+	if u.Status == "" {
+		u.Status = UserActive
+	}
+	if u.Groups == nil {
+		u.Groups = []string{}
+	}
+	return u, nil
+}
+
+// CreateUser creates a user; an existing email is an error matching ErrConflict.
+func (s *Service) CreateUser(ctx context.Context, p UserPatch) (User, error) {
+	if p.Email == nil {
+		return User{}, newErr(ErrInvalid, "email is required")
+	}
+	email, err := NormalizeEmail(*p.Email)
+	if err != nil {
+		return User{}, err
+	}
+	now := s.now()
+	u, err := p.apply(User{Email: email, CreatedAt: now, UpdatedAt: now})
+	if err != nil {
+		return User{}, err
+	}
+	err = s.users.Create(ctx, email, u, 0)
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return User{}, newErr(ErrConflict, "a user with email %s already exists", email)
+	}
+	return u, internal("create user", err)
+}
+
+// ensureUser returns the user with email, creating an active one when there is none.
+func (s *Service) ensureUser(ctx context.Context, email string) (User, error) {
+	now := s.now()
+	u := User{Email: email, Status: UserActive, Groups: []string{}, CreatedAt: now, UpdatedAt: now}
+	err := s.users.Create(ctx, email, u, 0)
+	if errors.Is(err, store.ErrAlreadyExists) {
+		return s.GetUser(ctx, email)
+	}
+	return u, internal("create user", err)
+}
+
+// GetUser returns the user with email, or an error matching ErrNotFound.
+func (s *Service) GetUser(ctx context.Context, email string) (User, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	u, err := s.users.Get(ctx, email)
+	if errors.Is(err, store.ErrNotFound) {
+		return User{}, newErr(ErrNotFound, "user not found")
+	}
+	return u, internal("get user", err)
+}
+
+// ListUsers returns every user ordered by email.
+func (s *Service) ListUsers(ctx context.Context) ([]User, error) {
+	us, err := s.users.List(ctx)
+	if err != nil {
+		return nil, internal("list users", err)
+	}
+	sortBy(us, func(u User) string { return u.Email })
+	return us, nil
+}
+
+// UpdateUser applies p to the user atomically. The email cannot change.
+func (s *Service) UpdateUser(ctx context.Context, email string, p UserPatch) (User, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if p.Email != nil && !strings.EqualFold(strings.TrimSpace(*p.Email), email) {
+		return User{}, newErr(ErrInvalid, "email cannot be changed")
+	}
+	u, err := s.users.Update(ctx, email, func(cur User) (User, error) {
+		next, err := p.apply(cur)
+		next.UpdatedAt = s.now()
+		return next, err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return User{}, newErr(ErrNotFound, "user not found")
+	}
+	if err != nil {
+		return User{}, internal("update user", err)
+	}
+	return u, nil
+}
+
+// DeleteUser removes the user and every device enrolled for it.
+func (s *Service) DeleteUser(ctx context.Context, email string) error {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if err := s.users.Delete(ctx, email); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return newErr(ErrNotFound, "user not found")
+		}
+		return internal("delete user", err)
+	}
+	devs, err := s.ListDevices(ctx, email)
+	if err != nil {
+		return err
+	}
+	for _, d := range devs {
+		if err := s.RemoveDevice(ctx, email, d.ID); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+package authn
+
+import (
+	"net/url"
+	"sort"
+	"strings"
+)
+
+func sortBy[T any](xs []T, key func(T) string) {
+	sort.Slice(xs, func(i, j int) bool { return key(xs[i]) < key(xs[j]) })
+}
+
+// checkRelayStatePattern validates an allowed-RelayState entry: an absolute http(s) URL whose host may start
+// with "*." (one or more leftmost labels).
+func checkRelayStatePattern(p string) error {
+	if len(p) > maxURLLen {
+		return newErr(ErrInvalid, "longer than %d characters", maxURLLen)
+	}
+	u, err := url.Parse(strings.Replace(p, "*.", "wildcard.", 1))
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil {
+		return newErr(ErrInvalid, "%q is not an absolute http(s) URL", p)
+	}
+	if strings.Contains(p, "*") && !strings.HasPrefix(u.Host, "wildcard.") {
+		return newErr(ErrInvalid, "%q: \"*.\" may only stand for the leftmost host labels", p)
+	}
+	if strings.Count(p, "*") > 1 {
+		return newErr(ErrInvalid, "%q: only one \"*.\" is allowed", p)
+	}
+	return nil
+}
+
+// RelayStateAllowed reports whether rs may be used with IdP-initiated login for an app whose allowed list is
+// patterns: an empty rs is always allowed; otherwise rs must equal an entry or extend it by a path, where "*."
+// in an entry's host stands for one or more leftmost host labels.
+func RelayStateAllowed(rs string, patterns []string) bool {
+	if rs == "" {
+		return true
+	}
+	u, err := url.Parse(rs)
+	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
+		return false
+	}
+	for _, p := range patterns {
+		if relayStateMatches(u, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func relayStateMatches(u *url.URL, pattern string) bool {
+	wild := strings.Contains(pattern, "://*.")
+	pu, err := url.Parse(strings.Replace(pattern, "://*.", "://", 1))
+	if err != nil {
+		return false
+	}
+	if !strings.EqualFold(u.Scheme, pu.Scheme) || u.Port() != pu.Port() {
+		return false
+	}
+	host, phost := strings.ToLower(u.Hostname()), strings.ToLower(pu.Hostname())
+	if wild {
+		if !strings.HasSuffix(host, "."+phost) || len(host) <= len(phost)+1 {
+			return false
+		}
+	} else if host != phost {
+		return false
+	}
+	if pu.RawQuery != "" && u.RawQuery != pu.RawQuery {
+		return false
+	}
+	ppath := strings.TrimSuffix(pu.EscapedPath(), "/")
+	path := u.EscapedPath()
+	if ppath == "" {
+		return true
+	}
+	return path == ppath || strings.HasPrefix(path, ppath+"/")
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// config is the server's configuration: each field comes from a flag, else its environment variable, else
+// the default.
+type config struct {
+	Listen          string
+	BaseURL         string
+	EntityID        string
+	RedisURL        string
+	AdminToken      string
+	FCMCredentials  string
+	FCMEndpoint     string
+	SMTPURL         string
+	AllowedDomains  string
+	LoginTTL        time.Duration
+	SigningKeyFile  string
+	SigningCertFile string
+}
+
+type setting struct {
+	env, def, help string
+	str            *string
+	dur            *time.Duration
+}
+
+func (c *config) settings() []setting {
+	return []setting{
+		{env: "PASSPORT_LISTEN", def: ":8080", help: "address to listen on", str: &c.Listen},
+		{env: "PASSPORT_BASE_URL", def: "http://localhost:8080", help: "public URL; every absolute URL the IdP issues or checks derives from it", str: &c.BaseURL},
+		{env: "PASSPORT_ENTITY_ID", def: "Winkk Passport IdP", help: "the IdP's SAML entity ID", str: &c.EntityID},
+		{env: "PASSPORT_REDIS_URL", def: "", help: "redis://, rediss://, redis-sentinel://, redis-cluster:// URL; empty: embedded in-memory store (data lost at exit)", str: &c.RedisURL},
+		{env: "PASSPORT_ADMIN_TOKEN", def: "", help: "bearer token of the admin API; empty: a random one is printed at start-up", str: &c.AdminToken},
+		{env: "PASSPORT_FCM_CREDENTIALS", def: "", help: "Firebase service-account JSON file; empty: pushes are logged and devices pull", str: &c.FCMCredentials},
+		{env: "PASSPORT_FCM_ENDPOINT", def: "", help: "another FCM v1 base URL, /v1 included", str: &c.FCMEndpoint},
+		{env: "PASSPORT_SMTP_URL", def: "", help: "smtp://user:pass@host:port; empty: mails are logged", str: &c.SMTPURL},
+		{env: "PASSPORT_ALLOWED_DOMAINS", def: "", help: "comma-separated email domains that may enroll; empty: any", str: &c.AllowedDomains},
+		{env: "PASSPORT_LOGIN_TTL", def: "5m", help: "how long a parked login waits for the phone", dur: &c.LoginTTL},
+		{env: "PASSPORT_SIGNING_KEY_FILE", def: "", help: "PEM RSA signing key; empty: a key is generated at first start and kept in the store", str: &c.SigningKeyFile},
+		{env: "PASSPORT_SIGNING_CERT_FILE", def: "", help: "PEM certificate of PASSPORT_SIGNING_KEY_FILE", str: &c.SigningCertFile},
+	}
+}
+
+// errHelp reports that -h was asked for and the usage printed.
+var errHelp = errors.New("help requested")
+
+// flagName turns PASSPORT_BASE_URL into base-url.
+func flagName(env string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(env, "PASSPORT_")), "_", "-")
+}
+
+// parseConfig reads flags from args over the environment over defaults.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("passport-idp", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	raw := map[string]*string{}
+	for _, s := range c.settings() {
+		v := s.def
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		raw[s.env] = fs.String(flagName(s.env), v, s.help+" ("+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, errHelp
+		}
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, s := range c.settings() {
+		v := strings.TrimSpace(*raw[s.env])
+		switch {
+		case s.str != nil:
+			*s.str = v
+		case s.dur != nil:
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return c, fmt.Errorf("%s: %q is not a positive duration such as 5m", s.env, v)
+			}
+			*s.dur = d
+		}
+	}
+	if (c.SigningKeyFile == "") != (c.SigningCertFile == "") {
+		return c, errors.New("PASSPORT_SIGNING_KEY_FILE and PASSPORT_SIGNING_CERT_FILE go together")
+	}
+	if c.EntityID == "" {
+		return c, errors.New("PASSPORT_ENTITY_ID must not be empty")
+	}
+	return c, nil
+}
+
+func (c config) allowedDomains() []string {
+	var out []string
+	for _, d := range strings.Split(c.AllowedDomains, ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			out = append(out, strings.TrimPrefix(d, "@"))
+		}
+	}
+	return out
+}

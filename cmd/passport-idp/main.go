@@ -1,0 +1,20 @@
+// Command passport-idp is the Passport server: a SAML 2.0 Identity Provider whose users sign in by approving
+// on their enrolled phone. With no configuration it runs the whole flow on embedded defaults.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "passport-idp:", err)
+		os.Exit(1)
+	}
+}

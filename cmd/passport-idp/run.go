@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/winkk/passport/api"
+	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/push"
+	"github.com/winkk/passport/store"
+)
+
+// run starts the server and blocks until ctx ends, then shuts down gracefully: streams tell browsers to
+// reload, in-flight requests finish, background pushes stop.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		if errors.Is(err, errHelp) {
+			return nil
+		}
+		return err
+	}
+	log := newLogger(stdout)
+
+	st, err := store.Open(ctx, store.Options{URL: cfg.RedisURL})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+	if st.Embedded() {
+		log.Warn("using the embedded in-memory store: all data is lost when the process exits; set PASSPORT_REDIS_URL for Redis")
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pushMetrics := push.NewMetrics(reg)
+	var pusher authn.Pusher
+	pushMode := "logged (no PASSPORT_FCM_CREDENTIALS): devices pull their challenges"
+	if cfg.FCMCredentials != "" {
+		fcm, err := push.NewFCM(ctx, push.FCMConfig{CredentialsFile: cfg.FCMCredentials, Endpoint: cfg.FCMEndpoint}, push.WithMetrics(pushMetrics), push.WithLogger(log))
+		if err != nil {
+			return fmt.Errorf("set up FCM: %w", err)
+		}
+		pusher = fcm
+		pushMode = "FCM"
+		if cfg.FCMEndpoint != "" {
+			pushMode += " at " + cfg.FCMEndpoint
+		}
+	} else {
+		pusher = push.LogSender{Logger: log, Metrics: pushMetrics}
+	}
+
+	var mailer authn.Mailer = push.LogMailer{Logger: log}
+	mailMode := "logged (no PASSPORT_SMTP_URL)"
+	if cfg.SMTPURL != "" {
+		m, err := push.NewSMTPMailer(cfg.SMTPURL)
+		if err != nil {
+			return fmt.Errorf("set up mail: %w", err)
+		}
+		mailer, mailMode = m, m.Describe()
+	}
+
+	svc := authn.New(st, pusher, mailer, authn.Config{
+		LoginTTL:       cfg.LoginTTL,
+		AllowedDomains: cfg.allowedDomains(),
+		BaseURL:        cfg.BaseURL,
+		Logger:         log,
+	})
+	defer svc.Close()
+
+	key, keySource, err := signingKey(ctx, cfg, svc)
+	if err != nil {
+		return err
+	}
+
+	adminToken, tokenGenerated := cfg.AdminToken, false
+	if adminToken == "" {
+		b := make([]byte, 24)
+		if _, err := rand.Read(b); err != nil {
+			return fmt.Errorf("generate admin token: %w", err)
+		}
+		adminToken, tokenGenerated = base64.RawURLEncoding.EncodeToString(b), true
+	}
+
+	srv, err := api.New(ctx, api.Config{BaseURL: cfg.BaseURL, EntityID: cfg.EntityID, AdminToken: adminToken, Logger: log, Registry: reg}, svc, key)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	attrs := []any{
+		"listen", ln.Addr().String(),
+		"base_url", cfg.BaseURL,
+		"entity_id", cfg.EntityID,
+		"store", st.Describe(),
+		"push", pushMode,
+		"mail", mailMode,
+		"signing_key", keySource,
+		"login_ttl", cfg.LoginTTL.String(),
+	}
+	if tokenGenerated {
+		attrs = append(attrs, "admin_token", adminToken, "admin_token_note", "generated for this run; set PASSPORT_ADMIN_TOKEN to keep one")
+	}
+	log.Info("passport-idp started", attrs...)
+	if cert := key.Certificate; time.Until(cert.NotAfter) < 30*24*time.Hour {
+		log.Warn("the signing certificate expires soon", "not_after", cert.NotAfter)
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- httpSrv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests in flight")
+	srv.Closing()
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func signingKey(ctx context.Context, cfg config, svc *authn.Service) (*authn.SigningKey, string, error) {
+	if cfg.SigningKeyFile != "" {
+		keyPEM, err := os.ReadFile(cfg.SigningKeyFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("read signing key: %w", err)
+		}
+		certPEM, err := os.ReadFile(cfg.SigningCertFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("read signing certificate: %w", err)
+		}
+		k, err := authn.ParseSigningKey(certPEM, keyPEM)
+		if err != nil {
+			return nil, "", err
+		}
+		return k, "files " + cfg.SigningKeyFile, nil
+	}
+	k, err := svc.SigningKey(ctx, cfg.EntityID)
+	if err != nil {
+		return nil, "", fmt.Errorf("signing key: %w", err)
+	}
+	return k, "kept in the store", nil
+}
+
+// newLogger logs JSON, or text when stdout is a terminal.
+func newLogger(w io.Writer) *slog.Logger {
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return slog.New(slog.NewTextHandler(w, nil))
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
