@@ -238,6 +238,8 @@ func (e *env) sp(a appView) *saml2.SAMLServiceProvider {
 type browser struct {
 	t *testing.T
 	c *http.Client
+	// requestID is the ID of the last AuthnRequest startLogin sent.
+	requestID string
 }
 
 func newBrowser(t *testing.T) *browser {
@@ -379,10 +381,15 @@ func (p *page) number(t *testing.T) int {
 // startLogin sends the SP's AuthnRequest (HTTP-Redirect) and follows to the identify step.
 func (b *browser) startLogin(sp *saml2.SAMLServiceProvider, relayState string) *page {
 	b.t.Helper()
-	u, err := sp.BuildAuthURL(relayState)
+	doc, err := sp.BuildAuthRequestDocument()
 	if err != nil {
 		b.t.Fatalf("build AuthnRequest: %v", err)
 	}
+	u, err := sp.BuildAuthURLFromDocument(relayState, doc)
+	if err != nil {
+		b.t.Fatalf("build AuthnRequest: %v", err)
+	}
+	b.requestID = doc.Root().SelectAttrValue("ID", "")
 	p := b.get(u)
 	if p.Status != http.StatusOK || !strings.Contains(p.URL, "/login/") {
 		b.t.Fatalf("SSO did not land on the login page: %d %s\n%s", p.Status, p.URL, p.Body)

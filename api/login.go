@@ -73,7 +73,7 @@ func (s *Server) showLogin(c echo.Context, status int, l authn.Login, app authn.
 		d.Remaining = formatRemaining(l.ExpiresAt.Sub(now))
 		live()
 	case authn.StateApproved, authn.StateAnswered:
-		answered, err := s.svc.Respond(s.ctx(c), l.ID, loginSecret(c), func(l authn.Login, u authn.User) ([]byte, error) {
+		answered, cookie, err := s.svc.Respond(s.ctx(c), l.ID, loginSecret(c), func(l authn.Login, u authn.User) ([]byte, authn.SessionApp, error) {
 			return s.buildResponse(app, l, u)
 		})
 		if err != nil {
@@ -82,11 +82,11 @@ func (s *Server) showLogin(c echo.Context, status int, l authn.Login, app authn.
 			}
 			return err
 		}
-		if l.State == authn.StateApproved {
+		if cookie != "" {
+			s.setSessionCookie(c, cookie, s.svc.SessionTTL())
 			s.metrics.logins.WithLabelValues("success").Inc()
 		}
-		d.View, d.Title, d.Message = "post", "Signing you in", "Taking you to "+app.Name+"…"
-		d.Post = &postForm{ACS: app.ACSURL, SAMLResponse: samlValue(answered.Response), RelayState: answered.RelayState, Auto: true}
+		return s.renderAnswer(c, app, answered)
 	default:
 		return s.showFailure(c, l, app, l.Reason)
 	}

@@ -23,6 +23,7 @@ func (s *Server) routes() {
 	e.GET("/saml/certificate.pem", s.handleCertificate)
 	e.GET("/saml/:appID/metadata", s.handleMetadata)
 	e.Match([]string{http.MethodGet, http.MethodPost}, "/saml/:appID/sso", s.handleSSO, samlLimit)
+	e.GET("/saml/:appID/login", s.handleIdPLogin)
 
 	// The login pages the employee's browser sees.
 	e.GET("/login/:txnID", s.handleLoginPage)
@@ -37,6 +38,16 @@ func (s *Server) routes() {
 	admin.GET("/apps/:id", s.handleGetApp)
 	admin.PATCH("/apps/:id", s.handleUpdateApp)
 	admin.DELETE("/apps/:id", s.handleDeleteApp)
+	admin.POST("/users", s.handleCreateUser)
+	admin.GET("/users", s.handleListUsers)
+	admin.GET("/users/:email", s.handleGetUser)
+	admin.PATCH("/users/:email", s.handleUpdateUser)
+	admin.DELETE("/users/:email", s.handleDeleteUser)
+	admin.DELETE("/users/:email/sessions", s.handleEndUserSessions)
+	admin.GET("/users/:email/devices", s.handleListUserDevices)
+	admin.DELETE("/users/:email/devices", s.handleRevokeUserDevices)
+	admin.GET("/users/:email/devices/:deviceID", s.handleGetUserDevice)
+	admin.DELETE("/users/:email/devices/:deviceID", s.handleRevokeUserDevice)
 	admin.POST("/invitations", s.handleCreateInvitation)
 	admin.GET("/invitations/:id/qr", s.handleInvitationQR)
 

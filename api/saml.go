@@ -68,7 +68,7 @@ func (s *Server) handleSSO(c echo.Context) error {
 		return err
 	}
 	if !app.Configured() {
-		return errorf(http.StatusConflict, "app_not_configured", "This application is not configured yet: its administrator must set the audience and ACS URL in Passport.")
+		return errNotConfigured
 	}
 	req, err := s.idp.ReadAuthnRequest(msg, saml.RequestCheck{Audience: app.Audience, ACSURL: app.ACSURL, SSOURL: s.ssoURL(app.ID)},
 		saml.SignaturePolicy{Certificates: spCertificates(app), Require: app.RequireSignedRequests})
@@ -83,17 +83,67 @@ func (s *Server) handleSSO(c echo.Context) error {
 		return s.postError(c, app, req.ID, msg.RelayState, saml.StatusRequester, saml.StatusInvalidNameIDPolicy,
 			"The application asked for a NameID format this application is not set up to issue.")
 	}
-	if req.IsPassive {
-		return s.postError(c, app, req.ID, msg.RelayState, saml.StatusResponder, saml.StatusNoPassive,
-			"Signing in needs your approval on your phone, and the application asked not to interact with you.")
-	}
-	l, secret, err := s.svc.Park(s.ctx(c), authn.StartLogin{
+	return s.beginLogin(c, app, authn.StartLogin{
 		AppID:      app.ID,
 		RequestID:  req.ID,
 		RelayState: msg.RelayState,
 		ClientIP:   c.RealIP(),
 		UserAgent:  r.UserAgent(),
-	})
+	}, req.ForceAuthn, req.IsPassive)
+}
+
+// handleIdPLogin is IdP-initiated login (saml-profiles §4.1.5): the same approval, then an unsolicited
+// Response to the app's ACS URL. A RelayState must be on the app's allowed list.
+func (s *Server) handleIdPLogin(c echo.Context) error {
+	app, err := s.svc.GetApp(s.ctx(c), c.Param("appID"))
+	if err != nil {
+		return err
+	}
+	if !app.Configured() {
+		return errNotConfigured
+	}
+	rs := c.QueryParam("RelayState")
+	if len(rs) > saml.MaxRelayStateSize || !authn.RelayStateAllowed(rs, app.RelayStates) {
+		return errorf(http.StatusBadRequest, "relay_state_not_allowed", "This RelayState is not allowed for this application. Ask its administrator to add it to the application's allowed RelayStates.")
+	}
+	return s.beginLogin(c, app, authn.StartLogin{AppID: app.ID, RelayState: rs, ClientIP: c.RealIP(), UserAgent: c.Request().UserAgent()}, false, false)
+}
+
+var errNotConfigured = errorf(http.StatusConflict, "app_not_configured", "This application is not configured yet: its administrator must set the audience and ACS URL in Passport.")
+
+// beginLogin answers at once from the browser's IdP session when it has one (unless forceAuthn), answers
+// NoPassive when the SP forbids interaction and there is no session, and otherwise parks the login and sends
+// the browser to the login page.
+func (s *Server) beginLogin(c echo.Context, app authn.App, in authn.StartLogin, forceAuthn, isPassive bool) error {
+	ctx := s.ctx(c)
+	if !forceAuthn {
+		sess, err := s.svc.SessionFromCookie(ctx, sessionCookieValue(c))
+		if err == nil {
+			l, secret, err := s.svc.ParkFromSession(ctx, in, sess)
+			if err != nil {
+				return err
+			}
+			answered, _, err := s.svc.Respond(ctx, l.ID, secret, func(l authn.Login, u authn.User) ([]byte, authn.SessionApp, error) {
+				return s.buildResponse(app, l, u)
+			})
+			if err != nil {
+				return err
+			}
+			s.metrics.logins.WithLabelValues("session").Inc()
+			return s.renderAnswer(c, app, answered)
+		}
+		if !errors.Is(err, authn.ErrNotFound) {
+			return err
+		}
+	}
+	if isPassive {
+		if in.RequestID == "" {
+			return errorf(http.StatusConflict, "no_passive", "Signing in needs your approval on your phone.")
+		}
+		return s.postError(c, app, in.RequestID, in.RelayState, saml.StatusResponder, saml.StatusNoPassive,
+			"Signing in needs your approval on your phone, and the application asked not to interact with you.")
+	}
+	l, secret, err := s.svc.Park(ctx, in)
 	if err != nil {
 		return err
 	}
@@ -109,6 +159,40 @@ func (s *Server) handleSSO(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, s.url("/login/"+l.ID))
 }
 
+// sessionCookie names the IdP session; it is sent to the SAML endpoints only.
+const sessionCookie = "passport_session"
+
+func sessionCookieValue(c echo.Context) string {
+	ck, err := c.Cookie(sessionCookie)
+	if err != nil {
+		return ""
+	}
+	return ck.Value
+}
+
+// setSessionCookie hands the browser its IdP session. On https it is SameSite=None so that HTTP-POST
+// AuthnRequests (a cross-site POST) still find the session; on plain http (development) it is Lax.
+func (s *Server) setSessionCookie(c echo.Context, value string, ttl time.Duration) {
+	ck := &http.Cookie{Name: sessionCookie, Value: value, Path: "/saml/", HttpOnly: true, Secure: s.secure(), SameSite: http.SameSiteLaxMode}
+	if s.secure() {
+		ck.SameSite = http.SameSiteNoneMode
+	}
+	if value == "" {
+		ck.MaxAge = -1
+	} else {
+		ck.MaxAge = int(ttl.Seconds())
+	}
+	http.SetCookie(c.Response(), ck)
+}
+
+// renderAnswer shows the auto-submitting form carrying an answered login's Response.
+func (s *Server) renderAnswer(c echo.Context, app authn.App, l authn.Login) error {
+	return s.renderPage(c, http.StatusOK, pageData{
+		View: "post", Title: "Signing you in", Message: "Taking you to " + app.Name + "…", AppName: app.Name,
+		Post: &postForm{ACS: app.ACSURL, SAMLResponse: samlValue(l.Response), RelayState: l.RelayState, Auto: true},
+	})
+}
+
 // postError answers the SP at once with a signed error Response (saml-core §3.2.2.2) by HTTP-POST.
 func (s *Server) postError(c echo.Context, app authn.App, inResponseTo, relayState, status, sub, message string) error {
 	resp, err := s.idp.MakeErrorResponse(saml.ErrorParams{InResponseTo: inResponseTo, Destination: app.ACSURL, StatusCode: status, SubStatusCode: sub, Message: message})
@@ -118,34 +202,43 @@ func (s *Server) postError(c echo.Context, app authn.App, inResponseTo, relaySta
 	return s.renderPost(c, http.StatusOK, app, resp, relayState, message)
 }
 
-// buildResponse makes the signed Response for an approved login. Validity windows count from now, the moment
-// the Response is issued, so a slow approval never yields an assertion that is already expiring.
-func (s *Server) buildResponse(app authn.App, l authn.Login, u authn.User) ([]byte, error) {
-	if app.ACSURL == "" || app.Audience == "" {
-		return nil, errors.New("api: application lost its ACS URL or audience")
-	}
-	format := nameIDFormats[app.NameIDFormat]
-	nameID := u.Email
+// nameID is what the app is told the user is called, per its NameID format (saml-core §8.3).
+func (s *Server) nameID(app authn.App, u authn.User) (string, string, error) {
 	switch app.NameIDFormat {
 	case authn.NameIDPersistent:
-		nameID = saml.PersistentID(s.persistentSecret, app.ID, u.Email)
+		return saml.PersistentID(s.persistentSecret, app.ID, u.Email), saml.NameIDFormatPersistent, nil
 	case authn.NameIDTransient:
 		id, err := s.idp.NewID()
-		if err != nil {
-			return nil, err
-		}
-		nameID = id
+		return id, saml.NameIDFormatTransient, err
+	case authn.NameIDUnspecified:
+		return u.Email, saml.NameIDFormatUnspecified, nil
+	default:
+		return u.Email, saml.NameIDFormatEmailAddress, nil
 	}
-	return s.idp.MakeResponse(saml.ResponseParams{
+}
+
+// buildResponse makes the signed Response for an approved login. Validity windows count from now, the moment
+// the Response is issued, so a slow approval never yields an assertion that is already expiring.
+func (s *Server) buildResponse(app authn.App, l authn.Login, u authn.User) ([]byte, authn.SessionApp, error) {
+	if app.ACSURL == "" || app.Audience == "" {
+		return nil, authn.SessionApp{}, errors.New("api: application lost its ACS URL or audience")
+	}
+	nameID, format, err := s.nameID(app, u)
+	if err != nil {
+		return nil, authn.SessionApp{}, err
+	}
+	sess := authn.Session{ID: l.SessionID}
+	resp, err := s.idp.MakeResponse(saml.ResponseParams{
 		InResponseTo: l.RequestID,
 		Destination:  app.ACSURL,
 		Audience:     app.Audience,
 		NameID:       nameID,
 		NameIDFormat: format,
-		SessionIndex: "_" + l.ID,
+		SessionIndex: sess.SessionIndex(),
 		AuthnInstant: l.DecidedAt,
 		Attributes:   attributes(app, u),
 	})
+	return resp, authn.SessionApp{AppID: app.ID, NameID: nameID, NameIDFormat: format}, err
 }
 
 // attributes maps the user's fields to the app's attribute profile.

@@ -80,6 +80,8 @@ type Config struct {
 	Logger         *slog.Logger
 	// IdentifyLimit caps email submissions per client per minute (default 10).
 	IdentifyLimit int64
+	// SessionTTL is the life of an IdP session (default 8h).
+	SessionTTL time.Duration
 }
 
 // Service is the login state machine and its records. It is safe for concurrent use.
@@ -95,6 +97,7 @@ type Service struct {
 	devices     *store.Table[Device]
 	invitations *store.Table[Invitation]
 	logins      *store.Table[Login]
+	sessions    *store.Table[Session]
 
 	bg       sync.WaitGroup
 	bgCtx    context.Context
@@ -133,6 +136,7 @@ func New(st *store.Store, p Pusher, m Mailer, cfg Config) *Service {
 		devices:     store.NewTable[Device](st, "device"),
 		invitations: store.NewTable[Invitation](st, "invitation"),
 		logins:      store.NewTable[Login](st, "login"),
+		sessions:    store.NewTable[Session](st, "session"),
 		bgCtx:       ctx,
 		bgCancel:    cancel,
 	}

@@ -174,8 +174,9 @@ func TestExactlyOnce(t *testing.T) {
 		var mu sync.Mutex
 		seen := map[string]bool{}
 		wins, errs := race(20, func(int) error {
-			got, err := svc.Respond(ctx, l.ID, secret, func(authn.Login, authn.User) ([]byte, error) {
-				return []byte("response-" + string(rune('a'+built.Add(1)%26)) + rand.Text()), nil
+			got, _, err := svc.Respond(ctx, l.ID, secret, func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
+				built.Add(1)
+				return []byte("response-" + rand.Text()), authn.SessionApp{AppID: app.ID}, nil
 			})
 			if err == nil {
 				mu.Lock()
@@ -258,7 +259,9 @@ func TestLoginStates(t *testing.T) {
 		email := "pend-" + rand.Text() + "@example.com"
 		mustEnroll(t, svc, email)
 		l, secret := mustPending(t, svc, app, email)
-		_, err := svc.Respond(ctx, l.ID, secret, func(authn.Login, authn.User) ([]byte, error) { return []byte("x"), nil })
+		_, _, err := svc.Respond(ctx, l.ID, secret, func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
+			return []byte("x"), authn.SessionApp{}, nil
+		})
 		if !errors.Is(err, authn.ErrConflict) {
 			t.Fatalf("got %v, want ErrConflict", err)
 		}

@@ -61,6 +61,8 @@ type Login struct {
 	Number     int        `json:"number,omitempty"`
 	Devices    []string   `json:"devices,omitempty"`
 	AnsweredBy string     `json:"answered_by,omitempty"`
+	// SessionID is the IdP session this login belongs to: the one it was answered from, or the one it opened.
+	SessionID string `json:"session_id,omitempty"`
 
 	CreatedAt  time.Time `json:"created_at"`
 	ExpiresAt  time.Time `json:"expires_at"`
@@ -410,38 +412,64 @@ func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision)
 // Respond makes the login's Response exactly once: for an approved login, build is called (it may be called
 // more than once under a race, but only one result is ever stored and returned) and the login moves to
 // Answered; an answered login returns the stored Response again. Other states return ErrConflict.
-func (s *Service) Respond(ctx context.Context, id, secret string, build func(Login, User) ([]byte, error)) (Login, error) {
+//
+// A login that did not come from a session opens one: build sees its ID in Login.SessionID, and the caller
+// that stored the Response gets the session cookie value to hand the browser (others get ""). What build
+// reports it told the app (the SessionApp) is recorded in the session, for single logout.
+func (s *Service) Respond(ctx context.Context, id, secret string, build func(Login, User) ([]byte, SessionApp, error)) (Login, string, error) {
 	l, err := s.GetLogin(ctx, id, secret)
 	if err != nil {
-		return Login{}, err
+		return Login{}, "", err
 	}
 	if l.State == StateAnswered {
-		return l, nil
+		return l, "", nil
 	}
 	if l.State != StateApproved {
-		return Login{}, newErr(ErrConflict, "this sign-in is not approved")
+		return Login{}, "", newErr(ErrConflict, "this sign-in is not approved")
 	}
 	u, err := s.GetUser(ctx, l.Email)
 	if err != nil {
-		return Login{}, err
+		return Login{}, "", err
 	}
 	if u.Status != UserActive {
-		return Login{}, newErr(ErrForbidden, "this account is suspended")
+		return Login{}, "", newErr(ErrForbidden, "this account is suspended")
 	}
-	resp, err := build(l, u)
+	var sess *Session
+	var cookie string
+	if l.SessionID == "" {
+		sess, cookie = s.newSession(l)
+		l.SessionID = sess.ID
+	}
+	resp, told, err := build(l, u)
 	if err != nil {
-		return Login{}, err
+		return Login{}, "", err
 	}
-	return s.transition(ctx, id, func(cur Login, now time.Time) (Login, error) {
+	won := false
+	l, err = s.transition(ctx, id, func(cur Login, now time.Time) (Login, error) {
 		if cur.State == StateAnswered {
 			return cur, errUnchanged
 		}
 		if cur.State != StateApproved {
 			return cur, newErr(ErrConflict, "this sign-in is not approved")
 		}
-		cur.State, cur.Response, cur.ResponseAt = StateAnswered, resp, now
+		cur.State, cur.Response, cur.ResponseAt, cur.SessionID = StateAnswered, resp, now, l.SessionID
+		won = true
 		return cur, nil
 	})
+	if err != nil || !won {
+		return l, "", err
+	}
+	if sess == nil {
+		return l, "", s.RecordSessionApp(ctx, l.SessionID, told)
+	}
+	sess.Apps = []SessionApp{told}
+	if err := s.sessions.Create(ctx, sess.ID, *sess, s.sessionTTL()); err != nil {
+		return l, "", internal("create session", err)
+	}
+	if err := s.sessions.AddToIndex(ctx, "user:"+sess.Email, sess.ID); err != nil {
+		return l, "", internal("index session", err)
+	}
+	return l, cookie, nil
 }
 
 // SplitEmail returns the local part and domain of an address.

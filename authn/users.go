@@ -157,7 +157,7 @@ func (s *Service) ListUsers(ctx context.Context) ([]User, error) {
 	return us, nil
 }
 
-// UpdateUser applies p to the user atomically. The email cannot change.
+// UpdateUser applies p to the user atomically. The email cannot change. Suspending a user ends its sessions.
 func (s *Service) UpdateUser(ctx context.Context, email string, p UserPatch) (User, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if p.Email != nil && !strings.EqualFold(strings.TrimSpace(*p.Email), email) {
@@ -174,10 +174,15 @@ func (s *Service) UpdateUser(ctx context.Context, email string, p UserPatch) (Us
 	if err != nil {
 		return User{}, internal("update user", err)
 	}
+	if u.Status != UserActive {
+		if _, err := s.EndUserSessions(ctx, email); err != nil {
+			return u, err
+		}
+	}
 	return u, nil
 }
 
-// DeleteUser removes the user and every device enrolled for it.
+// DeleteUser removes the user, its sessions and every device enrolled for it.
 func (s *Service) DeleteUser(ctx context.Context, email string) error {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if err := s.users.Delete(ctx, email); err != nil {
@@ -185,6 +190,9 @@ func (s *Service) DeleteUser(ctx context.Context, email string) error {
 			return newErr(ErrNotFound, "user not found")
 		}
 		return internal("delete user", err)
+	}
+	if _, err := s.EndUserSessions(ctx, email); err != nil {
+		return err
 	}
 	devs, err := s.ListDevices(ctx, email)
 	if err != nil {

@@ -1,0 +1,136 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/winkk/passport/authn"
+)
+
+func (s *Server) handleCreateUser(c echo.Context) error {
+	var p authn.UserPatch
+	if err := bindJSON(c, &p); err != nil {
+		return err
+	}
+	u, err := s.svc.CreateUser(s.ctx(c), p)
+	if err != nil {
+		return err
+	}
+	s.log.Info("user created", "email", u.Email)
+	return c.JSON(http.StatusCreated, u)
+}
+
+func (s *Server) handleListUsers(c echo.Context) error {
+	us, err := s.svc.ListUsers(s.ctx(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"users": us})
+}
+
+func (s *Server) handleGetUser(c echo.Context) error {
+	u, err := s.svc.GetUser(s.ctx(c), c.Param("email"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, u)
+}
+
+// handleUpdateUser changes a user; suspending one also ends its sessions at once.
+func (s *Server) handleUpdateUser(c echo.Context) error {
+	var p authn.UserPatch
+	if err := bindJSON(c, &p); err != nil {
+		return err
+	}
+	u, err := s.svc.UpdateUser(s.ctx(c), c.Param("email"), p)
+	if err != nil {
+		return err
+	}
+	s.log.Info("user updated", "email", u.Email, "status", u.Status)
+	return c.JSON(http.StatusOK, u)
+}
+
+func (s *Server) handleDeleteUser(c echo.Context) error {
+	if err := s.svc.DeleteUser(s.ctx(c), c.Param("email")); err != nil {
+		return err
+	}
+	s.log.Info("user deleted", "email", c.Param("email"))
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) handleEndUserSessions(c echo.Context) error {
+	if _, err := s.svc.GetUser(s.ctx(c), c.Param("email")); err != nil {
+		return err
+	}
+	n, err := s.svc.EndUserSessions(s.ctx(c), c.Param("email"))
+	if err != nil {
+		return err
+	}
+	s.log.Info("user sessions ended by admin", "email", c.Param("email"), "sessions", n)
+	return c.JSON(http.StatusOK, map[string]int{"ended": n})
+}
+
+// adminDevice is a device as an admin sees it (never its key or push token).
+type adminDevice struct {
+	ID                 string     `json:"id"`
+	Email              string     `json:"email"`
+	Name               string     `json:"name"`
+	Platform           string     `json:"platform"`
+	PushStatus         string     `json:"push_status"`
+	CreatedAt          time.Time  `json:"created_at"`
+	LastSeenAt         *time.Time `json:"last_seen_at,omitempty"`
+	PushTokenUpdatedAt *time.Time `json:"push_token_updated_at,omitempty"`
+}
+
+func viewAdminDevice(d authn.Device) adminDevice {
+	return adminDevice{ID: d.ID, Email: d.Email, Name: d.Name, Platform: d.Platform, PushStatus: d.PushStatus,
+		CreatedAt: d.CreatedAt, LastSeenAt: d.LastSeenAt, PushTokenUpdatedAt: d.PushTokenUpdatedAt}
+}
+
+func (s *Server) handleListUserDevices(c echo.Context) error {
+	if _, err := s.svc.GetUser(s.ctx(c), c.Param("email")); err != nil {
+		return err
+	}
+	ds, err := s.svc.ListDevices(s.ctx(c), c.Param("email"))
+	if err != nil {
+		return err
+	}
+	out := make([]adminDevice, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, viewAdminDevice(d))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"devices": out})
+}
+
+func (s *Server) handleGetUserDevice(c echo.Context) error {
+	d, err := s.svc.GetDevice(s.ctx(c), c.Param("email"), c.Param("deviceID"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, viewAdminDevice(d))
+}
+
+func (s *Server) handleRevokeUserDevice(c echo.Context) error {
+	if err := s.svc.RemoveDevice(s.ctx(c), c.Param("email"), c.Param("deviceID")); err != nil {
+		return err
+	}
+	s.log.Info("device revoked by admin", "email", c.Param("email"), "device", c.Param("deviceID"))
+	return c.NoContent(http.StatusNoContent)
+}
+
+// handleRevokeUserDevices revokes every device of a user.
+func (s *Server) handleRevokeUserDevices(c echo.Context) error {
+	ds, err := s.svc.ListDevices(s.ctx(c), c.Param("email"))
+	if err != nil {
+		return err
+	}
+	for _, d := range ds {
+		if err := s.svc.RemoveDevice(s.ctx(c), d.Email, d.ID); err != nil {
+			return err
+		}
+	}
+	s.log.Info("all devices revoked by admin", "email", c.Param("email"), "devices", len(ds))
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,182 @@
+package authn
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/winkk/passport/store"
+)
+
+// Session is an IdP session: one phone approval that lets the same browser sign in to further applications
+// without another push until it expires or is ended (by the user's logout, an admin, or suspension).
+type Session struct {
+	ID           string       `json:"id"`
+	Email        string       `json:"email"`
+	SecretHash   string       `json:"secret_hash"`
+	AuthnInstant time.Time    `json:"authn_instant"`
+	CreatedAt    time.Time    `json:"created_at"`
+	ExpiresAt    time.Time    `json:"expires_at"`
+	Apps         []SessionApp `json:"apps"`
+}
+
+// SessionApp records what an application was told in this session, for single logout.
+type SessionApp struct {
+	AppID        string `json:"app_id"`
+	NameID       string `json:"nameid"`
+	NameIDFormat string `json:"nameid_format"`
+}
+
+// SessionIndex is the value of saml:AuthnStatement/@SessionIndex for every assertion of the session.
+func (s Session) SessionIndex() string { return "_s" + s.ID }
+
+// SessionIDFromIndex reverses SessionIndex.
+func SessionIDFromIndex(index string) (string, bool) {
+	return strings.CutPrefix(index, "_s")
+}
+
+// DefaultSessionTTL is how long an IdP session lasts unless configured.
+const DefaultSessionTTL = 8 * time.Hour
+
+// SessionTTL is the life of an IdP session.
+func (s *Service) SessionTTL() time.Duration { return s.sessionTTL() }
+
+func (s *Service) sessionTTL() time.Duration {
+	if s.cfg.SessionTTL > 0 {
+		return s.cfg.SessionTTL
+	}
+	return DefaultSessionTTL
+}
+
+// SessionCookie splits a session cookie value "id.secret".
+func splitSessionCookie(v string) (string, string, bool) {
+	id, secret, ok := strings.Cut(v, ".")
+	return id, secret, ok && id != "" && secret != "" && len(v) < 200
+}
+
+// newSession makes (but does not store) a session for the user of login l, and the cookie value naming it.
+func (s *Service) newSession(l Login) (*Session, string) {
+	now := s.now()
+	secret := s.randomID(20)
+	sess := &Session{
+		ID:           s.randomID(12),
+		Email:        l.Email,
+		SecretHash:   BrowserSecret(secret),
+		AuthnInstant: l.DecidedAt,
+		CreatedAt:    now,
+		ExpiresAt:    now.Add(s.sessionTTL()),
+		Apps:         []SessionApp{},
+	}
+	return sess, sess.ID + "." + secret
+}
+
+// SessionFromCookie returns the live session a cookie names, for an active user. Anything else — no cookie,
+// a forged or ended session, a suspended user — is ErrNotFound.
+func (s *Service) SessionFromCookie(ctx context.Context, cookie string) (Session, error) {
+	none := newErr(ErrNotFound, "no session")
+	id, secret, ok := splitSessionCookie(cookie)
+	if !ok {
+		return Session{}, none
+	}
+	sess, err := s.sessions.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Session{}, none
+	}
+	if err != nil {
+		return Session{}, internal("get session", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(sess.SecretHash), []byte(BrowserSecret(secret))) != 1 || !s.now().Before(sess.ExpiresAt) {
+		return Session{}, none
+	}
+	u, err := s.GetUser(ctx, sess.Email)
+	if err != nil || u.Status != UserActive {
+		return Session{}, none
+	}
+	return sess, nil
+}
+
+// GetSession returns session id.
+func (s *Service) GetSession(ctx context.Context, id string) (Session, error) {
+	sess, err := s.sessions.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Session{}, newErr(ErrNotFound, "session not found")
+	}
+	return sess, internal("get session", err)
+}
+
+// RecordSessionApp notes that app was answered in session id, for single logout.
+func (s *Service) RecordSessionApp(ctx context.Context, id string, a SessionApp) error {
+	_, err := s.sessions.Update(ctx, id, func(cur Session) (Session, error) {
+		for i, x := range cur.Apps {
+			if x.AppID == a.AppID {
+				cur.Apps[i] = a
+				return cur, nil
+			}
+		}
+		cur.Apps = append(cur.Apps, a)
+		return cur, nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return internal("record session app", err)
+}
+
+// EndSession ends session id and returns it as it was (ErrNotFound when it was already gone).
+func (s *Service) EndSession(ctx context.Context, id string) (Session, error) {
+	sess, err := s.sessions.Take(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Session{}, newErr(ErrNotFound, "session not found")
+	}
+	if err != nil {
+		return Session{}, internal("end session", err)
+	}
+	_ = s.sessions.RemoveFromIndex(ctx, "user:"+sess.Email, id)
+	s.log.Info("session ended", "email", sess.Email, "session", id)
+	return sess, nil
+}
+
+// EndUserSessions ends every session of email and returns how many there were.
+func (s *Service) EndUserSessions(ctx context.Context, email string) (int, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	ss, err := s.sessions.ListIndex(ctx, "user:"+email)
+	if err != nil {
+		return 0, internal("list sessions", err)
+	}
+	n := 0
+	for _, sess := range ss {
+		if _, err := s.EndSession(ctx, sess.ID); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// ParkFromSession makes an already approved login for sess: the browser proved it holds the session, so no
+// push is needed. The login is answered through Respond like any other, once.
+func (s *Service) ParkFromSession(ctx context.Context, in StartLogin, sess Session) (Login, string, error) {
+	now := s.now()
+	secret := s.randomID(20)
+	l := Login{
+		ID:           s.randomID(16),
+		AppID:        in.AppID,
+		RequestID:    in.RequestID,
+		RelayState:   in.RelayState,
+		NameIDFormat: in.NameIDFormat,
+		BrowserHash:  BrowserSecret(secret),
+		ClientIP:     in.ClientIP,
+		UserAgent:    truncate(in.UserAgent, 512),
+		State:        StateApproved,
+		Email:        sess.Email,
+		SessionID:    sess.ID,
+		CreatedAt:    now,
+		ExpiresAt:    now.Add(s.cfg.LoginTTL),
+		DecidedAt:    sess.AuthnInstant,
+	}
+	if err := s.logins.Create(ctx, l.ID, l, s.cfg.LoginTTL+loginGrace); err != nil {
+		return Login{}, "", internal("park login", err)
+	}
+	return l, secret, nil
+}
