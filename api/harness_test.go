@@ -87,11 +87,12 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	svc := authn.New(st, pusher, mailer, cfg)
-	key, err := svc.SigningKey(ctx, "Winkk Passport IdP")
+	ring, err := svc.KeyRing(ctx, "Winkk Passport IdP")
 	if err != nil {
 		t.Fatalf("signing key: %v", err)
 	}
-	srv, err := api.New(ctx, api.Config{BaseURL: base, EntityID: "Winkk Passport IdP", AdminToken: adminToken, Logger: log, Clock: clk.Now}, svc, key)
+	key := ring.Current
+	srv, err := api.New(ctx, api.Config{BaseURL: base, EntityID: "Winkk Passport IdP", AdminToken: adminToken, Logger: log, Clock: clk.Now}, svc, ring)
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}
@@ -431,4 +432,13 @@ func apiCode(err error) string {
 		return "ok"
 	}
 	return err.Error()
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

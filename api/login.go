@@ -115,7 +115,7 @@ func (s *Server) showFailure(c echo.Context, l authn.Login, app authn.App, reaso
 	d := pageData{View: "error", Title: "Sign-in not completed", Message: msg, AppName: app.Name, State: string(l.Current(s.cfg.Clock()))}
 	if l.RequestID != "" && app.Configured() {
 		status, sub := errorStatus(reason)
-		resp, err := s.idp.MakeErrorResponse(saml.ErrorParams{InResponseTo: l.RequestID, Destination: app.ACSURL, StatusCode: status, SubStatusCode: sub, Message: msg})
+		resp, err := s.idp().MakeErrorResponse(saml.ErrorParams{InResponseTo: l.RequestID, Destination: app.ACSURL, StatusCode: status, SubStatusCode: sub, Message: msg})
 		if err != nil {
 			return err
 		}

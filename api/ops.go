@@ -8,6 +8,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/winkk/passport/authn"
 )
 
 type metrics struct {
@@ -52,9 +54,10 @@ func (s *Server) handleHealthz(c echo.Context) error {
 func (s *Server) handleReadyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(s.ctx(c), 2*time.Second)
 	defer cancel()
-	body := map[string]any{"certificate_not_after": s.key.Certificate.NotAfter.UTC()}
-	if left := s.key.Certificate.NotAfter.Sub(s.cfg.Clock()); left < 30*24*time.Hour {
-		body["warnings"] = []string{"the signing certificate expires in " + left.Round(time.Hour).String() + ": stage and activate a new key"}
+	cert := s.ring().Current.Certificate
+	body := map[string]any{"certificate_not_after": cert.NotAfter.UTC()}
+	if w := authn.CertificateWarning(cert, s.cfg.Clock()); w != "" {
+		body["warnings"] = []string{w}
 	}
 	if err := s.svc.Store().Ping(ctx); err != nil {
 		s.log.Warn("readiness: store does not answer", "err", err)

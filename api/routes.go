@@ -48,6 +48,9 @@ func (s *Server) routes() {
 	admin.DELETE("/users/:email/devices", s.handleRevokeUserDevices)
 	admin.GET("/users/:email/devices/:deviceID", s.handleGetUserDevice)
 	admin.DELETE("/users/:email/devices/:deviceID", s.handleRevokeUserDevice)
+	admin.GET("/keys", s.handleGetKeys)
+	admin.POST("/keys/next", s.handleStageKey)
+	admin.POST("/keys/activate", s.handleActivateKey)
 	admin.POST("/invitations", s.handleCreateInvitation)
 	admin.GET("/invitations/:id/qr", s.handleInvitationQR)
 

@@ -28,8 +28,16 @@ func (s *Server) requestIDLifetime() time.Duration {
 }
 
 func (s *Server) handleCertificate(c echo.Context) error {
+	ring := s.ring()
+	cert := ring.Current.CertificatePEM
+	if _, next := c.QueryParams()["next"]; next {
+		if ring.Next == nil {
+			return errorf(http.StatusNotFound, "not_found", "No next signing certificate is staged.")
+		}
+		cert = ring.Next.CertificatePEM
+	}
 	c.Response().Header().Set("Cache-Control", "public, max-age=300")
-	return c.Blob(http.StatusOK, "application/x-pem-file", s.key.CertificatePEM)
+	return c.Blob(http.StatusOK, "application/x-pem-file", cert)
 }
 
 func (s *Server) handleMetadata(c echo.Context) error {
@@ -37,7 +45,7 @@ func (s *Server) handleMetadata(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	md, err := s.idp.Metadata(s.ssoURL(a.ID), s.sloURL(a.ID))
+	md, err := s.idp().Metadata(s.ssoURL(a.ID), s.sloURL(a.ID))
 	if err != nil {
 		return err
 	}
@@ -70,7 +78,7 @@ func (s *Server) handleSSO(c echo.Context) error {
 	if !app.Configured() {
 		return errNotConfigured
 	}
-	req, err := s.idp.ReadAuthnRequest(msg, saml.RequestCheck{Audience: app.Audience, ACSURL: app.ACSURL, SSOURL: s.ssoURL(app.ID)},
+	req, err := s.idp().ReadAuthnRequest(msg, saml.RequestCheck{Audience: app.Audience, ACSURL: app.ACSURL, SSOURL: s.ssoURL(app.ID)},
 		saml.SignaturePolicy{Certificates: spCertificates(app), Require: app.RequireSignedRequests})
 	if err != nil {
 		return err
@@ -195,7 +203,7 @@ func (s *Server) renderAnswer(c echo.Context, app authn.App, l authn.Login) erro
 
 // postError answers the SP at once with a signed error Response (saml-core §3.2.2.2) by HTTP-POST.
 func (s *Server) postError(c echo.Context, app authn.App, inResponseTo, relayState, status, sub, message string) error {
-	resp, err := s.idp.MakeErrorResponse(saml.ErrorParams{InResponseTo: inResponseTo, Destination: app.ACSURL, StatusCode: status, SubStatusCode: sub, Message: message})
+	resp, err := s.idp().MakeErrorResponse(saml.ErrorParams{InResponseTo: inResponseTo, Destination: app.ACSURL, StatusCode: status, SubStatusCode: sub, Message: message})
 	if err != nil {
 		return err
 	}
@@ -208,7 +216,7 @@ func (s *Server) nameID(app authn.App, u authn.User) (string, string, error) {
 	case authn.NameIDPersistent:
 		return saml.PersistentID(s.persistentSecret, app.ID, u.Email), saml.NameIDFormatPersistent, nil
 	case authn.NameIDTransient:
-		id, err := s.idp.NewID()
+		id, err := s.idp().NewID()
 		return id, saml.NameIDFormatTransient, err
 	case authn.NameIDUnspecified:
 		return u.Email, saml.NameIDFormatUnspecified, nil
@@ -228,7 +236,7 @@ func (s *Server) buildResponse(app authn.App, l authn.Login, u authn.User) ([]by
 		return nil, authn.SessionApp{}, err
 	}
 	sess := authn.Session{ID: l.SessionID}
-	resp, err := s.idp.MakeResponse(saml.ResponseParams{
+	resp, err := s.idp().MakeResponse(saml.ResponseParams{
 		InResponseTo: l.RequestID,
 		Destination:  app.ACSURL,
 		Audience:     app.Audience,

@@ -14,13 +14,13 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/winkk/passport/authn"
-	"github.com/winkk/passport/saml"
 )
 
 // Config is what the HTTP layer needs to know.
@@ -33,14 +33,18 @@ type Config struct {
 	Registry *prometheus.Registry
 	// Clock is the time source of SAML messages and pages; nil means time.Now.
 	Clock func() time.Time
+	// AssertionLifetime and ClockSkew shape every assertion's validity window (saml defaults when zero).
+	AssertionLifetime time.Duration
+	ClockSkew         time.Duration
+	// StaticKey says the signing key came from files: no rollover through the store.
+	StaticKey bool
 }
 
 // Server is the HTTP handler of Passport.
 type Server struct {
 	cfg  Config
 	svc  *authn.Service
-	key  *authn.SigningKey
-	idp  *saml.IdentityProvider
+	keys atomic.Pointer[keyState]
 	log  *slog.Logger
 	echo *echo.Echo
 	base *url.URL
@@ -53,8 +57,9 @@ type Server struct {
 	closeOnce sync.Once
 }
 
-// New returns the Passport HTTP server over svc, signing with key.
-func New(ctx context.Context, cfg Config, svc *authn.Service, key *authn.SigningKey) (*Server, error) {
+// New returns the Passport HTTP server over svc, signing with the current key of ring. Unless the key is
+// static, the server follows key rollovers made by any replica.
+func New(ctx context.Context, cfg Config, svc *authn.Service, ring *authn.KeyRing) (*Server, error) {
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	base, err := url.Parse(cfg.BaseURL)
 	if err != nil || base.Host == "" || (base.Scheme != "http" && base.Scheme != "https") {
@@ -75,16 +80,13 @@ func New(ctx context.Context, cfg Config, svc *authn.Service, key *authn.Signing
 	s := &Server{
 		cfg:     cfg,
 		svc:     svc,
-		key:     key,
 		log:     cfg.Logger,
 		base:    base,
 		closing: make(chan struct{}),
-		idp: &saml.IdentityProvider{
-			EntityID:    cfg.EntityID,
-			Key:         key.Key,
-			Certificate: key.Certificate,
-			Clock:       cfg.Clock,
-		},
+	}
+	s.keys.Store(s.newKeyState(ring))
+	if !cfg.StaticKey {
+		s.watchKeys()
 	}
 	if s.persistentSecret, err = svc.Secret(ctx, "persistent-nameid"); err != nil {
 		return nil, fmt.Errorf("api: %w", err)

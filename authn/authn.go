@@ -82,6 +82,8 @@ type Config struct {
 	IdentifyLimit int64
 	// SessionTTL is the life of an IdP session (default 8h).
 	SessionTTL time.Duration
+	// KeyEncryptionKey, when set (32 bytes), seals the IdP's private keys in the store with AES-256-GCM.
+	KeyEncryptionKey []byte
 }
 
 // Service is the login state machine and its records. It is safe for concurrent use.
@@ -98,6 +100,7 @@ type Service struct {
 	invitations *store.Table[Invitation]
 	logins      *store.Table[Login]
 	sessions    *store.Table[Session]
+	keys        *store.Table[storedRing]
 
 	bg       sync.WaitGroup
 	bgCtx    context.Context
@@ -137,6 +140,7 @@ func New(st *store.Store, p Pusher, m Mailer, cfg Config) *Service {
 		invitations: store.NewTable[Invitation](st, "invitation"),
 		logins:      store.NewTable[Login](st, "login"),
 		sessions:    store.NewTable[Session](st, "session"),
+		keys:        store.NewTable[storedRing](st, "idp"),
 		bgCtx:       ctx,
 		bgCancel:    cancel,
 	}

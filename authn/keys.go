@@ -2,23 +2,25 @@ package authn
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"time"
 
 	"github.com/winkk/passport/store"
 )
 
-// SigningKey is the IdP's RSA key and self-signed certificate.
+// SigningKey is an RSA key of the IdP and its self-signed certificate.
 type SigningKey struct {
 	Key         *rsa.PrivateKey
 	Certificate *x509.Certificate
@@ -26,46 +28,223 @@ type SigningKey struct {
 	CertificatePEM []byte
 }
 
+// KeyRing is the IdP's signing keys: Current signs; Next, when staged, is already published in metadata so
+// SPs can trust it before it signs; Previous certificates stay published until their grace period ends.
+type KeyRing struct {
+	Current  *SigningKey
+	Next     *SigningKey
+	Previous []RetiredCertificate
+}
+
+// RetiredCertificate is a former signing certificate, still published until Until.
+type RetiredCertificate struct {
+	Certificate *x509.Certificate
+	Until       time.Time
+}
+
+// Published returns the certificates metadata lists besides the current one: the staged next certificate and
+// the retired ones still in their grace period at now.
+func (r *KeyRing) Published(now time.Time) []*x509.Certificate {
+	var out []*x509.Certificate
+	if r.Next != nil {
+		out = append(out, r.Next.Certificate)
+	}
+	for _, p := range r.Previous {
+		if now.Before(p.Until) {
+			out = append(out, p.Certificate)
+		}
+	}
+	return out
+}
+
+// storedRing is the key ring as kept in the store: private keys are PEM, optionally sealed with the
+// key-encryption key (AES-256-GCM).
+type storedRing struct {
+	Current  storedKey      `json:"current"`
+	Next     *storedKey     `json:"next,omitempty"`
+	Previous []storedRetire `json:"previous,omitempty"`
+}
+
 type storedKey struct {
-	KeyPEM  string `json:"key_pem"`
+	KeyPEM  string `json:"key_pem,omitempty"`  // clear PEM (no key-encryption key configured)
+	KeySeal string `json:"key_seal,omitempty"` // base64 of nonce||AES-256-GCM(PEM)
 	CertPEM string `json:"cert_pem"`
 }
 
-const signingKeyName = "idp:signing-key"
+type storedRetire struct {
+	CertPEM string    `json:"cert_pem"`
+	Until   time.Time `json:"until"`
+}
+
+const keyRingID = "keyring"
 
 // CertificateLifetime is the validity of a generated signing certificate.
 const CertificateLifetime = 5 * 365 * 24 * time.Hour
 
-// SigningKey returns the IdP's signing key from the store, creating an RSA-2048 key and a self-signed
-// certificate on first start. Concurrent first starts (several replicas) agree on one key: the first to store
-// it wins and the others load it.
-func (s *Service) SigningKey(ctx context.Context, entityID string) (*SigningKey, error) {
-	raw, err := s.st.GetValue(ctx, signingKeyName)
+// ErrNoNextKey is returned when activating without a staged key.
+var ErrNoNextKey = &Error{Code: "no_next_key", Message: "no next key is staged: stage one first"}
+
+// seal encrypts a private key PEM with the key-encryption key, when one is configured.
+func (s *Service) seal(k *SigningKey) (storedKey, error) {
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k.Key)})
+	sk := storedKey{CertPEM: string(k.CertificatePEM)}
+	if len(s.cfg.KeyEncryptionKey) == 0 {
+		sk.KeyPEM = string(keyPEM)
+		return sk, nil
+	}
+	aead, err := s.kek()
+	if err != nil {
+		return sk, err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := io.ReadFull(rand.Reader, nonce); err != nil {
+		return sk, fmt.Errorf("authn: seal key: %w", err)
+	}
+	sk.KeySeal = base64.StdEncoding.EncodeToString(aead.Seal(nonce, nonce, keyPEM, []byte(sk.CertPEM)))
+	return sk, nil
+}
+
+func (s *Service) kek() (cipher.AEAD, error) {
+	if len(s.cfg.KeyEncryptionKey) != 32 {
+		return nil, errors.New("authn: the key-encryption key must be 32 bytes")
+	}
+	block, err := aes.NewCipher(s.cfg.KeyEncryptionKey)
+	if err != nil {
+		return nil, fmt.Errorf("authn: key-encryption key: %w", err)
+	}
+	return cipher.NewGCM(block)
+}
+
+func (s *Service) unseal(sk storedKey) (*SigningKey, error) {
+	keyPEM := []byte(sk.KeyPEM)
+	if sk.KeySeal != "" {
+		if len(s.cfg.KeyEncryptionKey) == 0 {
+			return nil, errors.New("authn: the signing key is encrypted at rest: configure the key-encryption key")
+		}
+		aead, err := s.kek()
+		if err != nil {
+			return nil, err
+		}
+		raw, err := base64.StdEncoding.DecodeString(sk.KeySeal)
+		if err != nil || len(raw) < aead.NonceSize() {
+			return nil, errors.New("authn: the sealed signing key is corrupt")
+		}
+		keyPEM, err = aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte(sk.CertPEM))
+		if err != nil {
+			return nil, errors.New("authn: the signing key does not open with the configured key-encryption key")
+		}
+	} else if len(s.cfg.KeyEncryptionKey) > 0 {
+		s.log.Warn("the signing key is stored in clear although a key-encryption key is configured; stage and activate a new key to seal it")
+	}
+	return ParseSigningKey([]byte(sk.CertPEM), keyPEM)
+}
+
+func (s *Service) loadRing(sr storedRing) (*KeyRing, error) {
+	cur, err := s.unseal(sr.Current)
+	if err != nil {
+		return nil, err
+	}
+	r := &KeyRing{Current: cur}
+	if sr.Next != nil {
+		if r.Next, err = s.unseal(*sr.Next); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range sr.Previous {
+		c, err := ParseCertificatePEM(p.CertPEM)
+		if err != nil {
+			return nil, fmt.Errorf("authn: retired certificate: %w", err)
+		}
+		r.Previous = append(r.Previous, RetiredCertificate{Certificate: c, Until: p.Until})
+	}
+	return r, nil
+}
+
+// KeyRing returns the IdP's keys, creating an RSA-2048 key and self-signed certificate on first start.
+// Concurrent first starts (several replicas) agree on one key: the first to store it wins.
+func (s *Service) KeyRing(ctx context.Context, entityID string) (*KeyRing, error) {
+	sr, err := s.keys.Get(ctx, keyRingID)
 	if errors.Is(err, store.ErrNotFound) {
 		k, err := GenerateSigningKey(entityID, s.now())
 		if err != nil {
 			return nil, err
 		}
-		blob, err := json.Marshal(storedKey{KeyPEM: string(k.keyPEM()), CertPEM: string(k.CertificatePEM)})
+		sk, err := s.seal(k)
 		if err != nil {
-			return nil, internal("encode signing key", err)
+			return nil, err
 		}
-		if _, err := s.st.SetIfAbsent(ctx, signingKeyName, string(blob), 0); err != nil {
+		if err := s.keys.Create(ctx, keyRingID, storedRing{Current: sk}, 0); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
 			return nil, internal("store signing key", err)
 		}
-		raw, err = s.st.GetValue(ctx, signingKeyName)
+		sr, err = s.keys.Get(ctx, keyRingID)
 		if err != nil {
 			return nil, internal("load signing key", err)
 		}
 	} else if err != nil {
 		return nil, internal("load signing key", err)
 	}
-	var sk storedKey
-	if err := json.Unmarshal([]byte(raw), &sk); err != nil {
-		return nil, internal("decode signing key", err)
-	}
-	return ParseSigningKey([]byte(sk.CertPEM), []byte(sk.KeyPEM))
+	return s.loadRing(sr)
 }
+
+// StageNextKey generates the next signing key (if none is staged) so metadata publishes it beside the
+// current one. SPs that refresh metadata then trust it before it ever signs.
+func (s *Service) StageNextKey(ctx context.Context, entityID string) (*KeyRing, error) {
+	if _, err := s.KeyRing(ctx, entityID); err != nil {
+		return nil, err
+	}
+	k, err := GenerateSigningKey(entityID, s.now())
+	if err != nil {
+		return nil, err
+	}
+	sk, err := s.seal(k)
+	if err != nil {
+		return nil, err
+	}
+	sr, err := s.keys.Update(ctx, keyRingID, func(cur storedRing) (storedRing, error) {
+		if cur.Next == nil {
+			cur.Next = &sk
+		}
+		return cur, nil
+	})
+	if err != nil {
+		return nil, internal("stage key", err)
+	}
+	s.log.Info("next signing key staged", "not_after", k.Certificate.NotAfter)
+	return s.loadRing(sr)
+}
+
+// ActivateNextKey makes the staged key the signing key. The old certificate stays published for grace.
+func (s *Service) ActivateNextKey(ctx context.Context, grace time.Duration) (*KeyRing, error) {
+	now := s.now()
+	sr, err := s.keys.Update(ctx, keyRingID, func(cur storedRing) (storedRing, error) {
+		if cur.Next == nil {
+			return cur, ErrNoNextKey
+		}
+		var keep []storedRetire
+		for _, p := range cur.Previous {
+			if now.Before(p.Until) {
+				keep = append(keep, p)
+			}
+		}
+		cur.Previous = append(keep, storedRetire{CertPEM: cur.Current.CertPEM, Until: now.Add(grace)})
+		cur.Current, cur.Next = *cur.Next, nil
+		return cur, nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoNextKey
+	}
+	if err != nil {
+		return nil, internal("activate key", err)
+	}
+	if err := s.st.Publish(ctx, KeysChannel, "activated"); err != nil {
+		s.log.Warn("announce key change", "err", err)
+	}
+	s.log.Info("next signing key activated", "old_published_until", now.Add(grace))
+	return s.loadRing(sr)
+}
+
+// KeysChannel announces key changes so every replica reloads its key ring at once.
+const KeysChannel = "idp-keys"
 
 // GenerateSigningKey makes an RSA-2048 key and a self-signed certificate for entityID valid from now.
 func GenerateSigningKey(entityID string, now time.Time) (*SigningKey, error) {
@@ -98,10 +277,6 @@ func GenerateSigningKey(entityID string, now time.Time) (*SigningKey, error) {
 		return nil, fmt.Errorf("authn: parse certificate: %w", err)
 	}
 	return &SigningKey{Key: key, Certificate: cert, CertificatePEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
-}
-
-func (k *SigningKey) keyPEM() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k.Key)})
 }
 
 // ParseSigningKey loads a PEM certificate and its PEM RSA private key (PKCS#1 or PKCS#8), checking they match.
@@ -140,4 +315,30 @@ func (s *Service) Secret(ctx context.Context, name string) ([]byte, error) {
 		return nil, internal("load secret", err)
 	}
 	return base64.RawStdEncoding.DecodeString(v)
+}
+
+// DefaultRolloverGrace is how long a retired certificate stays published after a rollover.
+const DefaultRolloverGrace = 30 * 24 * time.Hour
+
+// CertificatePEM encodes a certificate as PEM.
+func CertificatePEM(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+// StaticKeyRing is a key ring of one key loaded from files: it never rolls over through the store.
+func StaticKeyRing(k *SigningKey) *KeyRing { return &KeyRing{Current: k} }
+
+// CertificateWarningWindow is how long before expiry a signing certificate is warned about.
+const CertificateWarningWindow = 30 * 24 * time.Hour
+
+// CertificateWarning says when cert is near or past expiry at now, or "" when it is fine.
+func CertificateWarning(cert *x509.Certificate, now time.Time) string {
+	left := cert.NotAfter.Sub(now)
+	switch {
+	case left <= 0:
+		return "the signing certificate has expired: SPs refuse its signatures; stage and activate a new key now"
+	case left < CertificateWarningWindow:
+		return fmt.Sprintf("the signing certificate expires in %s (%s): stage a new key, let SPs load the metadata, then activate it", left.Round(time.Hour), cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return ""
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,14 +17,19 @@ type config struct {
 	BaseURL         string
 	EntityID        string
 	RedisURL        string
+	RedisPrefix     string
 	AdminToken      string
 	FCMCredentials  string
 	FCMEndpoint     string
 	SMTPURL         string
 	AllowedDomains  string
 	LoginTTL        time.Duration
+	SessionTTL      time.Duration
+	AssertionTTL    time.Duration
+	ClockSkew       time.Duration
 	SigningKeyFile  string
 	SigningCertFile string
+	KeyEncryption   string
 }
 
 type setting struct {
@@ -38,14 +44,19 @@ func (c *config) settings() []setting {
 		{env: "PASSPORT_BASE_URL", def: "http://localhost:8080", help: "public URL; every absolute URL the IdP issues or checks derives from it", str: &c.BaseURL},
 		{env: "PASSPORT_ENTITY_ID", def: "Winkk Passport IdP", help: "the IdP's SAML entity ID", str: &c.EntityID},
 		{env: "PASSPORT_REDIS_URL", def: "", help: "redis://, rediss://, redis-sentinel://, redis-cluster:// URL; empty: embedded in-memory store (data lost at exit)", str: &c.RedisURL},
+		{env: "PASSPORT_REDIS_PREFIX", def: "", help: "prefix of every key and channel in Redis, to share one server between deployments", str: &c.RedisPrefix},
 		{env: "PASSPORT_ADMIN_TOKEN", def: "", help: "bearer token of the admin API; empty: a random one is printed at start-up", str: &c.AdminToken},
 		{env: "PASSPORT_FCM_CREDENTIALS", def: "", help: "Firebase service-account JSON file; empty: pushes are logged and devices pull", str: &c.FCMCredentials},
 		{env: "PASSPORT_FCM_ENDPOINT", def: "", help: "another FCM v1 base URL, /v1 included", str: &c.FCMEndpoint},
 		{env: "PASSPORT_SMTP_URL", def: "", help: "smtp://user:pass@host:port; empty: mails are logged", str: &c.SMTPURL},
 		{env: "PASSPORT_ALLOWED_DOMAINS", def: "", help: "comma-separated email domains that may enroll; empty: any", str: &c.AllowedDomains},
 		{env: "PASSPORT_LOGIN_TTL", def: "5m", help: "how long a parked login waits for the phone", dur: &c.LoginTTL},
+		{env: "PASSPORT_SESSION_TTL", def: "8h", help: "how long one phone approval signs the browser in to further apps", dur: &c.SessionTTL},
+		{env: "PASSPORT_ASSERTION_TTL", def: "5m", help: "validity of an assertion, counted from the moment the Response is issued", dur: &c.AssertionTTL},
+		{env: "PASSPORT_CLOCK_SKEW", def: "90s", help: "clock difference allowed with SPs (assertion NotBefore, request IssueInstant)", dur: &c.ClockSkew},
 		{env: "PASSPORT_SIGNING_KEY_FILE", def: "", help: "PEM RSA signing key; empty: a key is generated at first start and kept in the store", str: &c.SigningKeyFile},
 		{env: "PASSPORT_SIGNING_CERT_FILE", def: "", help: "PEM certificate of PASSPORT_SIGNING_KEY_FILE", str: &c.SigningCertFile},
+		{env: "PASSPORT_KEY_ENCRYPTION_KEY", def: "", help: "base64 of 32 random bytes: seals the signing keys kept in the store (AES-256-GCM)", str: &c.KeyEncryption},
 	}
 }
 
@@ -95,6 +106,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if (c.SigningKeyFile == "") != (c.SigningCertFile == "") {
 		return c, errors.New("PASSPORT_SIGNING_KEY_FILE and PASSPORT_SIGNING_CERT_FILE go together")
 	}
+	if c.KeyEncryption != "" {
+		if k, err := base64.StdEncoding.DecodeString(c.KeyEncryption); err != nil || len(k) != 32 {
+			return c, errors.New("PASSPORT_KEY_ENCRYPTION_KEY must be the base64 of 32 bytes (openssl rand -base64 32)")
+		}
+	}
 	if c.EntityID == "" {
 		return c, errors.New("PASSPORT_ENTITY_ID must not be empty")
 	}
@@ -109,4 +125,9 @@ func (c config) allowedDomains() []string {
 		}
 	}
 	return out
+}
+
+func (c config) keyEncryptionKey() []byte {
+	k, _ := base64.StdEncoding.DecodeString(c.KeyEncryption)
+	return k
 }

@@ -13,7 +13,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	cmd := run
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "keys" {
+		cmd, args = runKeys, args[1:]
+	}
+	if err := cmd(ctx, args, os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "passport-idp:", err)
 		os.Exit(1)
 	}

@@ -34,7 +34,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := newLogger(stdout)
 
-	st, err := store.Open(ctx, store.Options{URL: cfg.RedisURL})
+	st, err := store.Open(ctx, store.Options{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -73,14 +73,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	svc := authn.New(st, pusher, mailer, authn.Config{
-		LoginTTL:       cfg.LoginTTL,
-		AllowedDomains: cfg.allowedDomains(),
-		BaseURL:        cfg.BaseURL,
-		Logger:         log,
+		LoginTTL:         cfg.LoginTTL,
+		AllowedDomains:   cfg.allowedDomains(),
+		BaseURL:          cfg.BaseURL,
+		Logger:           log,
+		SessionTTL:       cfg.SessionTTL,
+		KeyEncryptionKey: cfg.keyEncryptionKey(),
 	})
 	defer svc.Close()
 
-	key, keySource, err := signingKey(ctx, cfg, svc)
+	ring, keySource, err := keyRing(ctx, cfg, svc)
 	if err != nil {
 		return err
 	}
@@ -94,7 +96,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		adminToken, tokenGenerated = base64.RawURLEncoding.EncodeToString(b), true
 	}
 
-	srv, err := api.New(ctx, api.Config{BaseURL: cfg.BaseURL, EntityID: cfg.EntityID, AdminToken: adminToken, Logger: log, Registry: reg}, svc, key)
+	srv, err := api.New(ctx, api.Config{
+		BaseURL: cfg.BaseURL, EntityID: cfg.EntityID, AdminToken: adminToken, Logger: log, Registry: reg,
+		AssertionLifetime: cfg.AssertionTTL, ClockSkew: cfg.ClockSkew, StaticKey: cfg.SigningKeyFile != "",
+	}, svc, ring)
 	if err != nil {
 		return err
 	}
@@ -125,8 +130,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		attrs = append(attrs, "admin_token", adminToken, "admin_token_note", "generated for this run; set PASSPORT_ADMIN_TOKEN to keep one")
 	}
 	log.Info("passport-idp started", attrs...)
-	if cert := key.Certificate; time.Until(cert.NotAfter) < 30*24*time.Hour {
-		log.Warn("the signing certificate expires soon", "not_after", cert.NotAfter)
+	if w := authn.CertificateWarning(ring.Current.Certificate, time.Now()); w != "" {
+		log.Warn(w, "not_after", ring.Current.Certificate.NotAfter)
 	}
 
 	errc := make(chan error, 1)
@@ -147,7 +152,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-func signingKey(ctx context.Context, cfg config, svc *authn.Service) (*authn.SigningKey, string, error) {
+func keyRing(ctx context.Context, cfg config, svc *authn.Service) (*authn.KeyRing, string, error) {
 	if cfg.SigningKeyFile != "" {
 		keyPEM, err := os.ReadFile(cfg.SigningKeyFile)
 		if err != nil {
@@ -161,13 +166,17 @@ func signingKey(ctx context.Context, cfg config, svc *authn.Service) (*authn.Sig
 		if err != nil {
 			return nil, "", err
 		}
-		return k, "files " + cfg.SigningKeyFile, nil
+		return authn.StaticKeyRing(k), "files " + cfg.SigningKeyFile, nil
 	}
-	k, err := svc.SigningKey(ctx, cfg.EntityID)
+	r, err := svc.KeyRing(ctx, cfg.EntityID)
 	if err != nil {
 		return nil, "", fmt.Errorf("signing key: %w", err)
 	}
-	return k, "kept in the store", nil
+	source := "kept in the store"
+	if len(cfg.keyEncryptionKey()) > 0 {
+		source += ", sealed with PASSPORT_KEY_ENCRYPTION_KEY"
+	}
+	return r, source, nil
 }
 
 // newLogger logs JSON, or text when stdout is a terminal.

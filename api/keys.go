@@ -1,0 +1,151 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/saml"
+)
+
+// keyState is the key ring in use and the IdentityProvider that signs with its current key.
+type keyState struct {
+	ring *authn.KeyRing
+	idp  *saml.IdentityProvider
+}
+
+func (s *Server) newKeyState(ring *authn.KeyRing) *keyState {
+	return &keyState{ring: ring, idp: &saml.IdentityProvider{
+		EntityID:          s.cfg.EntityID,
+		Key:               ring.Current.Key,
+		Certificate:       ring.Current.Certificate,
+		ExtraCertificates: ring.Published(s.cfg.Clock()),
+		Clock:             s.cfg.Clock,
+		AssertionLifetime: s.cfg.AssertionLifetime,
+		ClockSkew:         s.cfg.ClockSkew,
+	}}
+}
+
+// idp is the IdentityProvider signing now.
+func (s *Server) idp() *saml.IdentityProvider { return s.keys.Load().idp }
+
+// ring is the key ring in use.
+func (s *Server) ring() *authn.KeyRing { return s.keys.Load().ring }
+
+// reloadKeys reads the key ring from the store (after a rollover by any replica).
+func (s *Server) reloadKeys(ctx context.Context) error {
+	ring, err := s.svc.KeyRing(ctx, s.cfg.EntityID)
+	if err != nil {
+		return err
+	}
+	s.keys.Store(s.newKeyState(ring))
+	return nil
+}
+
+// watchKeys reloads the key ring when any replica announces a change, and every minute in case an
+// announcement was missed, until the server closes.
+func (s *Server) watchKeys() {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-s.closing; cancel() }()
+	msgs, stop, err := s.svc.Store().Subscribe(ctx, authn.KeysChannel)
+	if err != nil {
+		s.log.Warn("watch key changes", "err", err)
+		return
+	}
+	go func() {
+		defer stop()
+		tick := time.NewTicker(time.Minute)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-msgs:
+			case <-tick.C:
+			}
+			if err := s.reloadKeys(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("reload signing keys", "err", err)
+			}
+		}
+	}()
+}
+
+type certView struct {
+	NotBefore   time.Time  `json:"not_before"`
+	NotAfter    time.Time  `json:"not_after"`
+	SHA256      string     `json:"sha256"`
+	PublishedTo *time.Time `json:"published_until,omitempty"`
+	PEM         string     `json:"pem"`
+}
+
+func viewCert(k *authn.SigningKey) *certView {
+	if k == nil {
+		return nil
+	}
+	sum := sha256.Sum256(k.Certificate.Raw)
+	return &certView{NotBefore: k.Certificate.NotBefore, NotAfter: k.Certificate.NotAfter, SHA256: hex.EncodeToString(sum[:]), PEM: string(k.CertificatePEM)}
+}
+
+func (s *Server) viewRing(r *authn.KeyRing) map[string]any {
+	var prev []certView
+	for _, p := range r.Previous {
+		sum := sha256.Sum256(p.Certificate.Raw)
+		until := p.Until
+		prev = append(prev, certView{NotBefore: p.Certificate.NotBefore, NotAfter: p.Certificate.NotAfter, SHA256: hex.EncodeToString(sum[:]), PublishedTo: &until,
+			PEM: string(authn.CertificatePEM(p.Certificate))})
+	}
+	return map[string]any{"current": viewCert(r.Current), "next": viewCert(r.Next), "previous": prev, "static": s.cfg.StaticKey}
+}
+
+func (s *Server) handleGetKeys(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.viewRing(s.ring()))
+}
+
+func (s *Server) staticKeyError() error {
+	return errorf(http.StatusConflict, "static_key", "The signing key is loaded from files (PASSPORT_SIGNING_KEY_FILE): replace the files to roll it over.")
+}
+
+func (s *Server) handleStageKey(c echo.Context) error {
+	if s.cfg.StaticKey {
+		return s.staticKeyError()
+	}
+	r, err := s.svc.StageNextKey(s.ctx(c), s.cfg.EntityID)
+	if err != nil {
+		return err
+	}
+	s.keys.Store(s.newKeyState(r))
+	return c.JSON(http.StatusOK, s.viewRing(r))
+}
+
+func (s *Server) handleActivateKey(c echo.Context) error {
+	if s.cfg.StaticKey {
+		return s.staticKeyError()
+	}
+	var body struct {
+		Grace string `json:"grace"`
+	}
+	if c.Request().ContentLength != 0 {
+		if err := bindJSON(c, &body); err != nil {
+			return err
+		}
+	}
+	grace := authn.DefaultRolloverGrace
+	if body.Grace != "" {
+		d, err := time.ParseDuration(body.Grace)
+		if err != nil || d < 0 {
+			return errorf(http.StatusBadRequest, "invalid_request", "grace must be a duration such as 720h.")
+		}
+		grace = d
+	}
+	r, err := s.svc.ActivateNextKey(s.ctx(c), grace)
+	if err != nil {
+		return err
+	}
+	s.keys.Store(s.newKeyState(r))
+	return c.JSON(http.StatusOK, s.viewRing(r))
+}

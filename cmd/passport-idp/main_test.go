@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/winkk/passport/store"
+	"github.com/winkk/passport/store/storetest"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// startServer runs the whole program and returns its address once it logged that it started, plus a stop
+// function that waits for run to return.
+func startServer(t *testing.T, args []string, vars map[string]string) (string, []map[string]any, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, args, env(vars), pw, io.Discard)
+		pw.Close()
+	}()
+	var lines []map[string]any
+	started := make(chan string, 1)
+	logs := make(chan []map[string]any, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				lines = append(lines, m)
+				if m["msg"] == "passport-idp started" {
+					started <- m["listen"].(string)
+				}
+			}
+		}
+		logs <- lines
+	}()
+	var addr string
+	select {
+	case addr = <-started:
+	case err := <-done:
+		t.Fatalf("run ended before starting: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not start")
+	}
+	stop := func() error {
+		cancel()
+		err := <-done
+		lines = <-logs
+		return err
+	}
+	return addr, lines, stop
+}
+
+func TestRunOnEmbeddedDefaults(t *testing.T) {
+	addr, _, stop := startServer(t, []string{"--listen", "127.0.0.1:0"}, nil)
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/saml/certificate.pem"} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", path, resp.StatusCode)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("run returned %v after a clean shutdown", err)
+	}
+}
+
+func TestStartupLogSaysWhatItUses(t *testing.T) {
+	var buf bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	pr, pw := io.Pipe()
+	go func() { done <- run(ctx, []string{"--listen", "127.0.0.1:0"}, env(nil), pw, io.Discard); pw.Close() }()
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		buf.Write(sc.Bytes())
+		buf.WriteByte('\n')
+		if strings.Contains(sc.Text(), "passport-idp started") {
+			cancel()
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"embedded in-memory store", "data is lost", `"admin_token":"`, `"base_url":"http://localhost:8080"`, "devices pull", `"mail":"logged`, `"entity_id":"Winkk Passport IdP"`, "shutting down", "stopped"} {
+		if !strings.Contains(strings.ToLower(out), strings.ToLower(want)) {
+			t.Errorf("start-up log lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, `"admin_token":"`) != 1 {
+		t.Error("the admin token must be printed exactly once")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		vars map[string]string
+		want string
+	}{
+		{args: []string{"--login-ttl", "soon"}, want: "PASSPORT_LOGIN_TTL"},
+		{vars: map[string]string{"PASSPORT_SESSION_TTL": "-1h"}, want: "PASSPORT_SESSION_TTL"},
+		{args: []string{"extra"}, want: "unexpected argument"},
+		{args: []string{"--no-such-flag"}, want: "flag provided but not defined"},
+		{vars: map[string]string{"PASSPORT_SIGNING_KEY_FILE": "/k.pem"}, want: "go together"},
+		{vars: map[string]string{"PASSPORT_KEY_ENCRYPTION_KEY": "c2hvcnQ="}, want: "32 bytes"},
+		{vars: map[string]string{"PASSPORT_REDIS_URL": "mysql://x"}, want: "open store"},
+		{vars: map[string]string{"PASSPORT_BASE_URL": "not a url"}, want: "base URL"},
+		{vars: map[string]string{"PASSPORT_SMTP_URL": "http://mail"}, want: "SMTP URL"},
+		{vars: map[string]string{"PASSPORT_FCM_CREDENTIALS": "/nonexistent.json"}, want: "FCM"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := run(ctx, append([]string{"--listen", "127.0.0.1:0"}, tc.args...), env(tc.vars), io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error about %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	cfg, err := parseConfig([]string{"--base-url", "https://flag.example"}, env(map[string]string{"PASSPORT_BASE_URL": "https://env.example", "PASSPORT_ENTITY_ID": "Env IdP", "PASSPORT_ALLOWED_DOMAINS": " example.com, @corp.example ,"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BaseURL != "https://flag.example" || cfg.EntityID != "Env IdP" || cfg.LoginTTL != 5*time.Minute {
+		t.Errorf("config %+v", cfg)
+	}
+	if d := cfg.allowedDomains(); len(d) != 2 || d[0] != "example.com" || d[1] != "corp.example" {
+		t.Errorf("allowed domains %q", d)
+	}
+}
+
+func TestKeysCommand(t *testing.T) {
+	url, ok := storetest.RedisURL()
+	if !ok {
+		t.Skip("keys works on a shared Redis store; none answers here")
+	}
+	vars := map[string]string{"PASSPORT_REDIS_URL": url, "PASSPORT_REDIS_PREFIX": "test-keys-" + rand.Text() + ":"}
+	keys := func(args ...string) map[string]any {
+		t.Helper()
+		var out bytes.Buffer
+		if err := runKeys(context.Background(), args, env(vars), &out, io.Discard); err != nil {
+			t.Fatalf("keys %v: %v", args, err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+			t.Fatalf("keys %v printed %q", args, out.String())
+		}
+		return m
+	}
+	t.Cleanup(func() {
+		st, err := store.Open(context.Background(), store.Options{URL: url, Prefix: vars["PASSPORT_REDIS_PREFIX"]})
+		if err == nil {
+			_, _ = st.Purge(context.Background())
+			st.Close()
+		}
+	})
+	first := keys("status")
+	if first["next"] != nil {
+		t.Fatalf("a fresh ring has a next key: %v", first)
+	}
+	staged := keys("stage")
+	next, _ := staged["next"].(map[string]any)
+	if next == nil {
+		t.Fatalf("stage: %v", staged)
+	}
+	active := keys("activate", "--grace", "48h")
+	cur := active["current"].(map[string]any)
+	if cur["sha256"] != next["sha256"] || active["next"] != nil {
+		t.Errorf("activate did not promote the staged key: %v", active)
+	}
+	if prev := active["previous"].([]any); len(prev) != 1 || prev[0].(map[string]any)["sha256"] != first["current"].(map[string]any)["sha256"] {
+		t.Errorf("the old certificate is not kept published: %v", active)
+	}
+	if err := runKeys(context.Background(), []string{"activate"}, env(vars), io.Discard, io.Discard); err == nil {
+		t.Error("activate without a staged key succeeded")
+	}
+	if err := runKeys(context.Background(), []string{"status"}, env(nil), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "PASSPORT_REDIS_URL") {
+		t.Errorf("keys on the embedded store: %v", err)
+	}
+}
