@@ -251,6 +251,8 @@ func (s *Server) handleWaitForChallenge(c echo.Context) error {
 		return err
 	}
 	defer cancel()
+	s.waiting.Add(1)
+	defer s.waiting.Add(-1)
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
@@ -315,3 +317,6 @@ func (s *Server) handleAnswerChallenge(c echo.Context) error {
 	s.metrics.answers.WithLabelValues(string(l.State), l.Reason).Inc()
 	return c.JSON(http.StatusOK, deviceapi.AnswerResponse{State: challengeState(l.State)})
 }
+
+// Waiting is the number of device long-polls parked right now (for tests and metrics).
+func (s *Server) Waiting() int64 { return s.waiting.Load() }

@@ -87,6 +87,8 @@ func (s *Server) showLogin(c echo.Context, status int, l authn.Login, app authn.
 			s.metrics.logins.WithLabelValues("success").Inc()
 		}
 		return s.renderAnswer(c, app, answered)
+	case authn.StatePaused:
+		return s.showPaused(c, l, app)
 	default:
 		return s.showFailure(c, l, app, l.Reason)
 	}
@@ -116,6 +118,32 @@ func (s *Server) showFailure(c echo.Context, l authn.Login, app authn.App, reaso
 	if l.RequestID != "" && app.Configured() {
 		status, sub := errorStatus(reason)
 		resp, err := s.idp().MakeErrorResponse(saml.ErrorParams{InResponseTo: l.RequestID, Destination: app.ACSURL, StatusCode: status, SubStatusCode: sub, Message: msg})
+		if err != nil {
+			return err
+		}
+		d.Post = &postForm{ACS: app.ACSURL, SAMLResponse: samlValue(resp), RelayState: l.RelayState}
+	}
+	return s.renderPage(c, http.StatusOK, d)
+}
+
+var pauseMessages = map[string]string{
+	authn.PauseReported:   "because a recent sign-in request was reported on your phone as \"this wasn't me\"",
+	authn.PauseRefused:    "because several recent sign-in requests were denied or not answered",
+	authn.PauseHourly:     "because the hourly limit of sign-in requests was reached",
+	authn.PauseTooPending: "because several sign-in requests already wait on your phone: answer or deny them in the Passport app",
+}
+
+// showPaused says that no request was sent to the phone, why, and until when.
+func (s *Server) showPaused(c echo.Context, l authn.Login, app authn.App) error {
+	why, ok := pauseMessages[l.Reason]
+	if !ok {
+		why = "to protect your account"
+	}
+	msg := fmt.Sprintf("Sign-in requests to your phone are paused until %s UTC %s. Nothing was sent to your phone. Try again after that time, or ask your administrator for help.",
+		l.PausedUntil.UTC().Format("15:04 on Jan 2"), why)
+	d := pageData{View: "paused", Title: "Sign-in requests paused", Message: msg, AppName: app.Name, State: string(l.State)}
+	if l.RequestID != "" && app.Configured() {
+		resp, err := s.idp().MakeErrorResponse(saml.ErrorParams{InResponseTo: l.RequestID, Destination: app.ACSURL, StatusCode: saml.StatusResponder, SubStatusCode: saml.StatusRequestDenied, Message: msg})
 		if err != nil {
 			return err
 		}

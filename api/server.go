@@ -53,6 +53,8 @@ type Server struct {
 	// persistentSecret keys persistent NameIDs (an HMAC of app and email).
 	persistentSecret []byte
 
+	waiting atomic.Int64 // device long-polls in progress
+
 	closing   chan struct{}
 	closeOnce sync.Once
 }

@@ -84,6 +84,8 @@ type Config struct {
 	SessionTTL time.Duration
 	// KeyEncryptionKey, when set (32 bytes), seals the IdP's private keys in the store with AES-256-GCM.
 	KeyEncryptionKey []byte
+	// Limits bound the pushes a user can be sent (push-bombing protection).
+	Limits Limits
 }
 
 // Service is the login state machine and its records. It is safe for concurrent use.

@@ -28,6 +28,8 @@ const (
 	StateExpired  LoginState = "expired"
 	StateFailed   LoginState = "failed"
 	StateAnswered LoginState = "answered"
+	// StatePaused: no push was sent because pushes to the user are paused (see Limits).
+	StatePaused LoginState = "paused"
 )
 
 // Reasons a login did not succeed.
@@ -64,10 +66,12 @@ type Login struct {
 	// SessionID is the IdP session this login belongs to: the one it was answered from, or the one it opened.
 	SessionID string `json:"session_id,omitempty"`
 
-	CreatedAt  time.Time `json:"created_at"`
-	ExpiresAt  time.Time `json:"expires_at"`
-	DecidedAt  time.Time `json:"decided_at,omitzero"`
-	ResponseAt time.Time `json:"response_at,omitzero"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	DecidedAt time.Time `json:"decided_at,omitzero"`
+	// PausedUntil is when pushes to the user resume (StatePaused).
+	PausedUntil time.Time `json:"paused_until,omitzero"`
+	ResponseAt  time.Time `json:"response_at,omitzero"`
 	// Response is the message handed to the SP once the login has been answered; reloading the page shows
 	// the same one, so a login yields exactly one Response.
 	Response []byte `json:"response,omitempty"`
@@ -203,6 +207,18 @@ func (s *Service) Identify(ctx context.Context, id, secret, rawEmail, clientKey 
 	if len(devs) == 0 {
 		return fail(ReasonNoDevice)
 	}
+	if p, ok, err := s.checkPushAllowed(ctx, email); err != nil {
+		return Login{}, err
+	} else if !ok {
+		s.log.Warn("login not pushed: pushes paused", "login", id, "email", email, "reason", p.Reason, "until", p.Until)
+		return s.transition(ctx, id, func(cur Login, now time.Time) (Login, error) {
+			if cur.Current(now) != StateIdentify {
+				return cur, errUnchanged
+			}
+			cur.State, cur.Reason, cur.Email, cur.PausedUntil, cur.DecidedAt = StatePaused, p.Reason, email, p.Until, now
+			return cur, nil
+		})
+	}
 	number, err := twoDigit()
 	if err != nil {
 		return Login{}, internal("draw number", err)
@@ -336,21 +352,7 @@ type Decision struct {
 
 // Challenges returns the pending challenges of the device's user, oldest first.
 func (s *Service) Challenges(ctx context.Context, d Device) ([]Login, error) {
-	ls, err := s.logins.ListIndex(ctx, "pending:"+d.Email)
-	if err != nil {
-		return nil, internal("list challenges", err)
-	}
-	now := s.now()
-	out := ls[:0]
-	for _, l := range ls {
-		if l.Email == d.Email && l.Current(now) == StatePending {
-			out = append(out, l)
-		} else if !l.Open(now) {
-			_ = s.logins.RemoveFromIndex(ctx, "pending:"+d.Email, l.ID)
-		}
-	}
-	sortBy(out, func(l Login) string { return l.CreatedAt.Format(time.RFC3339Nano) + l.ID })
-	return out, nil
+	return s.sweepIgnored(ctx, d.Email)
 }
 
 // Challenge returns challenge id if it belongs to the device's user.
@@ -397,6 +399,12 @@ func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision)
 		return Login{}, internal("answer challenge", err)
 	}
 	_ = s.logins.RemoveFromIndex(ctx, "pending:"+d.Email, id)
+	switch l.Reason {
+	case ReasonReported:
+		s.pausePushes(ctx, d.Email, PauseReported, s.cfg.Limits.withDefaults().ReportPause)
+	case ReasonDenied, ReasonNumberMismatch:
+		s.noteRefused(ctx, d.Email)
+	}
 	s.publishLogin(ctx, id)
 	s.publishUser(ctx, d.Email)
 	s.log.Info("challenge answered", "login", id, "device", d.ID, "state", l.State, "reason", l.Reason)
