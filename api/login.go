@@ -58,20 +58,17 @@ func (s *Server) showLogin(c echo.Context, status int, l authn.Login, app authn.
 	now := s.cfg.Clock()
 	state := l.Current(now)
 	d := pageData{AppName: app.Name, State: string(state), Email: l.Email}
-	live := func() {
-		d.Events = "/login/" + l.ID + "/events"
-		d.Refresh = 3
-	}
 	switch state {
 	case authn.StateIdentify:
 		d.View, d.Title, d.Action, d.FormError = "identify", "Sign in", "/login/"+l.ID, formError
 		d.Email = c.FormValue("email")
-		live()
+		d.Events = "/login/" + l.ID + "/events"
 	case authn.StatePending:
 		d.View, d.Title, d.Number = "waiting", "Approve on your phone", l.Number
 		d.ExpiresUnixMilli = l.ExpiresAt.UnixMilli()
 		d.Remaining = formatRemaining(l.ExpiresAt.Sub(now))
-		live()
+		// Scripts follow the state by events; without scripts the page refreshes itself.
+		d.Events, d.Refresh = "/login/"+l.ID+"/events", 3
 	case authn.StateApproved, authn.StateAnswered:
 		answered, cookie, err := s.svc.Respond(s.ctx(c), l.ID, loginSecret(c), func(l authn.Login, u authn.User) ([]byte, authn.SessionApp, error) {
 			return s.buildResponse(app, l, u)
