@@ -27,6 +27,48 @@ func BenchmarkMakeResponse(b *testing.B) {
 	}
 }
 
+// BenchmarkMakeResponseEncrypted is BenchmarkMakeResponse with the assertion
+// encrypted to the SP (AES-256-GCM, RSA-OAEP key transport, canonicalized by
+// goxmldsig).
+func BenchmarkMakeResponseEncrypted(b *testing.B) {
+	idp := mustIdP(b)
+	p := testResponseParams()
+	p.EncryptTo = mustCert(b, "sp-enc-cert.pem")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := idp.MakeResponse(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRedirectURL deflates, encodes and signs a LogoutResponse for the
+// HTTP-Redirect binding: one RSA-2048 signature.
+func BenchmarkRedirectURL(b *testing.B) {
+	idp := mustIdP(b)
+	msg, err := idp.MakeLogoutResponse(LogoutResponseParams{InResponseTo: "_lo-1", Destination: testSPSLOURL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := idp.RedirectURL(testSPSLOURL, "SAMLResponse", msg, "https://start.atlassian.com"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseSPMetadata reads the Shibboleth-like metadata in testdata.
+func BenchmarkParseSPMetadata(b *testing.B) {
+	md := mustReadFile(b, "sp-metadata/shibboleth.xml")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseSPMetadata(md); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkRSASignPKCS1v15 is one bare RSA-2048 PKCS#1 v1.5 SHA-256
 // signature with the same key: the floor for MakeResponse is two of these.
 func BenchmarkRSASignPKCS1v15(b *testing.B) {

@@ -1,15 +1,19 @@
 // Package saml is Passport's pure SAML 2.0 Identity Provider protocol layer:
 // it decodes the HTTP-Redirect and HTTP-POST bindings, parses, verifies and
-// validates AuthnRequests, and builds signed Responses, error Responses and
-// IdP metadata.
+// validates AuthnRequests and LogoutRequests, builds signed (optionally
+// encrypted) Responses, error Responses, LogoutRequests and LogoutResponses,
+// encodes signed HTTP-Redirect URLs, writes IdP metadata and reads SP
+// metadata.
 //
 // It knows nothing of HTTP frameworks, storage or login state: callers hand it
 // bytes and get bytes back. Clock, randomness and keys are fields of
-// IdentityProvider so that tests can freeze them and output is byte-stable.
+// IdentityProvider so that tests can freeze them and output is byte-stable
+// (encrypted assertions excepted: their keys always come from crypto/rand).
 //
 // References in doc comments name the OASIS SAML 2.0 specifications:
 // saml-core (core), saml-bindings (bindings), saml-profiles (profiles) and
-// saml-metadata (metadata), plus xmldsig-core for XML signatures.
+// saml-metadata (metadata), plus xmldsig-core for XML signatures and
+// xmlenc-core1 for XML encryption.
 package saml
 
 // XML namespaces (saml-core §1.2).
@@ -39,6 +43,9 @@ const (
 	StatusNoPassive           = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
 	StatusInvalidNameIDPolicy = "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy"
 	StatusRequestUnsupported  = "urn:oasis:names:tc:SAML:2.0:status:RequestUnsupported"
+	// StatusPartialLogout says a LogoutResponse's sender could not end every
+	// session it propagated the logout to (saml-core §3.2.2.2, §3.7.3.2).
+	StatusPartialLogout = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
 )
 
 // NameID formats (saml-core §8.3).

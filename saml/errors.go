@@ -14,8 +14,8 @@ const (
 	CodeTooLarge           = "too_large"           // a message or RelayState is over its limit
 	CodeMalformedXML       = "malformed_xml"       // not well-formed, not round-trippable, or has a DTD
 
-	// Message level (saml-core §3.2.1, §3.4.1).
-	CodeMalformedRequest    = "malformed_request"     // well-formed XML that is not a usable AuthnRequest
+	// Message level (saml-core §3.2.1, §3.4.1, §3.7.1).
+	CodeMalformedRequest    = "malformed_request"     // well-formed XML that is not a usable AuthnRequest or LogoutRequest
 	CodeDuplicateElement    = "duplicate_element"     // an element that may appear once appears twice
 	CodeVersionMismatch     = "version_mismatch"      // Version is not "2.0"
 	CodeMissingID           = "missing_id"            // ID is absent or not an xs:ID (NCName)
@@ -23,9 +23,14 @@ const (
 	CodeACSMismatch         = "acs_mismatch"          // AssertionConsumerServiceURL is not the registered ACS URL
 	CodeDestinationMismatch = "destination_mismatch"  // Destination is not this SSO endpoint
 	CodeMissingIssueInstant = "missing_issue_instant" // IssueInstant is absent
-	CodeRequestExpired      = "request_expired"       // IssueInstant is too old
+	CodeRequestExpired      = "request_expired"       // IssueInstant is too old, or a LogoutRequest's NotOnOrAfter has passed
 	CodeRequestFromFuture   = "request_from_future"   // IssueInstant is ahead of our clock beyond the skew
 	CodeUnsupportedBinding  = "unsupported_binding"   // ProtocolBinding asks for something other than HTTP-POST
+
+	// SP metadata (saml-metadata §2.3, §2.4.4).
+	CodeMalformedMetadata = "malformed_metadata" // well-formed XML that is not usable SAML 2.0 SP metadata
+	CodeNoSPDescriptor    = "no_sp_descriptor"   // no SPSSODescriptor supporting SAML 2.0
+	CodeSeveralSPs        = "several_sps"        // more than one SAML 2.0 service provider in the document
 
 	// Signatures (xmldsig-core; saml-bindings §3.4.4.1).
 	CodeSignatureMissing     = "signature_missing"     // a signature is required and there is none

@@ -1,11 +1,18 @@
 package saml
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/xml"
+	"net/url"
 	"testing"
+	"time"
 
 	crewjam "github.com/crewjam/saml"
+	saml2 "github.com/russellhaering/gosaml2"
+	saml2types "github.com/russellhaering/gosaml2/types"
+	dsig "github.com/russellhaering/goxmldsig"
+	"github.com/winkk/passport/saml/samltest"
 )
 
 func TestMetadata(t *testing.T) {
@@ -15,7 +22,7 @@ func TestMetadata(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustGolden(t, t.Name(), md)
-	t.Run("schema", func(t *testing.T) { mustSchemaValid(t, xsdMetadata, md) })
+	t.Run("schema", func(t *testing.T) { samltest.SchemaValid(t, samltest.MetadataXSD, md) })
 	t.Run("content", func(t *testing.T) {
 		var ed crewjam.EntityDescriptor
 		if err := xml.Unmarshal(md, &ed); err != nil {
@@ -65,7 +72,7 @@ func TestMetadata(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mustSchemaValid(t, xsdMetadata, md)
+		samltest.SchemaValid(t, samltest.MetadataXSD, md)
 		var ed crewjam.EntityDescriptor
 		if err := xml.Unmarshal(md, &ed); err != nil {
 			t.Fatal(err)
@@ -135,5 +142,104 @@ func TestPersistentID(t *testing.T) {
 	// Pinned: a change here gives every SP new users.
 	if want := "tFKfO05GZ69hRc3uSyB23SkcrFoSheoPDTvING5gg8Q"; base != want {
 		t.Fatalf("PersistentID changed: %s, want %s", base, want)
+	}
+}
+
+// TestMetadataRollover publishes the next signing certificate ahead of the
+// switch, then signs with the next key: SPs whose trust comes from the
+// metadata published before the switch keep accepting Responses.
+func TestMetadataRollover(t *testing.T) {
+	current := mustIdP(t)
+	md, err := current.Metadata(testSSOURL, testSLOURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samltest.SchemaValid(t, samltest.MetadataXSD, md)
+
+	next := mustIdP(t)
+	next.Key, next.Certificate, next.ExtraCertificates = mustKey(t, "idp-next-key.pem"), current.ExtraCertificates[0], []*x509.Certificate{current.Certificate}
+	p := testResponseParams()
+	resp, err := next.MakeResponse(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samltest.XMLSecVerify(t, resp, next.Certificate)
+	if err := samltest.XMLSecCheck(t, resp, current.Certificate); err == nil {
+		t.Fatal("the response verifies under the old key too")
+	}
+
+	withoutNext := mustIdP(t)
+	withoutNext.ExtraCertificates = nil
+	oldMD, err := withoutNext.Metadata(testSSOURL, testSLOURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name   string
+		md     []byte
+		accept bool
+	}{
+		{"metadata with the next certificate", md, true},
+		{"metadata without it", oldMD, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+", gosaml2", func(t *testing.T) {
+			var ed saml2types.EntityDescriptor
+			if err := xml.Unmarshal(tt.md, &ed); err != nil {
+				t.Fatal(err)
+			}
+			store := &dsig.MemoryX509CertificateStore{}
+			for _, kd := range ed.IDPSSODescriptor.KeyDescriptors {
+				for _, c := range kd.KeyInfo.X509Data.X509Certificates {
+					der, err := base64.StdEncoding.DecodeString(c.Data)
+					if err != nil {
+						t.Fatal(err)
+					}
+					cert, err := x509.ParseCertificate(der)
+					if err != nil {
+						t.Fatal(err)
+					}
+					store.Roots = append(store.Roots, cert)
+				}
+			}
+			trust := func(sp *saml2.SAMLServiceProvider) { sp.IDPCertificateStore = store }
+			if tt.accept {
+				if info := mustGosaml2Accept(t, next, resp, p.Destination, p.Audience, trust); info.NameID != p.NameID {
+					t.Fatalf("NameID %q", info.NameID)
+				}
+				return
+			}
+			sp := &saml2.SAMLServiceProvider{
+				IdentityProviderIssuer: next.EntityID, AssertionConsumerServiceURL: p.Destination, AudienceURI: p.Audience,
+				Clock: dsig.NewFakeClockAt(testNow), AllowMissingAttributes: true,
+			}
+			trust(sp)
+			if _, err := sp.RetrieveAssertionInfo(base64.StdEncoding.EncodeToString(resp)); err == nil {
+				t.Fatal("gosaml2 accepted a response signed by a key the metadata does not publish")
+			}
+		})
+		t.Run(tt.name+", crewjam", func(t *testing.T) {
+			var ed crewjam.EntityDescriptor
+			if err := xml.Unmarshal(tt.md, &ed); err != nil {
+				t.Fatal(err)
+			}
+			trust := func(sp *crewjam.ServiceProvider) { sp.IDPMetadata = &ed }
+			if tt.accept {
+				if a := mustCrewjamAccept(t, next, resp, p.Destination, p.Audience, []string{p.InResponseTo}, trust); a.Subject.NameID.Value != p.NameID {
+					t.Fatalf("NameID %q", a.Subject.NameID.Value)
+				}
+				return
+			}
+			acs, err := url.Parse(p.Destination)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sp := crewjam.ServiceProvider{EntityID: p.Audience, AcsURL: *acs, Clock: dsig.NewFakeClockAt(testNow.Add(10 * time.Second))}
+			trust(&sp)
+			if _, err := sp.ParseXMLResponse(resp, []string{p.InResponseTo}, *acs); err == nil {
+				t.Fatal("crewjam accepted a response signed by a key the metadata does not publish")
+			}
+		})
 	}
 }

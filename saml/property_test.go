@@ -135,3 +135,47 @@ func FuzzParseAuthnRequest(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseLogoutRequest(f *testing.F) {
+	f.Add([]byte(logoutRequestXML))
+	f.Add(signXML(f, logoutRequestXML, signOpts{}))
+	f.Add([]byte(`<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"><saml:NameID xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">a<!---->b</saml:NameID></samlp:LogoutRequest>`))
+	idp := mustIdP(f)
+	policy := SignaturePolicy{Certificates: []*x509.Certificate{mustCert(f, "sp-cert.pem")}}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseLogoutRequest(b)
+		if err == nil && (r == nil || r.NameID == "") {
+			t.Fatal("request without a NameID accepted")
+		}
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("untyped error %T", err)
+			}
+		}
+		r, err = idp.ReadLogoutRequest(&InboundMessage{XML: b, Binding: BindingPOST}, testLogoutCheck(), policy)
+		if err == nil && !r.Signed {
+			t.Fatal("unsigned logout request accepted")
+		}
+	})
+}
+
+func FuzzParseSPMetadata(f *testing.F) {
+	f.Add(mustReadFile(f, "sp-metadata/atlassian.xml"))
+	f.Add(mustReadFile(f, "sp-metadata/shibboleth.xml"))
+	f.Add([]byte(`<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"><md:EntitiesDescriptor/></md:EntitiesDescriptor>`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := ParseSPMetadata(b)
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("untyped error %T", err)
+			}
+			return
+		}
+		if m.EntityID == "" || len(m.ACS) == 0 {
+			t.Fatalf("accepted %+v", m)
+		}
+		if d, ok := m.DefaultACS(); ok && d.Binding != BindingPOST {
+			t.Fatalf("default ACS %+v", d)
+		}
+	})
+}

@@ -123,8 +123,27 @@ func ParseAuthnRequestElement(el *etree.Element) (*AuthnRequest, error) {
 // application's registration and this endpoint.
 type RequestCheck struct {
 	Audience string // the app's SP entity ID: Issuer must equal it exactly
-	ACSURL   string // registered ACS URL: AssertionConsumerServiceURL, when present, must equal it exactly
-	SSOURL   string // this endpoint: Destination, when present, must equal it exactly
+	ACSURL   string // registered ACS URL: AssertionConsumerServiceURL, when present, must equal it or one of ACSURLs exactly
+	// ACSURLs are further registered ACS URLs (an SP whose metadata lists
+	// several endpoints). An AssertionConsumerServiceIndex is not looked up
+	// here: the caller resolves it against the SP's metadata itself.
+	ACSURLs []string
+	SSOURL  string // this endpoint: Destination, when present, must equal it exactly
+}
+
+// acsAllowed reports whether acs is one of the registered ACS URLs, compared
+// verbatim (saml-core §3.4.1: the URL is a reference the IdP must check, not
+// a string to normalise).
+func (c RequestCheck) acsAllowed(acs string) bool {
+	if acs == c.ACSURL {
+		return true
+	}
+	for _, u := range c.ACSURLs {
+		if acs == u {
+			return true
+		}
+	}
+	return false
 }
 
 // ValidateAuthnRequest checks r against the rules of saml-core §3.2.1 and
@@ -139,31 +158,17 @@ type RequestCheck struct {
 //     not exactly c.Audience;
 //   - destination_mismatch: Destination is present and not exactly c.SSOURL
 //     (saml-core §3.2.1; saml-bindings §3.4.5.2, §3.5.5.2);
-//   - acs_mismatch: AssertionConsumerServiceURL is present and not exactly
-//     c.ACSURL (the IdP must not send assertions to unregistered endpoints,
+//   - acs_mismatch: AssertionConsumerServiceURL is present and neither
+//     c.ACSURL nor one of c.ACSURLs, compared exactly (the IdP must not send
+//     assertions to unregistered endpoints, saml-core §3.4.1,
 //     saml-profiles §4.1.4.1);
 //   - unsupported_binding: ProtocolBinding is present and not HTTP-POST, the
 //     only binding Passport answers with.
 //
 // Signatures are not checked here.
 func (idp *IdentityProvider) ValidateAuthnRequest(r *AuthnRequest, c RequestCheck) error {
-	if r.Version != "2.0" {
-		return newError(CodeVersionMismatch, "The request is not a SAML 2.0 request.", fmt.Errorf("version %q", r.Version))
-	}
-	if !isNCName(r.ID) || len(r.ID) > maxIDLength {
-		return newError(CodeMissingID, "The request has no valid ID.", nil)
-	}
-	if r.IssueInstant.IsZero() {
-		return newError(CodeMissingIssueInstant, "The request has no IssueInstant.", nil)
-	}
-	now := idp.now()
-	if r.IssueInstant.Before(now.Add(-idp.requestMaxAge() - idp.clockSkew())) {
-		return newError(CodeRequestExpired, "The request has expired; check the service provider's clock and try again.",
-			fmt.Errorf("issued %s, now %s", r.IssueInstant.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
-	}
-	if r.IssueInstant.After(now.Add(idp.clockSkew())) {
-		return newError(CodeRequestFromFuture, "The request is dated in the future; check the service provider's clock.",
-			fmt.Errorf("issued %s, now %s", r.IssueInstant.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+	if err := idp.checkRequestHeader(r.Version, r.ID, r.IssueInstant); err != nil {
+		return err
 	}
 	if r.Issuer == "" || r.Issuer != c.Audience {
 		return newError(CodeIssuerMismatch, "The request does not come from the service provider registered for this application.",
@@ -173,13 +178,38 @@ func (idp *IdentityProvider) ValidateAuthnRequest(r *AuthnRequest, c RequestChec
 		return newError(CodeDestinationMismatch, "The request was addressed to a different endpoint.",
 			fmt.Errorf("destination %q, want %q", r.Destination, c.SSOURL))
 	}
-	if r.AssertionConsumerServiceURL != "" && r.AssertionConsumerServiceURL != c.ACSURL {
+	if r.AssertionConsumerServiceURL != "" && !c.acsAllowed(r.AssertionConsumerServiceURL) {
 		return newError(CodeACSMismatch, "The request asks for a response at an address that is not registered for this application.",
-			fmt.Errorf("acs %q, want %q", r.AssertionConsumerServiceURL, c.ACSURL))
+			fmt.Errorf("acs %q, want %q or one of %q", r.AssertionConsumerServiceURL, c.ACSURL, c.ACSURLs))
 	}
 	if r.ProtocolBinding != "" && r.ProtocolBinding != BindingPOST {
 		return newError(CodeUnsupportedBinding, "The request asks for a response binding this identity provider does not support.",
 			fmt.Errorf("binding %q", r.ProtocolBinding))
+	}
+	return nil
+}
+
+// checkRequestHeader checks what every request carries (saml-core §3.2.1):
+// Version 2.0, an xs:ID and an IssueInstant within
+// [now-RequestMaxAge-ClockSkew, now+ClockSkew].
+func (idp *IdentityProvider) checkRequestHeader(version, id string, issued time.Time) error {
+	if version != "2.0" {
+		return newError(CodeVersionMismatch, "The request is not a SAML 2.0 request.", fmt.Errorf("version %q", version))
+	}
+	if !isNCName(id) || len(id) > maxIDLength {
+		return newError(CodeMissingID, "The request has no valid ID.", nil)
+	}
+	if issued.IsZero() {
+		return newError(CodeMissingIssueInstant, "The request has no IssueInstant.", nil)
+	}
+	now := idp.now()
+	if issued.Before(now.Add(-idp.requestMaxAge() - idp.clockSkew())) {
+		return newError(CodeRequestExpired, "The request has expired; check the service provider's clock and try again.",
+			fmt.Errorf("issued %s, now %s", issued.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+	}
+	if issued.After(now.Add(idp.clockSkew())) {
+		return newError(CodeRequestFromFuture, "The request is dated in the future; check the service provider's clock.",
+			fmt.Errorf("issued %s, now %s", issued.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
 	}
 	return nil
 }
@@ -267,13 +297,22 @@ func boolAttr(el *etree.Element, key string) (bool, error) {
 	if !ok {
 		return false, nil
 	}
+	b, err := parseBool(key, v)
+	if err != nil {
+		return false, newError(CodeMalformedRequest, "The request has a malformed attribute.", err)
+	}
+	return b, nil
+}
+
+// parseBool parses the xs:boolean value v of the attribute key.
+func parseBool(key, v string) (bool, error) {
 	switch strings.TrimSpace(v) {
 	case "true", "1":
 		return true, nil
 	case "false", "0":
 		return false, nil
 	}
-	return false, newError(CodeMalformedRequest, "The request has a malformed attribute.", fmt.Errorf("%s=%q is not an xs:boolean", key, v))
+	return false, fmt.Errorf("%s=%q is not an xs:boolean", key, v)
 }
 
 // textOnly returns an element's character data, trimmed of XML whitespace,

@@ -145,6 +145,41 @@ func TestValidateAuthnRequest(t *testing.T) {
 			wantCode(t, err, tt.code)
 		})
 	}
+	t.Run("acs lists", func(t *testing.T) {
+		const second, third = "https://auth.atlassian.com/login/callback?connection=saml-4567ef", "https://eu.auth.atlassian.com/login/callback"
+		tests := []struct {
+			name    string
+			acs     string
+			acsURL  string
+			acsURLs []string
+			code    string
+		}{
+			{"registered ACS URL", testACSURL, testACSURL, []string{second}, ""},
+			{"second of the list", third, testACSURL, []string{second, third}, ""},
+			{"list only", second, "", []string{second}, ""},
+			{"absent", "", testACSURL, []string{second}, ""},
+			{"in neither", "https://evil.example/acs", testACSURL, []string{second, third}, CodeACSMismatch},
+			{"prefix of a listed URL", "https://auth.atlassian.com/login/callback", testACSURL, []string{second}, CodeACSMismatch},
+			{"listed URL with a trailing slash", third + "/", testACSURL, []string{third}, CodeACSMismatch},
+			{"empty entries match nothing", "https://evil.example/acs", "", []string{""}, CodeACSMismatch},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := base()
+				r.AssertionConsumerServiceURL = tt.acs
+				c := testCheck()
+				c.ACSURL, c.ACSURLs = tt.acsURL, tt.acsURLs
+				err := idp.ValidateAuthnRequest(r, c)
+				if tt.code == "" {
+					if err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+				wantCode(t, err, tt.code)
+			})
+		}
+	})
 	t.Run("custom windows", func(t *testing.T) {
 		idp := mustIdP(t)
 		idp.ClockSkew, idp.RequestMaxAge = time.Second, time.Minute

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -39,6 +40,11 @@ type ResponseParams struct {
 	AuthnContextClassRef string
 	Attributes           []Attribute
 	SessionNotOnOrAfter  time.Time // optional
+	// EncryptTo, when set, is the SP's encryption certificate (RSA key):
+	// the signed Assertion is then sent as an EncryptedAssertion
+	// (saml-core §2.3.4) encrypted to it with AES-256-GCM (AlgAES256GCM),
+	// the key wrapped with RSA-OAEP (AlgRSAOAEPMGF1P).
+	EncryptTo *x509.Certificate
 }
 
 // MakeResponse builds a signed samlp:Response carrying one signed
@@ -62,6 +68,11 @@ type ResponseParams struct {
 // re-canonicalizing; tests check the result against goxmldsig's
 // canonicalizer, xmlsec1, gosaml2 and crewjam/saml.
 //
+// With p.EncryptTo the Assertion is signed first and then encrypted
+// (saml-core §2.3.4, §6.2), and the Response signature covers the
+// EncryptedAssertion. Encryption draws its key and nonce from crypto/rand
+// (not Rand), so such output is never byte-stable.
+//
 // Destination, Audience and NameID are required; every string must be valid
 // UTF-8 made of XML characters.
 func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
@@ -76,6 +87,11 @@ func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
 	}
 	if err := idp.checkSigner(); err != nil {
 		return nil, fmt.Errorf("saml: make response: %w", err)
+	}
+	if p.EncryptTo != nil {
+		if _, ok := p.EncryptTo.PublicKey.(*rsa.PublicKey); !ok {
+			return nil, errors.New("saml: make response: encryption certificate has no RSA key")
+		}
 	}
 	if !validXML(idp.EntityID, p.InResponseTo, p.Destination, p.Audience, p.NameID, p.NameIDFormat, p.SessionIndex, p.AuthnContextClassRef) {
 		return nil, errors.New("saml: make response: parameter is not valid XML text")
@@ -193,6 +209,19 @@ func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
 	}
 	aSigEnd := len(w.b)
 
+	// Encrypted: the signed assertion, as a document of its own, becomes the
+	// plaintext of an EncryptedAssertion, written in canonical form.
+	var encrypted []byte
+	if p.EncryptTo != nil {
+		plain := make([]byte, 0, (aEnd-aStart)+(aSigEnd-aSigStart))
+		plain = append(plain, w.b[aStart:aHeadEnd]...)
+		plain = append(plain, w.b[aSigStart:aSigEnd]...)
+		plain = append(plain, w.b[aHeadEnd:aEnd]...)
+		if encrypted, err = encryptAssertion(plain, p.EncryptTo); err != nil {
+			return nil, fmt.Errorf("saml: make response: %w", err)
+		}
+	}
+
 	// The response head: start tag and Issuer.
 	rStart := len(w.b)
 	w.s(`<samlp:Response xmlns:samlp="` + NamespaceProtocol + `" Destination="`)
@@ -216,14 +245,18 @@ func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
 	const status = `<samlp:Status><samlp:StatusCode Value="` + StatusSuccess + `"></samlp:StatusCode></samlp:Status>`
 	const end = `</samlp:Response>`
 
-	// Response digest: head, status, signed assertion, end tag.
+	// Response digest: head, status, signed (or encrypted) assertion, end tag.
 	w.h.Reset()
 	w.h.Write(w.b[rStart:rHeadEnd])
 	w.h.Write([]byte(status))
-	w.h.Write(w.b[aStart:xsStart])
-	w.h.Write(w.b[xsEnd:aHeadEnd])
-	w.h.Write(w.b[aSigStart:aSigEnd])
-	w.h.Write(w.b[aHeadEnd:aEnd])
+	if encrypted != nil {
+		w.h.Write(encrypted)
+	} else {
+		w.h.Write(w.b[aStart:xsStart])
+		w.h.Write(w.b[xsEnd:aHeadEnd])
+		w.h.Write(w.b[aSigStart:aSigEnd])
+		w.h.Write(w.b[aHeadEnd:aEnd])
+	}
 	w.h.Write([]byte(end))
 	rSigStart := len(w.b)
 	if err := idp.appendSignature(w, rIDStart, rIDEnd); err != nil {
@@ -231,14 +264,18 @@ func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
 	}
 	rSigEnd := len(w.b)
 
-	out := make([]byte, 0, len(xmlDecl)+(rSigEnd-rStart)+len(status)+(aEnd-aStart)+(aSigEnd-aSigStart)+len(end))
+	out := make([]byte, 0, len(xmlDecl)+(rSigEnd-rStart)+len(status)+(aEnd-aStart)+(aSigEnd-aSigStart)+len(encrypted)+len(end))
 	out = append(out, xmlDecl...)
 	out = append(out, w.b[rStart:rHeadEnd]...)
 	out = append(out, w.b[rSigStart:rSigEnd]...)
 	out = append(out, status...)
-	out = append(out, w.b[aStart:aHeadEnd]...)
-	out = append(out, w.b[aSigStart:aSigEnd]...)
-	out = append(out, w.b[aHeadEnd:aEnd]...)
+	if encrypted != nil {
+		out = append(out, encrypted...)
+	} else {
+		out = append(out, w.b[aStart:aHeadEnd]...)
+		out = append(out, w.b[aSigStart:aSigEnd]...)
+		out = append(out, w.b[aHeadEnd:aEnd]...)
+	}
 	out = append(out, end...)
 	return out, nil
 }
@@ -262,27 +299,39 @@ func (idp *IdentityProvider) MakeErrorResponse(p ErrorParams) ([]byte, error) {
 	if p.StatusCode == StatusSuccess {
 		return nil, errors.New("saml: make error response: status must not be success")
 	}
-	if !validXML(idp.EntityID, p.InResponseTo, p.Destination, p.StatusCode, p.SubStatusCode, p.Message) {
-		return nil, errors.New("saml: make error response: parameter is not valid XML text")
+	return idp.makeStatusResponse("make error response", "Response", true, p.InResponseTo, p.Destination, p.StatusCode, p.SubStatusCode, p.Message)
+}
+
+// makeStatusResponse builds a samlp:<root> of StatusResponseType (saml-core
+// §3.2.2) holding only Issuer and Status: an error Response or a
+// LogoutResponse. When sign is set, an enveloped signature (as in
+// MakeResponse) follows the Issuer. what names the operation in errors.
+func (idp *IdentityProvider) makeStatusResponse(what, root string, sign bool, inResponseTo, destination, code, subCode, message string) ([]byte, error) {
+	if !validXML(idp.EntityID, inResponseTo, destination, code, subCode, message) {
+		return nil, fmt.Errorf("saml: %s: parameter is not valid XML text", what)
 	}
-	if err := idp.checkSigner(); err != nil {
-		return nil, fmt.Errorf("saml: make error response: %w", err)
+	if sign {
+		if err := idp.checkSigner(); err != nil {
+			return nil, fmt.Errorf("saml: %s: %w", what, err)
+		}
+	} else if idp.EntityID == "" {
+		return nil, fmt.Errorf("saml: %s: no entity id", what)
 	}
 	w := getWriter()
 	defer putWriter(w)
 	var err error
 	rStart := len(w.b)
-	w.s(`<samlp:Response xmlns:samlp="` + NamespaceProtocol + `" Destination="`)
-	w.attr(p.Destination)
+	w.s(`<samlp:` + root + ` xmlns:samlp="` + NamespaceProtocol + `" Destination="`)
+	w.attr(destination)
 	w.s(`" ID="`)
 	idStart := len(w.b)
 	if w.b, err = appendID(w.b, idp.rand()); err != nil {
 		return nil, err
 	}
 	idEnd := len(w.b)
-	if p.InResponseTo != "" {
+	if inResponseTo != "" {
 		w.s(`" InResponseTo="`)
-		w.attr(p.InResponseTo)
+		w.attr(inResponseTo)
 	}
 	w.s(`" IssueInstant="`)
 	w.time(idp.now())
@@ -291,21 +340,24 @@ func (idp *IdentityProvider) MakeErrorResponse(p ErrorParams) ([]byte, error) {
 	w.s(`</saml:Issuer>`)
 	headEnd := len(w.b)
 	w.s(`<samlp:Status><samlp:StatusCode Value="`)
-	w.attr(p.StatusCode)
+	w.attr(code)
 	w.s(`">`)
-	if p.SubStatusCode != "" {
+	if subCode != "" {
 		w.s(`<samlp:StatusCode Value="`)
-		w.attr(p.SubStatusCode)
+		w.attr(subCode)
 		w.s(`"></samlp:StatusCode>`)
 	}
 	w.s(`</samlp:StatusCode>`)
-	if p.Message != "" {
+	if message != "" {
 		w.s(`<samlp:StatusMessage>`)
-		w.text(p.Message)
+		w.text(message)
 		w.s(`</samlp:StatusMessage>`)
 	}
-	w.s(`</samlp:Status></samlp:Response>`)
+	w.s(`</samlp:Status></samlp:` + root + `>`)
 	rEnd := len(w.b)
+	if !sign {
+		return append([]byte(xmlDecl), w.b[rStart:rEnd]...), nil
+	}
 	w.h.Reset()
 	w.h.Write(w.b[rStart:rEnd])
 	sigStart := len(w.b)

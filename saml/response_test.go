@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/winkk/passport/saml/samltest"
 )
 
 func TestMakeResponse(t *testing.T) {
@@ -21,24 +22,24 @@ func TestMakeResponse(t *testing.T) {
 	}
 	mustGolden(t, t.Name(), resp)
 
-	t.Run("schema", func(t *testing.T) { mustSchemaValid(t, xsdProtocol, resp) })
-	t.Run("xmlsec1 response signature", func(t *testing.T) { mustXMLSecVerify(t, resp, idp.Certificate) })
+	t.Run("schema", func(t *testing.T) { samltest.SchemaValid(t, samltest.ProtocolXSD, resp) })
+	t.Run("xmlsec1 response signature", func(t *testing.T) { samltest.XMLSecVerify(t, resp, idp.Certificate) })
 	t.Run("xmlsec1 assertion signature", func(t *testing.T) {
-		mustXMLSecVerify(t, extractAssertion(t, resp), idp.Certificate)
+		samltest.XMLSecVerify(t, samltest.ExtractAssertion(t, resp), idp.Certificate)
 	})
 	t.Run("xmlsec1 refuses tampering", func(t *testing.T) {
 		for _, doc := range [][]byte{
 			bytes.Replace(resp, []byte(">jane.doe@example.com</saml:NameID>"), []byte(">john.doe@example.com</saml:NameID>"), 1),
 			bytes.Replace(resp, []byte("Status"), []byte("Statuz"), 2),
 		} {
-			if err := xmlsecVerify(t, doc, idp.Certificate); err == nil {
+			if err := samltest.XMLSecCheck(t, doc, idp.Certificate); err == nil {
 				t.Fatal("xmlsec1 accepted a tampered response")
 			}
 		}
-		if err := xmlsecVerify(t, extractAssertion(t, bytes.Replace(resp, []byte("jira-users"), []byte("jira-admins"), 1)), idp.Certificate); err == nil {
+		if err := samltest.XMLSecCheck(t, samltest.ExtractAssertion(t, bytes.Replace(resp, []byte("jira-users"), []byte("jira-admins"), 1)), idp.Certificate); err == nil {
 			t.Fatal("xmlsec1 accepted a tampered assertion")
 		}
-		if err := xmlsecVerify(t, resp, mustCert(t, "idp-next-cert.pem")); err == nil {
+		if err := samltest.XMLSecCheck(t, resp, mustCert(t, "idp-next-cert.pem")); err == nil {
 			t.Fatal("xmlsec1 accepted the response under another key")
 		}
 	})
@@ -144,9 +145,9 @@ func TestMakeResponseAccepted(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mustSchemaValid(t, xsdProtocol, resp)
-			mustXMLSecVerify(t, resp, idp.Certificate)
-			mustXMLSecVerify(t, extractAssertion(t, resp), idp.Certificate)
+			samltest.SchemaValid(t, samltest.ProtocolXSD, resp)
+			samltest.XMLSecVerify(t, resp, idp.Certificate)
+			samltest.XMLSecVerify(t, samltest.ExtractAssertion(t, resp), idp.Certificate)
 			mustGoxmldsigValidate(t, resp, NamespaceProtocol, "Response", idp.Certificate)
 			va := mustGoxmldsigValidate(t, resp, NamespaceAssertion, "Assertion", idp.Certificate)
 			if nid := findElement(va, NamespaceAssertion, "NameID"); nid.Text() != p.NameID {
@@ -244,8 +245,8 @@ func TestMakeErrorResponse(t *testing.T) {
 			if tt.name == "authn failed" {
 				mustGolden(t, "TestMakeErrorResponse", resp)
 			}
-			mustSchemaValid(t, xsdProtocol, resp)
-			mustXMLSecVerify(t, resp, idp.Certificate)
+			samltest.SchemaValid(t, samltest.ProtocolXSD, resp)
+			samltest.XMLSecVerify(t, resp, idp.Certificate)
 			v := mustGoxmldsigValidate(t, resp, NamespaceProtocol, "Response", idp.Certificate)
 			if findElement(v, NamespaceAssertion, "Assertion") != nil {
 				t.Fatal("error response carries an assertion")

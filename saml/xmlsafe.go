@@ -14,11 +14,19 @@ import (
 // nest five or six deep.
 const maxXMLDepth = 64
 
+// maxXMLAttrs bounds the attributes (namespace declarations included) of
+// one element; SAML elements carry a dozen at most. Namespace lookups and
+// the duplicate check scan an element's attributes, so without a bound a
+// hostile element with tens of thousands of them costs seconds.
+const maxXMLAttrs = 128
+
 // CheckXML applies the checks every inbound XML message must pass before it
 // is parsed: at most MaxInflatedSize bytes, it survives an encoding/xml round
 // trip unchanged (github.com/mattermost/xml-roundtrip-validator, which
 // catches the namespace confusions behind several XML signature bypasses),
-// and it carries no DTD, entity declaration or other directive. Errors are
+// it carries no DTD, entity declaration or other directive, no undeclared
+// prefix, no duplicate attribute, no element with more than 128 attributes
+// and no nesting deeper than 64. Errors are
 // *Error with code too_large or malformed_xml.
 func CheckXML(b []byte) error {
 	_, err := parseXML(b)
@@ -28,7 +36,13 @@ func CheckXML(b []byte) error {
 // parseXML runs the CheckXML checks and returns the parsed document. Duplicate
 // attributes on an element are refused as well: encoding/xml accepts them.
 func parseXML(b []byte) (*etree.Document, error) {
-	if len(b) > MaxInflatedSize {
+	return parseXMLLimit(b, MaxInflatedSize)
+}
+
+// parseXMLLimit is parseXML with another size limit, for documents that are
+// not protocol messages (SP metadata).
+func parseXMLLimit(b []byte, limit int) (*etree.Document, error) {
+	if len(b) > limit {
 		return nil, newError(CodeTooLarge, "The SAML message is too large.", nil)
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
@@ -77,6 +91,11 @@ func checkTokens(tokens []etree.Token, top bool) error {
 		case *etree.Element:
 			if t.Space != "" && t.Space != "xml" && t.NamespaceURI() == "" {
 				return fmt.Errorf("undeclared namespace prefix %q", t.Space)
+			}
+			// Bounded, because the checks below and every namespace
+			// lookup scan an element's attributes.
+			if len(t.Attr) > maxXMLAttrs {
+				return fmt.Errorf("<%s> has %d attributes", t.Tag, len(t.Attr))
 			}
 			for i := range t.Attr {
 				if sp := t.Attr[i].Space; sp != "" && sp != "xml" && sp != "xmlns" && t.Attr[i].NamespaceURI() == "" {
