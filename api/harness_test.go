@@ -442,3 +442,30 @@ func mustURL(t *testing.T, s string) *url.URL {
 	}
 	return u
 }
+
+func newECKey(tb testing.TB) *ecdsa.PrivateKey {
+	tb.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+func mustJSON(tb testing.TB, rec *httptest.ResponseRecorder, v any) {
+	tb.Helper()
+	if err := json.Unmarshal(rec.Body.Bytes(), v); err != nil {
+		tb.Fatalf("decode %s: %v", rec.Body.String(), err)
+	}
+}
+
+type htmlNode = html.Node
+
+func httptestRequest(t *testing.T, u string) *http.Request {
+	t.Helper()
+	r, err := http.NewRequest("GET", u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

@@ -112,14 +112,12 @@ func (s *Server) showFailure(c echo.Context, l authn.Login, app authn.App, reaso
 		msg = "The sign-in did not succeed."
 	}
 	d := pageData{View: "error", Title: "Sign-in not completed", Message: msg, AppName: app.Name, State: string(l.Current(s.cfg.Clock()))}
-	if l.RequestID != "" && app.Configured() {
-		status, sub := errorStatus(reason)
-		resp, err := s.idp().MakeErrorResponse(saml.ErrorParams{InResponseTo: l.RequestID, Destination: app.ACSURL, StatusCode: status, SubStatusCode: sub, Message: msg})
-		if err != nil {
-			return err
-		}
-		d.Post = &postForm{ACS: app.ACSURL, SAMLResponse: samlValue(resp), RelayState: l.RelayState}
+	status, sub := errorStatus(reason)
+	post, err := s.errorPost(app, l, status, sub, msg)
+	if err != nil {
+		return err
 	}
+	d.Post = post
 	return s.renderPage(c, http.StatusOK, d)
 }
 
@@ -139,14 +137,26 @@ func (s *Server) showPaused(c echo.Context, l authn.Login, app authn.App) error 
 	msg := fmt.Sprintf("Sign-in requests to your phone are paused until %s UTC %s. Nothing was sent to your phone. Try again after that time, or ask your administrator for help.",
 		l.PausedUntil.UTC().Format("15:04 on Jan 2"), why)
 	d := pageData{View: "paused", Title: "Sign-in requests paused", Message: msg, AppName: app.Name, State: string(l.State)}
-	if l.RequestID != "" && app.Configured() {
-		resp, err := s.idp().MakeErrorResponse(saml.ErrorParams{InResponseTo: l.RequestID, Destination: app.ACSURL, StatusCode: saml.StatusResponder, SubStatusCode: saml.StatusRequestDenied, Message: msg})
-		if err != nil {
-			return err
-		}
-		d.Post = &postForm{ACS: app.ACSURL, SAMLResponse: samlValue(resp), RelayState: l.RelayState}
+	post, err := s.errorPost(app, l, saml.StatusResponder, saml.StatusRequestDenied, msg)
+	if err != nil {
+		return err
 	}
+	d.Post = post
 	return s.renderPage(c, http.StatusOK, d)
+}
+
+// errorPost is the form that hands the SP a signed error Response for an SP-initiated login (nil for
+// IdP-initiated ones: nobody asked).
+func (s *Server) errorPost(app authn.App, l authn.Login, status, sub, msg string) (*postForm, error) {
+	if l.RequestID == "" || !app.Configured() {
+		return nil, nil
+	}
+	acs := acsFor(app, l)
+	resp, err := s.idp().MakeErrorResponse(saml.ErrorParams{InResponseTo: l.RequestID, Destination: acs, StatusCode: status, SubStatusCode: sub, Message: msg})
+	if err != nil {
+		return nil, err
+	}
+	return &postForm{ACS: acs, SAMLResponse: samlValue(resp), RelayState: l.RelayState}, nil
 }
 
 // handleLoginSubmit takes the email typed on the identify step, then redirects to the page (post/redirect/get).

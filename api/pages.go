@@ -45,6 +45,7 @@ type pageData struct {
 	Refresh          int    // seconds; a <noscript> refresh while waiting
 	Post             *postForm
 	Link, LinkText   string
+	Frames           []string // front-channel logout requests to load (View "logout")
 	Nonce            string
 }
 
@@ -62,12 +63,16 @@ func (s *Server) renderPage(c echo.Context, status int, d pageData) error {
 	if d.Post != nil {
 		formAction += " " + acsOrigin(d.Post.ACS)
 	}
+	frameSrc := "'none'"
+	if len(d.Frames) > 0 {
+		frameSrc = frameOrigins(d.Frames)
+	}
 	var buf bytes.Buffer
 	if err := pageTmpl.ExecuteTemplate(&buf, "page", d); err != nil {
 		return fmt.Errorf("api: render page: %w", err)
 	}
 	h := c.Response().Header()
-	h.Set("Content-Security-Policy", fmt.Sprintf("default-src 'none'; script-src 'nonce-%s'; style-src 'nonce-%s'; connect-src 'self'; img-src 'self' data:; form-action %s; frame-ancestors 'none'; base-uri 'none'", d.Nonce, d.Nonce, formAction))
+	h.Set("Content-Security-Policy", fmt.Sprintf("default-src 'none'; script-src 'nonce-%s'; style-src 'nonce-%s'; connect-src 'self'; img-src 'self' data:; frame-src %s; form-action %s; frame-ancestors 'none'; base-uri 'none'", d.Nonce, d.Nonce, frameSrc, formAction))
 	h.Set("Cache-Control", "no-store")
 	return c.HTMLBlob(status, buf.Bytes())
 }
@@ -91,14 +96,14 @@ func (s *Server) renderError(c echo.Context, ae *apiError) error {
 	return s.renderPage(c, ae.Status, pageData{View: "error", Title: title, Message: ae.Message})
 }
 
-// renderPost sends a Response to the app's ACS URL through the browser.
-func (s *Server) renderPost(c echo.Context, status int, app authn.App, resp []byte, relayState, message string) error {
+// renderPost sends a Response to acs through the browser.
+func (s *Server) renderPost(c echo.Context, status int, app authn.App, acs string, resp []byte, relayState, message string) error {
 	return s.renderPage(c, status, pageData{
 		View:    "error",
 		Title:   "Sign-in not completed",
 		Message: message,
 		AppName: app.Name,
-		Post:    &postForm{ACS: app.ACSURL, SAMLResponse: samlValue(resp), RelayState: relayState},
+		Post:    &postForm{ACS: acs, SAMLResponse: samlValue(resp), RelayState: relayState},
 	})
 }
 

@@ -24,6 +24,7 @@ func (s *Server) routes() {
 	e.GET("/saml/:appID/metadata", s.handleMetadata)
 	e.Match([]string{http.MethodGet, http.MethodPost}, "/saml/:appID/sso", s.handleSSO, samlLimit)
 	e.GET("/saml/:appID/login", s.handleIdPLogin)
+	e.Match([]string{http.MethodGet, http.MethodPost}, "/saml/:appID/slo", s.handleSLO, samlLimit)
 
 	// The login pages the employee's browser sees.
 	e.GET("/login/:txnID", s.handleLoginPage)
@@ -38,6 +39,7 @@ func (s *Server) routes() {
 	admin.GET("/apps/:id", s.handleGetApp)
 	admin.PATCH("/apps/:id", s.handleUpdateApp)
 	admin.DELETE("/apps/:id", s.handleDeleteApp)
+	admin.PUT("/apps/:id/metadata", s.handleImportMetadata)
 	admin.POST("/users", s.handleCreateUser)
 	admin.GET("/users", s.handleListUsers)
 	admin.GET("/users/:email", s.handleGetUser)
@@ -52,7 +54,7 @@ func (s *Server) routes() {
 	admin.POST("/keys/next", s.handleStageKey)
 	admin.POST("/keys/activate", s.handleActivateKey)
 	admin.POST("/invitations", s.handleCreateInvitation)
-	admin.GET("/invitations/:id/qr", s.handleInvitationQR)
+	admin.GET("/invitations/qr", s.handleInvitationQR)
 
 	// Device API (described by api/openapi.yaml, served below).
 	e.GET("/api/v1/openapi.yaml", s.handleOpenAPI)

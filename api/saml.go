@@ -1,8 +1,10 @@
 package api
 
 import (
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -21,10 +23,10 @@ var nameIDFormats = map[string]string{
 	authn.NameIDUnspecified: saml.NameIDFormatUnspecified,
 }
 
-// requestIDLifetime is how long a consumed AuthnRequest ID is remembered: past it the request's IssueInstant
-// is too old to be accepted anyway.
+// requestIDLifetime is how long a consumed request ID is remembered: past it the request's IssueInstant is too
+// old to be accepted anyway (it may be RequestMaxAge old, plus the allowed skew on either side).
 func (s *Server) requestIDLifetime() time.Duration {
-	return 5*time.Minute + 2*90*time.Second
+	return s.idp().RequestWindow() + time.Minute
 }
 
 func (s *Server) handleCertificate(c echo.Context) error {
@@ -78,23 +80,28 @@ func (s *Server) handleSSO(c echo.Context) error {
 	if !app.Configured() {
 		return errNotConfigured
 	}
-	req, err := s.idp().ReadAuthnRequest(msg, saml.RequestCheck{Audience: app.Audience, ACSURL: app.ACSURL, SSOURL: s.ssoURL(app.ID)},
-		saml.SignaturePolicy{Certificates: spCertificates(app), Require: app.RequireSignedRequests})
+	req, err := s.idp().ReadAuthnRequest(msg, saml.RequestCheck{Audience: app.Audience, ACSURL: app.ACSURL, ACSURLs: app.ACSList(), SSOURL: s.ssoURL(app.ID)},
+		saml.SignaturePolicy{Certificates: spCertificates(app), Require: app.RequireSignedRequests, AllowSHA1: app.AllowSHA1})
 	if err != nil {
 		return err
+	}
+	acs, ok := app.ResolveACS(req.AssertionConsumerServiceURL, req.AssertionConsumerServiceIndex)
+	if !ok {
+		return errorf(http.StatusBadRequest, "acs_mismatch", "The request asks for a response at an address that is not registered for this application.")
 	}
 	if err := s.svc.ConsumeRequestID(s.ctx(c), app.ID, req.ID, s.requestIDLifetime()); err != nil {
 		return err
 	}
 	s.metrics.requests.WithLabelValues(app.ID).Inc()
 	if req.NameIDPolicyFormat != "" && req.NameIDPolicyFormat != saml.NameIDFormatUnspecified && req.NameIDPolicyFormat != nameIDFormats[app.NameIDFormat] {
-		return s.postError(c, app, req.ID, msg.RelayState, saml.StatusRequester, saml.StatusInvalidNameIDPolicy,
+		return s.postError(c, app, acs, req.ID, msg.RelayState, saml.StatusRequester, saml.StatusInvalidNameIDPolicy,
 			"The application asked for a NameID format this application is not set up to issue.")
 	}
 	return s.beginLogin(c, app, authn.StartLogin{
 		AppID:      app.ID,
 		RequestID:  req.ID,
 		RelayState: msg.RelayState,
+		ACSURL:     acs,
 		ClientIP:   c.RealIP(),
 		UserAgent:  r.UserAgent(),
 	}, req.ForceAuthn, req.IsPassive)
@@ -148,7 +155,7 @@ func (s *Server) beginLogin(c echo.Context, app authn.App, in authn.StartLogin, 
 		if in.RequestID == "" {
 			return errorf(http.StatusConflict, "no_passive", "Signing in needs your approval on your phone.")
 		}
-		return s.postError(c, app, in.RequestID, in.RelayState, saml.StatusResponder, saml.StatusNoPassive,
+		return s.postError(c, app, in.ACSURL, in.RequestID, in.RelayState, saml.StatusResponder, saml.StatusNoPassive,
 			"Signing in needs your approval on your phone, and the application asked not to interact with you.")
 	}
 	l, secret, err := s.svc.Park(ctx, in)
@@ -197,17 +204,25 @@ func (s *Server) setSessionCookie(c echo.Context, value string, ttl time.Duratio
 func (s *Server) renderAnswer(c echo.Context, app authn.App, l authn.Login) error {
 	return s.renderPage(c, http.StatusOK, pageData{
 		View: "post", Title: "Signing you in", Message: "Taking you to " + app.Name + "…", AppName: app.Name,
-		Post: &postForm{ACS: app.ACSURL, SAMLResponse: samlValue(l.Response), RelayState: l.RelayState, Auto: true},
+		Post: &postForm{ACS: acsFor(app, l), SAMLResponse: samlValue(l.Response), RelayState: l.RelayState, Auto: true},
 	})
 }
 
-// postError answers the SP at once with a signed error Response (saml-core §3.2.2.2) by HTTP-POST.
-func (s *Server) postError(c echo.Context, app authn.App, inResponseTo, relayState, status, sub, message string) error {
-	resp, err := s.idp().MakeErrorResponse(saml.ErrorParams{InResponseTo: inResponseTo, Destination: app.ACSURL, StatusCode: status, SubStatusCode: sub, Message: message})
+// postError answers the SP at once with a signed error Response (saml-core §3.2.2.2) by HTTP-POST to acs.
+func (s *Server) postError(c echo.Context, app authn.App, acs, inResponseTo, relayState, status, sub, message string) error {
+	resp, err := s.idp().MakeErrorResponse(saml.ErrorParams{InResponseTo: inResponseTo, Destination: acs, StatusCode: status, SubStatusCode: sub, Message: message})
 	if err != nil {
 		return err
 	}
-	return s.renderPost(c, http.StatusOK, app, resp, relayState, message)
+	return s.renderPost(c, http.StatusOK, app, acs, resp, relayState, message)
+}
+
+// acsFor is where a login's Response goes: the ACS URL its request chose, else the app's default.
+func acsFor(app authn.App, l authn.Login) string {
+	if l.ACSURL != "" {
+		return l.ACSURL
+	}
+	return app.ACSURL
 }
 
 // nameID is what the app is told the user is called, per its NameID format (saml-core §8.3).
@@ -236,9 +251,16 @@ func (s *Server) buildResponse(app authn.App, l authn.Login, u authn.User) ([]by
 		return nil, authn.SessionApp{}, err
 	}
 	sess := authn.Session{ID: l.SessionID}
+	var encryptTo *x509.Certificate
+	if app.EncryptAssertions {
+		if encryptTo, err = authn.ParseCertificatePEM(app.EncryptionCertificate); err != nil {
+			return nil, authn.SessionApp{}, fmt.Errorf("api: encryption certificate of app %s: %w", app.ID, err)
+		}
+	}
 	resp, err := s.idp().MakeResponse(saml.ResponseParams{
 		InResponseTo: l.RequestID,
-		Destination:  app.ACSURL,
+		EncryptTo:    encryptTo,
+		Destination:  acsFor(app, l),
 		Audience:     app.Audience,
 		NameID:       nameID,
 		NameIDFormat: format,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,21 +30,69 @@ const (
 
 // App is a registered application (a SAML Service Provider).
 type App struct {
-	ID                    string    `json:"id"`
-	Name                  string    `json:"name"`
-	URL                   string    `json:"url"`
-	Interface             string    `json:"interface"`
-	AuthType              string    `json:"auth_type"`
-	Audience              string    `json:"audience"`
-	ACSURL                string    `json:"acs_url"`
-	NameIDFormat          string    `json:"nameid_format"`
-	AttributeProfile      string    `json:"attribute_profile"`
-	SPCertificates        []string  `json:"sp_certificates"`
-	RequireSignedRequests bool      `json:"require_signed_requests"`
-	RelayStates           []string  `json:"relay_states"`
-	SLOURL                string    `json:"slo_url"`
-	CreatedAt             time.Time `json:"created_at"`
-	UpdatedAt             time.Time `json:"updated_at"`
+	ID                    string   `json:"id"`
+	Name                  string   `json:"name"`
+	URL                   string   `json:"url"`
+	Interface             string   `json:"interface"`
+	AuthType              string   `json:"auth_type"`
+	Audience              string   `json:"audience"`
+	ACSURL                string   `json:"acs_url"`
+	NameIDFormat          string   `json:"nameid_format"`
+	AttributeProfile      string   `json:"attribute_profile"`
+	SPCertificates        []string `json:"sp_certificates"`
+	RequireSignedRequests bool     `json:"require_signed_requests"`
+	RelayStates           []string `json:"relay_states"`
+	SLOURL                string   `json:"slo_url"`
+	// ACSURLs are further ACS endpoints (HTTP-POST) an AuthnRequest may name by URL or by index.
+	ACSURLs []ACSEndpoint `json:"acs_urls"`
+	// EncryptionCertificate is the SP's encryption certificate; with EncryptAssertions the assertion is
+	// encrypted to it.
+	EncryptionCertificate string `json:"encryption_certificate"`
+	EncryptAssertions     bool   `json:"encrypt_assertions"`
+	// AllowSHA1 accepts SHA-1 signatures on this SP's requests (legacy SPs only).
+	AllowSHA1 bool      `json:"allow_sha1"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ACSEndpoint is an indexed Assertion Consumer Service (saml-metadata §2.2.3).
+type ACSEndpoint struct {
+	URL   string `json:"url"`
+	Index int    `json:"index"`
+}
+
+// ResolveACS picks the ACS URL for a request: the one it names (which must be registered), the one at its
+// index, or the app's default. ok is false when the request names something not registered.
+func (a App) ResolveACS(requested string, index *int) (string, bool) {
+	switch {
+	case requested != "":
+		if requested == a.ACSURL {
+			return requested, true
+		}
+		for _, e := range a.ACSURLs {
+			if e.URL == requested {
+				return requested, true
+			}
+		}
+		return "", false
+	case index != nil:
+		for _, e := range a.ACSURLs {
+			if e.Index == *index {
+				return e.URL, true
+			}
+		}
+		return "", false
+	}
+	return a.ACSURL, true
+}
+
+// ACSList is every registered ACS URL.
+func (a App) ACSList() []string {
+	out := []string{}
+	for _, e := range a.ACSURLs {
+		out = append(out, e.URL)
+	}
+	return out
 }
 
 // Configured reports whether the app can receive Responses: both its audience and ACS URL are set.
@@ -51,18 +100,22 @@ func (a App) Configured() bool { return a.Audience != "" && a.ACSURL != "" }
 
 // AppPatch holds the fields of an application to create or change; nil means "leave as is".
 type AppPatch struct {
-	Name                  *string   `json:"name"`
-	URL                   *string   `json:"url"`
-	Interface             *string   `json:"interface"`
-	AuthType              *string   `json:"auth_type"`
-	Audience              *string   `json:"audience"`
-	ACSURL                *string   `json:"acs_url"`
-	NameIDFormat          *string   `json:"nameid_format"`
-	AttributeProfile      *string   `json:"attribute_profile"`
-	SPCertificates        *[]string `json:"sp_certificates"`
-	RequireSignedRequests *bool     `json:"require_signed_requests"`
-	RelayStates           *[]string `json:"relay_states"`
-	SLOURL                *string   `json:"slo_url"`
+	Name                  *string        `json:"name"`
+	URL                   *string        `json:"url"`
+	Interface             *string        `json:"interface"`
+	AuthType              *string        `json:"auth_type"`
+	Audience              *string        `json:"audience"`
+	ACSURL                *string        `json:"acs_url"`
+	NameIDFormat          *string        `json:"nameid_format"`
+	AttributeProfile      *string        `json:"attribute_profile"`
+	SPCertificates        *[]string      `json:"sp_certificates"`
+	RequireSignedRequests *bool          `json:"require_signed_requests"`
+	RelayStates           *[]string      `json:"relay_states"`
+	SLOURL                *string        `json:"slo_url"`
+	ACSURLs               *[]ACSEndpoint `json:"acs_urls"`
+	EncryptionCertificate *string        `json:"encryption_certificate"`
+	EncryptAssertions     *bool          `json:"encrypt_assertions"`
+	AllowSHA1             *bool          `json:"allow_sha1"`
 }
 
 const (
@@ -93,6 +146,19 @@ func (p AppPatch) apply(a App) (App, error) {
 	}
 	if p.RequireSignedRequests != nil {
 		a.RequireSignedRequests = *p.RequireSignedRequests
+	}
+	if p.ACSURLs != nil {
+		a.ACSURLs = append([]ACSEndpoint(nil), (*p.ACSURLs)...)
+	}
+	set(&a.EncryptionCertificate, p.EncryptionCertificate)
+	if p.EncryptAssertions != nil {
+		a.EncryptAssertions = *p.EncryptAssertions
+	}
+	if p.AllowSHA1 != nil {
+		a.AllowSHA1 = *p.AllowSHA1
+	}
+	if a.ACSURLs == nil {
+		a.ACSURLs = []ACSEndpoint{}
 	}
 	if a.Interface == "" {
 		a.Interface = "saml2"
@@ -157,6 +223,27 @@ func (a App) validate() error {
 		if _, err := ParseCertificatePEM(c); err != nil {
 			return newErr(ErrInvalid, "sp_certificates[%d] is not a PEM X.509 certificate", i)
 		}
+	}
+	if len(a.ACSURLs) > 20 {
+		return newErr(ErrInvalid, "at most 20 acs_urls")
+	}
+	seen := map[int]bool{}
+	for i, e := range a.ACSURLs {
+		if err := checkURL("acs_urls["+strconv.Itoa(i)+"].url", e.URL, true); err != nil {
+			return err
+		}
+		if e.Index < 0 || seen[e.Index] {
+			return newErr(ErrInvalid, "acs_urls[%d].index must be a unique number of 0 or more", i)
+		}
+		seen[e.Index] = true
+	}
+	if a.EncryptionCertificate != "" {
+		if _, err := ParseCertificatePEM(a.EncryptionCertificate); err != nil {
+			return newErr(ErrInvalid, "encryption_certificate is not a PEM X.509 certificate")
+		}
+	}
+	if a.EncryptAssertions && a.EncryptionCertificate == "" {
+		return newErr(ErrInvalid, "encrypt_assertions needs an encryption_certificate")
 	}
 	if len(a.RelayStates) > 50 {
 		return newErr(ErrInvalid, "at most 50 relay_states")

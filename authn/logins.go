@@ -52,6 +52,7 @@ type Login struct {
 	RequestID    string `json:"request_id,omitempty"` // empty for IdP-initiated logins
 	RelayState   string `json:"relay_state,omitempty"`
 	NameIDFormat string `json:"nameid_format,omitempty"`
+	ACSURL       string `json:"acs_url,omitempty"` // where the Response goes; empty: the app's default
 
 	BrowserHash string `json:"browser_hash"`
 	ClientIP    string `json:"client_ip"`
@@ -100,6 +101,7 @@ type StartLogin struct {
 	RequestID    string
 	RelayState   string
 	NameIDFormat string
+	ACSURL       string
 	ClientIP     string
 	UserAgent    string
 }
@@ -121,6 +123,7 @@ func (s *Service) Park(ctx context.Context, in StartLogin) (Login, string, error
 		RequestID:    in.RequestID,
 		RelayState:   in.RelayState,
 		NameIDFormat: in.NameIDFormat,
+		ACSURL:       in.ACSURL,
 		BrowserHash:  BrowserSecret(secret),
 		ClientIP:     in.ClientIP,
 		UserAgent:    truncate(in.UserAgent, 512),

@@ -165,6 +165,7 @@ func (s *Service) ParkFromSession(ctx context.Context, in StartLogin, sess Sessi
 		RequestID:    in.RequestID,
 		RelayState:   in.RelayState,
 		NameIDFormat: in.NameIDFormat,
+		ACSURL:       in.ACSURL,
 		BrowserHash:  BrowserSecret(secret),
 		ClientIP:     in.ClientIP,
 		UserAgent:    truncate(in.UserAgent, 512),
