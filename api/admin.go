@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/subtle"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -125,18 +126,18 @@ func (s *Server) handleCreateInvitation(c echo.Context) error {
 	return c.JSON(http.StatusCreated, invitationView{
 		Token:     token,
 		Email:     inv.Email,
-		EnrollURL: inv.EnrollURL,
-		QRURL:     s.url("/api/v1/admin/invitations/" + inv.ID + "/qr"),
+		EnrollURL: s.svc.EnrollURL(token),
+		QRURL:     s.url("/api/v1/admin/invitations/qr?token=" + url.QueryEscape(token)),
 		ExpiresAt: inv.ExpiresAt,
 	})
 }
 
 func (s *Server) handleInvitationQR(c echo.Context) error {
-	inv, err := s.svc.GetInvitation(s.ctx(c), c.Param("id"))
-	if err != nil {
+	token := c.QueryParam("token")
+	if _, err := s.svc.GetInvitation(s.ctx(c), token); err != nil {
 		return err
 	}
-	png, err := qrcode.Encode(inv.EnrollURL, qrcode.Medium, 320)
+	png, err := qrcode.Encode(s.svc.EnrollURL(token), qrcode.Medium, 320)
 	if err != nil {
 		return err
 	}

@@ -295,3 +295,28 @@ func TestSSORefusals(t *testing.T) {
 		}
 	})
 }
+
+type headerTransport struct {
+	header, value string
+}
+
+func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(h.header, h.value)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestForwardedForIsNotTrusted: without trusted proxies, a client cannot choose the address the phone shows
+// or dodge per-client limits with X-Forwarded-For.
+func TestForwardedForIsNotTrusted(t *testing.T) {
+	e := newEnv(t)
+	app := e.newApp("Jira", atlassianAudience, acsURL)
+	ph := e.enroll(employee)
+	b := newBrowser(t)
+	b.c.Transport = headerTransport{"X-Forwarded-For", "203.0.113.66"}
+	b.identify(b.startLogin(e.sp(app), ""), employee)
+	ch := ph.waitChallenge(t)
+	if ch.IP != "127.0.0.1" {
+		t.Errorf("the phone shows %q, want the connection's address 127.0.0.1", ch.IP)
+	}
+}

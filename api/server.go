@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -38,6 +39,9 @@ type Config struct {
 	ClockSkew         time.Duration
 	// StaticKey says the signing key came from files: no rollover through the store.
 	StaticKey bool
+	// TrustedProxies are the networks whose X-Forwarded-For is believed for the client's address (rate
+	// limits, what the phone shows). Empty: the connection's own address, headers ignored.
+	TrustedProxies []*net.IPNet
 }
 
 // Server is the HTTP handler of Passport.
@@ -98,6 +102,14 @@ func New(ctx context.Context, cfg Config, svc *authn.Service, ring *authn.KeyRin
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
 	s.echo.HTTPErrorHandler = s.handleError
+	s.echo.IPExtractor = echo.ExtractIPDirect()
+	if len(cfg.TrustedProxies) > 0 {
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range cfg.TrustedProxies {
+			opts = append(opts, echo.TrustIPRange(n))
+		}
+		s.echo.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
+	}
 	s.echo.Logger.SetOutput(discard{})
 	s.routes()
 	return s, nil

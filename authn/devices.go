@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -36,13 +37,18 @@ type Device struct {
 	PushTokenUpdatedAt *time.Time `json:"push_token_updated_at,omitempty"`
 }
 
-// Invitation is a one-time, expiring enrollment token bound to an email. Only the token's hash is the key.
+// Invitation is a one-time, expiring enrollment token bound to an email. The token itself is never stored:
+// its hash is the key, so reading the store does not let anyone enroll.
 type Invitation struct {
 	ID        string    `json:"id"`
 	Email     string    `json:"email"`
-	EnrollURL string    `json:"enroll_url"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// EnrollURL is the https enrollment link of an invitation token (also the fallback page on a computer).
+func (s *Service) EnrollURL(token string) string {
+	return strings.TrimRight(s.cfg.BaseURL, "/") + "/enroll?token=" + url.QueryEscape(token)
 }
 
 // InvitationTTL is how long an invitation can be used.
@@ -87,7 +93,6 @@ func (s *Service) CreateInvitation(ctx context.Context, rawEmail string) (Invita
 	inv := Invitation{
 		ID:        invitationID(token),
 		Email:     email,
-		EnrollURL: strings.TrimRight(s.cfg.BaseURL, "/") + "/enroll?token=" + token,
 		CreatedAt: now,
 		ExpiresAt: now.Add(InvitationTTL),
 	}
@@ -97,9 +102,12 @@ func (s *Service) CreateInvitation(ctx context.Context, rawEmail string) (Invita
 	return inv, token, nil
 }
 
-// GetInvitation returns a live invitation by id.
-func (s *Service) GetInvitation(ctx context.Context, id string) (Invitation, error) {
-	inv, err := s.invitations.Get(ctx, id)
+// GetInvitation returns the live invitation of token.
+func (s *Service) GetInvitation(ctx context.Context, token string) (Invitation, error) {
+	if token == "" || len(token) > 200 {
+		return Invitation{}, newErr(ErrNotFound, "invitation not found, used or expired")
+	}
+	inv, err := s.invitations.Get(ctx, invitationID(token))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !s.now().Before(inv.ExpiresAt)) {
 		return Invitation{}, newErr(ErrNotFound, "invitation not found, used or expired")
 	}

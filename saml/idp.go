@@ -70,6 +70,12 @@ func (idp *IdentityProvider) requestMaxAge() time.Duration {
 	return DefaultRequestMaxAge
 }
 
+// RequestWindow is how long a request stays acceptable after it was issued by a clock at most ClockSkew
+// off on either side: a consumer that remembers request IDs this long refuses every replay.
+func (idp *IdentityProvider) RequestWindow() time.Duration {
+	return idp.requestMaxAge() + 2*idp.clockSkew()
+}
+
 // idBytes is the entropy of generated IDs: 160 bits, as saml-core §1.3.4
 // recommends.
 const idBytes = 20

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 )
@@ -30,6 +31,7 @@ type config struct {
 	SigningKeyFile  string
 	SigningCertFile string
 	KeyEncryption   string
+	TrustedProxies  string
 }
 
 type setting struct {
@@ -56,6 +58,7 @@ func (c *config) settings() []setting {
 		{env: "PASSPORT_CLOCK_SKEW", def: "90s", help: "clock difference allowed with SPs (assertion NotBefore, request IssueInstant)", dur: &c.ClockSkew},
 		{env: "PASSPORT_SIGNING_KEY_FILE", def: "", help: "PEM RSA signing key; empty: a key is generated at first start and kept in the store", str: &c.SigningKeyFile},
 		{env: "PASSPORT_SIGNING_CERT_FILE", def: "", help: "PEM certificate of PASSPORT_SIGNING_KEY_FILE", str: &c.SigningCertFile},
+		{env: "PASSPORT_TRUSTED_PROXIES", def: "", help: "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client; empty: trust no header", str: &c.TrustedProxies},
 		{env: "PASSPORT_KEY_ENCRYPTION_KEY", def: "", help: "base64 of 32 random bytes: seals the signing keys kept in the store (AES-256-GCM)", str: &c.KeyEncryption},
 	}
 }
@@ -111,6 +114,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			return c, errors.New("PASSPORT_KEY_ENCRYPTION_KEY must be the base64 of 32 bytes (openssl rand -base64 32)")
 		}
 	}
+	if _, err := c.trustedProxies(); err != nil {
+		return c, err
+	}
 	if c.EntityID == "" {
 		return c, errors.New("PASSPORT_ENTITY_ID must not be empty")
 	}
@@ -130,4 +136,26 @@ func (c config) allowedDomains() []string {
 func (c config) keyEncryptionKey() []byte {
 	k, _ := base64.StdEncoding.DecodeString(c.KeyEncryption)
 	return k
+}
+
+func (c config) trustedProxies() ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, p := range strings.Split(c.TrustedProxies, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if !strings.Contains(p, "/") {
+			if strings.Contains(p, ":") {
+				p += "/128"
+			} else {
+				p += "/32"
+			}
+		}
+		_, n, err := net.ParseCIDR(p)
+		if err != nil {
+			return nil, fmt.Errorf("PASSPORT_TRUSTED_PROXIES: %q is not an address or CIDR", p)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

@@ -199,3 +199,17 @@ func TestKeysCommand(t *testing.T) {
 		t.Errorf("keys on the embedded store: %v", err)
 	}
 }
+
+func TestTrustedProxies(t *testing.T) {
+	cfg, err := parseConfig(nil, env(map[string]string{"PASSPORT_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7 ,::1"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nets, _ := cfg.trustedProxies()
+	if len(nets) != 3 || nets[1].String() != "192.0.2.7/32" || nets[2].String() != "::1/128" {
+		t.Errorf("trusted proxies %v", nets)
+	}
+	if _, err := parseConfig(nil, env(map[string]string{"PASSPORT_TRUSTED_PROXIES": "proxy.local"}), io.Discard); err == nil {
+		t.Error("a host name was accepted as a trusted proxy")
+	}
+}

@@ -96,8 +96,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		adminToken, tokenGenerated = base64.RawURLEncoding.EncodeToString(b), true
 	}
 
+	proxies, _ := cfg.trustedProxies()
 	srv, err := api.New(ctx, api.Config{
-		BaseURL: cfg.BaseURL, EntityID: cfg.EntityID, AdminToken: adminToken, Logger: log, Registry: reg,
+		TrustedProxies: proxies,
+		BaseURL:        cfg.BaseURL, EntityID: cfg.EntityID, AdminToken: adminToken, Logger: log, Registry: reg,
 		AssertionLifetime: cfg.AssertionTTL, ClockSkew: cfg.ClockSkew, StaticKey: cfg.SigningKeyFile != "",
 	}, svc, ring)
 	if err != nil {
