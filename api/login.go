@@ -70,7 +70,7 @@ func (s *Server) showLogin(c echo.Context, status int, l authn.Login, app authn.
 		// Scripts follow the state by events; without scripts the page refreshes itself.
 		d.Events, d.Refresh = "/login/"+l.ID+"/events", 3
 	case authn.StateApproved, authn.StateAnswered:
-		answered, cookie, err := s.svc.Respond(s.ctx(c), l.ID, loginSecret(c), func(l authn.Login, u authn.User) ([]byte, authn.SessionApp, error) {
+		answered, cookie, err := s.svc.Respond(s.ctx(c), l, func(l authn.Login, u authn.User) ([]byte, authn.SessionApp, error) {
 			return s.buildResponse(app, l, u)
 		})
 		if err != nil {

@@ -134,11 +134,11 @@ func (s *Server) beginLogin(c echo.Context, app authn.App, in authn.StartLogin, 
 	if !forceAuthn {
 		sess, err := s.svc.SessionFromCookie(ctx, sessionCookieValue(c))
 		if err == nil {
-			l, secret, err := s.svc.ParkFromSession(ctx, in, sess)
+			l, err := s.svc.ParkFromSession(ctx, in, sess)
 			if err != nil {
 				return err
 			}
-			answered, _, err := s.svc.Respond(ctx, l.ID, secret, func(l authn.Login, u authn.User) ([]byte, authn.SessionApp, error) {
+			answered, _, err := s.svc.Respond(ctx, l, func(l authn.Login, u authn.User) ([]byte, authn.SessionApp, error) {
 				return s.buildResponse(app, l, u)
 			})
 			if err != nil {

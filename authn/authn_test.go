@@ -174,7 +174,11 @@ func TestExactlyOnce(t *testing.T) {
 		var mu sync.Mutex
 		seen := map[string]bool{}
 		wins, errs := race(20, func(int) error {
-			got, _, err := svc.Respond(ctx, l.ID, secret, func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
+			mine, err := svc.GetLogin(ctx, l.ID, secret)
+			if err != nil {
+				return err
+			}
+			got, _, err := svc.Respond(ctx, mine, func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
 				built.Add(1)
 				return []byte("response-" + rand.Text()), authn.SessionApp{AppID: app.ID}, nil
 			})
@@ -259,7 +263,11 @@ func TestLoginStates(t *testing.T) {
 		email := "pend-" + rand.Text() + "@example.com"
 		mustEnroll(t, svc, email)
 		l, secret := mustPending(t, svc, app, email)
-		_, _, err := svc.Respond(ctx, l.ID, secret, func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
+		mine, err := svc.GetLogin(ctx, l.ID, secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = svc.Respond(ctx, mine, func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
 			return []byte("x"), authn.SessionApp{}, nil
 		})
 		if !errors.Is(err, authn.ErrConflict) {

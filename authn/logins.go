@@ -371,12 +371,9 @@ func (s *Service) Challenge(ctx context.Context, d Device, id string) (Login, er
 // user's devices wins; later ones, and answers after expiry, get ErrChallengeClosed. Approving with a number
 // that is not the one shown in the browser denies the login and returns ErrNumberMismatch.
 func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision) (Login, error) {
-	if _, err := s.Challenge(ctx, d, id); err != nil {
-		return Login{}, err
-	}
 	l, err := s.logins.Update(ctx, id, func(cur Login) (Login, error) {
 		now := s.now()
-		if cur.Email != d.Email {
+		if cur.Email == "" || cur.Email != d.Email {
 			return cur, newErr(ErrNotFound, "challenge not found")
 		}
 		if cur.Current(now) != StatePending {
@@ -427,11 +424,11 @@ func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision)
 // A login that did not come from a session opens one: build sees its ID in Login.SessionID, and the caller
 // that stored the Response gets the session cookie value to hand the browser (others get ""). What build
 // reports it told the app (the SessionApp) is recorded in the session, for single logout.
-func (s *Service) Respond(ctx context.Context, id, secret string, build func(Login, User) ([]byte, SessionApp, error)) (Login, string, error) {
-	l, err := s.GetLogin(ctx, id, secret)
-	if err != nil {
-		return Login{}, "", err
-	}
+//
+// l is the login as the caller read it through GetLogin (which proved the browser) or ParkFromSession; it
+// is not read again.
+func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) ([]byte, SessionApp, error)) (Login, string, error) {
+	id := l.ID
 	if l.State == StateAnswered {
 		return l, "", nil
 	}
@@ -456,6 +453,7 @@ func (s *Service) Respond(ctx context.Context, id, secret string, build func(Log
 		return Login{}, "", err
 	}
 	won := false
+	sessionID := l.SessionID
 	l, err = s.transition(ctx, id, func(cur Login, now time.Time) (Login, error) {
 		if cur.State == StateAnswered {
 			return cur, errUnchanged
@@ -463,7 +461,7 @@ func (s *Service) Respond(ctx context.Context, id, secret string, build func(Log
 		if cur.State != StateApproved {
 			return cur, newErr(ErrConflict, "this sign-in is not approved")
 		}
-		cur.State, cur.Response, cur.ResponseAt, cur.SessionID = StateAnswered, resp, now, l.SessionID
+		cur.State, cur.Response, cur.ResponseAt, cur.SessionID = StateAnswered, resp, now, sessionID
 		won = true
 		return cur, nil
 	})

@@ -156,9 +156,9 @@ func (s *Service) EndUserSessions(ctx context.Context, email string) (int, error
 
 // ParkFromSession makes an already approved login for sess: the browser proved it holds the session, so no
 // push is needed. The login is answered through Respond like any other, once.
-func (s *Service) ParkFromSession(ctx context.Context, in StartLogin, sess Session) (Login, string, error) {
+func (s *Service) ParkFromSession(ctx context.Context, in StartLogin, sess Session) (Login, error) {
 	now := s.now()
-	secret := s.randomID(20)
+	secret := s.randomID(20) // nobody needs it: the login is answered in the request that parks it
 	l := Login{
 		ID:           s.randomID(16),
 		AppID:        in.AppID,
@@ -177,7 +177,7 @@ func (s *Service) ParkFromSession(ctx context.Context, in StartLogin, sess Sessi
 		DecidedAt:    sess.AuthnInstant,
 	}
 	if err := s.logins.Create(ctx, l.ID, l, s.cfg.LoginTTL+loginGrace); err != nil {
-		return Login{}, "", internal("park login", err)
+		return Login{}, internal("park login", err)
 	}
-	return l, secret, nil
+	return l, nil
 }
