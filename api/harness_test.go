@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -28,25 +27,15 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/winkk/passport/api"
+	"github.com/winkk/passport/api/apitest"
 	"github.com/winkk/passport/api/deviceapi"
 	"github.com/winkk/passport/authn"
 	"github.com/winkk/passport/authn/deviceproof"
-	"github.com/winkk/passport/push"
 	"github.com/winkk/passport/push/fcmtest"
 	"github.com/winkk/passport/push/smtptest"
-	"github.com/winkk/passport/store/storetest"
 )
 
-const adminToken = "test-admin-token"
-
-// clock is a test clock that runs with real time plus an offset the test can advance.
-type clock struct{ offset atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
-func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
-
-// env is a whole Passport server in-process: real HTTP, real store (Redis when there is one), the real
-// Firebase SDK talking to a fake FCM on loopback.
+// env is a whole Passport server in-process (see apitest) plus the test's helpers around it.
 type env struct {
 	t     *testing.T
 	URL   string
@@ -54,68 +43,21 @@ type env struct {
 	srv   *api.Server
 	fcm   *fcmtest.Server
 	mails *smtptest.Server
-	clock *clock
+	clock *apitest.Clock
 	key   *authn.SigningKey
-	logs  *bytes.Buffer
+	logs  *apitest.Logs
 	// tokens numbers the FCM tokens of enrolled phones.
 	tokens atomic.Int64
 }
 
-type envOption func(*authn.Config)
+type envOption = apitest.Option
+
+const adminToken = apitest.AdminToken
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	ctx := context.Background()
-	st := storetest.Open(t)
-	fake := fcmtest.New(t)
-	pusher, err := push.NewFCM(ctx, push.FCMConfig{CredentialsFile: fake.CredentialsFile(t), Endpoint: fake.Endpoint()})
-	if err != nil {
-		t.Fatalf("new FCM: %v", err)
-	}
-	ts := httptest.NewUnstartedServer(nil)
-	base := "http://" + ts.Listener.Addr().String()
-	clk := &clock{}
-	logs := &bytes.Buffer{}
-	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil))
-	cfg := authn.Config{BaseURL: base, Clock: clk.Now, Logger: log}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	mails := smtptest.New(t)
-	mailer, err := push.NewSMTPMailer(mails.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := authn.New(st, pusher, mailer, cfg)
-	ring, err := svc.KeyRing(ctx, "Winkk Passport IdP")
-	if err != nil {
-		t.Fatalf("signing key: %v", err)
-	}
-	key := ring.Current
-	srv, err := api.New(ctx, api.Config{BaseURL: base, EntityID: "Winkk Passport IdP", AdminToken: adminToken, Logger: log, Clock: clk.Now}, svc, ring)
-	if err != nil {
-		t.Fatalf("api.New: %v", err)
-	}
-	ts.Config.Handler = srv
-	ts.Start()
-	t.Cleanup(func() {
-		srv.Closing()
-		ts.Close()
-		svc.Close()
-	})
-	return &env{t: t, URL: base, svc: svc, srv: srv, fcm: fake, mails: mails, clock: clk, key: key, logs: logs}
-}
-
-type lockedWriter struct {
-	mu atomic.Bool
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	for !l.mu.CompareAndSwap(false, true) {
-	}
-	defer l.mu.Store(false)
-	return l.w.Write(p)
+	s := apitest.Start(t, opts...)
+	return &env{t: t, URL: s.URL, svc: s.Svc, srv: s.API, fcm: s.FCM, mails: s.Mails, clock: s.Clock, key: s.Key, logs: s.Logs}
 }
 
 // do sends a JSON request and decodes the JSON answer into out, failing unless the status is want.

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/winkk/passport/api/apitest"
+	"github.com/winkk/passport/authn"
+)
+
+// cli runs passport-device against a real server and returns its exit code and stdout.
+func cli(t *testing.T, stdin io.Reader, args ...string) (int, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	code := run(ctx, args, stdin, &out, &errOut)
+	if code != 0 {
+		t.Logf("passport-device %v: exit %d: %s", args, code, errOut.String())
+	}
+	return code, out.String()
+}
+
+func invite(t *testing.T, s *apitest.Server, email string) string {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.URL+"/api/v1/admin/invitations", strings.NewReader(`{"email":"`+email+`"}`))
+	req.Header.Set("Authorization", "Bearer "+apitest.AdminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var inv struct{ Token string }
+	if err := json.NewDecoder(resp.Body).Decode(&inv); err != nil || inv.Token == "" {
+		t.Fatalf("invitation: %v", err)
+	}
+	return inv.Token
+}
+
+// parkPending starts a login for email on a fresh app and returns it, waiting on the phone.
+func parkPending(t *testing.T, s *apitest.Server, email string) authn.Login {
+	t.Helper()
+	ctx := context.Background()
+	name, aud, acs := "Jira", "https://sp.example.test/"+strconv.FormatInt(time.Now().UnixNano(), 36), "https://sp.example.test/acs"
+	app, err := s.Svc.CreateApp(ctx, authn.AppPatch{Name: &name, Audience: &aud, ACSURL: &acs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, secret, err := s.Svc.Park(ctx, authn.StartLogin{AppID: app.ID, RequestID: "_r", ClientIP: "192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err = s.Svc.Identify(ctx, l.ID, secret, email, "cli-test"); err != nil || l.State != authn.StatePending {
+		t.Fatalf("identify: %v %s", err, l.State)
+	}
+	return l
+}
+
+// TestAgainstServer drives passport-device through everything the phone app does, against the real server.
+func TestAgainstServer(t *testing.T) {
+	s := apitest.Start(t)
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "first.json"), filepath.Join(dir, "second.json")
+	const email = "ada@example.com"
+
+	if code, _ := cli(t, nil, "enroll", "--server", s.URL, "--token", invite(t, s, email), "--state", first, "--name", "Pixel", "--fcm-token", "tok-1"); code != 0 {
+		t.Fatal("enroll by invitation failed")
+	}
+	if fi, err := os.Stat(first); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("state file: %v %v", fi.Mode(), err)
+	}
+
+	// Self-service: the code is read from the terminal once the mail has arrived.
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		code, _ := cli(t, pr, "enroll", "--server", s.URL, "--email", email, "--state", second, "--name", "iPhone")
+		done <- code
+	}()
+	var code string
+	for code == "" {
+		select {
+		case m := <-s.Mails.Mails:
+			code = regexp.MustCompile(`\b\d{6}\b`).FindString(m.Body)
+		case <-time.After(20 * time.Second):
+			t.Fatal("no code mailed")
+		}
+	}
+	io.WriteString(pw, code+"\n")
+	if <-done != 0 {
+		t.Fatal("enroll by email failed")
+	}
+
+	var list struct {
+		Devices []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		}
+	}
+	_, out := cli(t, nil, "devices", "--state", first)
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list.Devices) != 2 {
+		t.Fatalf("devices: %s", out)
+	}
+	secondID := list.Devices[1].ID
+
+	if c, out := cli(t, nil, "push-token", "--state", second, "--fcm-token", "tok-2"); c != 0 || !strings.Contains(out, `"push_status": "ok"`) && !strings.Contains(out, `"push_status":"ok"`) {
+		t.Errorf("push-token: %d %s", c, out)
+	}
+	if c, _ := cli(t, nil, "rename", "--state", first, "--device", secondID, "--name", "Old iPhone"); c != 0 {
+		t.Error("rename failed")
+	}
+
+	t.Run("approve with the number", func(t *testing.T) {
+		l := parkPending(t, s, email)
+		if c, _ := cli(t, nil, "pending", "--state", second); c != 0 {
+			t.Error("pending failed")
+		}
+		if c, _ := cli(t, nil, "approve", "--state", second, "--number", strconv.Itoa(l.Number), "--timeout", "10s"); c != 0 {
+			t.Fatal("approve failed")
+		}
+		if c, _ := cli(t, nil, "approve", "--state", first, "--number", strconv.Itoa(l.Number), "--timeout", "1s"); c == 0 {
+			t.Error("a second approval of nothing pending exited 0")
+		}
+	})
+
+	t.Run("wrong number exits non-zero", func(t *testing.T) {
+		l := parkPending(t, s, email)
+		if c, _ := cli(t, nil, "approve", "--state", first, "--number", strconv.Itoa(l.Number%89+10), "--timeout", "10s"); c != 1 {
+			t.Errorf("wrong number: exit %d, want 1", c)
+		}
+	})
+
+	t.Run("deny and report", func(t *testing.T) {
+		parkPending(t, s, email)
+		if c, out := cli(t, nil, "deny", "--state", first, "--report", "--timeout", "10s"); c != 0 || !strings.Contains(out, "denied") {
+			t.Errorf("deny --report: %d %s", c, out)
+		}
+		if !strings.Contains(s.Logs.String(), "did not start") {
+			t.Error("the report is not logged")
+		}
+	})
+
+	if c, _ := cli(t, nil, "remove", "--state", first, "--device", secondID); c != 0 {
+		t.Fatal("remove failed")
+	}
+	if c, _ := cli(t, nil, "devices", "--state", second); c != 1 {
+		t.Errorf("a removed device still works: exit %d", c)
+	}
+}
