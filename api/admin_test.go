@@ -6,6 +6,7 @@ import (
 	"image/png"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -76,6 +77,21 @@ func TestAdminApps(t *testing.T) {
 		e.do("POST", "/api/v1/admin/apps", adminToken, map[string]any{"name": "Jira again", "audience": atlassianAudience + "/"}, http.StatusCreated, nil)
 	})
 
+	t.Run("Atlassian preset warns about shapes, never refuses", func(t *testing.T) {
+		var a struct{ Warnings []string }
+		e.do("POST", "/api/v1/admin/apps", adminToken, map[string]any{"name": "Jira", "attribute_profile": "atlassian",
+			"audience": "https://sp.example.test/not-atlassian", "acs_url": "https://sp.example.test/acs"}, http.StatusCreated, &a)
+		if len(a.Warnings) != 2 {
+			t.Errorf("warnings %q, want one for the audience and one for the ACS URL", a.Warnings)
+		}
+		var good struct{ Warnings []string }
+		e.do("POST", "/api/v1/admin/apps", adminToken, map[string]any{"name": "Jira", "attribute_profile": "atlassian",
+			"audience": "https://auth.atlassian.com/saml/5c1a", "acs_url": "https://auth.atlassian.com/login/callback?connection=saml-5c1a"}, http.StatusCreated, &good)
+		if len(good.Warnings) != 0 {
+			t.Errorf("warnings %q for Atlassian-shaped values", good.Warnings)
+		}
+	})
+
 	taken := e.newApp("Confluence", "https://sp.example.test/confluence", "https://sp.example.test/acs")
 	cases := []struct {
 		name, method, path, token, ctype, body string
@@ -141,5 +157,25 @@ func TestInvitationQR(t *testing.T) {
 	}
 	if _, err := png.Decode(bytes.NewReader(body)); err != nil {
 		t.Errorf("QR is not a PNG: %v", err)
+	}
+}
+
+// TestEnrollPage: an invitation's https link offers the app's deep link, and says so when it is no longer valid.
+func TestEnrollPage(t *testing.T) {
+	e := newEnv(t)
+	token := e.invite("ada@example.com")
+	p := newBrowser(t).get(e.URL + "/enroll?token=" + token)
+	link := p.find(func(n *htmlNode) bool {
+		return n.Data == "a" && strings.HasPrefix(attr(n, "href"), "passport://enroll?")
+	})
+	if p.Status != http.StatusOK || link == nil {
+		t.Fatalf("no deep link on the page (%d):\n%s", p.Status, p.Body)
+	}
+	u, err := url.Parse(attr(link, "href"))
+	if err != nil || u.Query().Get("server") != e.URL || u.Query().Get("token") != token {
+		t.Errorf("deep link %q", attr(link, "href"))
+	}
+	if p := newBrowser(t).get(e.URL + "/enroll?token=nope"); p.Status != http.StatusGone {
+		t.Errorf("unknown invitation: %d", p.Status)
 	}
 }

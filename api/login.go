@@ -3,7 +3,9 @@ package api
 import (
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -235,11 +237,20 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 	}
 }
 
-// handleEnrollPage is the https fallback of an invitation link: on a computer it explains what to do.
+// handleEnrollPage is the https link of an invitation: on the phone it offers the app's deep link
+// (passport://enroll?server=...&token=...); on a computer it explains what to do.
 func (s *Server) handleEnrollPage(c echo.Context) error {
+	token := c.QueryParam("token")
+	if _, err := s.svc.GetInvitation(s.ctx(c), token); err != nil {
+		return errorf(http.StatusGone, "invitation_invalid", "This invitation is unknown, already used or expired. Ask your administrator for a new one.")
+	}
+	deep := "passport://enroll?" + url.Values{"server": {s.cfg.BaseURL}, "token": {token}}.Encode()
 	return s.renderPage(c, http.StatusOK, pageData{
-		View:    "error",
-		Title:   "Enroll your phone",
-		Message: "Open this invitation on your phone with the Passport app installed, or scan the QR code your administrator sent you with the Passport app.",
+		View:  "info",
+		Title: "Enroll your phone",
+		Message: "On your phone, with the Passport app installed, tap the button below. On a computer, open this " +
+			"invitation on your phone instead: scan the QR code your administrator sent you with the Passport app, " +
+			"or open this link on the phone.",
+		Link: template.URL(deep), LinkText: "Open in the Passport app",
 	})
 }

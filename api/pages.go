@@ -44,7 +44,8 @@ type pageData struct {
 	Events           string // URL of the server-sent events stream; empty: no live updates
 	Refresh          int    // seconds; a <noscript> refresh while waiting
 	Post             *postForm
-	Link, LinkText   string
+	Link             template.URL // built by the server only: custom schemes (passport://) pass
+	LinkText         string
 	Frames           []string // front-channel logout requests to load (View "logout")
 	Nonce            string
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -271,37 +272,51 @@ func (s *Server) buildResponse(app authn.App, l authn.Login, u authn.User) ([]by
 	return resp, authn.SessionApp{AppID: app.ID, NameID: nameID, NameIDFormat: format}, err
 }
 
-// attributes maps the user's fields to the app's attribute profile.
+// profiles name the user's fields as attributes (saml-core §2.7.3): the default uses plain names, the
+// Atlassian preset the claim URIs Atlassian reads.
+var profiles = map[string]struct {
+	format string
+	names  map[string]string
+}{
+	authn.ProfileDefault: {saml.AttrNameFormatBasic, map[string]string{
+		"email": "email", "given_name": "given_name", "family_name": "family_name", "display_name": "display_name", "groups": "groups"}},
+	authn.ProfileAtlassian: {saml.AttrNameFormatURI, map[string]string{
+		"email":        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+		"given_name":   "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname",
+		"family_name":  "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname",
+		"display_name": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"}},
+}
+
+// attributes maps the user's fields to the app's attribute names: its profile's, renamed by its attribute map.
 func attributes(app authn.App, u authn.User) []saml.Attribute {
 	display := u.DisplayName
 	if display == "" && (u.GivenName != "" || u.FamilyName != "") {
-		display = u.GivenName + " " + u.FamilyName
+		display = strings.TrimSpace(u.GivenName + " " + u.FamilyName)
+	}
+	values := map[string][]string{"email": {u.Email}, "given_name": {u.GivenName}, "family_name": {u.FamilyName}, "display_name": {display}, "groups": u.Groups}
+	prof, ok := profiles[app.AttributeProfile]
+	if !ok {
+		prof = profiles[authn.ProfileDefault]
 	}
 	var out []saml.Attribute
-	add := func(name, format string, values ...string) {
+	for _, field := range []string{"email", "given_name", "family_name", "display_name", "groups"} {
+		name, mapped := app.AttributeMap[field]
+		format := saml.AttrNameFormatUnspecified
+		if !mapped {
+			name, format = prof.names[field], prof.format
+		} else if strings.Contains(name, ":") {
+			format = saml.AttrNameFormatURI
+		}
 		var vs []string
-		for _, v := range values {
+		for _, v := range values[field] {
 			if v != "" {
 				vs = append(vs, v)
 			}
 		}
-		if len(vs) > 0 {
+		if name != "" && len(vs) > 0 {
 			out = append(out, saml.Attribute{Name: name, NameFormat: format, Values: vs})
 		}
 	}
-	if app.AttributeProfile == authn.ProfileAtlassian {
-		const claims = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
-		add(claims+"emailaddress", saml.AttrNameFormatURI, u.Email)
-		add(claims+"givenname", saml.AttrNameFormatURI, u.GivenName)
-		add(claims+"surname", saml.AttrNameFormatURI, u.FamilyName)
-		add(claims+"name", saml.AttrNameFormatURI, display)
-		return out
-	}
-	add("email", saml.AttrNameFormatBasic, u.Email)
-	add("given_name", saml.AttrNameFormatBasic, u.GivenName)
-	add("family_name", saml.AttrNameFormatBasic, u.FamilyName)
-	add("display_name", saml.AttrNameFormatBasic, display)
-	add("groups", saml.AttrNameFormatBasic, u.Groups...)
 	return out
 }
 

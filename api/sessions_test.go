@@ -261,6 +261,27 @@ func TestUsersAndSuspension(t *testing.T) {
 		}
 	})
 
+	t.Run("attribute map renames and drops fields", func(t *testing.T) {
+		e.do("PATCH", "/api/v1/admin/apps/"+jira.ID, adminToken, map[string]any{"attribute_profile": "default",
+			"attribute_map": map[string]string{"email": "mail", "groups": "urn:oid:1.3.6.1.4.1.5923.1.5.1.1", "given_name": ""}}, http.StatusOK, nil)
+		defer e.do("PATCH", "/api/v1/admin/apps/"+jira.ID, adminToken, map[string]any{"attribute_profile": "atlassian", "attribute_map": map[string]string{}}, http.StatusOK, nil)
+		b := newBrowser(t)
+		resp, _ := samlForm(t, approve(t, b, b.identify(b.startLogin(e.sp(jira), ""), "grace@example.com"), ph), acsURL)
+		info, err := e.sp(jira).RetrieveAssertionInfo(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Values.Get("mail") != "grace@example.com" || info.Values.Get("urn:oid:1.3.6.1.4.1.5923.1.5.1.1") != "jira-users" || info.Values.Get("family_name") != "Hopper" {
+			t.Errorf("attributes %v", info.Values)
+		}
+		if _, ok := info.Values["given_name"]; ok {
+			t.Error("a field mapped to \"\" was sent")
+		}
+		if st, _, _ := e.call("PATCH", "/api/v1/admin/apps/"+jira.ID, adminToken, "application/json", `{"attribute_map":{"password":"pw"}}`); st != 400 {
+			t.Errorf("unknown user field accepted: %d", st)
+		}
+	})
+
 	t.Run("suspended user is refused at once without a push", func(t *testing.T) {
 		e.do("PATCH", "/api/v1/admin/users/grace@example.com", adminToken, map[string]any{"status": "suspended"}, http.StatusOK, nil)
 		pushes := e.fcm.Attempts()

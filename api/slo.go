@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -86,7 +87,7 @@ func (s *Server) handleSLO(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, back)
 	}
 	return s.renderPage(c, http.StatusOK, pageData{View: "logout", Title: "Signing you out", Message: "You are signed out of Passport. Signing you out of your other applications…",
-		AppName: app.Name, Frames: frames, Link: back, LinkText: "Continue to " + app.Name})
+		AppName: app.Name, Frames: frames, Link: template.URL(back), LinkText: "Continue to " + app.Name})
 }
 
 // endNamedSession ends the IdP session the LogoutRequest names by SessionIndex (or, without one, the browser's

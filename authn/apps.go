@@ -50,9 +50,12 @@ type App struct {
 	EncryptionCertificate string `json:"encryption_certificate"`
 	EncryptAssertions     bool   `json:"encrypt_assertions"`
 	// AllowSHA1 accepts SHA-1 signatures on this SP's requests (legacy SPs only).
-	AllowSHA1 bool      `json:"allow_sha1"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	AllowSHA1 bool `json:"allow_sha1"`
+	// AttributeMap renames user fields in the assertion (field → attribute name), over the profile's
+	// names; a field mapped to "" is not sent. Fields: email, given_name, family_name, display_name, groups.
+	AttributeMap map[string]string `json:"attribute_map"`
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
 }
 
 // ACSEndpoint is an indexed Assertion Consumer Service (saml-metadata §2.2.3).
@@ -100,22 +103,23 @@ func (a App) Configured() bool { return a.Audience != "" && a.ACSURL != "" }
 
 // AppPatch holds the fields of an application to create or change; nil means "leave as is".
 type AppPatch struct {
-	Name                  *string        `json:"name"`
-	URL                   *string        `json:"url"`
-	Interface             *string        `json:"interface"`
-	AuthType              *string        `json:"auth_type"`
-	Audience              *string        `json:"audience"`
-	ACSURL                *string        `json:"acs_url"`
-	NameIDFormat          *string        `json:"nameid_format"`
-	AttributeProfile      *string        `json:"attribute_profile"`
-	SPCertificates        *[]string      `json:"sp_certificates"`
-	RequireSignedRequests *bool          `json:"require_signed_requests"`
-	RelayStates           *[]string      `json:"relay_states"`
-	SLOURL                *string        `json:"slo_url"`
-	ACSURLs               *[]ACSEndpoint `json:"acs_urls"`
-	EncryptionCertificate *string        `json:"encryption_certificate"`
-	EncryptAssertions     *bool          `json:"encrypt_assertions"`
-	AllowSHA1             *bool          `json:"allow_sha1"`
+	Name                  *string            `json:"name"`
+	URL                   *string            `json:"url"`
+	Interface             *string            `json:"interface"`
+	AuthType              *string            `json:"auth_type"`
+	Audience              *string            `json:"audience"`
+	ACSURL                *string            `json:"acs_url"`
+	NameIDFormat          *string            `json:"nameid_format"`
+	AttributeProfile      *string            `json:"attribute_profile"`
+	SPCertificates        *[]string          `json:"sp_certificates"`
+	RequireSignedRequests *bool              `json:"require_signed_requests"`
+	RelayStates           *[]string          `json:"relay_states"`
+	SLOURL                *string            `json:"slo_url"`
+	ACSURLs               *[]ACSEndpoint     `json:"acs_urls"`
+	EncryptionCertificate *string            `json:"encryption_certificate"`
+	EncryptAssertions     *bool              `json:"encrypt_assertions"`
+	AllowSHA1             *bool              `json:"allow_sha1"`
+	AttributeMap          *map[string]string `json:"attribute_map"`
 }
 
 const (
@@ -156,6 +160,15 @@ func (p AppPatch) apply(a App) (App, error) {
 	}
 	if p.AllowSHA1 != nil {
 		a.AllowSHA1 = *p.AllowSHA1
+	}
+	if p.AttributeMap != nil {
+		a.AttributeMap = map[string]string{}
+		for k, v := range *p.AttributeMap {
+			a.AttributeMap[k] = strings.TrimSpace(v)
+		}
+	}
+	if a.AttributeMap == nil {
+		a.AttributeMap = map[string]string{}
 	}
 	if a.ACSURLs == nil {
 		a.ACSURLs = []ACSEndpoint{}
@@ -245,6 +258,14 @@ func (a App) validate() error {
 	if a.EncryptAssertions && a.EncryptionCertificate == "" {
 		return newErr(ErrInvalid, "encrypt_assertions needs an encryption_certificate")
 	}
+	for field, name := range a.AttributeMap {
+		if !UserFields[field] {
+			return newErr(ErrInvalid, "attribute_map: %q is not a user field (email, given_name, family_name, display_name, groups)", field)
+		}
+		if len(name) > maxURLLen {
+			return newErr(ErrInvalid, "attribute_map: the name for %s is too long", field)
+		}
+	}
 	if len(a.RelayStates) > 50 {
 		return newErr(ErrInvalid, "at most 50 relay_states")
 	}
@@ -255,6 +276,9 @@ func (a App) validate() error {
 	}
 	return nil
 }
+
+// UserFields are the user fields an app can receive as attributes.
+var UserFields = map[string]bool{"email": true, "given_name": true, "family_name": true, "display_name": true, "groups": true}
 
 // ParseCertificatePEM parses one PEM-encoded X.509 certificate.
 func ParseCertificatePEM(s string) (*x509.Certificate, error) {
