@@ -115,9 +115,18 @@ func BrowserSecret(secret string) string {
 // Park stores a new login waiting for the user to identify, bound to a fresh browser secret, and returns the
 // login and that secret (for the binding cookie).
 func (s *Service) Park(ctx context.Context, in StartLogin) (Login, string, error) {
+	l, secret := s.newLogin(in)
+	if err := s.logins.Create(ctx, l.ID, l, s.cfg.LoginTTL+loginGrace); err != nil {
+		return Login{}, "", internal("park login", err)
+	}
+	return l, secret, nil
+}
+
+// newLogin makes (but does not store) a login waiting for the user to identify, and its browser secret.
+func (s *Service) newLogin(in StartLogin) (Login, string) {
 	now := s.now()
 	secret := s.randomID(20)
-	l := Login{
+	return Login{
 		ID:           s.randomID(16),
 		AppID:        in.AppID,
 		RequestID:    in.RequestID,
@@ -130,11 +139,7 @@ func (s *Service) Park(ctx context.Context, in StartLogin) (Login, string, error
 		State:        StateIdentify,
 		CreatedAt:    now,
 		ExpiresAt:    now.Add(s.cfg.LoginTTL),
-	}
-	if err := s.logins.Create(ctx, l.ID, l, s.cfg.LoginTTL+loginGrace); err != nil {
-		return Login{}, "", internal("park login", err)
-	}
-	return l, secret, nil
+	}, secret
 }
 
 func truncate(s string, n int) string {

@@ -157,25 +157,8 @@ func (s *Service) EndUserSessions(ctx context.Context, email string) (int, error
 // ParkFromSession makes an already approved login for sess: the browser proved it holds the session, so no
 // push is needed. The login is answered through Respond like any other, once.
 func (s *Service) ParkFromSession(ctx context.Context, in StartLogin, sess Session) (Login, error) {
-	now := s.now()
-	secret := s.randomID(20) // nobody needs it: the login is answered in the request that parks it
-	l := Login{
-		ID:           s.randomID(16),
-		AppID:        in.AppID,
-		RequestID:    in.RequestID,
-		RelayState:   in.RelayState,
-		NameIDFormat: in.NameIDFormat,
-		ACSURL:       in.ACSURL,
-		BrowserHash:  BrowserSecret(secret),
-		ClientIP:     in.ClientIP,
-		UserAgent:    truncate(in.UserAgent, 512),
-		State:        StateApproved,
-		Email:        sess.Email,
-		SessionID:    sess.ID,
-		CreatedAt:    now,
-		ExpiresAt:    now.Add(s.cfg.LoginTTL),
-		DecidedAt:    sess.AuthnInstant,
-	}
+	l, _ := s.newLogin(in) // the browser secret is not needed: the login is answered in the request that parks it
+	l.State, l.Email, l.SessionID, l.DecidedAt = StateApproved, sess.Email, sess.ID, sess.AuthnInstant
 	if err := s.logins.Create(ctx, l.ID, l, s.cfg.LoginTTL+loginGrace); err != nil {
 		return Login{}, internal("park login", err)
 	}
