@@ -276,3 +276,36 @@ func crewjamDetail(err error) error {
 	}
 	return err
 }
+
+// TestSignedRequests: a signature on a request is verified whenever the app has SP certificates, a bad one is
+// refused, and an app that requires signed requests refuses unsigned ones.
+func TestSignedRequests(t *testing.T) {
+	e := newEnv(t)
+	app := e.newApp("Jira", atlassianAudience, acsURL)
+	signed, _ := e.signingSP(app, "http://127.0.0.1:9/jira/slo")
+	e.enroll(employee)
+
+	_, u := requestID(t, signed)
+	if p := newBrowser(t).get(u); p.Status != http.StatusOK || !strings.Contains(p.URL, "/login/") {
+		t.Fatalf("signed request: %d\n%s", p.Status, p.Body)
+	}
+	// The same request with its signature from another key.
+	other := e.sp(app)
+	other.SPKeyStore = dsig.RandomKeyStoreForTest()
+	other.SPSigningKeyStore = other.SPKeyStore
+	other.SignAuthnRequests = true
+	_, u = requestID(t, other)
+	if p := newBrowser(t).get(u); p.Status != http.StatusBadRequest || strings.Contains(p.URL, "/login/") {
+		t.Errorf("request signed by another key: %d", p.Status)
+	}
+	// Unsigned is fine until the app requires signatures.
+	_, u = requestID(t, e.sp(app))
+	if p := newBrowser(t).get(u); p.Status != http.StatusOK {
+		t.Errorf("unsigned request, signatures optional: %d", p.Status)
+	}
+	e.do("PATCH", "/api/v1/admin/apps/"+app.ID, adminToken, map[string]any{"require_signed_requests": true}, http.StatusOK, nil)
+	_, u = requestID(t, e.sp(app))
+	if p := newBrowser(t).get(u); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "must be signed") {
+		t.Errorf("unsigned request, signatures required: %d\n%s", p.Status, p.Body)
+	}
+}

@@ -228,8 +228,9 @@ func hostileCorpus(tb testing.TB) map[string][]byte {
 		"request_from_future.ten-minutes-ahead":        sign(replace(req, "2026-12-01T09:29:50Z", "2026-12-01T09:40:00Z")),
 
 		// Algorithms.
-		"unsupported_algorithm.rsa-sha1":       signXML(tb, req, signOpts{method: AlgRSASHA1}),
-		"unsupported_algorithm.inclusive-c14n": signXML(tb, req, signOpts{c14n: dsig.MakeC14N11Canonicalizer()}),
+		"unsupported_algorithm.rsa-sha1":           signXML(tb, req, signOpts{method: AlgRSASHA1}),
+		"accept.signed-inclusive-c14n":             signXML(tb, req, signOpts{c14n: dsig.MakeC14N11Canonicalizer()}),
+		"unsupported_algorithm.c14n-with-comments": signXML(tb, req, signOpts{c14n: dsig.MakeC14N11WithCommentsCanonicalizer()}),
 		"unsupported_algorithm.sha1-digest": mutateSigned(func(sig *etree.Element) {
 			sig.FindElement("./SignedInfo/Reference/DigestMethod").CreateAttr("Algorithm", AlgDigestSHA1)
 		}),

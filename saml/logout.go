@@ -183,6 +183,17 @@ func (idp *IdentityProvider) ReadLogoutRequest(m *InboundMessage, c LogoutCheck,
 	}
 	switch m.Binding {
 	case BindingRedirect:
+		if len(m.Signature) == 0 && r.Signed {
+			// An enveloped-signed request deflated into the query (see ReadAuthnRequest).
+			root, err := VerifyPOSTSignature(m.XML, p.Certificates, p.AllowSHA1)
+			if err != nil {
+				return nil, err
+			}
+			if r, err = parseLogoutRequestElement(root); err != nil {
+				return nil, err
+			}
+			break
+		}
 		if err := VerifyRedirectSignature(m, p.Certificates, p.AllowSHA1); err != nil {
 			return nil, err
 		}

@@ -244,6 +244,21 @@ func TestReadLogoutRequest(t *testing.T) {
 		}
 		check(t, r)
 	})
+	t.Run("gosaml2, enveloped signature deflated into a redirect", func(t *testing.T) {
+		doc, err := gosaml2SP(t).BuildLogoutRequestDocument("jane.doe@example.com", "_sess-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := doc.WriteToBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := mustIdP(t).ReadLogoutRequest(mustDecodeRedirect(t, redirectQuery(t, b, "", nil, ""), "SAMLRequest"), testLogoutCheck(), spPolicy(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(t, r)
+	})
 	t.Run("crewjam, redirect", func(t *testing.T) {
 		idp := mustIdP(t)
 		sp := crewjam.ServiceProvider{
@@ -309,9 +324,9 @@ func TestReadLogoutRequestRefuses(t *testing.T) {
 		}, testLogoutCheck(), SignaturePolicy{}, CodeSignatureMissing},
 		{"unsigned post", func(t *testing.T) *InboundMessage { return mustDecodePOST(t, unsignedXML) },
 			testLogoutCheck(), spPolicy(t), CodeSignatureMissing},
-		{"enveloped signature only, by redirect", func(t *testing.T) *InboundMessage {
+		{"enveloped signature only, by redirect, wrong certificate", func(t *testing.T) *InboundMessage {
 			return mustDecodeRedirect(t, redirectQuery(t, signedPOST, "", nil, ""), "SAMLRequest")
-		}, testLogoutCheck(), spPolicy(t), CodeSignatureMissing},
+		}, testLogoutCheck(), SignaturePolicy{Certificates: []*x509.Certificate{mustCert(t, "idp-next-cert.pem")}}, CodeSignatureInvalid},
 		{"redirect, wrong certificate", func(t *testing.T) *InboundMessage {
 			return mustDecodeRedirect(t, gosaml2LogoutURL(t, sp, "rs"), "SAMLRequest")
 		}, testLogoutCheck(), SignaturePolicy{Certificates: []*x509.Certificate{mustCert(t, "idp-next-cert.pem")}}, CodeSignatureInvalid},

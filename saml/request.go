@@ -233,8 +233,9 @@ type SignaturePolicy struct {
 // the enveloped one (VerifyPOSTSignature), after which the request is parsed
 // again from the verified element only; then ValidateAuthnRequest.
 //
-// For HTTP-Redirect an enveloped signature inside the XML is ignored
-// (saml-bindings §3.4.4.1 says it must have been removed). The returned
+// For HTTP-Redirect the query signature is verified; a request without one
+// but with an enveloped XML signature (which saml-bindings §3.4.4.1 says
+// should have been removed, but some SPs send) has that one verified. The returned
 // request's Signed is true only when a signature was verified.
 func (idp *IdentityProvider) ReadAuthnRequest(m *InboundMessage, c RequestCheck, p SignaturePolicy) (*AuthnRequest, error) {
 	r, err := ParseAuthnRequest(m.XML)
@@ -244,12 +245,26 @@ func (idp *IdentityProvider) ReadAuthnRequest(m *InboundMessage, c RequestCheck,
 	verify := p.Require || len(p.Certificates) > 0
 	switch m.Binding {
 	case BindingRedirect:
-		r.Signed = false
-		if len(m.Signature) > 0 && verify {
+		switch {
+		case len(m.Signature) > 0 && verify:
 			if err := VerifyRedirectSignature(m, p.Certificates, p.AllowSHA1); err != nil {
 				return nil, err
 			}
 			r.Signed = true
+		case r.Signed && verify:
+			// saml-bindings §3.4.4.1 wants the XML signature removed and the query signed, but some SPs
+			// (gosaml2 among them) deflate an enveloped-signed request instead. DEFLATE is lossless, so the
+			// signature still verifies: check it rather than ignore it.
+			root, err := VerifyPOSTSignature(m.XML, p.Certificates, p.AllowSHA1)
+			if err != nil {
+				return nil, err
+			}
+			if r, err = ParseAuthnRequestElement(root); err != nil {
+				return nil, err
+			}
+			r.Signed = true
+		default:
+			r.Signed = false
 		}
 	case BindingPOST:
 		if r.Signed && verify {

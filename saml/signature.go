@@ -227,7 +227,7 @@ func checkSignatureShape(sig *etree.Element, id string, allowSHA1 bool) error {
 		switch c.Tag {
 		case "CanonicalizationMethod":
 			c14nMethods++
-			if a := attr(c, "Algorithm"); a != AlgExcC14N {
+			if a := attr(c, "Algorithm"); !requestC14N[a] {
 				return errUnsupportedAlg(fmt.Errorf("canonicalization %q", a))
 			}
 		case "SignatureMethod":
@@ -261,9 +261,7 @@ func checkSignatureShape(sig *etree.Element, id string, allowSHA1 bool) error {
 				return errBadSignature(errors.New("too many transforms"))
 			}
 			for _, t := range ts {
-				switch a := attr(t, "Algorithm"); a {
-				case AlgEnveloped, AlgExcC14N:
-				default:
+				if a := attr(t, "Algorithm"); a != AlgEnveloped && !requestC14N[a] {
 					return errUnsupportedAlg(fmt.Errorf("transform %q", a))
 				}
 			}
@@ -276,6 +274,16 @@ func checkSignatureShape(sig *etree.Element, id string, allowSHA1 bool) error {
 		}
 	}
 	return nil
+}
+
+// requestC14N are the canonicalizations accepted in request signatures. saml-core §5.4.3 says exclusive
+// canonicalization SHOULD be used (and Passport signs with it); inclusive C14N 1.0 and 1.1 are accepted too
+// because common SP libraries sign requests with them by default (gosaml2 uses C14N 1.1). The
+// WithComments variants are refused: comments are where injection attacks hide.
+var requestC14N = map[string]bool{
+	AlgExcC14N: true,
+	"http://www.w3.org/TR/2001/REC-xml-c14n-20010315": true,
+	"http://www.w3.org/2006/12/xml-c14n11":            true,
 }
 
 // walk calls f for el and every descendant element, in document order.
