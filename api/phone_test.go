@@ -224,9 +224,7 @@ func TestManyDevices(t *testing.T) {
 	})
 
 	t.Run("a dead token is marked and the device pulls", func(t *testing.T) {
-		e.fcm.Script(func(int, fcmtest.Message) fcmtest.Reply {
-			return fcmtest.Reply{Status: 404, Body: `{"error":{"code":404,"message":"Requested entity was not found.","status":"NOT_FOUND","details":[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":"UNREGISTERED"}]}}`}
-		})
+		e.fcm.Script(fcmtest.Sequence(fcmtest.Fail(404, fcmtest.BodyUnregistered)))
 		defer e.fcm.Script(fcmtest.Sequence(fcmtest.OK))
 		_, _, ch := loginTo(t, e, app, first)
 		deadline := time.Now().Add(10 * time.Second)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/winkk/passport/push/fcmtest"
 )
 
 // The real SDK against the fake FCM server on loopback: what a login's push costs for a user
@@ -13,8 +15,8 @@ func BenchmarkFanOut1(b *testing.B) { benchmarkFanOut(b, 1) }
 func BenchmarkFanOut5(b *testing.B) { benchmarkFanOut(b, 5) }
 
 func benchmarkFanOut(b *testing.B, devices int) {
-	fake := newFakeFCM(b)
-	fake.noStore = true
+	fake := fcmtest.New(b)
+	fake.NoStore()
 	cfg := testConfig(b, fake, newFakeClock())
 	cfg.Now, cfg.Sleep = nil, nil
 	f := mustFCM(b, cfg)

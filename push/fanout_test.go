@@ -7,27 +7,29 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/winkk/passport/push/fcmtest"
 )
 
 func TestFanOutFCM(t *testing.T) {
 	const devices = 5
-	fake := newFakeFCM(t)
+	fake := fcmtest.New(t)
 	// Hold every answer until all five requests are in flight: a sequential FanOut would never
 	// get there and each attempt would end on SendTimeout instead.
 	var arrived atomic.Int32
 	allIn := make(chan struct{})
-	fake.onSend = func(sentMessage) {
+	fake.OnSend(func(fcmtest.Message) {
 		if arrived.Add(1) == devices {
 			close(allIn)
 		}
 		<-allIn
-	}
-	fake.reply = func(_ int, m sentMessage) reply {
+	})
+	fake.Script(func(_ int, m fcmtest.Message) fcmtest.Reply {
 		if m.Message.Token == "token-2" {
-			return fail(404, bodyUnregistered)
+			return fcmtest.Fail(404, fcmtest.BodyUnregistered)
 		}
-		return okReply
-	}
+		return fcmtest.OK
+	})
 	f := mustFCM(t, testConfig(t, fake, newFakeClock()))
 
 	msgs := make([]Message, devices)
@@ -49,7 +51,7 @@ func TestFanOutFCM(t *testing.T) {
 			t.Errorf("result %d = %v, want nil", i, err)
 		}
 	}
-	if got := fake.attempts(); got != devices {
+	if got := fake.Attempts(); got != devices {
 		t.Errorf("FCM saw %d sends, want %d (no retry of the dead token)", got, devices)
 	}
 }

@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/winkk/passport/push/fcmtest"
 )
 
 func TestFCMSendMessageShape(t *testing.T) {
-	fake := newFakeFCM(t)
+	fake := fcmtest.New(t)
 	clock := newFakeClock()
 	f := mustFCM(t, testConfig(t, fake, clock))
 
@@ -29,11 +31,11 @@ func TestFCMSendMessageShape(t *testing.T) {
 	if err := f.Send(context.Background(), m); err != nil {
 		t.Fatalf("second Send: %v", err)
 	}
-	if got := fake.tokenFetches(); got != 1 {
+	if got := fake.TokenFetches(); got != 1 {
 		t.Errorf("access token fetched %d times, want 1 (cached)", got)
 	}
 
-	got := fake.received()[0]
+	got := fake.Received()[0]
 	msg := got.Message
 	if msg.Token != "device-token-1" {
 		t.Errorf("token = %q", msg.Token)
@@ -63,7 +65,7 @@ func TestFCMSendMessageShape(t *testing.T) {
 	// Nothing but the challenge ID and the generic alert may travel: walk every string in the body.
 	allowed := []string{"device-token-1", m.ChallengeID, "login_challenge", m.Title, m.Body, "high", "90s",
 		"10", "alert", wantExpiry, "default"}
-	for _, s := range jsonStrings(got.raw) {
+	for _, s := range jsonStrings(got.Raw) {
 		if !slices.Contains(allowed, s) {
 			t.Errorf("unexpected value %q in the FCM body", s)
 		}
@@ -73,39 +75,39 @@ func TestFCMSendMessageShape(t *testing.T) {
 func TestFCMSendErrors(t *testing.T) {
 	tests := []struct {
 		name         string
-		replies      []reply
+		replies      []fcmtest.Reply
 		wantIs       error // nil: must match none of the sentinels
 		wantAttempts int
 		wantSleeps   []time.Duration
 		wantOutcome  string
 	}{
-		{"unregistered token", []reply{fail(404, bodyUnregistered)}, ErrTokenDead, 1, nil, OutcomeTokenDead},
-		{"invalid token", []reply{fail(400, bodyInvalidToken)}, ErrTokenDead, 1, nil, OutcomeTokenDead},
-		{"invalid token field violation", []reply{fail(400, bodyInvalidTokenField)}, ErrTokenDead, 1, nil, OutcomeTokenDead},
-		{"sender id mismatch", []reply{fail(403, bodySenderMismatch)}, ErrTokenDead, 1, nil, OutcomeTokenDead},
-		{"invalid argument not about the token", []reply{fail(400, bodyInvalidTTL)}, nil, 1, nil, OutcomeError},
-		{"not found without fcm error is not a dead token", []reply{fail(404, bodyNotFoundNoFcm)}, nil, 1, nil, OutcomeError},
-		{"third party auth error", []reply{fail(401, bodyThirdPartyAuth)}, nil, 1, nil, OutcomeError},
-		{"quota honours retry-after", []reply{fail(429, bodyQuota, "Retry-After", "7")}, ErrQuota, 3,
+		{"unregistered token", []fcmtest.Reply{fcmtest.Fail(404, fcmtest.BodyUnregistered)}, ErrTokenDead, 1, nil, OutcomeTokenDead},
+		{"invalid token", []fcmtest.Reply{fcmtest.Fail(400, fcmtest.BodyInvalidToken)}, ErrTokenDead, 1, nil, OutcomeTokenDead},
+		{"invalid token field violation", []fcmtest.Reply{fcmtest.Fail(400, fcmtest.BodyInvalidTokenField)}, ErrTokenDead, 1, nil, OutcomeTokenDead},
+		{"sender id mismatch", []fcmtest.Reply{fcmtest.Fail(403, fcmtest.BodySenderMismatch)}, ErrTokenDead, 1, nil, OutcomeTokenDead},
+		{"invalid argument not about the token", []fcmtest.Reply{fcmtest.Fail(400, fcmtest.BodyInvalidTTL)}, nil, 1, nil, OutcomeError},
+		{"not found without fcm error is not a dead token", []fcmtest.Reply{fcmtest.Fail(404, fcmtest.BodyNotFoundNoFCM)}, nil, 1, nil, OutcomeError},
+		{"third party auth error", []fcmtest.Reply{fcmtest.Fail(401, fcmtest.BodyThirdPartyAuth)}, nil, 1, nil, OutcomeError},
+		{"quota honours retry-after", []fcmtest.Reply{fcmtest.Fail(429, fcmtest.BodyQuota, "Retry-After", "7")}, ErrQuota, 3,
 			[]time.Duration{7 * time.Second, 7 * time.Second}, OutcomeQuota},
-		{"quota retry-after as http date", []reply{fail(429, bodyQuota, "Retry-After",
+		{"quota retry-after as http date", []fcmtest.Reply{fcmtest.Fail(429, fcmtest.BodyQuota, "Retry-After",
 			newFakeClock().Now().Add(9*time.Second).UTC().Format(http.TimeFormat))}, ErrQuota, 3,
 			[]time.Duration{9 * time.Second, 2 * time.Second}, OutcomeQuota}, // the date has passed: back off
-		{"quota without fcm error backs off", []reply{fail(429, bodyRateLimitNoFcm)}, ErrQuota, 3,
+		{"quota without fcm error backs off", []fcmtest.Reply{fcmtest.Fail(429, fcmtest.BodyRateLimitNoFCM)}, ErrQuota, 3,
 			[]time.Duration{time.Second, 2 * time.Second}, OutcomeQuota},
-		{"unavailable", []reply{fail(503, bodyUnavailable)}, ErrUnavailable, 3,
+		{"unavailable", []fcmtest.Reply{fcmtest.Fail(503, fcmtest.BodyUnavailable)}, ErrUnavailable, 3,
 			[]time.Duration{100 * time.Millisecond, 200 * time.Millisecond}, OutcomeUnavailable},
-		{"unavailable honours retry-after", []reply{fail(503, bodyUnavailable, "Retry-After", "4")}, ErrUnavailable, 3,
+		{"unavailable honours retry-after", []fcmtest.Reply{fcmtest.Fail(503, fcmtest.BodyUnavailable, "Retry-After", "4")}, ErrUnavailable, 3,
 			[]time.Duration{4 * time.Second, 4 * time.Second}, OutcomeUnavailable},
-		{"internal", []reply{fail(500, bodyInternal)}, ErrUnavailable, 3,
+		{"internal", []fcmtest.Reply{fcmtest.Fail(500, fcmtest.BodyInternal)}, ErrUnavailable, 3,
 			[]time.Duration{100 * time.Millisecond, 200 * time.Millisecond}, OutcomeUnavailable},
-		{"bad gateway html", []reply{fail(502, bodyBadGatewayHTML, "Content-Type", "text/html")}, ErrUnavailable, 3,
+		{"bad gateway html", []fcmtest.Reply{fcmtest.Fail(502, fcmtest.BodyBadGatewayHTML, "Content-Type", "text/html")}, ErrUnavailable, 3,
 			[]time.Duration{100 * time.Millisecond, 200 * time.Millisecond}, OutcomeUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newFakeFCM(t)
-			fake.reply = script(tt.replies...)
+			fake := fcmtest.New(t)
+			fake.Script(fcmtest.Sequence(tt.replies...))
 			clock := newFakeClock()
 			reg := prometheus.NewRegistry()
 			f := mustFCM(t, testConfig(t, fake, clock), WithMetrics(NewMetrics(reg)))
@@ -119,7 +121,7 @@ func TestFCMSendErrors(t *testing.T) {
 					t.Errorf("errors.Is(%v, %v) = %v", err, s, !(s == tt.wantIs))
 				}
 			}
-			if got := fake.attempts(); got != tt.wantAttempts {
+			if got := fake.Attempts(); got != tt.wantAttempts {
 				t.Errorf("FCM saw %d attempts, want %d", got, tt.wantAttempts)
 			}
 			if got := clock.slept(); !slices.Equal(got, tt.wantSleeps) {
@@ -135,18 +137,18 @@ func TestFCMSendErrors(t *testing.T) {
 func TestFCMRetryThenSuccess(t *testing.T) {
 	tests := []struct {
 		name       string
-		replies    []reply
+		replies    []fcmtest.Reply
 		wantSleeps []time.Duration
 	}{
-		{"unavailable", []reply{fail(503, bodyUnavailable), okReply}, []time.Duration{100 * time.Millisecond}},
-		{"internal twice", []reply{fail(500, bodyInternal), fail(500, bodyInternal), okReply},
+		{"unavailable", []fcmtest.Reply{fcmtest.Fail(503, fcmtest.BodyUnavailable), fcmtest.OK}, []time.Duration{100 * time.Millisecond}},
+		{"internal twice", []fcmtest.Reply{fcmtest.Fail(500, fcmtest.BodyInternal), fcmtest.Fail(500, fcmtest.BodyInternal), fcmtest.OK},
 			[]time.Duration{100 * time.Millisecond, 200 * time.Millisecond}},
-		{"quota with retry-after", []reply{fail(429, bodyQuota, "Retry-After", "3"), okReply}, []time.Duration{3 * time.Second}},
+		{"quota with retry-after", []fcmtest.Reply{fcmtest.Fail(429, fcmtest.BodyQuota, "Retry-After", "3"), fcmtest.OK}, []time.Duration{3 * time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newFakeFCM(t)
-			fake.reply = script(tt.replies...)
+			fake := fcmtest.New(t)
+			fake.Script(fcmtest.Sequence(tt.replies...))
 			clock := newFakeClock()
 			reg := prometheus.NewRegistry()
 			f := mustFCM(t, testConfig(t, fake, clock), WithMetrics(NewMetrics(reg)))
@@ -154,7 +156,7 @@ func TestFCMRetryThenSuccess(t *testing.T) {
 			if err := f.Send(context.Background(), testMessage("device-token-1")); err != nil {
 				t.Fatalf("Send: %v", err)
 			}
-			if got, want := fake.attempts(), len(tt.replies); got != want {
+			if got, want := fake.Attempts(), len(tt.replies); got != want {
 				t.Errorf("FCM saw %d attempts, want %d", got, want)
 			}
 			if got := clock.slept(); !slices.Equal(got, tt.wantSleeps) {
@@ -171,8 +173,8 @@ func TestFCMRetryThenSuccess(t *testing.T) {
 }
 
 func TestFCMAttemptDeadline(t *testing.T) {
-	fake := newFakeFCM(t)
-	fake.reply = script(reply{hang: true})
+	fake := fcmtest.New(t)
+	fake.Script(fcmtest.Sequence(fcmtest.Reply{Hang: true}))
 	clock := newFakeClock()
 	cfg := testConfig(t, fake, clock)
 	cfg.SendTimeout = 50 * time.Millisecond
@@ -183,17 +185,17 @@ func TestFCMAttemptDeadline(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Send = %v, want ErrUnavailable wrapping context.DeadlineExceeded", err)
 	}
-	if got := fake.attempts(); got != 2 {
+	if got := fake.Attempts(); got != 2 {
 		t.Errorf("FCM saw %d attempts, want 2 (each cut by SendTimeout)", got)
 	}
 	for range 2 { // both hanging requests were abandoned by the client
-		<-fake.aborted
+		<-fake.Aborted()
 	}
 }
 
 func TestFCMRetriesStopAtTTL(t *testing.T) {
-	fake := newFakeFCM(t)
-	fake.reply = script(fail(503, bodyUnavailable))
+	fake := fcmtest.New(t)
+	fake.Script(fcmtest.Sequence(fcmtest.Fail(503, fcmtest.BodyUnavailable)))
 	clock := newFakeClock()
 	cfg := testConfig(t, fake, clock)
 	cfg.Backoff, cfg.MaxAttempts = time.Second, 10
@@ -206,14 +208,14 @@ func TestFCMRetriesStopAtTTL(t *testing.T) {
 		t.Fatalf("Send = %v, want ErrUnavailable because of the expiry", err)
 	}
 	// t=0 fails, wait 1s; t=1s fails, and a 2s wait would reach the expiry at t=3s.
-	if got := fake.attempts(); got != 2 {
+	if got := fake.Attempts(); got != 2 {
 		t.Errorf("FCM saw %d attempts, want 2", got)
 	}
 	if got := clock.slept(); !slices.Equal(got, []time.Duration{time.Second}) {
 		t.Errorf("slept %v, want [1s]", got)
 	}
 	ttls := []string{}
-	for _, s := range fake.received() {
+	for _, s := range fake.Received() {
 		ttls = append(ttls, s.Message.Android.TTL)
 	}
 	if !slices.Equal(ttls, []string{"3s", "2s"}) {
@@ -223,8 +225,8 @@ func TestFCMRetriesStopAtTTL(t *testing.T) {
 
 func TestFCMContextBoundsRetries(t *testing.T) {
 	t.Run("deadline nearer than the next retry", func(t *testing.T) {
-		fake := newFakeFCM(t)
-		fake.reply = script(fail(503, bodyUnavailable))
+		fake := fcmtest.New(t)
+		fake.Script(fcmtest.Sequence(fcmtest.Fail(503, fcmtest.BodyUnavailable)))
 		clock := newFakeClock()
 		cfg := testConfig(t, fake, clock)
 		cfg.Backoff, cfg.MaxBackoff = 10*time.Minute, 10*time.Minute
@@ -238,7 +240,7 @@ func TestFCMContextBoundsRetries(t *testing.T) {
 		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "context deadline") {
 			t.Fatalf("Send = %v, want ErrUnavailable because of the context deadline", err)
 		}
-		if got := fake.attempts(); got != 1 {
+		if got := fake.Attempts(); got != 1 {
 			t.Errorf("FCM saw %d attempts, want 1", got)
 		}
 		if got := clock.slept(); len(got) != 0 {
@@ -246,15 +248,15 @@ func TestFCMContextBoundsRetries(t *testing.T) {
 		}
 	})
 	t.Run("cancelled while waiting to retry", func(t *testing.T) {
-		fake := newFakeFCM(t)
-		fake.reply = script(fail(503, bodyUnavailable))
+		fake := fcmtest.New(t)
+		fake.Script(fcmtest.Sequence(fcmtest.Fail(503, fcmtest.BodyUnavailable)))
 		cfg := testConfig(t, fake, newFakeClock())
 		cfg.Now, cfg.Sleep = nil, nil // real timer: the wait below is an hour unless cancelled
 		cfg.Backoff, cfg.MaxBackoff = time.Hour, time.Hour
 		f := mustFCM(t, cfg)
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		fake.onSend = func(sentMessage) { cancel() }
+		fake.OnSend(func(fcmtest.Message) { cancel() })
 
 		m := testMessage("device-token-1")
 		m.TTL = 2 * time.Hour
@@ -262,7 +264,7 @@ func TestFCMContextBoundsRetries(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("Send = %v, want context.Canceled", err)
 		}
-		if got := fake.attempts(); got != 1 {
+		if got := fake.Attempts(); got != 1 {
 			t.Errorf("FCM saw %d attempts, want 1", got)
 		}
 	})
@@ -270,7 +272,7 @@ func TestFCMContextBoundsRetries(t *testing.T) {
 
 func TestFCMTransportFailures(t *testing.T) {
 	t.Run("connection refused is retried by us alone", func(t *testing.T) {
-		fake := newFakeFCM(t)
+		fake := fcmtest.New(t)
 		clock := newFakeClock()
 		cfg := testConfig(t, fake, clock)
 		cfg.Endpoint = "http://" + mustClosedAddr(t) + "/v1"
@@ -287,7 +289,7 @@ func TestFCMTransportFailures(t *testing.T) {
 		}
 	})
 	t.Run("dropped connections: one per attempt", func(t *testing.T) {
-		fake := newFakeFCM(t)
+		fake := fcmtest.New(t)
 		clock := newFakeClock()
 		cfg := testConfig(t, fake, clock)
 		addr, accepted := mustDroppingListener(t)
@@ -303,8 +305,10 @@ func TestFCMTransportFailures(t *testing.T) {
 		}
 	})
 	t.Run("token endpoint refuses the service account", func(t *testing.T) {
-		fake := newFakeFCM(t)
-		fake.tokenReply = &reply{status: 400, body: `{"error":"invalid_grant","error_description":"Invalid JWT Signature."}`}
+		fake := fcmtest.New(t)
+		fake.ScriptToken(func(int) fcmtest.Reply {
+			return fcmtest.Fail(400, `{"error":"invalid_grant","error_description":"Invalid JWT Signature."}`)
+		})
 		clock := newFakeClock()
 		f := mustFCM(t, testConfig(t, fake, clock))
 
@@ -315,15 +319,15 @@ func TestFCMTransportFailures(t *testing.T) {
 		if !strings.Contains(err.Error(), "invalid_grant") {
 			t.Errorf("error %q does not say why", err)
 		}
-		if fake.attempts() != 0 || len(clock.slept()) != 0 || fake.tokenFetches() != 1 {
+		if fake.Attempts() != 0 || len(clock.slept()) != 0 || fake.TokenFetches() != 1 {
 			t.Errorf("sends %d, sleeps %v, token fetches %d: want 0, none, 1",
-				fake.attempts(), clock.slept(), fake.tokenFetches())
+				fake.Attempts(), clock.slept(), fake.TokenFetches())
 		}
 	})
 }
 
 func TestFCMRejectsUnusableMessages(t *testing.T) {
-	fake := newFakeFCM(t)
+	fake := fcmtest.New(t)
 	reg := prometheus.NewRegistry()
 	f := mustFCM(t, testConfig(t, fake, newFakeClock()), WithMetrics(NewMetrics(reg)))
 	tests := []struct {
@@ -346,7 +350,7 @@ func TestFCMRejectsUnusableMessages(t *testing.T) {
 			}
 		})
 	}
-	if got := fake.attempts(); got != 0 {
+	if got := fake.Attempts(); got != 0 {
 		t.Errorf("FCM saw %d attempts, want none", got)
 	}
 	if got := mustCounter(t, reg, OutcomeError); got != float64(len(tests)) {
@@ -355,7 +359,7 @@ func TestFCMRejectsUnusableMessages(t *testing.T) {
 }
 
 func TestNewFCMRefusesBadConfig(t *testing.T) {
-	fake := newFakeFCM(t)
+	fake := fcmtest.New(t)
 	tests := []struct {
 		name string
 		cfg  func(t *testing.T) FCMConfig
@@ -373,10 +377,10 @@ func TestNewFCMRefusesBadConfig(t *testing.T) {
 				"type": "authorized_user", "client_id": "x", "client_secret": "y", "refresh_token": "z"})}
 		}, "read credentials"},
 		{"endpoint without a scheme", func(t *testing.T) FCMConfig {
-			return FCMConfig{CredentialsFile: mustCredentials(t, fake.srv.URL+"/token", testProject), Endpoint: "127.0.0.1:9099/v1"}
+			return FCMConfig{CredentialsFile: fake.CredentialsFile(t), Endpoint: "127.0.0.1:9099/v1"}
 		}, "not an http(s) URL"},
 		{"no project id anywhere", func(t *testing.T) FCMConfig {
-			return FCMConfig{CredentialsFile: mustCredentials(t, fake.srv.URL+"/token", "")}
+			return FCMConfig{CredentialsFile: fake.CredentialsFileFor(t, "")}
 		}, "no project id"},
 	}
 	for _, tt := range tests {
@@ -389,8 +393,8 @@ func TestNewFCMRefusesBadConfig(t *testing.T) {
 	}
 	t.Run("project id from config overrides the file", func(t *testing.T) {
 		cfg := testConfig(t, fake, newFakeClock())
-		cfg.CredentialsFile = mustCredentials(t, fake.srv.URL+"/token", "")
-		cfg.ProjectID = testProject
+		cfg.CredentialsFile = fake.CredentialsFileFor(t, "")
+		cfg.ProjectID = fcmtest.ProjectID
 		if err := mustFCM(t, cfg).Send(context.Background(), testMessage("t")); err != nil {
 			t.Fatalf("Send: %v", err)
 		}
