@@ -26,6 +26,26 @@
 // id set and its secondary indexes share one hash slot; every Lua script and
 // MULTI/EXEC in this package touches keys of a single slot only.
 //
+// # Round trips
+//
+// Every operation is one round trip to the server, except:
+//
+//   - [Table.Update] and [Table.UpdateAndPublish]: two (a read, then a
+//     compare-and-swap script, which for UpdateAndPublish also publishes),
+//     plus one per lost race;
+//   - [Table.List] and [Table.ListIndex] of a set of more than 512 ids: one,
+//     plus one per 256 ids, plus one per such batch holding stale ids;
+//   - [Store.Subscribe], which opens a dedicated connection, and
+//     [Store.Purge], which scans and deletes key by key.
+//
+// Scripts are sent by digest (EVALSHA); the first call of a script on a
+// server takes one more round trip to load it. The embedded server runs each
+// Lua script in a fresh interpreter (about 0.1ms), so there scripted
+// operations cost more than plain commands; on a real server a script costs
+// a few microseconds of server time.
+//
+// The server must be Redis 6.2 or later (GETDEL, SET KEEPTTL).
+//
 // # Errors
 //
 // Missing records yield [ErrNotFound], duplicate creates [ErrAlreadyExists];

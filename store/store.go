@@ -20,8 +20,9 @@ import (
 var (
 	ErrNotFound      = errors.New("store: not found")
 	ErrAlreadyExists = errors.New("store: already exists")
-	// ErrConflict is returned by [Table.Update] when it lost the optimistic
-	// race too many times in a row (see maxUpdateAttempts).
+	// ErrConflict is returned by [Table.Update] and [Table.UpdateAndPublish]
+	// when they lost the optimistic race too many times in a row (see
+	// maxUpdateAttempts).
 	ErrConflict = errors.New("store: update conflict")
 )
 

@@ -108,14 +108,46 @@ sweep(KEYS[1], ARGV[2], tonumber(ARGV[3]))
 return redis.call('SADD', KEYS[1], ARGV[1])
 `)
 
-// dropStaleScript: KEYS[1] id set, KEYS[2] record; ARGV[1] id. Removes the id
-// from the set only if the record is (still) missing, so a concurrent
-// re-create is never dropped from the index.
+// dropStaleScript: KEYS[1] id set; ARGV[1] record key base, ARGV[2..] ids.
+// Removes each id from the set only if its record is (still) missing, so a
+// concurrent re-create is never dropped from the set. The record keys share
+// the set's hash tag.
 var dropStaleScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  return redis.call('SREM', KEYS[1], ARGV[1])
+for i = 2, #ARGV do
+  if redis.call('EXISTS', ARGV[1] .. ARGV[i]) == 0 then
+    redis.call('SREM', KEYS[1], ARGV[i])
+  end
 end
 return 0
+`)
+
+// listScriptMax is the largest set listScript loads in one go. A script
+// blocks the server while it runs, so larger sets are read in batches of
+// listBatch instead.
+const listScriptMax = 512
+
+// listScript: KEYS[1] id set; ARGV[1] record key base, ARGV[2] listScriptMax.
+// For a set of at most listScriptMax ids it returns {1, id1, value1, id2,
+// value2, ...} for the live records and removes the ids whose record is gone
+// (atomically, so never a re-created one). For a larger set it returns {0,
+// id1, id2, ...} (the members) and the caller reads them in batches.
+var listScript = redis.NewScript(`
+if redis.call('SCARD', KEYS[1]) > tonumber(ARGV[2]) then
+  local ids = redis.call('SMEMBERS', KEYS[1])
+  table.insert(ids, 1, 0)
+  return ids
+end
+local out = {1}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local v = redis.call('GET', ARGV[1] .. id)
+  if v then
+    out[#out + 1] = id
+    out[#out + 1] = v
+  else
+    redis.call('SREM', KEYS[1], id)
+  end
+end
+return out
 `)
 
 // Create stores v under id. It returns ErrAlreadyExists if id exists. ttl 0
@@ -173,70 +205,138 @@ func (t *Table[T]) Get(ctx context.Context, id string) (T, error) {
 	return v, nil
 }
 
-// Update atomically replaces the record with fn(old) (optimistic WATCH/MULTI,
-// retried on conflict; fn may run more than once and must not have side
-// effects). The key's TTL is kept. If fn returns an error, nothing is written
-// and that error is returned as is (errors.Is works). It returns ErrNotFound
-// if the record is absent (or expires before the write lands), and
-// ErrConflict after maxUpdateAttempts lost races.
+// casLua: KEYS[1] record; ARGV[1] the bytes the caller read, ARGV[2] the new
+// bytes; optionally ARGV[3] a channel and ARGV[4] a message. If the record
+// still holds exactly ARGV[1] it is replaced by ARGV[2] keeping its TTL
+// (KEEPTTL, Redis >= 6.0), ARGV[4] is published on ARGV[3] and 1 is returned.
+// A missing (deleted or expired) record is never written: -1. A record that
+// holds other bytes is left alone and those bytes are returned (a string), so
+// the caller retries without reading again.
+const casLua = `
+local cur = redis.call('GET', KEYS[1])
+if not cur then return -1 end
+if cur ~= ARGV[1] then return cur end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+if ARGV[3] then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
+return 1
+`
+
+var casScript = redis.NewScript(casLua)
+
+// Update atomically replaces the record with fn(old) and returns the new
+// value. It is an optimistic compare-and-swap: it reads the record (one round
+// trip), runs fn, and a script writes fn's result only if the record still
+// holds exactly the bytes that were read (one more round trip); otherwise fn
+// runs again on the current value. So fn may run more than once and must not
+// have side effects. A concurrent write that leaves the very same bytes is not
+// a conflict: the result is the one fn would have produced after it.
+//
+// The key's TTL is kept. If fn returns an error, nothing is written and that
+// error is returned as is (errors.Is works). It returns ErrNotFound if the
+// record is absent, or is deleted or expires before the write lands (a record
+// is never resurrected), and ErrConflict after maxUpdateAttempts lost races.
+//
+// The write is sent once: if the connection fails after the script was sent,
+// Update returns that error rather than letting the client resend the script
+// (which could apply fn twice), so the record may or may not have been
+// updated then.
 func (t *Table[T]) Update(ctx context.Context, id string, fn func(old T) (T, error)) (T, error) {
+	return t.update(ctx, "update", id, fn, nil)
+}
+
+// UpdateAndPublish is [Table.Update] that also announces the change: when the
+// write lands, the same script publishes msg on channel (as [Store.Publish]
+// does, so [Store.Subscribe] on channel receives it), atomically with the
+// write and in the same round trip. Exactly one message is published per
+// successful call; none when fn fails, the record is missing, or an error is
+// returned before the write. Pub/sub is fire-and-forget as with Publish.
+func (t *Table[T]) UpdateAndPublish(ctx context.Context, id string, fn func(old T) (T, error), channel, msg string) (T, error) {
+	return t.update(ctx, "update and publish", id, fn, []any{t.s.channelName(channel), msg})
+}
+
+// update implements Update (pub nil) and UpdateAndPublish (pub = channel
+// name, message).
+func (t *Table[T]) update(ctx context.Context, op, id string, fn func(old T) (T, error), pub []any) (T, error) {
+	var zero T
 	key := t.recKey(id)
-	var out T
-	var fnErr error
-	tx := func(tx *redis.Tx) error {
-		b, err := tx.Get(ctx, key).Bytes()
-		if errors.Is(err, redis.Nil) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
+	b, err := t.s.rdb.Get(ctx, key).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return zero, t.errf(op, ErrNotFound)
+	}
+	if err != nil {
+		return zero, t.errf(op, err)
+	}
+	for range maxUpdateAttempts {
 		var old T
 		if err := json.Unmarshal(b, &old); err != nil {
-			return fmt.Errorf("decode %q: %w", id, err)
+			return zero, t.errf(op, fmt.Errorf("decode %q: %w", id, err))
 		}
 		nv, err := fn(old)
 		if err != nil {
-			fnErr = err
-			return err
+			return zero, err
 		}
 		nb, err := json.Marshal(nv)
 		if err != nil {
-			return err
+			return zero, t.errf(op, err)
 		}
-		var set *redis.StatusCmd
-		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-			// XX: never resurrect a record that expired meanwhile; KEEPTTL keeps its expiry.
-			set = p.SetArgs(ctx, key, nb, redis.SetArgs{Mode: "XX", KeepTTL: true})
-			return nil
-		})
-		if errors.Is(err, redis.Nil) || (err == nil && set.Val() != "OK") {
-			return ErrNotFound
-		}
+		res, err := runOnce(ctx, t.s.rdb, casScript, casLua, []string{key}, append([]any{b, nb}, pub...)...).Result()
 		if err != nil {
-			return err
+			return zero, t.errf(op, err)
 		}
-		out = nv
-		return nil
-	}
-	for range maxUpdateAttempts {
-		fnErr = nil
-		err := t.s.rdb.Watch(ctx, tx, key)
-		switch {
-		case err == nil:
-			return out, nil
-		case fnErr != nil:
-			return out, fnErr
-		case errors.Is(err, redis.TxFailedErr):
-			if ctx.Err() != nil {
-				return out, t.errf("update", ctx.Err())
+		switch r := res.(type) {
+		case int64:
+			switch r {
+			case 1:
+				return nv, nil
+			case -1:
+				return zero, t.errf(op, ErrNotFound)
 			}
+		case string: // lost the race: r is the current value
+			if err := ctx.Err(); err != nil {
+				return zero, t.errf(op, err)
+			}
+			b = []byte(r)
 			continue
-		default:
-			return out, t.errf("update", err)
 		}
+		return zero, t.errf(op, fmt.Errorf("unexpected reply %v", res))
 	}
-	return out, t.errf("update", ErrConflict)
+	return zero, t.errf(op, ErrConflict)
+}
+
+// onceCmd is a command the client must not resend by itself after a network
+// error, because the first send may have been executed (go-redis consults
+// Cmder.NoRetry before each retry, for single servers and Cluster alike).
+type onceCmd struct{ *redis.Cmd }
+
+// NoRetry tells go-redis not to resend the command.
+func (onceCmd) NoRetry() bool { return true }
+
+// runOnce runs a script like [redis.Script.Run] (EVALSHA, then EVAL when the
+// server does not have it cached: that EVALSHA did nothing) but never lets
+// the client resend a script that may have run. src is the script's source.
+func runOnce(ctx context.Context, c redis.UniversalClient, s *redis.Script, src string, keys []string, args ...any) *redis.Cmd {
+	cmd := evalCmd(ctx, "evalsha", s.Hash(), keys, args)
+	_ = c.Process(ctx, onceCmd{cmd})
+	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		cmd = evalCmd(ctx, "eval", src, keys, args)
+		_ = c.Process(ctx, onceCmd{cmd})
+	}
+	return cmd
+}
+
+// evalCmd builds an EVAL or EVALSHA command (name) of payload.
+func evalCmd(ctx context.Context, name, payload string, keys []string, args []any) *redis.Cmd {
+	a := make([]any, 0, 3+len(keys)+len(args))
+	a = append(a, name, payload, len(keys))
+	for _, k := range keys {
+		a = append(a, k)
+	}
+	a = append(a, args...)
+	cmd := redis.NewCmd(ctx, a...)
+	if len(keys) > 0 {
+		cmd.SetFirstKeyPos(3) // Cluster routes by KEYS[1]
+	}
+	return cmd
 }
 
 // Delete removes the record id (and its id from the table's id set; secondary
@@ -373,12 +473,46 @@ func (t *Table[T]) IndexIDs(ctx context.Context, index string) ([]string, error)
 	return ids, nil
 }
 
-// listSet loads the records whose ids are members of setKey, dropping stale ids.
+// listSet loads the records whose ids are members of setKey, dropping stale
+// ids: one round trip (listScript) for a set of up to listScriptMax ids, else
+// one more per listBatch ids (MGET) and per batch holding stale ids.
 func (t *Table[T]) listSet(ctx context.Context, setKey string) ([]T, error) {
-	ids, err := t.s.rdb.SMembers(ctx, setKey).Result()
+	reply, err := listScript.Run(ctx, t.s.rdb, []string{setKey}, t.recKey(""), listScriptMax).Slice()
 	if err != nil {
 		return nil, err
 	}
+	if len(reply) == 0 {
+		return nil, errors.New("unexpected empty reply")
+	}
+	loaded, ok := reply[0].(int64)
+	if !ok {
+		return nil, fmt.Errorf("unexpected reply head %T", reply[0])
+	}
+	strs := make([]string, len(reply)-1)
+	for i, r := range reply[1:] {
+		s, ok := r.(string)
+		if !ok {
+			return nil, fmt.Errorf("unexpected reply element %T", r)
+		}
+		strs[i] = s
+	}
+	if loaded == 1 {
+		out := make([]T, 0, len(strs)/2)
+		for i := 0; i+1 < len(strs); i += 2 {
+			var v T
+			if err := json.Unmarshal([]byte(strs[i+1]), &v); err != nil {
+				return nil, fmt.Errorf("decode %q: %w", strs[i], err)
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	}
+	return t.listBatched(ctx, setKey, strs)
+}
+
+// listBatched loads the records of ids (members of setKey) listBatch at a
+// time and drops from setKey the ids whose record is missing.
+func (t *Table[T]) listBatched(ctx context.Context, setKey string, ids []string) ([]T, error) {
 	out := make([]T, 0, len(ids))
 	for len(ids) > 0 {
 		n := min(len(ids), listBatch)
@@ -392,12 +526,11 @@ func (t *Table[T]) listSet(ctx context.Context, setKey string) ([]T, error) {
 		if err != nil {
 			return nil, err
 		}
+		stale := []any{t.recKey("")}
 		for i, raw := range vals {
 			str, ok := raw.(string)
 			if !ok { // nil: expired or deleted
-				if err := dropStaleScript.Run(ctx, t.s.rdb, []string{setKey, keys[i]}, chunk[i]).Err(); err != nil {
-					return nil, err
-				}
+				stale = append(stale, chunk[i])
 				continue
 			}
 			var v T
@@ -405,6 +538,11 @@ func (t *Table[T]) listSet(ctx context.Context, setKey string) ([]T, error) {
 				return nil, fmt.Errorf("decode %q: %w", chunk[i], err)
 			}
 			out = append(out, v)
+		}
+		if len(stale) > 1 {
+			if err := dropStaleScript.Run(ctx, t.s.rdb, []string{setKey}, stale...).Err(); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return out, nil

@@ -27,6 +27,11 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"UpdateFnErrorAborts", testUpdateFnErrorAborts},
 		{"UpdateConcurrentOneWinner", testUpdateConcurrentOneWinner},
 		{"UpdateConcurrentAllApplied", testUpdateConcurrentAllApplied},
+		{"UpdateRaces", testUpdateRaces},
+		{"UpdateConflict", testUpdateConflict},
+		{"UpdateCanceledContext", testUpdateCanceledContext},
+		{"UpdateAndPublishConcurrentOneWinner", testUpdateAndPublishConcurrentOneWinner},
+		{"UpdateAndPublishConcurrentAllApplied", testUpdateAndPublishConcurrentAllApplied},
 		{"TakeConcurrentOneWinner", testTakeConcurrentOneWinner},
 		{"List", testList},
 		{"Index", testIndex},
@@ -418,6 +423,297 @@ func testUpdateConcurrentAllApplied(t *testing.T, s *store.Store) {
 	}
 }
 
+// updateOp is Update or UpdateAndPublish (publishing on updateChannel).
+type updateOp struct {
+	name string
+	do   func(ctx context.Context, tbl *store.Table[record], id string, fn func(record) (record, error), msg string) (record, error)
+	// publishes reports whether a successful call publishes msg.
+	publishes bool
+}
+
+const updateChannel = "changes"
+
+var updateOps = []updateOp{
+	{"Update", func(ctx context.Context, tbl *store.Table[record], id string, fn func(record) (record, error), _ string) (record, error) {
+		return tbl.Update(ctx, id, fn)
+	}, false},
+	{"UpdateAndPublish", func(ctx context.Context, tbl *store.Table[record], id string, fn func(record) (record, error), msg string) (record, error) {
+		return tbl.UpdateAndPublish(ctx, id, fn, updateChannel, msg)
+	}, true},
+}
+
+// mustSubscribe subscribes to channel until the test ends.
+func mustSubscribe(tb testing.TB, s *store.Store, channel string) <-chan string {
+	tb.Helper()
+	ch, cancel, err := s.Subscribe(context.Background(), channel)
+	if err != nil {
+		tb.Fatalf("Subscribe(%s): %v", channel, err)
+	}
+	tb.Cleanup(cancel)
+	return ch
+}
+
+// drainUntilMarker publishes a unique marker on channel and returns every
+// message ch received before it. The server handles commands one at a time
+// and a subscriber gets messages in that order, so after the calls that could
+// publish have returned, this is exactly what they published.
+func drainUntilMarker(t *testing.T, s *store.Store, channel string, ch <-chan string) []string {
+	t.Helper()
+	marker := "marker:" + t.Name()
+	if err := s.Publish(context.Background(), channel, marker); err != nil {
+		t.Fatalf("Publish marker: %v", err)
+	}
+	var got []string
+	for {
+		m := recv(t, ch)
+		if m == marker {
+			return got
+		}
+		got = append(got, m)
+	}
+}
+
+// testUpdateRaces interferes with the record between Update's read and its
+// write (from inside fn's first call, through another connection of the
+// pool) and checks that the write never lands on a record that is gone, that
+// a replaced record is updated afresh, and that UpdateAndPublish publishes
+// exactly when the write lands.
+func testUpdateRaces(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := store.NewTable[record](s, "races")
+	sub := mustSubscribe(t, s, updateChannel)
+	approve := func(r record) record { r.State, r.N = "approved", r.N+1; return r }
+	tests := []struct {
+		name   string
+		create bool          // create the record {pending} first
+		ttl    time.Duration // of the created record
+		// first runs inside fn's first call, before fn returns.
+		first     func(t *testing.T, id string)
+		fnErr     error
+		wantErr   error
+		wantCalls int
+		want      *record       // stored afterwards; nil = absent
+		wantTTL   time.Duration // about; 0 = no expiry (only if want != nil)
+	}{
+		{name: "Missing", wantErr: store.ErrNotFound, wantCalls: 0},
+		{name: "FnError", create: true, fnErr: errNotPending, wantErr: errNotPending, wantCalls: 1,
+			want: &record{State: "pending"}},
+		{name: "DeletedBeforeWrite", create: true, ttl: time.Hour, wantErr: store.ErrNotFound, wantCalls: 1,
+			first: func(t *testing.T, id string) {
+				if err := tbl.Delete(ctx, id); err != nil {
+					t.Fatalf("Delete: %v", err)
+				}
+			}},
+		{name: "TakenBeforeWrite", create: true, wantErr: store.ErrNotFound, wantCalls: 1,
+			first: func(t *testing.T, id string) {
+				if _, err := tbl.Take(ctx, id); err != nil {
+					t.Fatalf("Take: %v", err)
+				}
+			}},
+		{name: "ExpiredBeforeWrite", create: true, ttl: 100 * time.Millisecond, wantErr: store.ErrNotFound, wantCalls: 1,
+			first: func(t *testing.T, id string) {
+				waitFor(t, "record to expire", func() bool {
+					_, err := tbl.Get(ctx, id)
+					return errors.Is(err, store.ErrNotFound)
+				})
+			}},
+		{name: "ReplacedBeforeWrite", create: true, ttl: time.Minute, wantCalls: 2,
+			first: func(t *testing.T, id string) {
+				mustPut(t, tbl, id, record{State: "pending", N: 10}, time.Hour)
+			},
+			want: &record{State: "approved", N: 11}, wantTTL: time.Hour},
+		{name: "RecreatedBeforeWrite", create: true, ttl: time.Hour, wantCalls: 2,
+			first: func(t *testing.T, id string) {
+				if err := tbl.Delete(ctx, id); err != nil {
+					t.Fatalf("Delete: %v", err)
+				}
+				mustCreate(t, tbl, id, record{State: "pending", N: 5}, 0)
+			},
+			want: &record{State: "approved", N: 6}},
+		{name: "RewrittenWithSameBytes", create: true, ttl: time.Hour, wantCalls: 1,
+			first: func(t *testing.T, id string) {
+				mustPut(t, tbl, id, record{State: "pending"}, time.Hour)
+			},
+			want: &record{State: "approved", N: 1}, wantTTL: time.Hour},
+		{name: "Undisturbed", create: true, ttl: time.Hour, wantCalls: 1,
+			want: &record{State: "approved", N: 1}, wantTTL: time.Hour},
+	}
+	for _, op := range updateOps {
+		for _, tc := range tests {
+			t.Run(op.name+"/"+tc.name, func(t *testing.T) {
+				id := op.name + "-" + tc.name
+				if tc.create {
+					mustCreate(t, tbl, id, record{State: "pending"}, tc.ttl)
+				}
+				calls := 0
+				got, err := op.do(ctx, tbl, id, func(r record) (record, error) {
+					calls++
+					if calls == 1 && tc.first != nil {
+						tc.first(t, id)
+					}
+					if tc.fnErr != nil {
+						return r, tc.fnErr
+					}
+					return approve(r), nil
+				}, id)
+				if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+					t.Fatalf("%s = %+v, %v; want error %v", op.name, got, err, tc.wantErr)
+				}
+				if calls != tc.wantCalls {
+					t.Fatalf("fn ran %d times, want %d", calls, tc.wantCalls)
+				}
+				stored, gerr := tbl.Get(ctx, id)
+				switch {
+				case tc.want == nil && !errors.Is(gerr, store.ErrNotFound):
+					t.Fatalf("record is %+v, %v; want it absent (never resurrected)", stored, gerr)
+				case tc.want != nil && (gerr != nil || stored != *tc.want):
+					t.Fatalf("stored %+v, %v; want %+v", stored, gerr, *tc.want)
+				}
+				if err == nil && tc.want != nil && got != *tc.want {
+					t.Fatalf("%s returned %+v, stored %+v", op.name, got, *tc.want)
+				}
+				if tc.want != nil {
+					d := mustTTL(t, tbl, id)
+					if (tc.wantTTL == 0 && d != 0) || (tc.wantTTL != 0 && (d <= tc.wantTTL-time.Minute || d > tc.wantTTL)) {
+						t.Fatalf("TTL = %v, want about %v", d, tc.wantTTL)
+					}
+				}
+				var want []string
+				if op.publishes && err == nil {
+					want = []string{id}
+				}
+				if msgs := drainUntilMarker(t, s, updateChannel, sub); !slices.Equal(msgs, want) {
+					t.Fatalf("published %q, want %q", msgs, want)
+				}
+			})
+		}
+	}
+}
+
+// testUpdateConflict makes every write lose (fn changes the record each
+// time it runs): Update gives up with ErrConflict, having written nothing of
+// its own and published nothing.
+func testUpdateConflict(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := store.NewTable[record](s, "conflict")
+	sub := mustSubscribe(t, s, updateChannel)
+	for _, op := range updateOps {
+		t.Run(op.name, func(t *testing.T) {
+			mustCreate(t, tbl, op.name, record{State: "pending"}, time.Hour)
+			calls := 0
+			_, err := op.do(ctx, tbl, op.name, func(r record) (record, error) {
+				calls++
+				mustPut(t, tbl, op.name, record{State: "pending", N: calls}, time.Hour)
+				r.State = "approved"
+				return r, nil
+			}, "lost")
+			if !errors.Is(err, store.ErrConflict) {
+				t.Fatalf("%s = %v, want ErrConflict", op.name, err)
+			}
+			if calls < 2 {
+				t.Fatalf("fn ran %d times before ErrConflict, want retries", calls)
+			}
+			if got := mustGet(t, tbl, op.name); got != (record{State: "pending", N: calls}) {
+				t.Fatalf("stored %+v, want the last concurrent write {pending %d}", got, calls)
+			}
+			if msgs := drainUntilMarker(t, s, updateChannel, sub); len(msgs) != 0 {
+				t.Fatalf("published %q after a conflict", msgs)
+			}
+		})
+	}
+}
+
+func testUpdateCanceledContext(t *testing.T, s *store.Store) {
+	tbl := store.NewTable[record](s, "canceled")
+	mustCreate(t, tbl, "a", record{State: "pending"}, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, op := range updateOps {
+		t.Run(op.name, func(t *testing.T) {
+			_, err := op.do(ctx, tbl, "a", func(r record) (record, error) {
+				r.State = "approved"
+				return r, nil
+			}, "x")
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("%s with a canceled context = %v, want context.Canceled", op.name, err)
+			}
+			if got := mustGet(t, tbl, "a"); got.State != "pending" {
+				t.Fatalf("canceled %s wrote %+v", op.name, got)
+			}
+		})
+	}
+}
+
+func testUpdateAndPublishConcurrentOneWinner(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := store.NewTable[record](s, "pubrace")
+	sub := mustSubscribe(t, s, updateChannel)
+	mustCreate(t, tbl, "c", record{State: "pending"}, time.Hour)
+	errs := make([]error, concurrency)
+	runConcurrently(concurrency, func(i int) {
+		_, errs[i] = tbl.UpdateAndPublish(ctx, "c", func(r record) (record, error) {
+			if r.State != "pending" {
+				return r, errNotPending
+			}
+			r.State, r.Winner = "approved", i
+			return r, nil
+		}, updateChannel, fmt.Sprint("won by ", i))
+	})
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			if winner >= 0 {
+				t.Fatalf("goroutines %d and %d both won", winner, i)
+			}
+			winner = i
+		case !errors.Is(err, errNotPending):
+			t.Errorf("goroutine %d: %v, want errNotPending", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no goroutine won")
+	}
+	if got := mustGet(t, tbl, "c"); got.State != "approved" || got.Winner != winner {
+		t.Fatalf("stored %+v, want approved by %d", got, winner)
+	}
+	if msgs, want := drainUntilMarker(t, s, updateChannel, sub), []string{fmt.Sprint("won by ", winner)}; !slices.Equal(msgs, want) {
+		t.Fatalf("published %q, want %q", msgs, want)
+	}
+}
+
+func testUpdateAndPublishConcurrentAllApplied(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := store.NewTable[record](s, "pubcounter")
+	sub := mustSubscribe(t, s, updateChannel)
+	mustCreate(t, tbl, "n", record{}, 0)
+	errs := make([]error, concurrency)
+	runConcurrently(concurrency, func(i int) {
+		_, errs[i] = tbl.UpdateAndPublish(ctx, "n", func(r record) (record, error) {
+			r.N++
+			return r, nil
+		}, updateChannel, fmt.Sprint(i))
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("goroutine %d: %v", i, err)
+		}
+	}
+	if got := mustGet(t, tbl, "n"); got.N != concurrency {
+		t.Fatalf("N = %d, want %d (lost updates)", got.N, concurrency)
+	}
+	msgs := drainUntilMarker(t, s, updateChannel, sub)
+	slices.Sort(msgs)
+	want := make([]string, concurrency)
+	for i := range want {
+		want[i] = fmt.Sprint(i)
+	}
+	slices.Sort(want)
+	if !slices.Equal(msgs, want) {
+		t.Fatalf("published %q, want one message per goroutine %q", msgs, want)
+	}
+}
+
 func testTakeConcurrentOneWinner(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
 	tbl := store.NewTable[record](s, "take")
@@ -494,6 +790,60 @@ func testList(t *testing.T, s *store.Store) {
 		}
 		if len(l) != n {
 			t.Fatalf("List returned %d records, want %d", len(l), n)
+		}
+		// Stale ids in sets too large to load in one go are dropped too: the
+		// table's id set gets ids of expired records, the index ids of
+		// deleted ones.
+		for i := range n {
+			if err := many.AddToIndex(ctx, "all", fmt.Sprint(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const gone = 3
+		for i := range gone {
+			mustPut(t, many, fmt.Sprint("short", i), record{N: -1}, 200*time.Millisecond)
+		}
+		waitFor(t, "records to expire", func() bool {
+			for i := range gone {
+				if _, err := many.Get(ctx, fmt.Sprint("short", i)); !errors.Is(err, store.ErrNotFound) {
+					return false
+				}
+			}
+			return true
+		})
+		for i := range gone {
+			if err := many.Delete(ctx, fmt.Sprint(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ids, err := many.IDs(ctx); err != nil || len(ids) != n {
+			t.Fatalf("IDs = %d, %v; want %d (%d of them stale)", len(ids), err, n, gone)
+		}
+		if ids, err := many.IndexIDs(ctx, "all"); err != nil || len(ids) != n {
+			t.Fatalf("IndexIDs = %d, %v; want %d (%d of them stale)", len(ids), err, n, gone)
+		}
+		for _, tc := range []struct {
+			name string
+			list func() ([]record, error)
+			ids  func() ([]string, error)
+		}{
+			{"List", func() ([]record, error) { return many.List(ctx) }, func() ([]string, error) { return many.IDs(ctx) }},
+			{"ListIndex", func() ([]record, error) { return many.ListIndex(ctx, "all") }, func() ([]string, error) { return many.IndexIDs(ctx, "all") }},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				l, err := tc.list()
+				if err != nil || len(l) != n-gone {
+					t.Fatalf("%s = %d records, %v; want %d", tc.name, len(l), err, n-gone)
+				}
+				for _, r := range l {
+					if r.N < gone { // deleted or expired
+						t.Fatalf("%s returned deleted record %+v", tc.name, r)
+					}
+				}
+				if ids, err := tc.ids(); err != nil || len(ids) != n-gone {
+					t.Fatalf("ids after %s = %d, %v; want %d (stale ids dropped)", tc.name, len(ids), err, n-gone)
+				}
+			})
 		}
 	})
 }
