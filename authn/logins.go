@@ -271,16 +271,17 @@ func twoDigit() (int, error) {
 // errUnchanged tells transition that fn decided to leave the login as it is.
 var errUnchanged = errors.New("authn: unchanged")
 
-// transition applies fn to login id atomically and announces a change to the browser waiting on it.
+// transition applies fn to login id atomically and, in the same round trip, announces the change to the
+// browser waiting on it.
 func (s *Service) transition(ctx context.Context, id string, fn func(cur Login, now time.Time) (Login, error)) (Login, error) {
 	var unchanged Login
-	l, err := s.logins.Update(ctx, id, func(cur Login) (Login, error) {
+	l, err := s.logins.UpdateAndPublish(ctx, id, func(cur Login) (Login, error) {
 		next, err := fn(cur, s.now())
 		if errors.Is(err, errUnchanged) {
 			unchanged = cur
 		}
 		return next, err
-	})
+	}, LoginChannel(id), "changed")
 	switch {
 	case errors.Is(err, errUnchanged):
 		return unchanged, nil
@@ -289,7 +290,6 @@ func (s *Service) transition(ctx context.Context, id string, fn func(cur Login, 
 	case err != nil:
 		return Login{}, internal("update login", err)
 	}
-	s.publishLogin(ctx, id)
 	return l, nil
 }
 
@@ -298,12 +298,6 @@ func LoginChannel(id string) string { return "login:" + id }
 
 // UserChannel is the pub/sub channel announcing new challenges for email.
 func UserChannel(email string) string { return "challenges:" + email }
-
-func (s *Service) publishLogin(ctx context.Context, id string) {
-	if err := s.st.Publish(ctx, LoginChannel(id), "changed"); err != nil {
-		s.log.Warn("publish login change", "login", id, "err", err)
-	}
-}
 
 func (s *Service) publishUser(ctx context.Context, email string) {
 	if err := s.st.Publish(ctx, UserChannel(email), "changed"); err != nil {
@@ -376,7 +370,7 @@ func (s *Service) Challenge(ctx context.Context, d Device, id string) (Login, er
 // user's devices wins; later ones, and answers after expiry, get ErrChallengeClosed. Approving with a number
 // that is not the one shown in the browser denies the login and returns ErrNumberMismatch.
 func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision) (Login, error) {
-	l, err := s.logins.Update(ctx, id, func(cur Login) (Login, error) {
+	l, err := s.logins.UpdateAndPublish(ctx, id, func(cur Login) (Login, error) {
 		now := s.now()
 		if cur.Email == "" || cur.Email != d.Email {
 			return cur, newErr(ErrNotFound, "challenge not found")
@@ -396,7 +390,7 @@ func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision)
 			cur.State = StateApproved
 		}
 		return cur, nil
-	})
+	}, LoginChannel(id), "changed")
 	if errors.Is(err, store.ErrNotFound) {
 		return Login{}, newErr(ErrNotFound, "challenge not found")
 	}
@@ -410,7 +404,6 @@ func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision)
 	case ReasonDenied, ReasonNumberMismatch:
 		s.noteRefused(ctx, d.Email)
 	}
-	s.publishLogin(ctx, id)
 	s.publishUser(ctx, d.Email)
 	s.log.Info("challenge answered", "login", id, "device", d.ID, "state", l.State, "reason", l.Reason)
 	if l.Reason == ReasonReported {
