@@ -255,6 +255,8 @@ func (s *Server) handleWaitForChallenge(c echo.Context) error {
 	defer s.waiting.Add(-1)
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
+	recheck := time.NewTicker(recheckEvery)
+	defer recheck.Stop()
 	for {
 		ls, err := s.svc.Challenges(ctx, me)
 		if err != nil {
@@ -265,6 +267,7 @@ func (s *Server) handleWaitForChallenge(c echo.Context) error {
 		}
 		select {
 		case <-msgs:
+		case <-recheck.C:
 		case <-timer.C:
 			return c.NoContent(http.StatusNoContent)
 		case <-s.closing:

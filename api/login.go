@@ -14,6 +14,9 @@ import (
 	"github.com/winkk/passport/saml"
 )
 
+// recheckEvery is how often waiting streams and long-polls look at the store even without a signal.
+const recheckEvery = 5 * time.Second
+
 // loginCookie binds a parked login to the browser that started it; its Path is the login's own URL.
 const loginCookie = "passport_login"
 
@@ -202,6 +205,10 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 	}
 	heartbeat := time.NewTicker(15 * time.Second)
 	defer heartbeat.Stop()
+	// A change announced while the store's connection was down would be missed: look again now and then.
+	recheck := time.NewTicker(recheckEvery)
+	defer recheck.Stop()
+	var last string
 	for {
 		// Re-read after subscribing so a change between the first read and the subscription is not missed.
 		if l, err = s.svc.GetLogin(ctx, l.ID, loginSecret(c)); err != nil {
@@ -209,7 +216,10 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 			return nil
 		}
 		now := s.cfg.Clock()
-		send("state", string(l.Current(now)))
+		if st := string(l.Current(now)); st != last {
+			send("state", st)
+			last = st
+		}
 		if !l.Open(now) {
 			return nil
 		}
@@ -220,6 +230,8 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 			case <-msgs:
 				break wait
 			case <-expiry.C:
+				break wait
+			case <-recheck.C:
 				break wait
 			case <-heartbeat.C:
 				fmt.Fprint(w, ": keep-alive\n\n")
