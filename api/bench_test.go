@@ -1,0 +1,189 @@
+package api_test
+
+import (
+	"bytes"
+	"compress/flate"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/winkk/passport/api"
+	"github.com/winkk/passport/api/deviceapi"
+	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/authn/deviceproof"
+	"github.com/winkk/passport/push"
+	"github.com/winkk/passport/push/fcmtest"
+	"github.com/winkk/passport/store/storetest"
+)
+
+// benchServer is the server driven in-process through ServeHTTP: the server-side path without a network
+// client, against the real Redis.
+type benchServer struct {
+	srv      *api.Server
+	base     string
+	app      authn.App
+	fcm      *fcmtest.Server
+	signer   *deviceproof.Signer
+	identify string
+}
+
+func newBenchServer(b *testing.B) *benchServer {
+	b.Helper()
+	ctx := context.Background()
+	st := storetest.OpenRedis(b)
+	fake := fcmtest.New(b)
+	pusher, err := push.NewFCM(ctx, push.FCMConfig{CredentialsFile: fake.CredentialsFile(b), Endpoint: fake.Endpoint()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const base = "https://idp.example.test"
+	log := slog.New(slog.DiscardHandler)
+	svc := authn.New(st, pusher, push.LogMailer{Logger: log}, authn.Config{BaseURL: base, Logger: log,
+		IdentifyLimit: 1 << 40, Limits: authn.Limits{PushesPerHour: 1 << 40, MaxPending: 1 << 20}})
+	b.Cleanup(svc.Close)
+	ring, err := svc.KeyRing(ctx, "Winkk Passport IdP")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := api.New(ctx, api.Config{BaseURL: base, EntityID: "Winkk Passport IdP", AdminToken: adminToken, Logger: log}, svc, ring)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(srv.Closing)
+	name, aud, acs := "Jira", atlassianAudience, "https://auth.atlassian.com/login/callback?connection=saml-bench"
+	app, err := svc.CreateApp(ctx, authn.AppPatch{Name: &name, Audience: &aud, ACSURL: &acs})
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, token, err := svc.CreateInvitation(ctx, employee)
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer := &deviceproof.Signer{Key: newECKey(b)}
+	bs := &benchServer{srv: srv, base: base, app: app, fcm: fake, signer: signer}
+	body := fmt.Sprintf(`{"token":%q,"name":"bench","fcm_token":"bench-token"}`, token)
+	rec := bs.do(b, "POST", "/api/v1/device/enroll", body, "", bs.proof(b, "POST", "/api/v1/device/enroll", body))
+	var enrolled deviceapi.EnrollResponse
+	mustJSON(b, rec, &enrolled)
+	signer.KeyID = enrolled.Device.ID
+	return bs
+}
+
+func (bs *benchServer) proof(b *testing.B, method, path, body string) string {
+	p, err := bs.signer.Sign(method, bs.base+path, []byte(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+func (bs *benchServer) do(b *testing.B, method, path, body, cookie, proof string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, bs.base+path, strings.NewReader(body))
+	req.RemoteAddr = "192.0.2.10:5000"
+	if strings.HasPrefix(body, "{") {
+		req.Header.Set("Content-Type", "application/json")
+	} else if body != "" {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	if cookie != "" {
+		req.Header.Set("Cookie", cookie)
+	}
+	if proof != "" {
+		req.Header.Set(deviceproof.Header, proof)
+	}
+	rec := httptest.NewRecorder()
+	bs.srv.ServeHTTP(rec, req)
+	if rec.Code >= 400 {
+		b.Fatalf("%s %s: %d %s", method, path, rec.Code, rec.Body.String())
+	}
+	return rec
+}
+
+// authnRequest is what Atlassian's SP sends by HTTP-Redirect: a deflated, base64 AuthnRequest.
+func (bs *benchServer) authnRequest(b *testing.B, i int) string {
+	xml := fmt.Sprintf(`<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_bench%d_%s" Version="2.0" IssueInstant="%s" Destination="%s/saml/%s/sso" AssertionConsumerServiceURL="%s" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"><saml:Issuer>%s</saml:Issuer><samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress" AllowCreate="true"/></samlp:AuthnRequest>`,
+		i, rand.Text(), time.Now().UTC().Format("2006-01-02T15:04:05Z"), bs.base, bs.app.ID, xmlEscape(bs.app.ACSURL), bs.app.Audience)
+	var buf bytes.Buffer
+	w, _ := flate.NewWriter(&buf, flate.DefaultCompression)
+	io.WriteString(w, xml)
+	w.Close()
+	return "/saml/" + bs.app.ID + "/sso?" + url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(buf.Bytes())}, "RelayState": {"https://acme.atlassian.net/"}}.Encode()
+}
+
+func xmlEscape(s string) string { return strings.ReplaceAll(s, "&", "&amp;") }
+
+// login runs one whole login server-side: request in, parked, identified and pushed (the fake FCM received
+// it), approved by the device, Response out.
+func (bs *benchServer) login(b *testing.B, ssoPath string) {
+	rec := bs.do(b, "GET", ssoPath, "", "", "")
+	loc := rec.Header().Get("Location")
+	cookie := strings.SplitN(rec.Header().Get("Set-Cookie"), ";", 2)[0]
+	path := strings.TrimPrefix(loc, bs.base)
+	id := strings.TrimPrefix(path, "/login/")
+	bs.do(b, "POST", path, "email="+url.QueryEscape(employee), cookie, "")
+	page := bs.do(b, "GET", path, "", cookie, "").Body.String()
+	i := strings.Index(page, `data-testid="match-number">`)
+	number := page[i+len(`data-testid="match-number">`) : i+len(`data-testid="match-number">`)+2]
+	<-bs.fcm.Sent
+	answerPath := "/api/v1/device/challenges/" + id + "/answer"
+	body := `{"decision":"approve","number":` + number + `}`
+	bs.do(b, "POST", answerPath, body, "", bs.proof(b, "POST", answerPath, body))
+	final := bs.do(b, "GET", path, "", cookie, "").Body.String()
+	if !strings.Contains(final, `name="SAMLResponse"`) {
+		b.Fatalf("no Response:\n%s", final)
+	}
+}
+
+// BenchmarkLogin is the whole server-side path of one login against real Redis and the real FCM SDK (fake
+// FCM on loopback). Compare with BenchmarkTwoRSASignatures, the floor any signed Response costs.
+func BenchmarkLogin(b *testing.B) {
+	bs := newBenchServer(b)
+	reqs := make([]string, b.N)
+	for i := range reqs {
+		reqs[i] = bs.authnRequest(b, i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		bs.login(b, reqs[i])
+	}
+}
+
+// BenchmarkTwoRSASignatures is the baseline: the two RSA-2048 PKCS#1 v1.5 SHA-256 signatures every Response
+// carries (assertion and response).
+func BenchmarkTwoRSASignatures(b *testing.B) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("signed info"))
+	b.ReportAllocs()
+	for b.Loop() {
+		for range 2 {
+			if _, err := rsa.SignPKCS1v15(nil, k, crypto.SHA256, digest[:]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkDeviceProof is the phone's share inside BenchmarkLogin (it signs its answer), for subtraction.
+func BenchmarkDeviceProof(b *testing.B) {
+	s := &deviceproof.Signer{Key: newECKey(b), KeyID: "dev"}
+	for b.Loop() {
+		if _, err := s.Sign("POST", "https://idp.example.test/api/v1/device/challenges/x/answer", []byte(`{"decision":"approve","number":42}`)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
