@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -406,4 +407,24 @@ func TestPushBombing(t *testing.T) {
 		}
 		paused(t, e, app, employee, "hourly limit")
 	})
+}
+
+// TestChallengeDetails: the phone sees enough to tell a real sign-in from an attack — the app, the browser
+// and OS, the IP address and the time — and never the number.
+func TestChallengeDetails(t *testing.T) {
+	e := newEnv(t)
+	app := e.newApp("Jira", atlassianAudience, acsURL)
+	ph := e.enroll(employee)
+	b := newBrowser(t)
+	b.c.Transport = headerTransport{"User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"}
+	waiting := b.identify(b.startLogin(e.sp(app), ""), employee)
+	ch := ph.waitChallenge(t)
+	if ch.AppName != "Jira" || ch.AppURL != "https://example.atlassian.net" || ch.IP != "127.0.0.1" ||
+		!strings.HasPrefix(ch.Browser, "Chrome 131") || !strings.Contains(ch.OS, "Windows") || ch.CreatedAt.IsZero() || !ch.ExpiresAt.After(ch.CreatedAt) {
+		t.Errorf("challenge %+v", ch)
+	}
+	_, _, raw := e.callDevice(ph, "GET", "/api/v1/device/challenges/"+ch.ID)
+	if strings.Contains(string(raw), `"number"`) || strings.Contains(string(raw), strconv.Itoa(waiting.number(t))+",") {
+		t.Errorf("the challenge leaks the number: %s", raw)
+	}
 }
