@@ -126,6 +126,26 @@ func TestEnrollByEmail(t *testing.T) {
 		}
 	})
 
+	t.Run("a code expires after ten minutes", func(t *testing.T) {
+		addr = "barbara@example.com"
+		code := request()
+		e.clock.Advance(authn.EmailCodeTTL + time.Second)
+		defer e.clock.Advance(-authn.EmailCodeTTL - time.Second)
+		if _, err := e.newDeviceClient().EnrollByEmail(ctx, deviceapi.EnrollByEmailRequest{Email: addr, Code: code}); apiCode(err) != "400 code_invalid" {
+			t.Errorf("expired code: %s, want 400 code_invalid", apiCode(err))
+		}
+	})
+
+	t.Run("sends are limited per address", func(t *testing.T) {
+		addr = "frances@example.com"
+		for range authn.EmailCodeSendLimit {
+			request()
+		}
+		if _, err := e.newDeviceClient().RequestEmailCode(ctx, deviceapi.RequestEmailCodeRequest{Email: addr}); apiCode(err) != "429 rate_limited" {
+			t.Errorf("one code too many: %s, want 429 rate_limited", apiCode(err))
+		}
+	})
+
 	t.Run("five wrong tries lock the address", func(t *testing.T) {
 		addr = "dennis@example.com"
 		code := request()

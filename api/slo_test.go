@@ -250,6 +250,16 @@ func TestACSIndexAndEncryption(t *testing.T) {
 	if info.NameID != employee {
 		t.Errorf("NameID %q", info.NameID)
 	}
+	// crewjam's SP, holding the same key, decrypts and accepts it too.
+	encKey, _, _ := encKS.GetKeyPair()
+	encCert, _ := x509.ParseCertificate(encDER)
+	csp := e.crewjamSP(app)
+	csp.Key, csp.Certificate, csp.AcsURL = encKey, encCert, *mustURL(t, second)
+	if a, err := csp.ParseXMLResponse(raw, []string{doc.Root().SelectAttrValue("ID", "")}, *mustURL(t, second)); err != nil {
+		t.Errorf("crewjam with the SP key: %v", crewjamDetail(err))
+	} else if a.Subject.NameID.Value != employee {
+		t.Errorf("crewjam NameID %q", a.Subject.NameID.Value)
+	}
 
 	doc2, _ := e.sp(app).BuildAuthRequestDocument()
 	doc2.Root().RemoveAttr("AssertionConsumerServiceURL")

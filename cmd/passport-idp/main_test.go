@@ -5,13 +5,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/winkk/passport/authn"
 	"github.com/winkk/passport/store"
 	"github.com/winkk/passport/store/storetest"
 )
@@ -211,5 +216,37 @@ func TestTrustedProxies(t *testing.T) {
 	}
 	if _, err := parseConfig(nil, env(map[string]string{"PASSPORT_TRUSTED_PROXIES": "proxy.local"}), io.Discard); err == nil {
 		t.Error("a host name was accepted as a trusted proxy")
+	}
+}
+
+// TestSigningKeyFromFiles: with PASSPORT_SIGNING_KEY_FILE and _CERT_FILE the server signs with that key and
+// publishes that certificate.
+func TestSigningKeyFromFiles(t *testing.T) {
+	k, err := authn.GenerateSigningKey("Files IdP", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keyFile, certFile := filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem")
+	der, _ := x509.MarshalPKCS8PrivateKey(k.Key)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	os.WriteFile(certFile, k.CertificatePEM, 0o600)
+	addr, _, stop := startServer(t, []string{"--listen", "127.0.0.1:0"}, map[string]string{"PASSPORT_SIGNING_KEY_FILE": keyFile, "PASSPORT_SIGNING_CERT_FILE": certFile})
+	defer stop()
+	resp, err := http.Get("http://" + addr + "/saml/certificate.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if !bytes.Equal(got, k.CertificatePEM) {
+		t.Error("the server does not publish the certificate of the key files")
+	}
+	// A key that does not match its certificate is refused at start.
+	other, _ := authn.GenerateSigningKey("Other", time.Now())
+	os.WriteFile(certFile, other.CertificatePEM, 0o600)
+	err = run(context.Background(), []string{"--listen", "127.0.0.1:0"}, env(map[string]string{"PASSPORT_SIGNING_KEY_FILE": keyFile, "PASSPORT_SIGNING_CERT_FILE": certFile}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "signing key") {
+		t.Errorf("mismatched key files: %v", err)
 	}
 }
