@@ -411,3 +411,17 @@ func httptestRequest(t *testing.T, u string) *http.Request {
 	}
 	return r
 }
+
+// settledPushes waits until the fake FCM has received n pushes (they are sent in the background) and returns
+// the count, failing when more or fewer arrive.
+func (e *env) settledPushes(t *testing.T, n int) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.fcm.Attempts() < n && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := e.fcm.Attempts(); got != n {
+		t.Fatalf("%d pushes reached FCM, want %d", got, n)
+	}
+	return n
+}

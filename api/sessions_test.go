@@ -109,7 +109,7 @@ func TestSessionAcrossApps(t *testing.T) {
 	first := approve(t, b, b.identify(b.startLogin(e.sp(jira), ""), employee), ph)
 	resp, _ := samlForm(t, first, acsURL)
 	e.bothAccept(jira, resp, employee, []string{b.requestID})
-	pushes := e.fcm.Attempts()
+	pushes := e.settledPushes(t, 1)
 
 	t.Run("second app needs no push", func(t *testing.T) {
 		id, u := requestID(t, e.sp(conf))
@@ -284,7 +284,7 @@ func TestUsersAndSuspension(t *testing.T) {
 
 	t.Run("suspended user is refused at once without a push", func(t *testing.T) {
 		e.do("PATCH", "/api/v1/admin/users/grace@example.com", adminToken, map[string]any{"status": "suspended"}, http.StatusOK, nil)
-		pushes := e.fcm.Attempts()
+		pushes := e.settledPushes(t, 2) // the two logins above
 		b := newBrowser(t)
 		p := b.identify(b.startLogin(e.sp(jira), ""), "grace@example.com")
 		wantFailurePage(t, e, p, e.sp(jira), "not allowed", "RequestDenied")
