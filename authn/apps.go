@@ -373,12 +373,34 @@ func (s *Service) releaseAudience(ctx context.Context, aud, appID string) {
 }
 
 // GetApp returns the application with id, or an error matching ErrNotFound.
+//
+// Applications are read on every step of every login but change rarely, so a read is kept in memory for
+// AppCacheTTL: a change made through this Service is seen at once, one made by another replica within
+// AppCacheTTL.
 func (s *Service) GetApp(ctx context.Context, id string) (App, error) {
+	if c, ok := s.appCache.Load(id); ok {
+		if c := c.(cachedApp); s.now().Before(c.until) {
+			return c.app, nil
+		}
+	}
 	a, err := s.apps.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
+		s.appCache.Delete(id)
 		return App{}, newErr(ErrNotFound, "application not found")
 	}
-	return a, internal("get app", err)
+	if err != nil {
+		return App{}, internal("get app", err)
+	}
+	s.appCache.Store(id, cachedApp{app: a, until: s.now().Add(AppCacheTTL)})
+	return a, nil
+}
+
+// AppCacheTTL is how long a read application is reused before it is read again.
+const AppCacheTTL = 2 * time.Second
+
+type cachedApp struct {
+	app   App
+	until time.Time
 }
 
 // ListApps returns every application, oldest first.
@@ -406,6 +428,7 @@ func (s *Service) UpdateApp(ctx context.Context, id string, p AppPatch) (App, er
 		}
 	}
 	var prevAudience string
+	defer s.appCache.Delete(id)
 	a, err := s.apps.Update(ctx, id, func(cur App) (App, error) {
 		prevAudience = cur.Audience
 		next, err := p.apply(cur)
@@ -429,6 +452,7 @@ func (s *Service) UpdateApp(ctx context.Context, id string, p AppPatch) (App, er
 
 // DeleteApp removes the application id.
 func (s *Service) DeleteApp(ctx context.Context, id string) error {
+	defer s.appCache.Delete(id)
 	a, err := s.apps.Take(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return newErr(ErrNotFound, "application not found")

@@ -104,6 +104,8 @@ type Service struct {
 	sessions    *store.Table[Session]
 	keys        *store.Table[storedRing]
 
+	appCache sync.Map // app ID → cachedApp
+
 	bg       sync.WaitGroup
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
