@@ -266,7 +266,10 @@ func (s *Server) handleWaitForChallenge(c echo.Context) error {
 			return c.JSON(http.StatusOK, s.viewChallenge(c, ls[0]))
 		}
 		select {
-		case <-msgs:
+		case _, ok := <-msgs:
+			if !ok { // the store is closing
+				return c.NoContent(http.StatusNoContent)
+			}
 		case <-recheck.C:
 		case <-timer.C:
 			return c.NoContent(http.StatusNoContent)

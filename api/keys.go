@@ -65,7 +65,10 @@ func (s *Server) watchKeys() {
 			select {
 			case <-ctx.Done():
 				return
-			case <-msgs:
+			case _, ok := <-msgs:
+				if !ok { // the store closed: nothing more to follow
+					return
+				}
 			case <-tick.C:
 			}
 			if err := s.reloadKeys(ctx); err != nil && ctx.Err() == nil {

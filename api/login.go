@@ -227,7 +227,11 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 	wait:
 		for {
 			select {
-			case <-msgs:
+			case _, ok := <-msgs:
+				if !ok { // the store is closing: come back later
+					send("reload", "shutdown")
+					return nil
+				}
 				break wait
 			case <-expiry.C:
 				break wait

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,5 +170,66 @@ func BenchmarkHit(b *testing.B) {
 	benchOp(b, nil, func(ctx context.Context, s *store.Store, _ int) error {
 		_, _, err := s.Hit(ctx, "ip", time.Hour)
 		return err
+	})
+}
+
+// BenchmarkSubscribe subscribes to a channel nobody in the Store listens to
+// (one awaited SUBSCRIBE on the shared connection) and cancels (one
+// UNSUBSCRIBE, not awaited).
+func BenchmarkSubscribe(b *testing.B) {
+	benchBackends(b, func(b *testing.B, s *store.Store) {
+		ctx := context.Background()
+		i := 0
+		for b.Loop() {
+			_, cancel, err := s.Subscribe(ctx, fmt.Sprint("login:", i))
+			if err != nil {
+				b.Fatal(err)
+			}
+			cancel()
+			i++
+		}
+	})
+}
+
+// BenchmarkSubscribeJoin subscribes to a channel another subscriber of the
+// Store already holds (no round trip) and cancels.
+func BenchmarkSubscribeJoin(b *testing.B) {
+	benchBackends(b, func(b *testing.B, s *store.Store) {
+		ctx := context.Background()
+		_, stop, err := s.Subscribe(ctx, "login:x")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer stop()
+		for b.Loop() {
+			_, cancel, err := s.Subscribe(ctx, "login:x")
+			if err != nil {
+				b.Fatal(err)
+			}
+			cancel()
+		}
+	})
+}
+
+// BenchmarkSubscribeParallel is BenchmarkSubscribe from 8 goroutines per
+// CPU, each on channels of its own: the SUBSCRIBEs of all of them share the
+// one connection.
+func BenchmarkSubscribeParallel(b *testing.B) {
+	benchBackends(b, func(b *testing.B, s *store.Store) {
+		ctx := context.Background()
+		var worker atomic.Int64
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			w, i := worker.Add(1), 0
+			for pb.Next() {
+				_, cancel, err := s.Subscribe(ctx, fmt.Sprint("login:", w, ":", i))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				cancel()
+				i++
+			}
+		})
 	})
 }

@@ -35,8 +35,10 @@
 //     plus one per lost race;
 //   - [Table.List] and [Table.ListIndex] of a set of more than 512 ids: one,
 //     plus one per 256 ids, plus one per such batch holding stale ids;
-//   - [Store.Subscribe], which opens a dedicated connection, and
-//     [Store.Purge], which scans and deletes key by key.
+//   - [Store.Subscribe]: one (an awaited SUBSCRIBE) for the first subscriber
+//     of a channel in this Store, none for the others; all subscriptions of
+//     a Store share one pub/sub connection, opened by the first Subscribe;
+//   - [Store.Purge], which scans and deletes key by key.
 //
 // Scripts are sent by digest (EVALSHA); the first call of a script on a
 // server takes one more round trip to load it. The embedded server runs each

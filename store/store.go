@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -59,6 +60,22 @@ type Store struct {
 	closeErr             error
 	prefix               string
 	describe             string
+
+	// psClient, for the embedded store only, is a second client that
+	// carries the pub/sub connection; see embeddedPubSubClient. Nil for a
+	// real server, whose pub/sub connection comes from rdb.
+	psClient *redis.Client
+	// psDials counts the pub/sub connections psClient opened, and psConn
+	// is the latest (both for tests).
+	psDials atomic.Int64
+	psConn  atomic.Pointer[asyncWriteConn]
+
+	psMu     sync.Mutex
+	psClosed bool
+	mux      *mux // started by the first Subscribe
+	// psPingEvery and psPingTimeout override pubsubPingEvery and
+	// pubsubPingTimeout when set (tests).
+	psPingEvery, psPingTimeout time.Duration
 }
 
 // Open connects to the store selected by o.URL and pings it, giving up when ctx
@@ -132,6 +149,7 @@ func newStore(o Options) (*Store, error) {
 			},
 			DisableIdentity: true,
 		})
+		s.psClient = s.embeddedPubSubClient()
 		s.describe = "embedded in-memory store (data is lost at exit)"
 	case !ok:
 		return nil, errors.New("invalid URL: missing scheme (want redis://, rediss://, redis-sentinel:// or redis-cluster://)")
@@ -257,11 +275,50 @@ func redactErr(err error, raw string) error {
 	return err
 }
 
+// pubsubClient returns the client whose PubSub carries the subscriptions.
+func (s *Store) pubsubClient() redis.UniversalClient {
+	if s.psClient != nil {
+		return s.psClient
+	}
+	return s.rdb
+}
+
+// embeddedPubSubClient returns a client of the embedded server whose
+// connections never block on a write: they queue it (see asyncWriteConn).
+// The embedded server is reached over a net.Pipe, which has no buffer, and
+// go-redis holds the PubSub's lock while it writes SUBSCRIBE and takes it
+// again between two reads; were the write to block until the server reads
+// it while the server blocks writing a message until the reader reads it,
+// the three would wait on one another for ever. A TCP connection to a real
+// server has socket buffers instead, and the server reads regardless of
+// what it has to write.
+func (s *Store) embeddedPubSubClient() *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Dialer: func(context.Context, string, string) (net.Conn, error) {
+			c, err := s.mini.Dial()
+			if err != nil {
+				return nil, err
+			}
+			ac := newAsyncWriteConn(c)
+			s.psDials.Add(1)
+			s.psConn.Store(ac)
+			return ac, nil
+		},
+		DisableIdentity: true,
+		PoolSize:        1,
+	})
+}
+
 // Close releases the connections (and stops the embedded server, discarding
-// its data).
+// its data). Every channel returned by [Store.Subscribe] is closed, and
+// Subscribe fails afterwards.
 // Calling Close more than once returns the first result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.closePubSub()
+		if s.psClient != nil {
+			_ = s.psClient.Close()
+		}
 		if err := s.rdb.Close(); err != nil {
 			s.closeErr = fmt.Errorf("store: close: %w", err)
 		}

@@ -43,6 +43,9 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"HitWindowExpires", testHitWindowExpires},
 		{"PubSub", testPubSub},
 		{"SubscribeCancel", testSubscribeCancel},
+		{"SubscribeShared", testSubscribeShared},
+		{"SubscribeSlowReader", testSubscribeSlowReader},
+		{"SubscribeCancelDuringPublishStorm", testSubscribeCancelDuringPublishStorm},
 		{"PrefixIsolation", func(t *testing.T, s *store.Store) { testPrefixIsolation(t, s, open(t)) }},
 	}
 	for _, tc := range tests {
@@ -1240,6 +1243,206 @@ func testSubscribeCancel(t *testing.T, s *store.Store) {
 			t.Fatal("Subscribe with a canceled context succeeded")
 		}
 	})
+}
+
+// testSubscribeShared covers subscribers that share channels: each gets one
+// copy of a message even if it named the channel twice, and one leaving
+// does not unsubscribe the others.
+func testSubscribeShared(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	a := mustSubscribeAll(t, s, "x", "x", "y")
+	b, cancelB, err := s.Subscribe(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := mustSubscribeAll(t, s, "y")
+	mustPublish(t, s, "x", "1")
+	mustPublish(t, s, "y", "2")
+	mustPublish(t, s, "x", "3")
+	tests := []struct {
+		name string
+		ch   <-chan string
+		want []string
+	}{
+		{"DuplicateChannelOnce", a, []string{"1", "2", "3"}},
+		{"OneChannel", b, []string{"1", "3"}},
+		{"OtherChannel", c, []string{"2"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, want := range tc.want {
+				if got := recv(t, tc.ch); got != want {
+					t.Fatalf("received %q, want %q", got, want)
+				}
+			}
+		})
+	}
+	t.Run("OthersStayAfterCancel", func(t *testing.T) {
+		cancelB()
+		waitClosed(t, b)
+		mustPublish(t, s, "x", "4")
+		mustPublish(t, s, "y", "5")
+		for _, want := range []string{"4", "5"} {
+			if got := recv(t, a); got != want {
+				t.Fatalf("received %q, want %q", got, want)
+			}
+		}
+		if got := recv(t, c); got != "5" {
+			t.Fatalf("received %q, want 5", got)
+		}
+	})
+}
+
+// mustSubscribeAll subscribes to channels until the test ends.
+func mustSubscribeAll(tb testing.TB, s *store.Store, channels ...string) <-chan string {
+	tb.Helper()
+	ch, cancel, err := s.Subscribe(context.Background(), channels...)
+	if err != nil {
+		tb.Fatalf("Subscribe(%q): %v", channels, err)
+	}
+	tb.Cleanup(cancel)
+	return ch
+}
+
+func mustPublish(tb testing.TB, s *store.Store, channel, msg string) {
+	tb.Helper()
+	if err := s.Publish(context.Background(), channel, msg); err != nil {
+		tb.Fatalf("Publish(%q, %q): %v", channel, msg, err)
+	}
+}
+
+// testSubscribeSlowReader: a subscriber that does not read does not hold up
+// another one; it gets messages in order, some dropped once it falls
+// behind, and still a message after the next Publish once it reads again.
+func testSubscribeSlowReader(t *testing.T, s *store.Store) {
+	const n = 200
+	slow := mustSubscribeAll(t, s, "busy")
+	fast := mustSubscribeAll(t, s, "busy")
+	// In lockstep with fast, so that only slow falls behind.
+	for i := range n {
+		mustPublish(t, s, "busy", fmt.Sprint(i))
+		if got := recv(t, fast); got != fmt.Sprint(i) {
+			t.Fatalf("fast subscriber received %q, want %d", got, i)
+		}
+	}
+	// Messages are handed to all subscribers before the next one is: once
+	// fast has the second "end", slow was given the first (or dropped it).
+	mustPublish(t, s, "busy", "end")
+	mustPublish(t, s, "busy", "end")
+	for range 2 {
+		if got := recv(t, fast); got != "end" {
+			t.Fatalf("fast subscriber received %q, want end", got)
+		}
+	}
+	var got []string
+drain:
+	for {
+		select {
+		case m := <-slow:
+			got = append(got, m)
+		default:
+			break drain
+		}
+	}
+	if len(got) == 0 {
+		t.Fatal("slow subscriber received nothing")
+	}
+	last := -1
+	for _, m := range got {
+		if m == "end" {
+			last = n
+			continue
+		}
+		var i int
+		if _, err := fmt.Sscan(m, &i); err != nil || i <= last {
+			t.Fatalf("slow subscriber received %q out of order (after %d): %q", m, last, got)
+		}
+		last = i
+	}
+	if got[0] != "0" {
+		t.Fatalf("slow subscriber's first message is %q, want 0", got[0])
+	}
+	mustPublish(t, s, "busy", "again")
+	for {
+		if m := recv(t, slow); m == "again" {
+			break
+		}
+	}
+}
+
+// testSubscribeCancelDuringPublishStorm has 50 goroutines subscribe, read
+// one message and cancel, 5 times each, while two goroutines publish without
+// pause and one subscriber never reads: nothing deadlocks and the channel
+// still works afterwards.
+func testSubscribeCancelDuringPublishStorm(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	idle, cancelIdle, err := s.Subscribe(ctx, "storm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var pubs sync.WaitGroup
+	pubErrs := make([]error, 2)
+	for p := range pubErrs {
+		pubs.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := s.Publish(ctx, "storm", fmt.Sprint(p, "-", i)); err != nil {
+					pubErrs[p] = err
+					return
+				}
+			}
+		})
+	}
+	const subscribers, rounds = 50, 5
+	errs := make([]error, subscribers)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runConcurrently(subscribers, func(i int) {
+			for range rounds {
+				ch, cancel, err := s.Subscribe(ctx, "storm")
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				if _, ok := <-ch; !ok {
+					errs[i] = errors.New("channel closed before any message")
+				}
+				cancel()
+				for range ch { // closed by cancel: ends
+				}
+			}
+		})
+		cancelIdle()
+		for range idle {
+		}
+	}()
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	select {
+	case <-done:
+	case <-timeout.C:
+		t.Fatal("subscribers did not finish within 30s (deadlock?)")
+	}
+	close(stop)
+	pubs.Wait()
+	for i, err := range append(errs, pubErrs...) {
+		if err != nil {
+			t.Fatalf("goroutine %d: %v", i, err)
+		}
+	}
+	after := mustSubscribeAll(t, s, "storm")
+	mustPublish(t, s, "storm", "calm")
+	for {
+		if m := recv(t, after); m == "calm" {
+			break
+		}
+	}
 }
 
 func testPrefixIsolation(t *testing.T, a, b *store.Store) {
