@@ -467,49 +467,32 @@ func (w *writer) s(s string) { w.b = append(w.b, s...) }
 
 func (w *writer) time(t time.Time) { w.b = t.UTC().AppendFormat(w.b, timeFormat) }
 
-// text appends character data escaped as C14N does: & < > and CR.
-func (w *writer) text(s string) {
-	last := 0
-	for i := 0; i < len(s); i++ {
-		var esc string
-		switch s[i] {
-		case '&':
-			esc = "&amp;"
-		case '<':
-			esc = "&lt;"
-		case '>':
-			esc = "&gt;"
-		case '\r':
-			esc = "&#xD;"
-		default:
-			continue
-		}
-		w.b = append(w.b, s[last:i]...)
-		w.b = append(w.b, esc...)
-		last = i + 1
+// C14N escaping (Canonical XML §2.3): character data escapes & < > and CR; attribute values escape & < "
+// TAB LF and CR.
+var (
+	textEscapes = escapeTable(map[byte]string{'&': "&amp;", '<': "&lt;", '>': "&gt;", '\r': "&#xD;"})
+	attrEscapes = escapeTable(map[byte]string{'&': "&amp;", '<': "&lt;", '"': "&quot;", '\t': "&#x9;", '\n': "&#xA;", '\r': "&#xD;"})
+)
+
+func escapeTable(m map[byte]string) *[256]string {
+	var t [256]string
+	for b, e := range m {
+		t[b] = e
 	}
-	w.b = append(w.b, s[last:]...)
+	return &t
 }
 
-// attr appends an attribute value escaped as C14N does: & < " TAB LF CR.
-func (w *writer) attr(s string) {
+// text appends character data escaped as C14N does.
+func (w *writer) text(s string) { w.escape(s, textEscapes) }
+
+// attr appends an attribute value escaped as C14N does.
+func (w *writer) attr(s string) { w.escape(s, attrEscapes) }
+
+func (w *writer) escape(s string, table *[256]string) {
 	last := 0
 	for i := 0; i < len(s); i++ {
-		var esc string
-		switch s[i] {
-		case '&':
-			esc = "&amp;"
-		case '<':
-			esc = "&lt;"
-		case '"':
-			esc = "&quot;"
-		case '\t':
-			esc = "&#x9;"
-		case '\n':
-			esc = "&#xA;"
-		case '\r':
-			esc = "&#xD;"
-		default:
+		esc := table[s[i]]
+		if esc == "" {
 			continue
 		}
 		w.b = append(w.b, s[last:i]...)
