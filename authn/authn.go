@@ -128,6 +128,7 @@ func New(st *store.Store, p Pusher, m Mailer, cfg Config) *Service {
 	if cfg.IdentifyLimit <= 0 {
 		cfg.IdentifyLimit = 10
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	for i, d := range cfg.AllowedDomains {
 		cfg.AllowedDomains[i] = strings.ToLower(strings.TrimSpace(d))
 	}

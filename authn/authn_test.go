@@ -81,7 +81,7 @@ func mustPending(tb testing.TB, svc *authn.Service, app authn.App, email string)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	l, err = svc.Identify(ctx, l.ID, secret, email, "client-"+rand.Text())
+	l, err = svc.Identify(ctx, mustGetLogin(tb, svc, l.ID, secret), email, "client-"+rand.Text())
 	if err != nil || l.State != authn.StatePending {
 		tb.Fatalf("identify: %v (state %s)", err, l.State)
 	}
@@ -217,7 +217,7 @@ func TestLoginStates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err = svc.Identify(ctx, l.ID, secret, "nobody@example.com", "c1")
+		l, err = svc.Identify(ctx, mustGetLogin(t, svc, l.ID, secret), "nobody@example.com", "c1")
 		if err != nil || l.State != authn.StateFailed || l.Reason != authn.ReasonNoDevice {
 			t.Fatalf("state %s reason %s err %v", l.State, l.Reason, err)
 		}
@@ -231,7 +231,7 @@ func TestLoginStates(t *testing.T) {
 			t.Fatal(err)
 		}
 		l, secret, _ := svc.Park(ctx, authn.StartLogin{AppID: app.ID})
-		l, err := svc.Identify(ctx, l.ID, secret, email, "c2")
+		l, err := svc.Identify(ctx, mustGetLogin(t, svc, l.ID, secret), email, "c2")
 		if err != nil || l.State != authn.StateFailed || l.Reason != authn.ReasonSuspended {
 			t.Fatalf("state %s reason %s err %v", l.State, l.Reason, err)
 		}
@@ -252,7 +252,7 @@ func TestLoginStates(t *testing.T) {
 		client := "flood-" + rand.Text()
 		var err error
 		for range 11 {
-			_, err = svc.Identify(ctx, l.ID, secret, "not an email", client)
+			_, err = svc.Identify(ctx, mustGetLogin(t, svc, l.ID, secret), "not an email", client)
 		}
 		if !errors.Is(err, authn.ErrRateLimited) {
 			t.Fatalf("11th submission: %v, want ErrRateLimited", err)
@@ -274,4 +274,13 @@ func TestLoginStates(t *testing.T) {
 			t.Fatalf("got %v, want ErrConflict", err)
 		}
 	})
+}
+
+func mustGetLogin(tb testing.TB, svc *authn.Service, id, secret string) authn.Login {
+	tb.Helper()
+	l, err := svc.GetLogin(context.Background(), id, secret)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return l
 }

@@ -91,7 +91,7 @@ func (s *Service) pausePushes(ctx context.Context, email, reason string, d time.
 
 // noteRefused counts a denied or ignored push; reaching the limit starts a cool-down.
 func (s *Service) noteRefused(ctx context.Context, email string) {
-	lim := s.cfg.Limits.withDefaults()
+	lim := s.cfg.Limits
 	n, _, err := s.st.Hit(ctx, refusedKey(email), lim.RefusedWindow)
 	if err != nil {
 		s.log.Warn("count refused push", "email", email, "err", err)
@@ -132,7 +132,7 @@ func (s *Service) sweepIgnored(ctx context.Context, email string) ([]Login, erro
 // checkPushAllowed returns the pause that stops a new push to email, or ok when one may be sent (and counts it
 // against the hourly cap).
 func (s *Service) checkPushAllowed(ctx context.Context, email string) (Pause, bool, error) {
-	lim := s.cfg.Limits.withDefaults()
+	lim := s.cfg.Limits
 	pending, err := s.sweepIgnored(ctx, email)
 	if err != nil {
 		return Pause{}, false, err

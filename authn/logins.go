@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"math/big"
-	"strings"
 	"time"
 
 	"github.com/winkk/passport/push"
@@ -165,15 +164,14 @@ func (s *Service) GetLogin(ctx context.Context, id, secret string) (Login, error
 	return l, nil
 }
 
-// Identify takes the email typed in the browser of login id and, if the user can be asked, moves the login to
+// Identify takes the email typed in the browser of login l and, if the user can be asked, moves the login to
 // Pending with a fresh two-digit number and pushes a challenge to every active device of the user. Email
 // submissions are limited per client address. A suspended user fails the login at once, without a push; an
 // unknown email or a user without devices fails it too, with one message for both (no account probing).
-func (s *Service) Identify(ctx context.Context, id, secret, rawEmail, clientKey string) (Login, error) {
-	l, err := s.GetLogin(ctx, id, secret)
-	if err != nil {
-		return Login{}, err
-	}
+//
+// l is the login as the caller read it through GetLogin (which proved the browser); it is not read again.
+func (s *Service) Identify(ctx context.Context, l Login, rawEmail, clientKey string) (Login, error) {
+	id := l.ID
 	if l.Current(s.now()) != StateIdentify {
 		return l, nil // already past this step: show it as it stands
 	}
@@ -188,14 +186,19 @@ func (s *Service) Identify(ctx context.Context, id, secret, rawEmail, clientKey 
 	if err != nil {
 		return Login{}, err
 	}
-	fail := func(reason string) (Login, error) {
+	// leave moves the login out of the identify step, unless a concurrent submission already did.
+	leave := func(set func(cur *Login, now time.Time)) (Login, error) {
 		return s.transition(ctx, id, func(cur Login, now time.Time) (Login, error) {
 			if cur.Current(now) != StateIdentify {
 				return cur, errUnchanged
 			}
-			cur.State, cur.Reason, cur.Email, cur.DecidedAt = StateFailed, reason, email, now
+			cur.Email = email
+			set(&cur, now)
 			return cur, nil
 		})
+	}
+	fail := func(reason string) (Login, error) {
+		return leave(func(cur *Login, now time.Time) { cur.State, cur.Reason, cur.DecidedAt = StateFailed, reason, now })
 	}
 	u, err := s.GetUser(ctx, email)
 	if errors.Is(err, ErrNotFound) {
@@ -219,12 +222,8 @@ func (s *Service) Identify(ctx context.Context, id, secret, rawEmail, clientKey 
 		return Login{}, err
 	} else if !ok {
 		s.log.Warn("login not pushed: pushes paused", "login", id, "email", email, "reason", p.Reason, "until", p.Until)
-		return s.transition(ctx, id, func(cur Login, now time.Time) (Login, error) {
-			if cur.Current(now) != StateIdentify {
-				return cur, errUnchanged
-			}
-			cur.State, cur.Reason, cur.Email, cur.PausedUntil, cur.DecidedAt = StatePaused, p.Reason, email, p.Until, now
-			return cur, nil
+		return leave(func(cur *Login, now time.Time) {
+			cur.State, cur.Reason, cur.PausedUntil, cur.DecidedAt = StatePaused, p.Reason, p.Until, now
 		})
 	}
 	number, err := twoDigit()
@@ -235,13 +234,7 @@ func (s *Service) Identify(ctx context.Context, id, secret, rawEmail, clientKey 
 	for i, d := range devs {
 		ids[i] = d.ID
 	}
-	l, err = s.transition(ctx, id, func(cur Login, now time.Time) (Login, error) {
-		if cur.Current(now) != StateIdentify {
-			return cur, errUnchanged
-		}
-		cur.State, cur.Email, cur.Number, cur.Devices = StatePending, email, number, ids
-		return cur, nil
-	})
+	l, err = leave(func(cur *Login, _ time.Time) { cur.State, cur.Number, cur.Devices = StatePending, number, ids })
 	if err != nil || l.State != StatePending || l.Number != number {
 		return l, err
 	}
@@ -370,8 +363,7 @@ func (s *Service) Challenge(ctx context.Context, d Device, id string) (Login, er
 // user's devices wins; later ones, and answers after expiry, get ErrChallengeClosed. Approving with a number
 // that is not the one shown in the browser denies the login and returns ErrNumberMismatch.
 func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision) (Login, error) {
-	l, err := s.logins.UpdateAndPublish(ctx, id, func(cur Login) (Login, error) {
-		now := s.now()
+	l, err := s.transition(ctx, id, func(cur Login, now time.Time) (Login, error) {
 		if cur.Email == "" || cur.Email != d.Email {
 			return cur, newErr(ErrNotFound, "challenge not found")
 		}
@@ -390,17 +382,14 @@ func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision)
 			cur.State = StateApproved
 		}
 		return cur, nil
-	}, LoginChannel(id), "changed")
-	if errors.Is(err, store.ErrNotFound) {
-		return Login{}, newErr(ErrNotFound, "challenge not found")
-	}
+	})
 	if err != nil {
-		return Login{}, internal("answer challenge", err)
+		return Login{}, err
 	}
 	_ = s.logins.RemoveFromIndex(ctx, "pending:"+d.Email, id)
 	switch l.Reason {
 	case ReasonReported:
-		s.pausePushes(ctx, d.Email, PauseReported, s.cfg.Limits.withDefaults().ReportPause)
+		s.pausePushes(ctx, d.Email, PauseReported, s.cfg.Limits.ReportPause)
 	case ReasonDenied, ReasonNumberMismatch:
 		s.noteRefused(ctx, d.Email)
 	}
@@ -477,15 +466,6 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 		return l, "", internal("index session", err)
 	}
 	return l, cookie, nil
-}
-
-// SplitEmail returns the local part and domain of an address.
-func SplitEmail(email string) (string, string) {
-	i := strings.LastIndexByte(email, '@')
-	if i < 0 {
-		return email, ""
-	}
-	return email[:i], email[i+1:]
 }
 
 // ConsumeRequestID remembers an AuthnRequest ID of app for ttl; a second use is refused (replay).

@@ -57,11 +57,11 @@ func parkPending(t *testing.T, s *apitest.Server, email string) authn.Login {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, secret, err := s.Svc.Park(ctx, authn.StartLogin{AppID: app.ID, RequestID: "_r", ClientIP: "192.0.2.1"})
+	l, _, err := s.Svc.Park(ctx, authn.StartLogin{AppID: app.ID, RequestID: "_r", ClientIP: "192.0.2.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l, err = s.Svc.Identify(ctx, l.ID, secret, email, "cli-test"); err != nil || l.State != authn.StatePending {
+	if l, err = s.Svc.Identify(ctx, l, email, "cli-test"); err != nil || l.State != authn.StatePending {
 		t.Fatalf("identify: %v %s", err, l.State)
 	}
 	return l
