@@ -378,6 +378,9 @@ func (s *Service) releaseAudience(ctx context.Context, aud, appID string) {
 // AppCacheTTL: a change made through this Service is seen at once, one made by another replica within
 // AppCacheTTL.
 func (s *Service) GetApp(ctx context.Context, id string) (App, error) {
+	if !plausibleID(id) {
+		return App{}, newErr(ErrNotFound, "application not found")
+	}
 	if c, ok := s.appCache.Load(id); ok {
 		if c := c.(cachedApp); s.now().Before(c.until) {
 			return c.app, nil

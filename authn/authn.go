@@ -176,6 +176,22 @@ func (s *Service) randomID(n int) string {
 	return idEncoding.EncodeToString(b)
 }
 
+// plausibleID reports whether id, taken from a URL, cookie or proof, can be one of our generated IDs
+// (lower-case base32 with an optional "dev_"-style prefix). Anything else is answered as not found before it
+// becomes a store key, so no caller can make us look up arbitrary or huge keys.
+func plausibleID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // internal wraps a store failure: the client sees a generic message, the log the detail.
 func internal(op string, err error) error {
 	if err == nil {

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -283,4 +284,31 @@ func mustGetLogin(tb testing.TB, svc *authn.Service, id, secret string) authn.Lo
 		tb.Fatal(err)
 	}
 	return l
+}
+
+// A refused enrollment (here: a key that is already enrolled) does not use up the invitation, and IDs that
+// cannot be ours are not found without touching the store.
+func TestEnrollmentKeepsInvitationOnFailure(t *testing.T) {
+	ctx := context.Background()
+	svc := mustService(t)
+	taken := mustKey(t)
+	_, first, _ := svc.CreateInvitation(ctx, "ken@example.com")
+	if _, err := svc.EnrollByInvitation(ctx, enrollProof(t, taken, []byte(first)), first, authn.EnrollRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	_, token, _ := svc.CreateInvitation(ctx, "ken@example.com")
+	if _, err := svc.EnrollByInvitation(ctx, enrollProof(t, taken, []byte(token)), token, authn.EnrollRequest{}); !errors.Is(err, authn.ErrConflict) {
+		t.Fatalf("enrolling a key twice: %v, want ErrConflict", err)
+	}
+	if _, err := svc.EnrollByInvitation(ctx, enrollProof(t, mustKey(t), []byte(token)), token, authn.EnrollRequest{}); err != nil {
+		t.Fatalf("the invitation was used up by the refused enrollment: %v", err)
+	}
+	for _, id := range []string{"", "UPPER", "../x", strings.Repeat("a", 65), "a b"} {
+		if _, err := svc.GetLogin(ctx, id, "secret"); !errors.Is(err, authn.ErrNotFound) {
+			t.Errorf("GetLogin(%q): %v, want ErrNotFound", id, err)
+		}
+		if _, err := svc.GetApp(ctx, id); !errors.Is(err, authn.ErrNotFound) {
+			t.Errorf("GetApp(%q): %v, want ErrNotFound", id, err)
+		}
+	}
 }

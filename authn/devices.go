@@ -130,7 +130,7 @@ func (s *Service) AuthenticateDevice(ctx context.Context, pr ProofRequest) (Devi
 		return Device{}, newErr(ErrInvalidProof, "the Device-Proof header is missing")
 	}
 	u, err := deviceproof.Parse(pr.Proof)
-	if err != nil || u.KeyID == "" || u.JWK != nil {
+	if err != nil || !plausibleID(u.KeyID) || u.JWK != nil {
 		return Device{}, newErr(ErrInvalidProof, "the device proof is malformed")
 	}
 	d, err := s.devices.Get(ctx, u.KeyID)
@@ -234,7 +234,17 @@ func (s *Service) EnrollByInvitation(ctx context.Context, pr ProofRequest, token
 	if err != nil {
 		return Device{}, internal("take invitation", err)
 	}
-	return s.addDevice(ctx, inv.Email, jwk, thumb, r)
+	d, err := s.addDevice(ctx, inv.Email, jwk, thumb, r)
+	if err != nil {
+		// No device was added: give the invitation back for the rest of its life.
+		if left := inv.ExpiresAt.Sub(s.now()); left > 0 {
+			if rerr := s.invitations.Create(ctx, inv.ID, inv, left); rerr != nil {
+				s.log.Warn("restore invitation after a failed enrollment", "email", inv.Email, "err", rerr)
+			}
+		}
+		return Device{}, err
+	}
+	return d, nil
 }
 
 func (s *Service) addDevice(ctx context.Context, email, jwk, thumb string, r EnrollRequest) (Device, error) {
@@ -299,6 +309,9 @@ func (s *Service) ListDevices(ctx context.Context, email string) ([]Device, erro
 
 // GetDevice returns the device id of the user email.
 func (s *Service) GetDevice(ctx context.Context, email, id string) (Device, error) {
+	if !plausibleID(id) {
+		return Device{}, newErr(ErrNotFound, "device not found")
+	}
 	d, err := s.devices.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && d.Email != strings.ToLower(email)) {
 		return Device{}, newErr(ErrNotFound, "device not found")
@@ -334,6 +347,9 @@ func (s *Service) UpdatePushToken(ctx context.Context, email, id, token string) 
 }
 
 func (s *Service) updateDevice(ctx context.Context, email, id string, change func(Device) Device) (Device, error) {
+	if !plausibleID(id) {
+		return Device{}, newErr(ErrNotFound, "device not found")
+	}
 	d, err := s.devices.Update(ctx, id, func(cur Device) (Device, error) {
 		if cur.Email != strings.ToLower(email) {
 			return cur, newErr(ErrNotFound, "device not found")

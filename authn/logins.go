@@ -151,6 +151,9 @@ func truncate(s string, n int) string {
 // GetLogin returns the login id if secret is the one its browser holds. A wrong or missing secret is
 // ErrForbidden; an unknown (or long gone) login is ErrNotFound.
 func (s *Service) GetLogin(ctx context.Context, id, secret string) (Login, error) {
+	if !plausibleID(id) {
+		return Login{}, newErr(ErrNotFound, "this sign-in does not exist or has expired")
+	}
 	l, err := s.logins.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return Login{}, newErr(ErrNotFound, "this sign-in does not exist or has expired")
@@ -352,6 +355,9 @@ func (s *Service) Challenges(ctx context.Context, d Device) ([]Login, error) {
 
 // Challenge returns challenge id if it belongs to the device's user.
 func (s *Service) Challenge(ctx context.Context, d Device, id string) (Login, error) {
+	if !plausibleID(id) {
+		return Login{}, newErr(ErrNotFound, "challenge not found")
+	}
 	l, err := s.logins.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (l.Email == "" || l.Email != d.Email)) {
 		return Login{}, newErr(ErrNotFound, "challenge not found")
@@ -363,6 +369,9 @@ func (s *Service) Challenge(ctx context.Context, d Device, id string) (Login, er
 // user's devices wins; later ones, and answers after expiry, get ErrChallengeClosed. Approving with a number
 // that is not the one shown in the browser denies the login and returns ErrNumberMismatch.
 func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision) (Login, error) {
+	if !plausibleID(id) {
+		return Login{}, newErr(ErrNotFound, "challenge not found")
+	}
 	l, err := s.transition(ctx, id, func(cur Login, now time.Time) (Login, error) {
 		if cur.Email == "" || cur.Email != d.Email {
 			return cur, newErr(ErrNotFound, "challenge not found")

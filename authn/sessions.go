@@ -77,7 +77,7 @@ func (s *Service) newSession(l Login) (*Session, string) {
 func (s *Service) SessionFromCookie(ctx context.Context, cookie string) (Session, error) {
 	none := newErr(ErrNotFound, "no session")
 	id, secret, ok := splitSessionCookie(cookie)
-	if !ok {
+	if !ok || !plausibleID(id) {
 		return Session{}, none
 	}
 	sess, err := s.sessions.Get(ctx, id)
@@ -99,6 +99,9 @@ func (s *Service) SessionFromCookie(ctx context.Context, cookie string) (Session
 
 // GetSession returns session id.
 func (s *Service) GetSession(ctx context.Context, id string) (Session, error) {
+	if !plausibleID(id) {
+		return Session{}, newErr(ErrNotFound, "session not found")
+	}
 	sess, err := s.sessions.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return Session{}, newErr(ErrNotFound, "session not found")

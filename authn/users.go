@@ -140,6 +140,9 @@ func (s *Service) ensureUser(ctx context.Context, email string) (User, error) {
 // GetUser returns the user with email, or an error matching ErrNotFound.
 func (s *Service) GetUser(ctx context.Context, email string) (User, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
+	if email == "" || len(email) > 254 {
+		return User{}, newErr(ErrNotFound, "user not found")
+	}
 	u, err := s.users.Get(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {
 		return User{}, newErr(ErrNotFound, "user not found")
