@@ -2,10 +2,10 @@ package api
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/winkk/passport/api/deviceapi"
 	"github.com/winkk/passport/authn"
 )
 
@@ -72,23 +72,6 @@ func (s *Server) handleEndUserSessions(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]int{"ended": n})
 }
 
-// adminDevice is a device as an admin sees it (never its key or push token).
-type adminDevice struct {
-	ID                 string     `json:"id"`
-	Email              string     `json:"email"`
-	Name               string     `json:"name"`
-	Platform           string     `json:"platform"`
-	PushStatus         string     `json:"push_status"`
-	CreatedAt          time.Time  `json:"created_at"`
-	LastSeenAt         *time.Time `json:"last_seen_at,omitempty"`
-	PushTokenUpdatedAt *time.Time `json:"push_token_updated_at,omitempty"`
-}
-
-func viewAdminDevice(d authn.Device) adminDevice {
-	return adminDevice{ID: d.ID, Email: d.Email, Name: d.Name, Platform: d.Platform, PushStatus: d.PushStatus,
-		CreatedAt: d.CreatedAt, LastSeenAt: d.LastSeenAt, PushTokenUpdatedAt: d.PushTokenUpdatedAt}
-}
-
 func (s *Server) handleListUserDevices(c echo.Context) error {
 	if _, err := s.svc.GetUser(s.ctx(c), c.Param("email")); err != nil {
 		return err
@@ -97,9 +80,9 @@ func (s *Server) handleListUserDevices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]adminDevice, 0, len(ds))
+	out := make([]deviceapi.Device, 0, len(ds))
 	for _, d := range ds {
-		out = append(out, viewAdminDevice(d))
+		out = append(out, viewDevice(d, ""))
 	}
 	return c.JSON(http.StatusOK, map[string]any{"devices": out})
 }
@@ -109,7 +92,7 @@ func (s *Server) handleGetUserDevice(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewAdminDevice(d))
+	return c.JSON(http.StatusOK, viewDevice(d, ""))
 }
 
 func (s *Server) handleRevokeUserDevice(c echo.Context) error {
@@ -122,15 +105,10 @@ func (s *Server) handleRevokeUserDevice(c echo.Context) error {
 
 // handleRevokeUserDevices revokes every device of a user.
 func (s *Server) handleRevokeUserDevices(c echo.Context) error {
-	ds, err := s.svc.ListDevices(s.ctx(c), c.Param("email"))
+	n, err := s.svc.RemoveDevices(s.ctx(c), c.Param("email"))
 	if err != nil {
 		return err
 	}
-	for _, d := range ds {
-		if err := s.svc.RemoveDevice(s.ctx(c), d.Email, d.ID); err != nil {
-			return err
-		}
-	}
-	s.log.Info("all devices revoked by admin", "email", c.Param("email"), "devices", len(ds))
+	s.log.Info("all devices revoked by admin", "email", c.Param("email"), "devices", n)
 	return c.NoContent(http.StatusNoContent)
 }

@@ -411,3 +411,21 @@ func (s *Service) announceDevice(d Device) {
 		}
 	}()
 }
+
+// RemoveDevices revokes every device of email and returns how many there were.
+func (s *Service) RemoveDevices(ctx context.Context, email string) (int, error) {
+	devs, err := s.ListDevices(ctx, email)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range devs {
+		switch err := s.RemoveDevice(ctx, email, d.ID); {
+		case err == nil:
+			n++
+		case !errors.Is(err, ErrNotFound): // already gone is fine
+			return n, err
+		}
+	}
+	return n, nil
+}

@@ -197,14 +197,6 @@ func (s *Service) DeleteUser(ctx context.Context, email string) error {
 	if _, err := s.EndUserSessions(ctx, email); err != nil {
 		return err
 	}
-	devs, err := s.ListDevices(ctx, email)
-	if err != nil {
-		return err
-	}
-	for _, d := range devs {
-		if err := s.RemoveDevice(ctx, email, d.ID); err != nil && !errors.Is(err, ErrNotFound) {
-			return err
-		}
-	}
-	return nil
+	_, err := s.RemoveDevices(ctx, email)
+	return err
 }
