@@ -3,7 +3,6 @@ package store_test
 import (
 	"testing"
 
-	"github.com/winkk/passport/store"
 	"github.com/winkk/passport/store/storetest"
 )
 
@@ -11,21 +10,14 @@ import (
 // storetest.RedisURL: PASSPORT_TEST_REDIS_URL must work if set; otherwise
 // 127.0.0.1:6379 if it answers, else skipped) and against the embedded store.
 func TestConformance(t *testing.T) {
-	backends := []struct {
-		name string
-		open func(t *testing.T) *store.Store
-	}{
-		{"redis", func(t *testing.T) *store.Store { return storetest.OpenRedis(t) }},
-		{"embedded", func(t *testing.T) *store.Store { return storetest.OpenEmbedded(t) }},
-	}
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			if b.name == "redis" {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			if b.Name == "redis" {
 				if _, ok := storetest.RedisURL(); !ok {
 					t.Skipf("no Redis server: set %s or run one on 127.0.0.1:6379", storetest.EnvRedisURL)
 				}
 			}
-			storetest.Run(t, b.open)
+			storetest.Run(t, b.Open)
 		})
 	}
 }

@@ -78,23 +78,6 @@ func mustRecv(tb testing.TB, ch <-chan string) string {
 	return m
 }
 
-// mustClosed fails tb unless ch is closed (after draining) within 10s.
-func mustClosed(tb testing.TB, ch <-chan string) {
-	tb.Helper()
-	timeout := time.NewTimer(10 * time.Second)
-	defer timeout.Stop()
-	for {
-		select {
-		case _, ok := <-ch:
-			if !ok {
-				return
-			}
-		case <-timeout.C:
-			tb.Fatal("subscription channel not closed within 10s")
-		}
-	}
-}
-
 // mustWait fails tb if done is not closed within 30s (a deadlock).
 func mustWait(tb testing.TB, what string, done <-chan struct{}) {
 	tb.Helper()
@@ -332,7 +315,7 @@ func TestPubSubClose(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, ch := range chans {
-			mustClosed(t, ch)
+			storetest.WaitClosed(t, ch)
 		}
 		for _, cancel := range cancels {
 			cancel()

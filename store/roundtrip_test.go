@@ -13,16 +13,9 @@ import (
 // scripts are loaded (the first call of a script on a server may take one
 // more: EVALSHA, NOSCRIPT, EVAL).
 func TestRoundTrips(t *testing.T) {
-	backends := []struct {
-		name string
-		open func(t *testing.T) *store.Store
-	}{
-		{"redis", func(t *testing.T) *store.Store { return storetest.OpenRedis(t) }},
-		{"embedded", func(t *testing.T) *store.Store { return storetest.OpenEmbedded(t) }},
-	}
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
-			s := b.open(t)
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			s := b.Open(t)
 			rt := store.CountRoundTrips(s)
 			ctx := t.Context()
 			tbl := store.NewTable[benchRecord](s, "rtt")

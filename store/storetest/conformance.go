@@ -385,24 +385,7 @@ func testUpdateConcurrentOneWinner(t *testing.T, s *store.Store) {
 			return r, nil
 		})
 	})
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			if winner >= 0 {
-				t.Fatalf("goroutines %d and %d both won", winner, i)
-			}
-			winner = i
-		case !errors.Is(err, errNotPending):
-			t.Errorf("goroutine %d: %v, want errNotPending", i, err)
-		}
-	}
-	if winner < 0 {
-		t.Fatal("no goroutine won")
-	}
-	if got := mustGet(t, tbl, "c"); got.State != "approved" || got.Winner != winner {
-		t.Fatalf("stored %+v, want approved by %d", got, winner)
-	}
+	mustOneWinner(t, errs, tbl, "c")
 }
 
 func testUpdateConcurrentAllApplied(t *testing.T, s *store.Store) {
@@ -662,24 +645,7 @@ func testUpdateAndPublishConcurrentOneWinner(t *testing.T, s *store.Store) {
 			return r, nil
 		}, updateChannel, fmt.Sprint("won by ", i))
 	})
-	winner := -1
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			if winner >= 0 {
-				t.Fatalf("goroutines %d and %d both won", winner, i)
-			}
-			winner = i
-		case !errors.Is(err, errNotPending):
-			t.Errorf("goroutine %d: %v, want errNotPending", i, err)
-		}
-	}
-	if winner < 0 {
-		t.Fatal("no goroutine won")
-	}
-	if got := mustGet(t, tbl, "c"); got.State != "approved" || got.Winner != winner {
-		t.Fatalf("stored %+v, want approved by %d", got, winner)
-	}
+	winner := mustOneWinner(t, errs, tbl, "c")
 	if msgs, want := drainUntilMarker(t, s, updateChannel, sub), []string{fmt.Sprint("won by ", winner)}; !slices.Equal(msgs, want) {
 		t.Fatalf("published %q, want %q", msgs, want)
 	}
@@ -1145,23 +1111,6 @@ func recv(t *testing.T, ch <-chan string) string {
 	return ""
 }
 
-// waitClosed fails t unless ch is closed (after draining) within 10s.
-func waitClosed(t *testing.T, ch <-chan string) {
-	t.Helper()
-	timeout := time.NewTimer(10 * time.Second)
-	defer timeout.Stop()
-	for {
-		select {
-		case _, ok := <-ch:
-			if !ok {
-				return
-			}
-		case <-timeout.C:
-			t.Fatal("subscription channel not closed within 10s")
-		}
-	}
-}
-
 func testPubSub(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
 	if _, _, err := s.Subscribe(ctx); err == nil {
@@ -1230,7 +1179,7 @@ func testSubscribeCancel(t *testing.T, s *store.Store) {
 			}
 			defer cancel()
 			tc.stop(cancel, cancelCtx)
-			waitClosed(t, ch)
+			WaitClosed(t, ch)
 			if err := s.Publish(context.Background(), "c", "after"); err != nil {
 				t.Fatalf("Publish after cancel: %v", err)
 			}
@@ -1279,7 +1228,7 @@ func testSubscribeShared(t *testing.T, s *store.Store) {
 	}
 	t.Run("OthersStayAfterCancel", func(t *testing.T) {
 		cancelB()
-		waitClosed(t, b)
+		WaitClosed(t, b)
 		mustPublish(t, s, "x", "4")
 		mustPublish(t, s, "y", "5")
 		for _, want := range []string{"4", "5"} {
@@ -1536,4 +1485,29 @@ func testStaleIDsSweptOnWrite(t *testing.T, s *store.Store) {
 	if l, err := tbl.List(ctx); err != nil || len(l) != live {
 		t.Fatalf("List = %d records, %v; want %d", len(l), err, live)
 	}
+}
+
+// mustOneWinner checks that exactly one of errs is nil, that every other is errNotPending, and that record
+// id was approved by the winner, whose index it returns.
+func mustOneWinner(t *testing.T, errs []error, tbl *store.Table[record], id string) int {
+	t.Helper()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			if winner >= 0 {
+				t.Fatalf("goroutines %d and %d both won", winner, i)
+			}
+			winner = i
+		case !errors.Is(err, errNotPending):
+			t.Errorf("goroutine %d: %v, want errNotPending", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no goroutine won")
+	}
+	if got := mustGet(t, tbl, id); got.State != "approved" || got.Winner != winner {
+		t.Fatalf("stored %+v, want approved by %d", got, winner)
+	}
+	return winner
 }

@@ -129,3 +129,35 @@ func UniquePrefix(tb testing.TB) string {
 	}, tb.Name())
 	return "test:" + name + ":" + hex.EncodeToString(b[:]) + ":"
 }
+
+// Backend is one kind of store the suites run against.
+type Backend struct {
+	Name string
+	Open func(t *testing.T) *store.Store
+}
+
+// Backends are the real Redis server chosen by RedisURL (skipped with a log line when there is none) and the
+// embedded store.
+func Backends() []Backend {
+	return []Backend{
+		{"redis", func(t *testing.T) *store.Store { return OpenRedis(t) }},
+		{"embedded", func(t *testing.T) *store.Store { return OpenEmbedded(t) }},
+	}
+}
+
+// WaitClosed fails tb unless ch is closed (after draining it) within 10s.
+func WaitClosed(tb testing.TB, ch <-chan string) {
+	tb.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-timeout.C:
+			tb.Fatal("subscription channel not closed within 10s")
+		}
+	}
+}
