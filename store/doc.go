@@ -32,13 +32,18 @@
 //
 //   - [Table.Update] and [Table.UpdateAndPublish]: two (a read, then a
 //     compare-and-swap script, which for UpdateAndPublish also publishes),
-//     plus one per lost race;
+//     plus one per lost race; [Table.Change] from the record the caller
+//     read: one, plus one per lost race (its index changes and messages ride
+//     in the same script);
 //   - [Table.List] and [Table.ListIndex] of a set of more than 512 ids: one,
 //     plus one per 256 ids, plus one per such batch holding stale ids;
 //   - [Store.Subscribe]: one (an awaited SUBSCRIBE) for the first subscriber
 //     of a channel in this Store, none for the others; all subscriptions of
 //     a Store share one pub/sub connection, opened by the first Subscribe;
 //   - [Store.Purge], which scans and deletes key by key.
+//
+// A [Batch] sends any number of reads and counter hits in one round trip.
+// [Store.Stats] counts the round trips a Store has made.
 //
 // Scripts are sent by digest (EVALSHA); the first call of a script on a
 // server takes one more round trip to load it. The embedded server runs each

@@ -6,56 +6,30 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
-// RoundTripCounter counts the round trips (commands or pipelines sent, each
-// awaited before the next) and the commands a Store's client makes. Test-only.
+// RoundTripCounter counts the round trips and commands of a Store from the
+// moment it was made or last Reset, from [Store.Stats]. Test-only.
 type RoundTripCounter struct {
-	rtts, cmds atomic.Int64
+	s    *Store
+	base Stats
 }
 
-// CountRoundTrips installs a counting hook on s's client. Install it before
-// using s concurrently.
+// CountRoundTrips starts counting s's round trips.
 func CountRoundTrips(s *Store) *RoundTripCounter {
-	c := &RoundTripCounter{}
-	s.rdb.AddHook(c)
-	return c
+	return &RoundTripCounter{s: s, base: s.Stats()}
 }
 
-// Reset zeroes the counts.
-func (c *RoundTripCounter) Reset() { c.rtts.Store(0); c.cmds.Store(0) }
+// Reset starts counting again from zero.
+func (c *RoundTripCounter) Reset() { c.base = c.s.Stats() }
 
 // RoundTrips returns the round trips counted since the last Reset.
-func (c *RoundTripCounter) RoundTrips() int64 { return c.rtts.Load() }
+func (c *RoundTripCounter) RoundTrips() int64 { return c.s.Stats().RoundTrips - c.base.RoundTrips }
 
 // Commands returns the commands counted since the last Reset (a MULTI/EXEC
 // pipeline counts each queued command plus MULTI and EXEC).
-func (c *RoundTripCounter) Commands() int64 { return c.cmds.Load() }
-
-// DialHook implements redis.Hook.
-func (c *RoundTripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-// ProcessHook implements redis.Hook.
-func (c *RoundTripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.rtts.Add(1)
-		c.cmds.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-// ProcessPipelineHook implements redis.Hook.
-func (c *RoundTripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.rtts.Add(1)
-		c.cmds.Add(int64(len(cmds)))
-		return next(ctx, cmds)
-	}
-}
+func (c *RoundTripCounter) Commands() int64 { return c.s.Stats().Commands - c.base.Commands }
 
 // PubSubConnName returns the client name of s's pub/sub connection.
 func PubSubConnName(s *Store) string { return pubsubConnName(s.prefix) }
@@ -203,3 +177,7 @@ func SilencePubSubConn(s *Store) error {
 	c.blackhole.Store(true)
 	return nil
 }
+
+// FlushScripts makes the server forget every loaded script (SCRIPT FLUSH), as
+// a restart does.
+func FlushScripts(ctx context.Context, s *Store) error { return s.rdb.ScriptFlush(ctx).Err() }

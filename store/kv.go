@@ -53,7 +53,17 @@ func (s *Store) setNX(ctx context.Context, key, value string, ttl time.Duration)
 
 // GetValue returns the value stored under key, or ErrNotFound.
 func (s *Store) GetValue(ctx context.Context, key string) (string, error) {
-	v, err := s.rdb.Get(ctx, s.valueKey(key)).Result()
+	return decodeValue(s.rdb.Get(ctx, s.valueKey(key)))
+}
+
+// GetValueIn queues [Store.GetValue] of key in b.
+func (s *Store) GetValueIn(b *Batch, key string) *Result[string] {
+	cmd := b.pipe.Get(b.ctx, s.valueKey(key))
+	return settle(b, func() (string, error) { return decodeValue(cmd) })
+}
+
+func decodeValue(cmd *redis.StringCmd) (string, error) {
+	v, err := cmd.Result()
 	if errors.Is(err, redis.Nil) {
 		return "", fmt.Errorf("store: get value: %w", ErrNotFound)
 	}
@@ -121,14 +131,43 @@ func (s *Store) Hit(ctx context.Context, key string, window time.Duration) (coun
 	if window <= 0 {
 		return 0, 0, fmt.Errorf("store: hit: window must be positive, got %v", window)
 	}
-	res, err := hitScript.Run(ctx, s.rdb, []string{s.counterKey(key)}, ttlMillis(window)).Int64Slice()
+	h := decodeHit(hitScript.Run(ctx, s.rdb, []string{s.counterKey(key)}, ttlMillis(window)))
+	return h.Count, h.ResetIn, h.err
+}
+
+// HitCount is the result of a batched [Store.Hit].
+type HitCount struct {
+	Count   int64         // the count after this hit
+	ResetIn time.Duration // the time left in the window
+	err     error
+}
+
+// HitIn queues [Store.Hit] of key in b.
+func (s *Store) HitIn(b *Batch, key string, window time.Duration) *Result[HitCount] {
+	if window <= 0 {
+		err := fmt.Errorf("store: hit: window must be positive, got %v", window)
+		return settle(b, func() (HitCount, error) { return HitCount{}, err })
+	}
+	keys, ms, ctx := []string{s.counterKey(key)}, ttlMillis(window), b.ctx
+	cmd := hitScript.EvalSha(b.ctx, b.pipe, keys, ms)
+	return settle(b, func() (HitCount, error) {
+		if noScript(cmd.Err()) { // the script did not run: send it (which loads it)
+			cmd = hitScript.Eval(ctx, s.rdb, keys, ms)
+		}
+		h := decodeHit(cmd)
+		return h, h.err
+	})
+}
+
+func decodeHit(cmd *redis.Cmd) HitCount {
+	res, err := cmd.Int64Slice()
 	if err != nil {
-		return 0, 0, fmt.Errorf("store: hit: %w", err)
+		return HitCount{err: fmt.Errorf("store: hit: %w", err)}
 	}
 	if len(res) != 2 {
-		return 0, 0, fmt.Errorf("store: hit: unexpected reply %v", res)
+		return HitCount{err: fmt.Errorf("store: hit: unexpected reply %v", res)}
 	}
-	return res[0], time.Duration(res[1]) * time.Millisecond, nil
+	return HitCount{Count: res[0], ResetIn: time.Duration(res[1]) * time.Millisecond}
 }
 
 // countScript: KEYS[1] counter. Returns {count, pttl} atomically.

@@ -76,6 +76,43 @@ type Store struct {
 	// psPingEvery and psPingTimeout override pubsubPingEvery and
 	// pubsubPingTimeout when set (tests).
 	psPingEvery, psPingTimeout time.Duration
+
+	stats statsHook
+}
+
+// Stats counts what a Store has asked of the server since it was opened.
+type Stats struct {
+	// RoundTrips counts requests awaited one after the other: a command, or
+	// a pipeline or MULTI/EXEC sent as one.
+	RoundTrips int64
+	// Commands counts the commands in them (a script is one command).
+	Commands int64
+}
+
+// Stats returns the counts so far (pub/sub traffic is not counted).
+func (s *Store) Stats() Stats {
+	return Stats{RoundTrips: s.stats.rtts.Load(), Commands: s.stats.cmds.Load()}
+}
+
+// statsHook is the go-redis hook behind [Store.Stats].
+type statsHook struct{ rtts, cmds atomic.Int64 }
+
+func (h *statsHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *statsHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.rtts.Add(1)
+		h.cmds.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *statsHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.rtts.Add(1)
+		h.cmds.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
 }
 
 // Open connects to the store selected by o.URL and pings it, giving up when ctx
@@ -214,6 +251,7 @@ func newStore(o Options) (*Store, error) {
 	default:
 		return nil, fmt.Errorf("invalid URL: unsupported scheme %q", scheme)
 	}
+	s.rdb.AddHook(&s.stats)
 	return s, nil
 }
 

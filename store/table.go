@@ -72,9 +72,10 @@ end
 // sweepSample is the n passed to sweep.
 const sweepSample = 3
 
-// createScript: KEYS[1] record, KEYS[2] id set; ARGV[1] value, ARGV[2] ttl ms
-// (0 = none), ARGV[3] id, ARGV[4] record key base, ARGV[5] sweep sample.
-// Returns 1 if created, 0 if the record existed.
+// createScript: KEYS[1] record, KEYS[2] id set, KEYS[3..] secondary indexes;
+// ARGV[1] value, ARGV[2] ttl ms (0 = none), ARGV[3] id, ARGV[4] record key
+// base, ARGV[5] sweep sample. Returns 1 if created (and the id added to the
+// id set and the indexes, each swept), 0 if the record existed.
 var createScript = redis.NewScript(sweepLua + `
 local ok
 if tonumber(ARGV[2]) > 0 then
@@ -83,8 +84,10 @@ else
   ok = redis.call('SET', KEYS[1], ARGV[1], 'NX')
 end
 if not ok then return 0 end
-redis.call('SADD', KEYS[2], ARGV[3])
-sweep(KEYS[2], ARGV[4], tonumber(ARGV[5]))
+for i = 2, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[3])
+  sweep(KEYS[i], ARGV[4], tonumber(ARGV[5]))
+end
 return 1
 `)
 
@@ -150,9 +153,10 @@ end
 return out
 `)
 
-// Create stores v under id. It returns ErrAlreadyExists if id exists. ttl 0
-// means no expiry.
-func (t *Table[T]) Create(ctx context.Context, id string, v T, ttl time.Duration) error {
+// Create stores v under id and, in the same script, adds id to the named
+// secondary indexes (as [Table.AddToIndex] does). It returns ErrAlreadyExists
+// if id exists, and then changes nothing. ttl 0 means no expiry.
+func (t *Table[T]) Create(ctx context.Context, id string, v T, ttl time.Duration, indexes ...string) error {
 	if err := checkTTL(ttl); err != nil {
 		return t.errf("create", err)
 	}
@@ -160,8 +164,12 @@ func (t *Table[T]) Create(ctx context.Context, id string, v T, ttl time.Duration
 	if err != nil {
 		return t.errf("create", err)
 	}
-	n, err := createScript.Run(ctx, t.s.rdb, []string{t.recKey(id), t.idsKey()},
-		b, ttlMillis(ttl), id, t.recKey(""), sweepSample).Int()
+	keys := make([]string, 2, 2+len(indexes))
+	keys[0], keys[1] = t.recKey(id), t.idsKey()
+	for _, ix := range indexes {
+		keys = append(keys, t.indexKey(ix))
+	}
+	n, err := createScript.Run(ctx, t.s.rdb, keys, b, ttlMillis(ttl), id, t.recKey(""), sweepSample).Int()
 	if err != nil {
 		return t.errf("create", err)
 	}
@@ -191,8 +199,19 @@ func (t *Table[T]) Put(ctx context.Context, id string, v T, ttl time.Duration) e
 
 // Get returns the record id, or ErrNotFound.
 func (t *Table[T]) Get(ctx context.Context, id string) (T, error) {
+	return t.decodeGet(id, t.s.rdb.Get(ctx, t.recKey(id)))
+}
+
+// GetIn queues [Table.Get] of id in b.
+func (t *Table[T]) GetIn(b *Batch, id string) *Result[T] {
+	cmd := b.pipe.Get(b.ctx, t.recKey(id))
+	return settle(b, func() (T, error) { return t.decodeGet(id, cmd) })
+}
+
+// decodeGet turns the reply to GET of record id into Get's result.
+func (t *Table[T]) decodeGet(id string, cmd *redis.StringCmd) (T, error) {
 	var v T
-	b, err := t.s.rdb.Get(ctx, t.recKey(id)).Bytes()
+	b, err := cmd.Bytes()
 	if errors.Is(err, redis.Nil) {
 		return v, t.errf("get", ErrNotFound)
 	}
@@ -205,23 +224,50 @@ func (t *Table[T]) Get(ctx context.Context, id string) (T, error) {
 	return v, nil
 }
 
-// casLua: KEYS[1] record; ARGV[1] the bytes the caller read, ARGV[2] the new
-// bytes; optionally ARGV[3] a channel and ARGV[4] a message. If the record
-// still holds exactly ARGV[1] it is replaced by ARGV[2] keeping its TTL
-// (KEEPTTL, Redis >= 6.0), ARGV[4] is published on ARGV[3] and 1 is returned.
-// A missing (deleted or expired) record is never written: -1. A record that
-// holds other bytes is left alone and those bytes are returned (a string), so
-// the caller retries without reading again.
-const casLua = `
+// casLua: KEYS[1] record, KEYS[2..ARGV[3]+1] indexes to add the id to, the
+// remaining KEYS indexes to remove it from; ARGV[1] the bytes the caller read,
+// ARGV[2] the new bytes, ARGV[3] the number of indexes to add to, ARGV[4] the
+// id, ARGV[5] the record key base, ARGV[6] the sweep sample, ARGV[7..]
+// channel, message pairs. If the record still holds exactly ARGV[1] it is
+// replaced by ARGV[2] keeping its TTL (KEEPTTL, Redis >= 6.0), the indexes
+// are changed (an index added to is swept as by AddToIndex), the messages are
+// published and 1 is returned. A missing (deleted or expired) record is never
+// written: -1. A record that holds other bytes is left alone and those bytes
+// are returned (a string), so the caller retries without reading again.
+const casLua = sweepLua + `
 local cur = redis.call('GET', KEYS[1])
 if not cur then return -1 end
 if cur ~= ARGV[1] then return cur end
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-if ARGV[3] then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
+local nadd = tonumber(ARGV[3])
+for i = 2, #KEYS do
+  if i <= nadd + 1 then
+    sweep(KEYS[i], ARGV[5], tonumber(ARGV[6]))
+    redis.call('SADD', KEYS[i], ARGV[4])
+  else
+    redis.call('SREM', KEYS[i], ARGV[4])
+  end
+end
+for i = 7, #ARGV, 2 do
+  redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
+end
 return 1
 `
 
 var casScript = redis.NewScript(casLua)
+
+// Effects are what a [Table.Change] does besides replacing the record: in
+// the same script, only when the write lands, and never on a lost race.
+type Effects struct {
+	// AddTo names the secondary indexes to add the record's id to (as
+	// [Table.AddToIndex] does) and RemoveFrom those to remove it from.
+	AddTo, RemoveFrom []string
+	// Publish lists messages to publish, as [Store.Publish] does.
+	Publish []Message
+}
+
+// Message is a pub/sub message: Payload published on Channel.
+type Message struct{ Channel, Payload string }
 
 // Update atomically replaces the record with fn(old) and returns the new
 // value. It is an optimistic compare-and-swap: it reads the record (one round
@@ -241,7 +287,7 @@ var casScript = redis.NewScript(casLua)
 // (which could apply fn twice), so the record may or may not have been
 // updated then.
 func (t *Table[T]) Update(ctx context.Context, id string, fn func(old T) (T, error)) (T, error) {
-	return t.update(ctx, "update", id, fn, nil)
+	return t.change(ctx, "update", id, nil, fn, Effects{})
 }
 
 // UpdateAndPublish is [Table.Update] that also announces the change: when the
@@ -251,20 +297,49 @@ func (t *Table[T]) Update(ctx context.Context, id string, fn func(old T) (T, err
 // successful call; none when fn fails, the record is missing, or an error is
 // returned before the write. Pub/sub is fire-and-forget as with Publish.
 func (t *Table[T]) UpdateAndPublish(ctx context.Context, id string, fn func(old T) (T, error), channel, msg string) (T, error) {
-	return t.update(ctx, "update and publish", id, fn, []any{t.s.channelName(channel), msg})
+	return t.change(ctx, "update and publish", id, nil, fn, Effects{Publish: []Message{{channel, msg}}})
 }
 
-// update implements Update (pub nil) and UpdateAndPublish (pub = channel
-// name, message).
-func (t *Table[T]) update(ctx context.Context, op, id string, fn func(old T) (T, error), pub []any) (T, error) {
+// Change is [Table.Update] with a starting point and effects. When seen is
+// not nil it is the record as the caller last read it: fn runs on it and the
+// first compare-and-swap expects it, so a record nobody changed since costs
+// one round trip instead of two (one that changed costs one more, as a lost
+// race does). The effects happen in the same script as the write, atomically
+// with it and only if it lands; a write that lands on a lost race's retry
+// carries them once.
+func (t *Table[T]) Change(ctx context.Context, id string, seen *T, fn func(old T) (T, error), also Effects) (T, error) {
+	return t.change(ctx, "change", id, seen, fn, also)
+}
+
+// change implements Update, UpdateAndPublish and Change.
+func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(old T) (T, error), also Effects) (T, error) {
 	var zero T
 	key := t.recKey(id)
-	b, err := t.s.rdb.Get(ctx, key).Bytes()
+	var b []byte
+	var err error
+	if seen != nil {
+		b, err = json.Marshal(*seen)
+	} else {
+		b, err = t.s.rdb.Get(ctx, key).Bytes()
+	}
 	if errors.Is(err, redis.Nil) {
 		return zero, t.errf(op, ErrNotFound)
 	}
 	if err != nil {
 		return zero, t.errf(op, err)
+	}
+	keys := make([]string, 0, 1+len(also.AddTo)+len(also.RemoveFrom))
+	keys = append(keys, key)
+	for _, ix := range also.AddTo {
+		keys = append(keys, t.indexKey(ix))
+	}
+	for _, ix := range also.RemoveFrom {
+		keys = append(keys, t.indexKey(ix))
+	}
+	args := make([]any, 6, 6+2*len(also.Publish))
+	args[2], args[3], args[4], args[5] = len(also.AddTo), id, t.recKey(""), sweepSample
+	for _, m := range also.Publish {
+		args = append(args, t.s.channelName(m.Channel), m.Payload)
 	}
 	for range maxUpdateAttempts {
 		var old T
@@ -279,7 +354,8 @@ func (t *Table[T]) update(ctx context.Context, op, id string, fn func(old T) (T,
 		if err != nil {
 			return zero, t.errf(op, err)
 		}
-		res, err := runOnce(ctx, t.s.rdb, casScript, casLua, []string{key}, append([]any{b, nb}, pub...)...).Result()
+		args[0], args[1] = b, nb
+		res, err := runOnce(ctx, t.s.rdb, casScript, casLua, keys, args...).Result()
 		if err != nil {
 			return zero, t.errf(op, err)
 		}
@@ -317,7 +393,7 @@ func (onceCmd) NoRetry() bool { return true }
 func runOnce(ctx context.Context, c redis.UniversalClient, s *redis.Script, src string, keys []string, args ...any) *redis.Cmd {
 	cmd := evalCmd(ctx, "evalsha", s.Hash(), keys, args)
 	_ = c.Process(ctx, onceCmd{cmd})
-	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+	if noScript(cmd.Err()) {
 		cmd = evalCmd(ctx, "eval", src, keys, args)
 		_ = c.Process(ctx, onceCmd{cmd})
 	}
@@ -463,6 +539,27 @@ func (t *Table[T]) ListIndex(ctx context.Context, index string) ([]T, error) {
 	return vs, nil
 }
 
+// ListIndexIn queues [Table.ListIndex] of index in b. An index of more than
+// 512 ids takes more round trips when b runs, as ListIndex does.
+func (t *Table[T]) ListIndexIn(b *Batch, index string) *Result[[]T] {
+	setKey := t.indexKey(index)
+	cmd := listScript.EvalSha(b.ctx, b.pipe, []string{setKey}, t.recKey(""), listScriptMax)
+	ctx := b.ctx
+	return settle(b, func() ([]T, error) {
+		var vs []T
+		var err error
+		if noScript(cmd.Err()) {
+			vs, err = t.listSet(ctx, setKey)
+		} else {
+			vs, err = t.decodeList(ctx, setKey, cmd)
+		}
+		if err != nil {
+			return nil, t.errf("list index", err)
+		}
+		return vs, nil
+	})
+}
+
 // IndexIDs returns the ids currently in the named index, without checking that
 // their records are live (see ListIndex). Order unspecified.
 func (t *Table[T]) IndexIDs(ctx context.Context, index string) ([]string, error) {
@@ -477,7 +574,13 @@ func (t *Table[T]) IndexIDs(ctx context.Context, index string) ([]string, error)
 // ids: one round trip (listScript) for a set of up to listScriptMax ids, else
 // one more per listBatch ids (MGET) and per batch holding stale ids.
 func (t *Table[T]) listSet(ctx context.Context, setKey string) ([]T, error) {
-	reply, err := listScript.Run(ctx, t.s.rdb, []string{setKey}, t.recKey(""), listScriptMax).Slice()
+	return t.decodeList(ctx, setKey, listScript.Run(ctx, t.s.rdb, []string{setKey}, t.recKey(""), listScriptMax))
+}
+
+// decodeList turns listScript's reply for setKey into the records, reading
+// them in batches when the set was too large for the script.
+func (t *Table[T]) decodeList(ctx context.Context, setKey string, cmd *redis.Cmd) ([]T, error) {
+	reply, err := cmd.Slice()
 	if err != nil {
 		return nil, err
 	}

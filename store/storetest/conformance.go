@@ -33,6 +33,9 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"UpdateAndPublishConcurrentOneWinner", testUpdateAndPublishConcurrentOneWinner},
 		{"UpdateAndPublishConcurrentAllApplied", testUpdateAndPublishConcurrentAllApplied},
 		{"TakeConcurrentOneWinner", testTakeConcurrentOneWinner},
+		{"Change", testChange},
+		{"CreateIndexed", testCreateIndexed},
+		{"Batch", testBatch},
 		{"List", testList},
 		{"Index", testIndex},
 		{"StaleIDsSweptOnWrite", testStaleIDsSweptOnWrite},
@@ -73,9 +76,9 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func mustCreate(tb testing.TB, tbl *store.Table[record], id string, v record, ttl time.Duration) {
+func mustCreate(tb testing.TB, tbl *store.Table[record], id string, v record, ttl time.Duration, indexes ...string) {
 	tb.Helper()
-	if err := tbl.Create(context.Background(), id, v, ttl); err != nil {
+	if err := tbl.Create(context.Background(), id, v, ttl, indexes...); err != nil {
 		tb.Fatalf("Create(%q): %v", id, err)
 	}
 }

@@ -1,0 +1,258 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/winkk/passport/store"
+)
+
+// roundTrips runs fn and returns how many round trips s made meanwhile (run
+// it where nothing else uses s).
+func roundTrips(t *testing.T, s *store.Store, fn func()) int64 {
+	t.Helper()
+	before := s.Stats().RoundTrips
+	fn()
+	return s.Stats().RoundTrips - before
+}
+
+func mustIndexIDs(t *testing.T, tbl *store.Table[record], index string) []string {
+	t.Helper()
+	ids, err := tbl.IndexIDs(t.Context(), index)
+	if err != nil {
+		t.Fatalf("IndexIDs(%s): %v", index, err)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// testChange: Change from a record the caller read writes in one round trip,
+// carries its effects (indexes, messages) exactly when the write lands, and
+// falls back to the current record when the one it was given is stale.
+func testChange(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := store.NewTable[record](s, "change")
+	sub := mustSubscribe(t, s, updateChannel)
+	also := store.Effects{
+		AddTo:      []string{"pending"},
+		RemoveFrom: []string{"new"},
+		Publish:    []store.Message{{Channel: updateChannel, Payload: "one"}, {Channel: updateChannel, Payload: "two"}},
+	}
+	approve := func(r record) (record, error) {
+		if r.State != "pending" {
+			return r, errNotPending
+		}
+		r.State, r.N = "approved", r.N+1
+		return r, nil
+	}
+	setup := func(t *testing.T, id string) record {
+		t.Helper()
+		mustCreate(t, tbl, id, record{State: "pending"}, time.Hour)
+		if err := tbl.AddToIndex(ctx, "new", id); err != nil {
+			t.Fatal(err)
+		}
+		return mustGet(t, tbl, id)
+	}
+
+	t.Run("FromSeenInOneRoundTrip", func(t *testing.T) {
+		warm := setup(t, "warm-up") // loads the script
+		if _, err := tbl.Change(ctx, "warm-up", &warm, approve, store.Effects{}); err != nil {
+			t.Fatal(err)
+		}
+		seen := setup(t, "a")
+		var got record
+		var err error
+		if n := roundTrips(t, s, func() { got, err = tbl.Change(ctx, "a", &seen, approve, also) }); n != 1 {
+			t.Errorf("Change from an up-to-date record took %d round trips, want 1", n)
+		}
+		if err != nil || got.State != "approved" || got.N != 1 {
+			t.Fatalf("Change = %+v, %v", got, err)
+		}
+		if stored := mustGet(t, tbl, "a"); stored != got {
+			t.Fatalf("stored %+v, returned %+v", stored, got)
+		}
+		if ids := mustIndexIDs(t, tbl, "pending"); !slices.Contains(ids, "a") {
+			t.Fatalf("index pending = %v, want a in it", ids)
+		}
+		if ids := mustIndexIDs(t, tbl, "new"); slices.Contains(ids, "a") {
+			t.Fatalf("index new = %v, want a removed", ids)
+		}
+		if msgs := drainUntilMarker(t, s, updateChannel, sub); !slices.Equal(msgs, []string{"one", "two"}) {
+			t.Fatalf("published %q, want one, two", msgs)
+		}
+		if ttl := mustTTL(t, tbl, "a"); ttl <= 0 || ttl > time.Hour {
+			t.Fatalf("TTL after Change = %v, want kept", ttl)
+		}
+	})
+	t.Run("StaleSeenUsesCurrent", func(t *testing.T) {
+		seen := setup(t, "b")
+		mustPut(t, tbl, "b", record{State: "pending", N: 41}, time.Hour)
+		calls := 0
+		got, err := tbl.Change(ctx, "b", &seen, func(r record) (record, error) { calls++; return approve(r) }, also)
+		if err != nil || got.N != 42 || calls != 2 {
+			t.Fatalf("Change from a stale record = %+v, %v after %d calls; want N 42 after 2 calls", got, err, calls)
+		}
+		if msgs := drainUntilMarker(t, s, updateChannel, sub); !slices.Equal(msgs, []string{"one", "two"}) {
+			t.Fatalf("published %q, want one, two exactly once", msgs)
+		}
+	})
+	t.Run("RefusedChangesNothing", func(t *testing.T) {
+		seen := setup(t, "c")
+		mustPut(t, tbl, "c", record{State: "denied"}, time.Hour)
+		if _, err := tbl.Change(ctx, "c", &seen, approve, also); !errors.Is(err, errNotPending) {
+			t.Fatalf("Change of a decided record: %v, want errNotPending", err)
+		}
+		if ids := mustIndexIDs(t, tbl, "pending"); slices.Contains(ids, "c") {
+			t.Fatalf("a refused change added to the index: %v", ids)
+		}
+		if ids := mustIndexIDs(t, tbl, "new"); !slices.Contains(ids, "c") {
+			t.Fatalf("a refused change removed from the index: %v", ids)
+		}
+		if msgs := drainUntilMarker(t, s, updateChannel, sub); len(msgs) != 0 {
+			t.Fatalf("a refused change published %q", msgs)
+		}
+	})
+	t.Run("GoneIsNotResurrected", func(t *testing.T) {
+		seen := setup(t, "d")
+		if err := tbl.Delete(ctx, "d"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tbl.Change(ctx, "d", &seen, approve, also); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Change of a deleted record: %v, want ErrNotFound", err)
+		}
+		if _, err := tbl.Get(ctx, "d"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the deleted record came back: %v", err)
+		}
+		if msgs := drainUntilMarker(t, s, updateChannel, sub); len(msgs) != 0 {
+			t.Fatalf("a change of a gone record published %q", msgs)
+		}
+	})
+	t.Run("ConcurrentFromOneReadOneWinner", func(t *testing.T) {
+		seen := setup(t, "e")
+		errs := make([]error, concurrency)
+		runConcurrently(concurrency, func(i int) {
+			_, errs[i] = tbl.Change(ctx, "e", &seen, func(r record) (record, error) {
+				if r.State != "pending" {
+					return r, errNotPending
+				}
+				r.State, r.Winner = "approved", i
+				return r, nil
+			}, store.Effects{AddTo: []string{"won"}, Publish: []store.Message{{Channel: updateChannel, Payload: "won"}}})
+		})
+		mustOneWinner(t, errs, tbl, "e")
+		if msgs := drainUntilMarker(t, s, updateChannel, sub); !slices.Equal(msgs, []string{"won"}) {
+			t.Fatalf("published %q, want one message", msgs)
+		}
+	})
+}
+
+// testCreateIndexed: Create adds the id to the indexes it names, and a create
+// that finds the record changes no index.
+func testCreateIndexed(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := store.NewTable[record](s, "sessions")
+	mustCreate(t, tbl, "warm-up", record{}, time.Hour) // loads the script
+	var err error
+	if n := roundTrips(t, s, func() { err = tbl.Create(ctx, "s1", record{State: "one"}, time.Hour, "user:ada", "all") }); n != 1 {
+		t.Errorf("Create with two indexes took %d round trips, want 1", n)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ix := range []string{"user:ada", "all"} {
+		if got, err := tbl.ListIndex(ctx, ix); err != nil || !slices.Equal(states(got), []string{"one"}) {
+			t.Fatalf("ListIndex(%s) = %v, %v; want [one]", ix, states(got), err)
+		}
+	}
+	if err := tbl.Create(ctx, "s1", record{State: "two"}, time.Hour, "user:bob"); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatalf("second Create: %v, want ErrAlreadyExists", err)
+	}
+	if ids := mustIndexIDs(t, tbl, "user:bob"); len(ids) != 0 {
+		t.Fatalf("a refused Create indexed the record: %v", ids)
+	}
+}
+
+// testBatch: operations queued in a Batch go in one round trip and each
+// returns what it would have returned alone, errors included.
+func testBatch(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	users := store.NewTable[record](s, "users")
+	devices := store.NewTable[record](s, "devices")
+	mustCreate(t, users, "ada", record{State: "active"}, 0)
+	for _, id := range []string{"d1", "d2"} {
+		mustCreate(t, devices, id, record{State: id}, 0, "user:ada")
+	}
+	if err := s.SetValue(ctx, "pause:ada", "until tomorrow", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Hit(ctx, "ip", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	// A first batch loads the scripts and may open a connection.
+	warm := s.Batch(ctx)
+	devices.ListIndexIn(warm, "user:nobody")
+	s.HitIn(warm, "warm-up", time.Hour)
+	warm.Run()
+
+	b := s.Batch(ctx)
+	user := users.GetIn(b, "ada")
+	nobody := users.GetIn(b, "bob")
+	devs := devices.ListIndexIn(b, "user:ada")
+	none := devices.ListIndexIn(b, "user:bob")
+	pause := s.GetValueIn(b, "pause:ada")
+	noPause := s.GetValueIn(b, "pause:bob")
+	hit := s.HitIn(b, "ip", time.Hour)
+	badHit := s.HitIn(b, "ip", 0)
+	if _, err := user.Get(); err == nil {
+		t.Fatal("a Result was ready before its Batch ran")
+	}
+	if n := roundTrips(t, s, b.Run); n != 1 {
+		t.Errorf("a Batch of 8 operations took %d round trips, want 1", n)
+	}
+
+	if u, err := user.Get(); err != nil || u.State != "active" {
+		t.Errorf("GetIn = %+v, %v", u, err)
+	}
+	if _, err := nobody.Get(); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetIn of a missing record: %v, want ErrNotFound", err)
+	}
+	if ds, err := devs.Get(); err != nil || !slices.Equal(states(ds), []string{"d1", "d2"}) {
+		t.Errorf("ListIndexIn = %v, %v", states(ds), err)
+	}
+	if ds, err := none.Get(); err != nil || len(ds) != 0 {
+		t.Errorf("ListIndexIn of an empty index = %v, %v", ds, err)
+	}
+	if v, err := pause.Get(); err != nil || v != "until tomorrow" {
+		t.Errorf("GetValueIn = %q, %v", v, err)
+	}
+	if _, err := noPause.Get(); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("GetValueIn of a missing value: %v, want ErrNotFound", err)
+	}
+	if h, err := hit.Get(); err != nil || h.Count != 2 || h.ResetIn <= 0 || h.ResetIn > time.Hour {
+		t.Errorf("HitIn = %+v, %v; want the second hit of the window", h, err)
+	}
+	if _, err := badHit.Get(); err == nil {
+		t.Error("HitIn with a zero window succeeded")
+	}
+
+	t.Run("LargeIndex", func(t *testing.T) {
+		const n = 600 // more than one script can load
+		for i := range n {
+			mustCreate(t, devices, fmt.Sprint("big", i), record{N: i}, 0, "big")
+		}
+		b := s.Batch(ctx)
+		all := devices.ListIndexIn(b, "big")
+		b.Run()
+		if ds, err := all.Get(); err != nil || len(ds) != n {
+			t.Fatalf("ListIndexIn of %d ids = %d records, %v", n, len(ds), err)
+		}
+	})
+	t.Run("Empty", func(t *testing.T) {
+		if n := roundTrips(t, s, s.Batch(ctx).Run); n != 0 {
+			t.Fatalf("an empty Batch took %d round trips", n)
+		}
+	})
+}
