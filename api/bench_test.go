@@ -24,12 +24,14 @@ import (
 	"github.com/winkk/passport/authn/deviceproof"
 	"github.com/winkk/passport/push"
 	"github.com/winkk/passport/push/fcmtest"
+	"github.com/winkk/passport/store"
 	"github.com/winkk/passport/store/storetest"
 )
 
 // benchServer is the server driven in-process through ServeHTTP: the server-side path without a network
 // client, against the real Redis.
 type benchServer struct {
+	st       *store.Store
 	srv      *api.Server
 	base     string
 	app      authn.App
@@ -38,57 +40,56 @@ type benchServer struct {
 	identify string
 }
 
-func newBenchServer(b *testing.B) *benchServer {
-	b.Helper()
+func newBenchServer(tb testing.TB, st *store.Store) *benchServer {
+	tb.Helper()
 	ctx := context.Background()
-	st := storetest.OpenRedis(b)
-	fake := fcmtest.New(b)
-	pusher, err := push.NewFCM(ctx, push.FCMConfig{CredentialsFile: fake.CredentialsFile(b), Endpoint: fake.Endpoint()})
+	fake := fcmtest.New(tb)
+	pusher, err := push.NewFCM(ctx, push.FCMConfig{CredentialsFile: fake.CredentialsFile(tb), Endpoint: fake.Endpoint()})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	const base = "https://idp.example.test"
 	log := slog.New(slog.DiscardHandler)
 	svc := authn.New(st, pusher, push.LogMailer{Logger: log}, authn.Config{BaseURL: base, Logger: log,
 		IdentifyLimit: 1 << 40, Limits: authn.Limits{PushesPerHour: 1 << 40, MaxPending: 1 << 20}})
-	b.Cleanup(svc.Close)
+	tb.Cleanup(svc.Close)
 	ring, err := svc.KeyRing(ctx, "Winkk Passport IdP")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	srv, err := api.New(ctx, api.Config{BaseURL: base, EntityID: "Winkk Passport IdP", AdminToken: adminToken, Logger: log}, svc, ring)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(srv.Closing)
+	tb.Cleanup(srv.Closing)
 	name, aud, acs := "Jira", atlassianAudience, "https://auth.atlassian.com/login/callback?connection=saml-bench"
 	app, err := svc.CreateApp(ctx, authn.AppPatch{Name: &name, Audience: &aud, ACSURL: &acs})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	_, token, err := svc.CreateInvitation(ctx, employee)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	signer := &deviceproof.Signer{Key: newECKey(b)}
-	bs := &benchServer{srv: srv, base: base, app: app, fcm: fake, signer: signer}
+	signer := &deviceproof.Signer{Key: newECKey(tb)}
+	bs := &benchServer{st: st, srv: srv, base: base, app: app, fcm: fake, signer: signer}
 	body := fmt.Sprintf(`{"token":%q,"name":"bench","fcm_token":"bench-token"}`, token)
-	rec := bs.do(b, "POST", "/api/v1/device/enroll", body, "", bs.proof(b, "POST", "/api/v1/device/enroll", body))
+	rec := bs.do(tb, "POST", "/api/v1/device/enroll", body, "", bs.proof(tb, "POST", "/api/v1/device/enroll", body))
 	var enrolled deviceapi.EnrollResponse
-	mustJSON(b, rec, &enrolled)
+	mustJSON(tb, rec, &enrolled)
 	signer.KeyID = enrolled.Device.ID
 	return bs
 }
 
-func (bs *benchServer) proof(b *testing.B, method, path, body string) string {
+func (bs *benchServer) proof(tb testing.TB, method, path, body string) string {
 	p, err := bs.signer.Sign(method, bs.base+path, []byte(body))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return p
 }
 
-func (bs *benchServer) do(b *testing.B, method, path, body, cookie, proof string) *httptest.ResponseRecorder {
+func (bs *benchServer) do(tb testing.TB, method, path, body, cookie, proof string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, bs.base+path, strings.NewReader(body))
 	req.RemoteAddr = "192.0.2.10:5000"
 	if strings.HasPrefix(body, "{") {
@@ -105,13 +106,13 @@ func (bs *benchServer) do(b *testing.B, method, path, body, cookie, proof string
 	rec := httptest.NewRecorder()
 	bs.srv.ServeHTTP(rec, req)
 	if rec.Code >= 400 {
-		b.Fatalf("%s %s: %d %s", method, path, rec.Code, rec.Body.String())
+		tb.Fatalf("%s %s: %d %s", method, path, rec.Code, rec.Body.String())
 	}
 	return rec
 }
 
 // authnRequest is what Atlassian's SP sends by HTTP-Redirect: a deflated, base64 AuthnRequest.
-func (bs *benchServer) authnRequest(b *testing.B, i int) string {
+func (bs *benchServer) authnRequest(tb testing.TB, i int) string {
 	xml := fmt.Sprintf(`<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_bench%d_%s" Version="2.0" IssueInstant="%s" Destination="%s/saml/%s/sso" AssertionConsumerServiceURL="%s" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"><saml:Issuer>%s</saml:Issuer><samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress" AllowCreate="true"/></samlp:AuthnRequest>`,
 		i, rand.Text(), time.Now().UTC().Format("2006-01-02T15:04:05Z"), bs.base, bs.app.ID, xmlEscape(bs.app.ACSURL), bs.app.Audience)
 	var buf bytes.Buffer
@@ -125,38 +126,62 @@ func xmlEscape(s string) string { return strings.ReplaceAll(s, "&", "&amp;") }
 
 // login runs one whole login server-side: request in, parked, identified and pushed (the fake FCM received
 // it), approved by the device, Response out.
-func (bs *benchServer) login(b *testing.B, ssoPath string) {
-	rec := bs.do(b, "GET", ssoPath, "", "", "")
+func (bs *benchServer) login(tb testing.TB, ssoPath string) {
+	rec := bs.do(tb, "GET", ssoPath, "", "", "")
 	loc := rec.Header().Get("Location")
 	cookie := strings.SplitN(rec.Header().Get("Set-Cookie"), ";", 2)[0]
 	path := strings.TrimPrefix(loc, bs.base)
 	id := strings.TrimPrefix(path, "/login/")
-	bs.do(b, "POST", path, "email="+url.QueryEscape(employee), cookie, "")
-	page := bs.do(b, "GET", path, "", cookie, "").Body.String()
+	bs.do(tb, "POST", path, "email="+url.QueryEscape(employee), cookie, "")
+	page := bs.do(tb, "GET", path, "", cookie, "").Body.String()
 	i := strings.Index(page, `data-testid="match-number">`)
 	number := page[i+len(`data-testid="match-number">`) : i+len(`data-testid="match-number">`)+2]
 	<-bs.fcm.Sent
 	answerPath := "/api/v1/device/challenges/" + id + "/answer"
 	body := `{"decision":"approve","number":` + number + `}`
-	bs.do(b, "POST", answerPath, body, "", bs.proof(b, "POST", answerPath, body))
-	final := bs.do(b, "GET", path, "", cookie, "").Body.String()
+	bs.do(tb, "POST", answerPath, body, "", bs.proof(tb, "POST", answerPath, body))
+	final := bs.do(tb, "GET", path, "", cookie, "").Body.String()
 	if !strings.Contains(final, `name="SAMLResponse"`) {
-		b.Fatalf("no Response:\n%s", final)
+		tb.Fatalf("no Response:\n%s", final)
 	}
 }
 
 // BenchmarkLogin is the whole server-side path of one login against real Redis and the real FCM SDK (fake
 // FCM on loopback). Compare with BenchmarkTwoRSASignatures, the floor any signed Response costs.
 func BenchmarkLogin(b *testing.B) {
-	bs := newBenchServer(b)
+	bs := newBenchServer(b, storetest.OpenRedis(b))
 	reqs := make([]string, b.N)
 	for i := range reqs {
 		reqs[i] = bs.authnRequest(b, i)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	before := bs.st.Stats().RoundTrips
 	for i := range b.N {
 		bs.login(b, reqs[i])
+	}
+	b.ReportMetric(float64(bs.st.Stats().RoundTrips-before)/float64(b.N), "rtt/op")
+}
+
+// loginRoundTrips is what one login may cost in store round trips once scripts are loaded and connections
+// open: the request claimed and the login parked (2); the email submitted — login read, one batch of
+// limit and user reads, the hourly push count, the move to pending (4); the waiting page (1); the phone's
+// answer — device, proof id, login read and its compare-and-swap (4); the Response — login read, user,
+// the move to answered, the session (4).
+const loginRoundTrips = 15
+
+// TestLoginRoundTrips pins loginRoundTrips: a login costs no more round trips than that, whichever store
+// runs the test.
+func TestLoginRoundTrips(t *testing.T) {
+	st := storetest.Open(t)
+	bs := newBenchServer(t, st)
+	bs.login(t, bs.authnRequest(t, 0)) // loads the scripts, opens the connections
+	for i := 1; i <= 3; i++ {
+		before := st.Stats().RoundTrips
+		bs.login(t, bs.authnRequest(t, i))
+		if n := st.Stats().RoundTrips - before; n > loginRoundTrips {
+			t.Errorf("login %d took %d round trips to the store, want at most %d", i, n, loginRoundTrips)
+		}
 	}
 }
 

@@ -303,8 +303,13 @@ func (s *Service) ListDevices(ctx context.Context, email string) ([]Device, erro
 	if err != nil {
 		return nil, internal("list devices", err)
 	}
-	sortBy(ds, func(d Device) string { return d.CreatedAt.Format(time.RFC3339Nano) + d.ID })
+	sortDevices(ds)
 	return ds, nil
+}
+
+// sortDevices orders ds oldest first.
+func sortDevices(ds []Device) {
+	sortBy(ds, func(d Device) string { return d.CreatedAt.Format(time.RFC3339Nano) + d.ID })
 }
 
 // GetDevice returns the device id of the user email.

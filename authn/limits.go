@@ -63,7 +63,11 @@ type Pause struct {
 
 // pause returns the pause in force for email, if any.
 func (s *Service) pause(ctx context.Context, email string) (Pause, bool, error) {
-	v, err := s.st.GetValue(ctx, pauseKey(email))
+	return s.parsePause(s.st.GetValue(ctx, pauseKey(email)))
+}
+
+// parsePause reads a pause as stored (v, err from GetValue).
+func (s *Service) parsePause(v string, err error) (Pause, bool, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return Pause{}, false, nil
 	}
@@ -110,6 +114,11 @@ func (s *Service) sweepIgnored(ctx context.Context, email string) ([]Login, erro
 	if err != nil {
 		return nil, internal("list challenges", err)
 	}
+	return s.sweepListed(ctx, email, ls), nil
+}
+
+// sweepListed is sweepIgnored on ls, the user's pending index as just listed.
+func (s *Service) sweepListed(ctx context.Context, email string, ls []Login) []Login {
 	now := s.now()
 	out := ls[:0]
 	for _, l := range ls {
@@ -126,18 +135,27 @@ func (s *Service) sweepIgnored(ctx context.Context, email string) ([]Login, erro
 		}
 	}
 	sortBy(out, func(l Login) string { return l.CreatedAt.Format(time.RFC3339Nano) + l.ID })
-	return out, nil
+	return out
 }
 
 // checkPushAllowed returns the pause that stops a new push to email, or ok when one may be sent (and counts it
-// against the hourly cap).
-func (s *Service) checkPushAllowed(ctx context.Context, email string) (Pause, bool, error) {
+// against the hourly cap). facts are the user's pending challenges and pause as Identify read them.
+func (s *Service) checkPushAllowed(ctx context.Context, email string, facts *identifyFacts) (Pause, bool, error) {
 	lim := s.cfg.Limits
-	pending, err := s.sweepIgnored(ctx, email)
+	listed, err := facts.pending.Get()
 	if err != nil {
-		return Pause{}, false, err
+		return Pause{}, false, internal("list challenges", err)
 	}
-	if p, paused, err := s.pause(ctx, email); err != nil || paused {
+	// Sweeping may start a cool-down (ignored challenges count as refused), so the pause is read again then.
+	pending := s.sweepListed(ctx, email, listed)
+	var p Pause
+	var paused bool
+	if swept := len(pending) < len(listed); swept {
+		p, paused, err = s.pause(ctx, email)
+	} else {
+		p, paused, err = s.parsePause(facts.pause.Get())
+	}
+	if err != nil || paused {
 		return p, false, err
 	}
 	if len(pending) >= lim.MaxPending {

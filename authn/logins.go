@@ -178,20 +178,28 @@ func (s *Service) Identify(ctx context.Context, l Login, rawEmail, clientKey str
 	if l.Current(s.now()) != StateIdentify {
 		return l, nil // already past this step: show it as it stands
 	}
-	n, reset, err := s.st.Hit(ctx, "ratelimit:identify:"+clientKey, time.Minute)
+	email, emailErr := NormalizeEmail(rawEmail)
+	// One round trip reads everything the decision needs, and counts the attempt against the client's limit.
+	b := s.st.Batch(ctx)
+	hit := s.st.HitIn(b, "ratelimit:identify:"+clientKey, time.Minute)
+	var facts *identifyFacts
+	if emailErr == nil {
+		facts = s.queueIdentifyFacts(b, email)
+	}
+	b.Run()
+	h, err := hit.Get()
 	if err != nil {
 		return Login{}, internal("rate limit", err)
 	}
-	if n > s.cfg.IdentifyLimit {
-		return Login{}, &Error{Code: ErrRateLimited.Code, Message: "Too many attempts from this network. Try again in " + roundUp(reset) + "."}
+	if h.Count > s.cfg.IdentifyLimit {
+		return Login{}, &Error{Code: ErrRateLimited.Code, Message: "Too many attempts from this network. Try again in " + roundUp(h.ResetIn) + "."}
 	}
-	email, err := NormalizeEmail(rawEmail)
-	if err != nil {
-		return Login{}, err
+	if emailErr != nil {
+		return Login{}, emailErr
 	}
 	// leave moves the login out of the identify step, unless a concurrent submission already did.
-	leave := func(set func(cur *Login, now time.Time)) (Login, error) {
-		return s.transition(ctx, id, func(cur Login, now time.Time) (Login, error) {
+	leave := func(also store.Effects, set func(cur *Login, now time.Time)) (Login, error) {
+		return s.transition(ctx, id, &l, also, func(cur Login, now time.Time) (Login, error) {
 			if cur.Current(now) != StateIdentify {
 				return cur, errUnchanged
 			}
@@ -201,31 +209,32 @@ func (s *Service) Identify(ctx context.Context, l Login, rawEmail, clientKey str
 		})
 	}
 	fail := func(reason string) (Login, error) {
-		return leave(func(cur *Login, now time.Time) { cur.State, cur.Reason, cur.DecidedAt = StateFailed, reason, now })
+		return leave(store.Effects{}, func(cur *Login, now time.Time) { cur.State, cur.Reason, cur.DecidedAt = StateFailed, reason, now })
 	}
-	u, err := s.GetUser(ctx, email)
-	if errors.Is(err, ErrNotFound) {
+	u, err := facts.user.Get()
+	if errors.Is(err, store.ErrNotFound) {
 		return fail(ReasonNoDevice)
 	}
 	if err != nil {
-		return Login{}, err
+		return Login{}, internal("get user", err)
 	}
 	if u.Status != UserActive {
 		s.log.Info("login refused: user suspended", "login", id, "email", email)
 		return fail(ReasonSuspended)
 	}
-	devs, err := s.ListDevices(ctx, email)
+	devs, err := facts.devices.Get()
 	if err != nil {
-		return Login{}, err
+		return Login{}, internal("list devices", err)
 	}
 	if len(devs) == 0 {
 		return fail(ReasonNoDevice)
 	}
-	if p, ok, err := s.checkPushAllowed(ctx, email); err != nil {
+	sortDevices(devs)
+	if p, ok, err := s.checkPushAllowed(ctx, email, facts); err != nil {
 		return Login{}, err
 	} else if !ok {
 		s.log.Warn("login not pushed: pushes paused", "login", id, "email", email, "reason", p.Reason, "until", p.Until)
-		return leave(func(cur *Login, now time.Time) {
+		return leave(store.Effects{}, func(cur *Login, now time.Time) {
 			cur.State, cur.Reason, cur.PausedUntil, cur.DecidedAt = StatePaused, p.Reason, p.Until, now
 		})
 	}
@@ -237,16 +246,32 @@ func (s *Service) Identify(ctx context.Context, l Login, rawEmail, clientKey str
 	for i, d := range devs {
 		ids[i] = d.ID
 	}
-	l, err = leave(func(cur *Login, _ time.Time) { cur.State, cur.Number, cur.Devices = StatePending, number, ids })
+	// The challenge joins the user's pending index and the phones' long-polls hear of it in the same write.
+	pending := store.Effects{AddTo: []string{"pending:" + email}, Publish: []store.Message{{Channel: UserChannel(email), Payload: "changed"}}}
+	l, err = leave(pending, func(cur *Login, _ time.Time) { cur.State, cur.Number, cur.Devices = StatePending, number, ids })
 	if err != nil || l.State != StatePending || l.Number != number {
 		return l, err
 	}
-	if err := s.logins.AddToIndex(ctx, "pending:"+email, l.ID); err != nil {
-		return Login{}, internal("index challenge", err)
-	}
-	s.publishUser(ctx, email)
 	s.pushChallenge(l, devs)
 	return l, nil
+}
+
+// identifyFacts are the reads Identify queues in one batch: the user, their devices, their pending challenges
+// and any pause on pushes.
+type identifyFacts struct {
+	user    *store.Result[User]
+	devices *store.Result[[]Device]
+	pending *store.Result[[]Login]
+	pause   *store.Result[string]
+}
+
+func (s *Service) queueIdentifyFacts(b *store.Batch, email string) *identifyFacts {
+	return &identifyFacts{
+		user:    s.users.GetIn(b, email),
+		devices: s.devices.ListIndexIn(b, "user:"+email),
+		pending: s.logins.ListIndexIn(b, "pending:"+email),
+		pause:   s.st.GetValueIn(b, pauseKey(email)),
+	}
 }
 
 func roundUp(d time.Duration) string {
@@ -268,16 +293,18 @@ func twoDigit() (int, error) {
 var errUnchanged = errors.New("authn: unchanged")
 
 // transition applies fn to login id atomically and, in the same round trip, announces the change to the
-// browser waiting on it.
-func (s *Service) transition(ctx context.Context, id string, fn func(cur Login, now time.Time) (Login, error)) (Login, error) {
+// browser waiting on it and carries out also. seen, when not nil, is the login as the caller read it: if it
+// is still current, the whole transition is that one round trip.
+func (s *Service) transition(ctx context.Context, id string, seen *Login, also store.Effects, fn func(cur Login, now time.Time) (Login, error)) (Login, error) {
 	var unchanged Login
-	l, err := s.logins.UpdateAndPublish(ctx, id, func(cur Login) (Login, error) {
+	also.Publish = append(also.Publish, store.Message{Channel: LoginChannel(id), Payload: "changed"})
+	l, err := s.logins.Change(ctx, id, seen, func(cur Login) (Login, error) {
 		next, err := fn(cur, s.now())
 		if errors.Is(err, errUnchanged) {
 			unchanged = cur
 		}
 		return next, err
-	}, LoginChannel(id), "changed")
+	}, also)
 	switch {
 	case errors.Is(err, errUnchanged):
 		return unchanged, nil
@@ -294,12 +321,6 @@ func LoginChannel(id string) string { return "login:" + id }
 
 // UserChannel is the pub/sub channel announcing new challenges for email.
 func UserChannel(email string) string { return "challenges:" + email }
-
-func (s *Service) publishUser(ctx context.Context, email string) {
-	if err := s.st.Publish(ctx, UserChannel(email), "changed"); err != nil {
-		s.log.Warn("publish challenge", "email", email, "err", err)
-	}
-}
 
 // pushChallenge sends the challenge to devs in the background, for at most the login's remaining life.
 // A token FCM refuses as dead is marked so; the device then pulls.
@@ -372,7 +393,9 @@ func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision)
 	if !plausibleID(id) {
 		return Login{}, newErr(ErrNotFound, "challenge not found")
 	}
-	l, err := s.transition(ctx, id, func(cur Login, now time.Time) (Login, error) {
+	// The challenge leaves the user's pending index, and the phones' long-polls hear of it, in the same write.
+	answered := store.Effects{RemoveFrom: []string{"pending:" + d.Email}, Publish: []store.Message{{Channel: UserChannel(d.Email), Payload: "changed"}}}
+	l, err := s.transition(ctx, id, nil, answered, func(cur Login, now time.Time) (Login, error) {
 		if cur.Email == "" || cur.Email != d.Email {
 			return cur, newErr(ErrNotFound, "challenge not found")
 		}
@@ -395,14 +418,12 @@ func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision)
 	if err != nil {
 		return Login{}, err
 	}
-	_ = s.logins.RemoveFromIndex(ctx, "pending:"+d.Email, id)
 	switch l.Reason {
 	case ReasonReported:
 		s.pausePushes(ctx, d.Email, PauseReported, s.cfg.Limits.ReportPause)
 	case ReasonDenied, ReasonNumberMismatch:
 		s.noteRefused(ctx, d.Email)
 	}
-	s.publishUser(ctx, d.Email)
 	s.log.Info("challenge answered", "login", id, "device", d.ID, "state", l.State, "reason", l.Reason)
 	if l.Reason == ReasonReported {
 		s.log.Warn("user reported a sign-in they did not start", "login", id, "email", d.Email, "ip", l.ClientIP, "user_agent", l.UserAgent)
@@ -438,6 +459,7 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 	if u.Status != UserActive {
 		return Login{}, "", newErr(ErrForbidden, "this account is suspended")
 	}
+	stored := l // as read; l gets the session to build with
 	var sess *Session
 	var cookie string
 	if l.SessionID == "" {
@@ -450,7 +472,7 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 	}
 	won := false
 	sessionID := l.SessionID
-	l, err = s.transition(ctx, id, func(cur Login, now time.Time) (Login, error) {
+	l, err = s.transition(ctx, id, &stored, store.Effects{}, func(cur Login, now time.Time) (Login, error) {
 		if cur.State == StateAnswered {
 			return cur, errUnchanged
 		}
@@ -468,11 +490,8 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 		return l, "", s.RecordSessionApp(ctx, l.SessionID, told)
 	}
 	sess.Apps = []SessionApp{told}
-	if err := s.sessions.Create(ctx, sess.ID, *sess, s.sessionTTL()); err != nil {
+	if err := s.sessions.Create(ctx, sess.ID, *sess, s.sessionTTL(), "user:"+sess.Email); err != nil {
 		return l, "", internal("create session", err)
-	}
-	if err := s.sessions.AddToIndex(ctx, "user:"+sess.Email, sess.ID); err != nil {
-		return l, "", internal("index session", err)
 	}
 	return l, cookie, nil
 }
