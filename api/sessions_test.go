@@ -50,15 +50,16 @@ func (e *env) crewjamSP(a appView) *crewjam.ServiceProvider {
 	return &crewjam.ServiceProvider{EntityID: a.Audience, AcsURL: *acs, IDPMetadata: &md, AllowIDPInitiated: true, Clock: dsig.NewFakeClockAt(e.clock.Now())}
 }
 
-// bothAccept hands a Response to gosaml2 and crewjam and checks both accept it for email.
-func (e *env) bothAccept(a appView, samlResponse, email string, requestIDs []string) {
-	e.t.Helper()
+// bothAccept checks the Response with both SP libraries, xmlsec1 and the protocol XSD, failing t (the
+// running test or subtest).
+func (e *env) bothAccept(t testing.TB, a appView, samlResponse, email string, requestIDs []string) {
+	t.Helper()
 	info, err := e.sp(a).RetrieveAssertionInfo(samlResponse)
 	if err != nil {
-		e.t.Fatalf("gosaml2 refused: %v", err)
+		t.Fatalf("gosaml2 refused: %v", err)
 	}
 	if info.NameID != email || info.WarningInfo.InvalidTime || info.WarningInfo.NotInAudience {
-		e.t.Errorf("gosaml2: NameID %q warnings %+v", info.NameID, info.WarningInfo)
+		t.Errorf("gosaml2: NameID %q warnings %+v", info.NameID, info.WarningInfo)
 	}
 	raw, _ := base64.StdEncoding.DecodeString(samlResponse)
 	acs, _ := url.Parse(a.ACSURL)
@@ -66,15 +67,15 @@ func (e *env) bothAccept(a appView, samlResponse, email string, requestIDs []str
 	if err != nil {
 		var ie *crewjam.InvalidResponseError
 		if ok := asInvalid(err, &ie); ok {
-			e.t.Fatalf("crewjam refused: %v (%v)", err, ie.PrivateErr)
+			t.Fatalf("crewjam refused: %v (%v)", err, ie.PrivateErr)
 		}
-		e.t.Fatalf("crewjam refused: %v", err)
+		t.Fatalf("crewjam refused: %v", err)
 	}
 	if got.Subject.NameID.Value != email {
-		e.t.Errorf("crewjam NameID %q", got.Subject.NameID.Value)
+		t.Errorf("crewjam NameID %q", got.Subject.NameID.Value)
 	}
-	samltest.XMLSecVerify(e.t, raw, e.key.Certificate)
-	samltest.SchemaValid(e.t, samltest.ProtocolXSD, raw)
+	samltest.XMLSecVerify(t, raw, e.key.Certificate)
+	samltest.SchemaValid(t, samltest.ProtocolXSD, raw)
 }
 
 func asInvalid(err error, target **crewjam.InvalidResponseError) bool {
@@ -108,14 +109,14 @@ func TestSessionAcrossApps(t *testing.T) {
 
 	first := approve(t, b, b.identify(b.startLogin(e.sp(jira), ""), employee), ph)
 	resp, _ := samlForm(t, first, acsURL)
-	e.bothAccept(jira, resp, employee, []string{b.requestID})
+	e.bothAccept(t, jira, resp, employee, []string{b.requestID})
 	pushes := e.settledPushes(t, 1)
 
 	t.Run("second app needs no push", func(t *testing.T) {
 		id, u := requestID(t, e.sp(conf))
 		p := b.get(u)
 		resp, _ := samlForm(t, p, conf.ACSURL)
-		e.bothAccept(conf, resp, employee, []string{id})
+		e.bothAccept(t, conf, resp, employee, []string{id})
 		if e.fcm.Attempts() != pushes {
 			t.Error("a push was sent although the browser has a session")
 		}
@@ -126,7 +127,7 @@ func TestSessionAcrossApps(t *testing.T) {
 		sp.IsPassive = true
 		id, u := requestID(t, sp)
 		resp, _ := samlForm(t, b.get(u), conf.ACSURL)
-		e.bothAccept(conf, resp, employee, []string{id})
+		e.bothAccept(t, conf, resp, employee, []string{id})
 	})
 
 	t.Run("ForceAuthn asks the phone again", func(t *testing.T) {
@@ -138,7 +139,7 @@ func TestSessionAcrossApps(t *testing.T) {
 			t.Fatalf("ForceAuthn did not go to the login page: %s", p.URL)
 		}
 		resp, _ := samlForm(t, approve(t, b, b.identify(p, employee), ph), conf.ACSURL)
-		e.bothAccept(conf, resp, employee, []string{id})
+		e.bothAccept(t, conf, resp, employee, []string{id})
 	})
 
 	t.Run("IsPassive without a session gets NoPassive", func(t *testing.T) {
@@ -216,7 +217,7 @@ func TestIdPInitiatedLogin(t *testing.T) {
 			if bytes.Contains(raw, []byte("InResponseTo")) {
 				t.Error("an unsolicited Response carries InResponseTo")
 			}
-			e.bothAccept(jira, resp, employee, nil)
+			e.bothAccept(t, jira, resp, employee, nil)
 		})
 	}
 }
