@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -115,6 +116,19 @@ func TestEndToEnd(t *testing.T) {
 	// The challenge is closed for the phone.
 	if _, err := ph.AnswerChallenge(context.Background(), ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionApprove, Number: number}); apiCode(err) != "409 challenge_closed" {
 		t.Errorf("second answer: %s, want 409 challenge_closed", apiCode(err))
+	}
+	// Operators see what the store was asked.
+	metrics := string(fetch(t, e.URL+"/metrics"))
+	for _, name := range []string{"passport_store_round_trips_total", "passport_store_commands_total"} {
+		var n float64
+		i := strings.Index(metrics, "\n"+name+" ")
+		if i < 0 {
+			t.Errorf("/metrics has no %s", name)
+			continue
+		}
+		if _, err := fmt.Sscan(metrics[i+len(name)+2:], &n); err != nil || n < loginRoundTrips {
+			t.Errorf("%s = %v (%v), want at least one login's worth", name, n, err)
+		}
 	}
 }
 

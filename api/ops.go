@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/store"
 )
 
 type metrics struct {
@@ -19,14 +20,18 @@ type metrics struct {
 	answers      *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
 	m := &metrics{
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_http_requests_total", Help: "HTTP requests by route and status class."}, []string{"route", "code"}),
 		requests:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_authn_requests_total", Help: "Accepted SAML AuthnRequests by application."}, []string{"app"}),
 		logins:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_logins_total", Help: "Logins answered by outcome."}, []string{"outcome"}),
 		answers:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_challenge_answers_total", Help: "Phone answers to challenges by resulting state and reason."}, []string{"state", "reason"}),
 	}
-	reg.MustRegister(m.httpRequests, m.requests, m.logins, m.answers)
+	reg.MustRegister(m.httpRequests, m.requests, m.logins, m.answers,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "passport_store_round_trips_total", Help: "Requests to the store awaited one after another (a command, or a pipeline sent at once)."},
+			func() float64 { return float64(st.Stats().RoundTrips) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "passport_store_commands_total", Help: "Commands sent to the store (a script is one)."},
+			func() float64 { return float64(st.Stats().Commands) }))
 	return m
 }
 

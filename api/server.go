@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg Config, svc *authn.Service, ring *authn.KeyRin
 	if s.persistentSecret, err = svc.Secret(ctx, "persistent-nameid"); err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	s.metrics = newMetrics(cfg.Registry)
+	s.metrics = newMetrics(cfg.Registry, svc.Store())
 	s.echo = echo.New()
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
