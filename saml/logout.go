@@ -141,7 +141,8 @@ type LogoutCheck struct {
 // request_expired and request_from_future as in ValidateAuthnRequest;
 // issuer_mismatch when Issuer is absent (the profile requires it) or not
 // exactly c.Audience; destination_mismatch when Destination is present and
-// not exactly c.SLOURL; request_expired when NotOnOrAfter is present and
+// not exactly c.SLOURL, or absent though the request is signed (as for
+// AuthnRequests); request_expired when NotOnOrAfter is present and
 // now is at or past NotOnOrAfter+ClockSkew. Signatures are not checked here.
 func (idp *IdentityProvider) ValidateLogoutRequest(r *LogoutRequest, c LogoutCheck) error {
 	if err := idp.checkRequestHeader(r.Version, r.ID, r.IssueInstant); err != nil {
@@ -151,9 +152,8 @@ func (idp *IdentityProvider) ValidateLogoutRequest(r *LogoutRequest, c LogoutChe
 		return newError(CodeIssuerMismatch, "The logout request does not come from the service provider registered for this application.",
 			fmt.Errorf("issuer %q, want %q", r.Issuer, c.Audience))
 	}
-	if r.Destination != "" && r.Destination != c.SLOURL {
-		return newError(CodeDestinationMismatch, "The logout request was addressed to a different endpoint.",
-			fmt.Errorf("destination %q, want %q", r.Destination, c.SLOURL))
+	if err := checkDestination(r.Destination, c.SLOURL, r.Signed, "The logout request"); err != nil {
+		return err
 	}
 	if now := idp.now(); !r.NotOnOrAfter.IsZero() && !now.Before(r.NotOnOrAfter.Add(idp.clockSkew())) {
 		return newError(CodeRequestExpired, "The logout request has expired; check the service provider's clock and try again.",

@@ -132,6 +132,7 @@ func TestValidateLogoutRequest(t *testing.T) {
 		{"no issuer", func(r *LogoutRequest) { r.Issuer = "" }, CodeIssuerMismatch},
 		{"other issuer", func(r *LogoutRequest) { r.Issuer = "https://evil.example" }, CodeIssuerMismatch},
 		{"other destination", func(r *LogoutRequest) { r.Destination = testSSOURL }, CodeDestinationMismatch},
+		{"signed without destination", func(r *LogoutRequest) { r.Destination, r.Signed = "", true }, CodeDestinationMismatch},
 	}
 	idp := mustIdP(t)
 	for _, tt := range tests {

@@ -157,7 +157,9 @@ func (c RequestCheck) acsAllowed(acs string) bool {
 //   - issuer_mismatch: Issuer is absent (saml-profiles §4.1.4.1 requires it) or
 //     not exactly c.Audience;
 //   - destination_mismatch: Destination is present and not exactly c.SSOURL
-//     (saml-core §3.2.1; saml-bindings §3.4.5.2, §3.5.5.2);
+//     (saml-core §3.2.1), or absent from a signed request (saml-bindings
+//     §3.4.5.2, §3.5.5.2: a signed message MUST name where it is going, so
+//     that it cannot be replayed at another endpoint);
 //   - acs_mismatch: AssertionConsumerServiceURL is present and neither
 //     c.ACSURL nor one of c.ACSURLs, compared exactly (the IdP must not send
 //     assertions to unregistered endpoints, saml-core §3.4.1,
@@ -174,9 +176,8 @@ func (idp *IdentityProvider) ValidateAuthnRequest(r *AuthnRequest, c RequestChec
 		return newError(CodeIssuerMismatch, "The request does not come from the service provider registered for this application.",
 			fmt.Errorf("issuer %q, want %q", r.Issuer, c.Audience))
 	}
-	if r.Destination != "" && r.Destination != c.SSOURL {
-		return newError(CodeDestinationMismatch, "The request was addressed to a different endpoint.",
-			fmt.Errorf("destination %q, want %q", r.Destination, c.SSOURL))
+	if err := checkDestination(r.Destination, c.SSOURL, r.Signed, "The request"); err != nil {
+		return err
 	}
 	if r.AssertionConsumerServiceURL != "" && !c.acsAllowed(r.AssertionConsumerServiceURL) {
 		return newError(CodeACSMismatch, "The request asks for a response at an address that is not registered for this application.",
@@ -185,6 +186,21 @@ func (idp *IdentityProvider) ValidateAuthnRequest(r *AuthnRequest, c RequestChec
 	if r.ProtocolBinding != "" && r.ProtocolBinding != BindingPOST {
 		return newError(CodeUnsupportedBinding, "The request asks for a response binding this identity provider does not support.",
 			fmt.Errorf("binding %q", r.ProtocolBinding))
+	}
+	return nil
+}
+
+// checkDestination checks a request's Destination against endpoint: equal
+// when present, and present when the request is signed. what names the
+// request in the message ("The request").
+func checkDestination(dest, endpoint string, signed bool, what string) error {
+	switch {
+	case dest == "" && signed:
+		return newError(CodeDestinationMismatch, what+" is signed but does not say which endpoint it is addressed to.",
+			errors.New("signed request without Destination"))
+	case dest != "" && dest != endpoint:
+		return newError(CodeDestinationMismatch, what+" was addressed to a different endpoint.",
+			fmt.Errorf("destination %q, want %q", dest, endpoint))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +126,8 @@ func TestValidateAuthnRequest(t *testing.T) {
 		{"issuer without trailing slash", func(r *AuthnRequest) { r.Issuer = strings.TrimSuffix(testAudience, "/") }, CodeIssuerMismatch},
 		{"issuer differing in case", func(r *AuthnRequest) { r.Issuer = strings.ToUpper(testAudience) }, CodeIssuerMismatch},
 		{"other destination", func(r *AuthnRequest) { r.Destination = "https://passport.example.com/saml/app2/sso" }, CodeDestinationMismatch},
+		{"signed without destination", func(r *AuthnRequest) { r.Destination, r.Signed = "", true }, CodeDestinationMismatch},
+		{"signed with destination", func(r *AuthnRequest) { r.Signed = true }, ""},
 		{"other acs", func(r *AuthnRequest) { r.AssertionConsumerServiceURL = "https://evil.example/acs" }, CodeACSMismatch},
 		{"acs without its query", func(r *AuthnRequest) { r.AssertionConsumerServiceURL = "https://auth.atlassian.com/login/callback" }, CodeACSMismatch},
 		{"artifact binding", func(r *AuthnRequest) { r.ProtocolBinding = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact" }, CodeUnsupportedBinding},
@@ -309,6 +312,7 @@ func TestReadAuthnRequest(t *testing.T) {
 	spKey, spCert := mustKey(t, "sp-key.pem"), mustCert(t, "sp-cert.pem")
 	msg := []byte(authnRequestXML)
 	signed := signXML(t, authnRequestXML, signOpts{})
+	noDest := []byte(regexp.MustCompile(` Destination="[^"]*"`).ReplaceAllString(authnRequestXML, ""))
 	certs := []*x509.Certificate{spCert}
 	redirect := func(q string) *InboundMessage {
 		m, err := DecodeRedirect(q, "SAMLRequest")
@@ -344,6 +348,9 @@ func TestReadAuthnRequest(t *testing.T) {
 		{"post signed by someone else", post(signXML(t, authnRequestXML, signOpts{key: mustKey(t, "idp-key.pem"), cert: mustCert(t, "idp-cert.pem")})), SignaturePolicy{Certificates: certs}, CodeSignatureInvalid, false},
 		{"post signed but invalid content", post(signXML(t, replace(authnRequestXML, `Version="2.0"`, `Version="1.0"`), signOpts{})), SignaturePolicy{Certificates: certs, Require: true}, CodeVersionMismatch, true},
 		{"unknown binding", &InboundMessage{XML: msg, Binding: "urn:x"}, SignaturePolicy{}, CodeUnsupportedBinding, false},
+		{"redirect signed without destination", redirect(redirectQuery(t, noDest, "rs", spKey, AlgRSASHA256)), SignaturePolicy{Certificates: certs}, CodeDestinationMismatch, false},
+		{"post signed without destination", post(signXML(t, string(noDest), signOpts{})), SignaturePolicy{Certificates: certs}, CodeDestinationMismatch, false},
+		{"redirect unsigned without destination", redirect(redirectQuery(t, noDest, "", nil, "")), SignaturePolicy{Certificates: certs}, "", false},
 	}
 	idp := mustIdP(t)
 	for _, tt := range tests {
