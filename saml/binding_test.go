@@ -176,6 +176,9 @@ func TestCheckXML(t *testing.T) {
 		{"too deep", strings.Repeat("<a>", 100) + strings.Repeat("</a>", 100), CodeMalformedXML},
 		{"colon in attribute name", `<x xmlns:a="urn:a" a:b:c="1"/>`, CodeMalformedXML},
 		{"whitespace only", " \n", CodeMalformedXML},
+		{"UTF-8 byte order mark", "\xEF\xBB\xBF" + `<?xml version="1.0" encoding="UTF-8"?><x/>`, ""},
+		{"byte order mark only", "\xEF\xBB\xBF", CodeMalformedXML},
+		{"byte order mark inside", `<x/>` + "\xEF\xBB\xBF", CodeMalformedXML},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -87,6 +87,12 @@ func TestParseSPMetadata(t *testing.T) {
 			t.Fatalf("default ACS %+v %v", d, ok)
 		}
 	})
+	t.Run("atlassian with a byte order mark", func(t *testing.T) {
+		b := append([]byte("\xEF\xBB\xBF"), mustReadFile(t, "sp-metadata/atlassian.xml")...)
+		if m := mustParseSPMetadata(t, b); m.EntityID != atlassianEntityID {
+			t.Fatalf("entity ID %q", m.EntityID)
+		}
+	})
 	t.Run("shibboleth", func(t *testing.T) {
 		b := mustReadFile(t, "sp-metadata/shibboleth.xml")
 		samltest.SchemaValid(t, samltest.MetadataXSD, b)

@@ -45,6 +45,11 @@ func parseXMLLimit(b []byte, limit int) (*etree.Document, error) {
 	if len(b) > limit {
 		return nil, newError(CodeTooLarge, "The SAML message is too large.", nil)
 	}
+	// XML 1.0 (section 4.3.3, appendix F) allows a UTF-8 byte order mark; some
+	// servers (Entra ID and AD FS metadata among them) send one. Signatures
+	// cover canonical elements, never the document's bytes, so dropping it
+	// changes nothing they check.
+	b = bytes.TrimPrefix(b, []byte("\xEF\xBB\xBF"))
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, newError(CodeMalformedXML, "The SAML message is not valid XML.", errors.New("empty document"))
 	}
