@@ -48,7 +48,7 @@ func (s *Server) handleMetadata(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	md, err := s.idp().Metadata(s.ssoURL(a.ID), s.sloURL(a.ID))
+	md, err := s.idp().Metadata(s.ssoURL(a.ID), s.sloURL(a.ID), a.RequireSignedRequests)
 	if err != nil {
 		return err
 	}

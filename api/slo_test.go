@@ -313,9 +313,19 @@ func TestSignedRequests(t *testing.T) {
 	if p := newBrowser(t).get(u); p.Status != http.StatusOK {
 		t.Errorf("unsigned request, signatures optional: %d", p.Status)
 	}
+	wantSigned := func(want string) {
+		t.Helper()
+		md := fetch(t, app.MetadataURL)
+		if !strings.Contains(string(md), `WantAuthnRequestsSigned="`+want+`"`) {
+			t.Errorf("metadata does not say WantAuthnRequestsSigned=%q:\n%s", want, md)
+		}
+		samltest.SchemaValid(t, samltest.MetadataXSD, md)
+	}
+	wantSigned("false")
 	e.do("PATCH", "/api/v1/admin/apps/"+app.ID, adminToken, map[string]any{"require_signed_requests": true}, http.StatusOK, nil)
 	_, u = requestID(t, e.sp(app))
 	if p := newBrowser(t).get(u); p.Status != http.StatusBadRequest || !strings.Contains(p.Body, "must be signed") {
 		t.Errorf("unsigned request, signatures required: %d\n%s", p.Status, p.Body)
 	}
+	wantSigned("true") // the metadata tells SPs what the app requires
 }

@@ -384,7 +384,7 @@ func TestReadLogoutRequestRefuses(t *testing.T) {
 // mustCrewjamIDPMetadata is our metadata as crewjam reads it.
 func mustCrewjamIDPMetadata(tb testing.TB, idp *IdentityProvider) *crewjam.EntityDescriptor {
 	tb.Helper()
-	md, err := idp.Metadata(testSSOURL, testSLOURL)
+	md, err := idp.Metadata(testSSOURL, testSLOURL, false)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -5,14 +5,15 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/beevik/etree"
 )
 
 // Metadata returns the IdP's md:EntityDescriptor (saml-metadata §2.3.2,
-// §2.4.3): entityID = EntityID; one IDPSSODescriptor for SAML 2.0 with
-// WantAuthnRequestsSigned="false" (signing is a per-application choice made
-// by the caller, see SignaturePolicy); a signing KeyDescriptor for
+// §2.4.3): entityID = EntityID; one IDPSSODescriptor for SAML 2.0 whose
+// WantAuthnRequestsSigned is wantSignedRequests (metadata is served per
+// application, and each says what its own SignaturePolicy requires); a signing KeyDescriptor for
 // Certificate and then for each of ExtraCertificates (key rollover);
 // SingleLogoutService at sloURL (omitted when empty) and SingleSignOnService
 // at ssoURL, each with the HTTP-Redirect and HTTP-POST bindings; and the
@@ -22,7 +23,7 @@ import (
 // so there is nothing to refresh on a schedule and no expiry an SP could
 // pass (an SP drops an IdP whose validUntil is in the past). The output is
 // unsigned, indented and byte-stable for a given input.
-func (idp *IdentityProvider) Metadata(ssoURL, sloURL string) ([]byte, error) {
+func (idp *IdentityProvider) Metadata(ssoURL, sloURL string, wantSignedRequests bool) ([]byte, error) {
 	if idp.EntityID == "" || idp.Certificate == nil || ssoURL == "" {
 		return nil, errors.New("saml: metadata: entity id, certificate and sso url are required")
 	}
@@ -36,7 +37,7 @@ func (idp *IdentityProvider) Metadata(ssoURL, sloURL string) ([]byte, error) {
 	ed.CreateAttr("xmlns:ds", NamespaceDSig)
 	ed.CreateAttr("entityID", idp.EntityID)
 	sso := ed.CreateElement("md:IDPSSODescriptor")
-	sso.CreateAttr("WantAuthnRequestsSigned", "false")
+	sso.CreateAttr("WantAuthnRequestsSigned", strconv.FormatBool(wantSignedRequests))
 	sso.CreateAttr("protocolSupportEnumeration", NamespaceProtocol)
 	for _, c := range append([]*x509.Certificate{idp.Certificate}, idp.ExtraCertificates...) {
 		if c == nil {

@@ -17,7 +17,7 @@ import (
 
 func TestMetadata(t *testing.T) {
 	idp := mustIdP(t)
-	md, err := idp.Metadata(testSSOURL, testSLOURL)
+	md, err := idp.Metadata(testSSOURL, testSLOURL, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestMetadata(t *testing.T) {
 	t.Run("without SLO and extra certificates", func(t *testing.T) {
 		idp := mustIdP(t)
 		idp.ExtraCertificates = nil
-		md, err := idp.Metadata(testSSOURL, "")
+		md, err := idp.Metadata(testSSOURL, "", false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +99,7 @@ func TestMetadataRefuses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			idp := mustIdP(t)
 			tt.modify(idp)
-			if md, err := idp.Metadata(tt.sso, tt.slo); err == nil {
+			if md, err := idp.Metadata(tt.sso, tt.slo, false); err == nil {
 				t.Fatalf("got %s, want an error", md)
 			}
 		})
@@ -150,7 +150,7 @@ func TestPersistentID(t *testing.T) {
 // metadata published before the switch keep accepting Responses.
 func TestMetadataRollover(t *testing.T) {
 	current := mustIdP(t)
-	md, err := current.Metadata(testSSOURL, testSLOURL)
+	md, err := current.Metadata(testSSOURL, testSLOURL, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestMetadataRollover(t *testing.T) {
 
 	withoutNext := mustIdP(t)
 	withoutNext.ExtraCertificates = nil
-	oldMD, err := withoutNext.Metadata(testSSOURL, testSLOURL)
+	oldMD, err := withoutNext.Metadata(testSSOURL, testSLOURL, false)
 	if err != nil {
 		t.Fatal(err)
 	}

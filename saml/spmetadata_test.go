@@ -207,7 +207,7 @@ func TestParseSPMetadata(t *testing.T) {
 		}
 	})
 	t.Run("federation aggregate with one SP", func(t *testing.T) {
-		idpMD, err := mustIdP(t).Metadata(testSSOURL, testSLOURL)
+		idpMD, err := mustIdP(t).Metadata(testSSOURL, testSLOURL, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -247,7 +247,7 @@ func stripDecl(b []byte) string {
 func TestParseSPMetadataRefuses(t *testing.T) {
 	post := acsXML(BindingPOST, "https://sp.example.com/acs", 1, "")
 	sp := spMetadataXML(post)
-	idpMD, err := mustIdP(t).Metadata(testSSOURL, testSLOURL)
+	idpMD, err := mustIdP(t).Metadata(testSSOURL, testSLOURL, false)
 	if err != nil {
 		t.Fatal(err)
 	}

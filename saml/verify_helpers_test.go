@@ -61,7 +61,7 @@ func mustGosaml2Accept(tb testing.TB, idp *IdentityProvider, resp []byte, acs, a
 // as the IdP's. opts adjust the SP (metadata, decryption key) before it runs.
 func mustCrewjamAccept(tb testing.TB, idp *IdentityProvider, resp []byte, acs, audience string, requestIDs []string, opts ...func(*crewjam.ServiceProvider)) *crewjam.Assertion {
 	tb.Helper()
-	md, err := idp.Metadata(testSSOURL, testSLOURL)
+	md, err := idp.Metadata(testSSOURL, testSLOURL, false)
 	if err != nil {
 		tb.Fatal(err)
 	}
