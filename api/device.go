@@ -125,7 +125,7 @@ func (s *Server) handleEnrollByEmail(c echo.Context) error {
 	if err := decodeJSONBytes(pr.Body, &req); err != nil {
 		return err
 	}
-	d, err := s.svc.EnrollByEmail(s.ctx(c), pr, req.Email, req.Code, authn.EnrollRequest{Name: req.Name, FCMToken: req.FCMToken, Platform: req.Platform})
+	d, err := s.svc.EnrollByEmail(s.ctx(c), pr, req.Email, req.Code, c.RealIP(), authn.EnrollRequest{Name: req.Name, FCMToken: req.FCMToken, Platform: req.Platform})
 	if err != nil {
 		return err
 	}

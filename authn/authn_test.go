@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -310,5 +311,109 @@ func TestEnrollmentKeepsInvitationOnFailure(t *testing.T) {
 		if _, err := svc.GetApp(ctx, id); !errors.Is(err, authn.ErrNotFound) {
 			t.Errorf("GetApp(%q): %v, want ErrNotFound", id, err)
 		}
+	}
+}
+
+// codeMailer keeps the last code mailed.
+type codeMailer struct {
+	mu   sync.Mutex
+	last string
+}
+
+func (m *codeMailer) Send(_ context.Context, _, subject, _ string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.last = subject[strings.LastIndexByte(subject, ' ')+1:]
+	return nil
+}
+
+// TestEmailCodeGuessBurst: however many guesses at one address's code arrive at once, and from however many
+// clients, no more than EmailCodeMaxWrong are compared with it; the rest are refused as locked.
+func TestEmailCodeGuessBurst(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	mail := &codeMailer{}
+	svc := authn.New(storetest.Open(t), push.LogSender{Logger: log}, mail, authn.Config{BaseURL: base, Logger: log})
+	t.Cleanup(svc.Close)
+	ctx := context.Background()
+	const victim = "victim@example.com"
+	if _, err := svc.RequestEmailCode(ctx, victim, "victim-phone"); err != nil {
+		t.Fatal(err)
+	}
+	code := mail.last
+	const n = 200
+	guesses := make([]string, 0, n)
+	for i := 0; len(guesses) < n-1; i++ {
+		if g := fmt.Sprintf("%06d", i); g != code {
+			guesses = append(guesses, g)
+		}
+	}
+	guesses = append(guesses, code)
+	keys := make([]*ecdsa.PrivateKey, n)
+	for i := range keys {
+		keys[i] = mustKey(t)
+	}
+	var compared, locked atomic.Int64
+	race(n, func(i int) error {
+		body := []byte(`{"email":"` + victim + `"}`)
+		_, err := svc.EnrollByEmail(ctx, enrollProof(t, keys[i], body), victim, guesses[i], fmt.Sprint("client-", i), authn.EnrollRequest{Name: "guess"})
+		switch {
+		case err == nil, errors.Is(err, authn.ErrCodeInvalid):
+			compared.Add(1)
+		case errors.Is(err, authn.ErrCodeLocked):
+			locked.Add(1)
+		default:
+			t.Errorf("guess %d: %v", i, err)
+		}
+		return err
+	})
+	if compared.Load() > authn.EmailCodeMaxWrong || compared.Load()+locked.Load() != n {
+		t.Fatalf("%d guesses compared with the code, %d refused as locked; want at most %d compared", compared.Load(), locked.Load(), authn.EmailCodeMaxWrong)
+	}
+	body := []byte(`{"email":"` + victim + `"}`)
+	if _, err := svc.EnrollByEmail(ctx, enrollProof(t, mustKey(t), body), victim, code, "victim-phone", authn.EnrollRequest{Name: "phone"}); !errors.Is(err, authn.ErrCodeLocked) {
+		t.Fatalf("the right code after the burst: %v, want ErrCodeLocked", err)
+	}
+}
+
+// TestEmailCodeTriesPerClient: one client cannot try codes for address after address without limit.
+func TestEmailCodeTriesPerClient(t *testing.T) {
+	svc := mustService(t)
+	ctx := context.Background()
+	var last error
+	for i := range authn.EmailClientLimit + 1 {
+		email := fmt.Sprintf("user%d@example.com", i)
+		body := []byte(`{"email":"` + email + `"}`)
+		_, last = svc.EnrollByEmail(ctx, enrollProof(t, mustKey(t), body), email, "123456", "one-client", authn.EnrollRequest{Name: "guess"})
+		if i < authn.EmailClientLimit && !errors.Is(last, authn.ErrCodeInvalid) {
+			t.Fatalf("try %d: %v, want ErrCodeInvalid", i+1, last)
+		}
+	}
+	if !errors.Is(last, authn.ErrRateLimited) {
+		t.Fatalf("try %d from one client: %v, want ErrRateLimited", authn.EmailClientLimit+1, last)
+	}
+}
+
+// TestRightCodeGivesItsTryBack: a right code does not count among the address's wrong tries.
+func TestRightCodeGivesItsTryBack(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	mail := &codeMailer{}
+	svc := authn.New(storetest.Open(t), push.LogSender{Logger: log}, mail, authn.Config{BaseURL: base, Logger: log})
+	t.Cleanup(svc.Close)
+	ctx := context.Background()
+	const email = "ada@example.com"
+	for i := range authn.EmailCodeMaxWrong + 1 { // more right codes than wrong tries allowed
+		if _, err := svc.RequestEmailCode(ctx, email, fmt.Sprint("phone-", i)); err != nil {
+			if errors.Is(err, authn.ErrRateLimited) {
+				break // sends are limited too; enough right codes were used by then
+			}
+			t.Fatal(err)
+		}
+		body := []byte(`{"email":"` + email + `"}`)
+		if _, err := svc.EnrollByEmail(ctx, enrollProof(t, mustKey(t), body), email, mail.last, fmt.Sprint("phone-", i), authn.EnrollRequest{Name: "phone"}); err != nil {
+			t.Fatalf("right code %d: %v", i+1, err)
+		}
+	}
+	if n, _, err := svc.Store().Count(ctx, "email-code-fail:"+email); err != nil || n != 0 {
+		t.Fatalf("wrong tries counted after right codes only: %d, %v", n, err)
 	}
 }

@@ -27,13 +27,16 @@ const (
 	EmailCodeMaxWrong  = 5                // wrong tries per address per EmailCodeWindow, then no code is accepted
 	EmailCodeWindow    = time.Hour
 	EmailCodeSendLimit = 5  // codes mailed per address per EmailCodeWindow
-	EmailClientLimit   = 20 // codes requested per client per EmailCodeWindow
+	EmailClientLimit   = 20 // codes requested, and codes tried, per client per EmailCodeWindow
 )
 
 func emailCodeKey(email string) string { return "email-code:" + email }
 func emailFailKey(email string) string { return "email-code-fail:" + email }
 func emailSendKey(email string) string { return "email-code-send:" + email }
 func emailClientKey(key string) string { return "email-code-client:" + key }
+func emailEnrollClientKey(key string) string {
+	return "email-enroll-client:" + key
+}
 func (s *Service) codeHash(code string) string {
 	m := hmac.New(sha256.New, []byte("passport email code"))
 	m.Write([]byte(code))
@@ -100,8 +103,10 @@ func (s *Service) checkLocked(ctx context.Context, email string) error {
 }
 
 // EnrollByEmail enrolls the key that signed pr for email if code is the address's current code. The code is
-// consumed atomically (two racing correct answers: one wins); wrong tries count per address, not per code.
-func (s *Service) EnrollByEmail(ctx context.Context, pr ProofRequest, rawEmail, code string, r EnrollRequest) (Device, error) {
+// consumed atomically (two racing correct answers: one wins); wrong tries count per address, not per code,
+// and each try takes its place in that count before the code is looked at, so however many tries arrive at
+// once, no more than EmailCodeMaxWrong are ever compared. Tries are limited per client as well.
+func (s *Service) EnrollByEmail(ctx context.Context, pr ProofRequest, rawEmail, code, clientKey string, r EnrollRequest) (Device, error) {
 	if err := r.validate(); err != nil {
 		return Device{}, err
 	}
@@ -116,8 +121,20 @@ func (s *Service) EnrollByEmail(ctx context.Context, pr ProofRequest, rawEmail, 
 	if err != nil {
 		return Device{}, err
 	}
-	if err := s.checkLocked(ctx, email); err != nil {
-		return Device{}, err
+	n, reset, err := s.st.Hit(ctx, emailEnrollClientKey(clientKey), EmailCodeWindow)
+	if err != nil {
+		return Device{}, internal("rate limit", err)
+	}
+	if n > EmailClientLimit {
+		return Device{}, newErr(ErrRateLimited, "too many codes tried from this network; try again in %s", roundUp(reset))
+	}
+	// Take this try's place among the address's wrong tries first; a right code gives it back.
+	tries, reset, err := s.st.Hit(ctx, emailFailKey(email), EmailCodeWindow)
+	if err != nil {
+		return Device{}, internal("count code tries", err)
+	}
+	if tries > EmailCodeMaxWrong {
+		return Device{}, newErr(ErrCodeLocked, "too many wrong codes for this address; try again in %s", roundUp(reset))
 	}
 	stored, err := s.st.GetValue(ctx, emailCodeKey(email))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -136,15 +153,14 @@ func (s *Service) EnrollByEmail(ctx context.Context, pr ProofRequest, rawEmail, 
 		valid = ok
 	}
 	if !valid {
-		n, _, err := s.st.Hit(ctx, emailFailKey(email), EmailCodeWindow)
-		if err != nil {
-			return Device{}, internal("count wrong code", err)
-		}
-		if n >= EmailCodeMaxWrong {
+		if tries >= EmailCodeMaxWrong {
 			_ = s.st.DeleteValue(ctx, emailCodeKey(email))
 			return Device{}, newErr(ErrCodeLocked, "too many wrong codes for this address; ask for a new code in an hour")
 		}
 		return Device{}, newErr(ErrCodeInvalid, "the code is wrong, used or expired")
+	}
+	if err := s.st.Unhit(ctx, emailFailKey(email)); err != nil {
+		s.log.Warn("give back a right code's try", "email", email, "err", err)
 	}
 	return s.addDevice(ctx, email, jwk, thumb, r)
 }

@@ -170,6 +170,24 @@ func decodeHit(cmd *redis.Cmd) HitCount {
 	return HitCount{Count: res[0], ResetIn: time.Duration(res[1]) * time.Millisecond}
 }
 
+// unhitScript: KEYS[1] counter. Decrements a live counter that is above
+// zero, keeping its expiry; returns the count.
+var unhitScript = redis.NewScript(`
+local c = tonumber(redis.call('GET', KEYS[1]) or '0')
+if c <= 0 then return 0 end
+return redis.call('DECR', KEYS[1])
+`)
+
+// Unhit takes back one hit of key's counter (never below zero, and without
+// touching its window): for a limit that counts attempts up front, before
+// knowing whether they fail, and refunds those that did not.
+func (s *Store) Unhit(ctx context.Context, key string) error {
+	if err := unhitScript.Run(ctx, s.rdb, []string{s.counterKey(key)}).Err(); err != nil {
+		return fmt.Errorf("store: unhit: %w", err)
+	}
+	return nil
+}
+
 // countScript: KEYS[1] counter. Returns {count, pttl} atomically.
 var countScript = redis.NewScript(`
 local c = redis.call('GET', KEYS[1])

@@ -1051,6 +1051,22 @@ func testHit(t *testing.T, s *store.Store) {
 	if n, _, _ := s.Count(ctx, "ip"); n != 5 {
 		t.Fatalf("Count incremented the counter: %d", n)
 	}
+	t.Run("Unhit", func(t *testing.T) {
+		_, before, _ := s.Count(ctx, "ip")
+		if err := s.Unhit(ctx, "ip"); err != nil {
+			t.Fatal(err)
+		}
+		n, after, err := s.Count(ctx, "ip")
+		if err != nil || n != 4 || after <= 0 || after > before {
+			t.Fatalf("after Unhit: %d, %v, %v; want 4 in the same window", n, after, err)
+		}
+		if err := s.Unhit(ctx, "never-hit"); err != nil {
+			t.Fatal(err)
+		}
+		if n, d, err := s.Count(ctx, "never-hit"); err != nil || n != 0 || d != 0 {
+			t.Fatalf("Unhit of a counter never hit left %d, %v, %v; want nothing", n, d, err)
+		}
+	})
 	t.Run("Concurrent", func(t *testing.T) {
 		counts := make([]int64, concurrency)
 		runConcurrently(concurrency, func(i int) {
