@@ -417,3 +417,27 @@ func TestRightCodeGivesItsTryBack(t *testing.T) {
 		t.Fatalf("wrong tries counted after right codes only: %d, %v", n, err)
 	}
 }
+
+// TestDeletedUserStaysDeleted: deleting a user withdraws the invitations it still had, and an invitation
+// used anyway does not bring the user back.
+func TestDeletedUserStaysDeleted(t *testing.T) {
+	ctx := context.Background()
+	svc := mustService(t)
+	const leaver = "leaver@example.com"
+	_, token, err := svc.CreateInvitation(ctx, leaver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.DeleteUser(ctx, leaver); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.GetInvitation(ctx, token); !errors.Is(err, authn.ErrNotFound) {
+		t.Fatalf("invitation after its user was deleted: %v, want ErrNotFound", err)
+	}
+	if _, err := svc.EnrollByInvitation(ctx, enrollProof(t, mustKey(t), []byte(token)), token, authn.EnrollRequest{}); !errors.Is(err, authn.ErrInvitation) {
+		t.Fatalf("enrolling with a withdrawn invitation: %v, want ErrInvitation", err)
+	}
+	if _, err := svc.GetUser(ctx, leaver); !errors.Is(err, authn.ErrNotFound) {
+		t.Fatalf("the deleted user came back: %v", err)
+	}
+}

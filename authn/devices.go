@@ -96,7 +96,7 @@ func (s *Service) CreateInvitation(ctx context.Context, rawEmail string) (Invita
 		CreatedAt: now,
 		ExpiresAt: now.Add(InvitationTTL),
 	}
-	if err := s.invitations.Create(ctx, inv.ID, inv, InvitationTTL); err != nil {
+	if err := s.invitations.Create(ctx, inv.ID, inv, InvitationTTL, "user:"+email); err != nil {
 		return Invitation{}, "", internal("create invitation", err)
 	}
 	return inv, token, nil
@@ -234,11 +234,18 @@ func (s *Service) EnrollByInvitation(ctx context.Context, pr ProofRequest, token
 	if err != nil {
 		return Device{}, internal("take invitation", err)
 	}
+	// The invitation made the user; a user deleted since has had its invitations withdrawn, and one that
+	// slipped through (taken while the user was being deleted) does not bring the user back.
+	if _, err := s.GetUser(ctx, inv.Email); errors.Is(err, ErrNotFound) {
+		return Device{}, newErr(ErrInvitation, "this invitation was withdrawn")
+	} else if err != nil {
+		return Device{}, err
+	}
 	d, err := s.addDevice(ctx, inv.Email, jwk, thumb, r)
 	if err != nil {
 		// No device was added: give the invitation back for the rest of its life.
 		if left := inv.ExpiresAt.Sub(s.now()); left > 0 {
-			if rerr := s.invitations.Create(ctx, inv.ID, inv, left); rerr != nil {
+			if rerr := s.invitations.Create(ctx, inv.ID, inv, left, "user:"+inv.Email); rerr != nil {
 				s.log.Warn("restore invitation after a failed enrollment", "email", inv.Email, "err", rerr)
 			}
 		}
@@ -286,11 +293,8 @@ func (s *Service) addDevice(ctx context.Context, email, jwk, thumb string, r Enr
 		d.PushStatus = PushOK
 		d.PushTokenUpdatedAt = &now
 	}
-	if err := s.devices.Create(ctx, d.ID, d, 0); err != nil {
+	if err := s.devices.Create(ctx, d.ID, d, 0, "user:"+email); err != nil {
 		return Device{}, internal("create device", err)
-	}
-	if err := s.devices.AddToIndex(ctx, "user:"+email, d.ID); err != nil {
-		return Device{}, internal("index device", err)
 	}
 	s.log.Info("device enrolled", "email", email, "device", d.ID, "platform", d.Platform)
 	s.announceDevice(d)

@@ -185,7 +185,7 @@ func (s *Service) UpdateUser(ctx context.Context, email string, p UserPatch) (Us
 	return u, nil
 }
 
-// DeleteUser removes the user, its sessions and every device enrolled for it.
+// DeleteUser removes the user, its sessions, its outstanding invitations and every device enrolled for it.
 func (s *Service) DeleteUser(ctx context.Context, email string) error {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if err := s.users.Delete(ctx, email); err != nil {
@@ -197,6 +197,15 @@ func (s *Service) DeleteUser(ctx context.Context, email string) error {
 	if _, err := s.EndUserSessions(ctx, email); err != nil {
 		return err
 	}
-	_, err := s.RemoveDevices(ctx, email)
+	invs, err := s.invitations.IndexIDs(ctx, "user:"+email)
+	if err != nil {
+		return internal("list invitations", err)
+	}
+	for _, id := range invs {
+		if err := s.invitations.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return internal("withdraw invitation", err)
+		}
+	}
+	_, err = s.RemoveDevices(ctx, email)
 	return err
 }
