@@ -79,7 +79,11 @@ func (s *Server) showLogin(c echo.Context, status int, l authn.Login, app authn.
 			return s.buildResponse(app, l, u)
 		})
 		if err != nil {
-			if errors.Is(err, authn.ErrForbidden) {
+			switch {
+			case errors.Is(err, authn.ErrForbidden) && state == authn.StateAnswered:
+				// Signed out, suspended or its phone revoked since: the Response it had is not shown again.
+				return errorf(http.StatusForbidden, "sign_in_ended", "This sign-in has ended. Go back to the application and sign in again.")
+			case errors.Is(err, authn.ErrForbidden):
 				return s.showFailure(c, l, app, authn.ReasonSuspended)
 			}
 			return err

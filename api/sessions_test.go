@@ -316,3 +316,48 @@ func TestUsersAndSuspension(t *testing.T) {
 		}
 	})
 }
+
+// TestEndedSignIns: what one approval opened ends with what ends it. Removing the phone that approved signs
+// its browser out (a stolen phone's own logins included), and no reload hands out the Success Response again
+// once the user is signed out, suspended, or the approving phone is gone.
+func TestEndedSignIns(t *testing.T) {
+	e := newEnv(t)
+	jira := e.newApp("Jira", atlassianAudience, acsURL)
+	conf := e.newApp("Confluence", "https://sp.example.test/confluence", "http://127.0.0.1:9/confluence/acs")
+	kept, stolen := e.enroll(employee), e.enroll(employee)
+	signIn := func(t *testing.T, ph *phone) (*browser, *page) {
+		t.Helper()
+		b := newBrowser(t)
+		p := approve(t, b, b.identify(b.startLogin(e.sp(jira), ""), employee), ph)
+		samlForm(t, p, acsURL)
+		return b, p
+	}
+
+	byKept, keptPage := signIn(t, kept)
+	byStolen, stolenPage := signIn(t, stolen)
+
+	e.do("DELETE", "/api/v1/admin/users/"+employee+"/devices/"+stolen.ID, adminToken, nil, http.StatusNoContent, nil)
+	t.Run("the revoked phone's browser is signed out", func(t *testing.T) {
+		_, u := requestID(t, e.sp(conf))
+		if p := byStolen.get(u); !strings.Contains(p.URL, "/login/") {
+			t.Errorf("the browser the revoked phone approved still signs in without a push: %s\n%s", p.URL, p.Body)
+		}
+		if again := byStolen.get(stolenPage.URL); again.Status != http.StatusForbidden || strings.Contains(again.Body, "SAMLResponse") {
+			t.Errorf("reloading its answered login: %d\n%s", again.Status, again.Body)
+		}
+	})
+	t.Run("the other phone's browser is not", func(t *testing.T) {
+		_, u := requestID(t, e.sp(conf))
+		samlForm(t, byKept.get(u), "http://127.0.0.1:9/confluence/acs")
+		if again := byKept.get(keptPage.URL); again.Status != http.StatusOK || !strings.Contains(again.Body, "SAMLResponse") {
+			t.Errorf("reloading a live sign-in: %d", again.Status)
+		}
+	})
+	t.Run("suspension ends the reload too", func(t *testing.T) {
+		e.do("PATCH", "/api/v1/admin/users/"+employee, adminToken, map[string]any{"status": "suspended"}, http.StatusOK, nil)
+		again := byKept.get(keptPage.URL)
+		if again.Status != http.StatusForbidden || strings.Contains(again.Body, "SAMLResponse") || !strings.Contains(again.Body, "sign-in has ended") {
+			t.Errorf("reloading after suspension: %d\n%s", again.Status, again.Body)
+		}
+	})
+}

@@ -402,7 +402,12 @@ func (s *Service) RemoveDevice(ctx context.Context, email, id string) error {
 	if _, err := s.st.DeleteValueIf(ctx, "device-key:"+d.KeyThumbprint, d.Email); err != nil {
 		s.log.Warn("release device key", "device", id, "err", err)
 	}
-	s.log.Info("device removed", "email", d.Email, "device", id)
+	// A browser signed in by this phone's approval (perhaps by whoever has the phone now) is signed out.
+	ended, err := s.endDeviceSessions(ctx, d.Email, id)
+	if err != nil {
+		return err
+	}
+	s.log.Info("device removed", "email", d.Email, "device", id, "sessions_ended", ended)
 	return nil
 }
 

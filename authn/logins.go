@@ -436,7 +436,8 @@ func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision)
 
 // Respond makes the login's Response exactly once: for an approved login, build is called (it may be called
 // more than once under a race, but only one result is ever stored and returned) and the login moves to
-// Answered; an answered login returns the stored Response again. Other states return ErrConflict.
+// Answered; an answered login returns the stored Response again while its user is active and its session
+// lives (else ErrForbidden). Other states return ErrConflict.
 //
 // A login that did not come from a session opens one: build sees its ID in Login.SessionID, and the caller
 // that stored the Response gets the session cookie value to hand the browser (others get ""). What build
@@ -447,7 +448,7 @@ func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision)
 func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) ([]byte, SessionApp, error)) (Login, string, error) {
 	id := l.ID
 	if l.State == StateAnswered {
-		return l, "", nil
+		return l, "", s.stillSignedIn(ctx, l)
 	}
 	if l.State != StateApproved {
 		return Login{}, "", newErr(ErrConflict, "this sign-in is not approved")
@@ -494,6 +495,35 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 		return l, "", internal("create session", err)
 	}
 	return l, cookie, nil
+}
+
+// stillSignedIn checks, before an answered login's Response is shown again, that what it asserts still
+// holds: the user is active and the IdP session it belongs to has not ended (logout, suspension, an admin,
+// a revoked device). Otherwise a reload would hand out a valid Success for someone signed out.
+func (s *Service) stillSignedIn(ctx context.Context, l Login) error {
+	b := s.st.Batch(ctx)
+	user := s.users.GetIn(b, l.Email)
+	var sess *store.Result[Session]
+	if l.SessionID != "" {
+		sess = s.sessions.GetIn(b, l.SessionID)
+	}
+	b.Run()
+	ended := newErr(ErrForbidden, "this sign-in has ended; go back to the application and sign in again")
+	u, err := user.Get()
+	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Status != UserActive) {
+		return ended
+	}
+	if err != nil {
+		return internal("get user", err)
+	}
+	if sess != nil {
+		if _, err := sess.Get(); errors.Is(err, store.ErrNotFound) {
+			return ended
+		} else if err != nil {
+			return internal("get session", err)
+		}
+	}
+	return nil
 }
 
 // ConsumeRequestID remembers an AuthnRequest ID of app for ttl; a second use is refused (replay).

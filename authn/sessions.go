@@ -11,15 +11,18 @@ import (
 )
 
 // Session is an IdP session: one phone approval that lets the same browser sign in to further applications
-// without another push until it expires or is ended (by the user's logout, an admin, or suspension).
+// without another push until it expires or is ended (by the user's logout, an admin, suspension, or the removal
+// of the phone that approved it).
 type Session struct {
-	ID           string       `json:"id"`
-	Email        string       `json:"email"`
-	SecretHash   string       `json:"secret_hash"`
-	AuthnInstant time.Time    `json:"authn_instant"`
-	CreatedAt    time.Time    `json:"created_at"`
-	ExpiresAt    time.Time    `json:"expires_at"`
-	Apps         []SessionApp `json:"apps"`
+	ID           string    `json:"id"`
+	Email        string    `json:"email"`
+	SecretHash   string    `json:"secret_hash"`
+	AuthnInstant time.Time `json:"authn_instant"`
+	// Device is the phone whose approval opened the session; removing it ends the session.
+	Device    string       `json:"device,omitempty"`
+	CreatedAt time.Time    `json:"created_at"`
+	ExpiresAt time.Time    `json:"expires_at"`
+	Apps      []SessionApp `json:"apps"`
 }
 
 // SessionApp records what an application was told in this session, for single logout.
@@ -65,6 +68,7 @@ func (s *Service) newSession(l Login) (*Session, string) {
 		Email:        l.Email,
 		SecretHash:   BrowserSecret(secret),
 		AuthnInstant: l.DecidedAt,
+		Device:       l.AnsweredBy,
 		CreatedAt:    now,
 		ExpiresAt:    now.Add(s.sessionTTL()),
 		Apps:         []SessionApp{},
@@ -150,6 +154,24 @@ func (s *Service) EndUserSessions(ctx context.Context, email string) (int, error
 	}
 	n := 0
 	for _, sess := range ss {
+		if _, err := s.EndSession(ctx, sess.ID); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// endDeviceSessions ends the sessions of email that device approved and returns how many there were.
+func (s *Service) endDeviceSessions(ctx context.Context, email, device string) (int, error) {
+	ss, err := s.sessions.ListIndex(ctx, "user:"+email)
+	if err != nil {
+		return 0, internal("list sessions", err)
+	}
+	n := 0
+	for _, sess := range ss {
+		if sess.Device != device {
+			continue
+		}
 		if _, err := s.EndSession(ctx, sess.ID); err == nil {
 			n++
 		}
