@@ -471,6 +471,14 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 	if err != nil {
 		return Login{}, "", err
 	}
+	// A new session exists before the login points to it, so a reload never finds the login answered and its
+	// session missing; if another caller's Response is stored instead, this session is dropped.
+	if sess != nil {
+		sess.Apps = []SessionApp{told}
+		if err := s.sessions.Create(ctx, sess.ID, *sess, s.sessionTTL(), "user:"+sess.Email); err != nil {
+			return Login{}, "", internal("create session", err)
+		}
+	}
 	won := false
 	sessionID := l.SessionID
 	l, err = s.transition(ctx, id, &stored, store.Effects{}, func(cur Login, now time.Time) (Login, error) {
@@ -485,14 +493,15 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 		return cur, nil
 	})
 	if err != nil || !won {
+		if sess != nil {
+			if _, derr := s.EndSession(context.WithoutCancel(ctx), sess.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
+				s.log.Warn("drop the session of a Response not stored", "session", sess.ID, "err", derr)
+			}
+		}
 		return l, "", err
 	}
 	if sess == nil {
 		return l, "", s.RecordSessionApp(ctx, l.SessionID, told)
-	}
-	sess.Apps = []SessionApp{told}
-	if err := s.sessions.Create(ctx, sess.ID, *sess, s.sessionTTL(), "user:"+sess.Email); err != nil {
-		return l, "", internal("create session", err)
 	}
 	return l, cookie, nil
 }
