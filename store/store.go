@@ -25,6 +25,9 @@ var (
 	// when they lost the optimistic race too many times in a row (see
 	// maxUpdateAttempts).
 	ErrConflict = errors.New("store: update conflict")
+	// ErrIndexFull is returned by [Table.Change] when an index it was to add
+	// the record to already holds [Effects.Cap] ids.
+	ErrIndexFull = errors.New("store: index full")
 )
 
 // Options configure [Open].

@@ -227,19 +227,28 @@ func (t *Table[T]) decodeGet(id string, cmd *redis.StringCmd) (T, error) {
 // casLua: KEYS[1] record, KEYS[2..ARGV[3]+1] indexes to add the id to, the
 // remaining KEYS indexes to remove it from; ARGV[1] the bytes the caller read,
 // ARGV[2] the new bytes, ARGV[3] the number of indexes to add to, ARGV[4] the
-// id, ARGV[5] the record key base, ARGV[6] the sweep sample, ARGV[7..]
-// channel, message pairs. If the record still holds exactly ARGV[1] it is
-// replaced by ARGV[2] keeping its TTL (KEEPTTL, Redis >= 6.0), the indexes
-// are changed (an index added to is swept as by AddToIndex), the messages are
-// published and 1 is returned. A missing (deleted or expired) record is never
-// written: -1. A record that holds other bytes is left alone and those bytes
-// are returned (a string), so the caller retries without reading again.
+// id, ARGV[5] the record key base, ARGV[6] the sweep sample, ARGV[7] the cap
+// of the indexes added to (0: none), ARGV[8..] channel, message pairs. If
+// the record still holds exactly ARGV[1] it is replaced by ARGV[2] keeping its
+// TTL (KEEPTTL, Redis >= 6.0), the indexes are changed (an index added to is
+// swept as by AddToIndex), the messages are published and 1 is returned. A
+// missing (deleted or expired) record is never written: -1. An index to add
+// to that already holds the cap of other ids: nothing is written, -2. A
+// record that holds other bytes is left alone and those bytes are returned
+// (a string), so the caller retries without reading again.
 const casLua = sweepLua + `
 local cur = redis.call('GET', KEYS[1])
 if not cur then return -1 end
 if cur ~= ARGV[1] then return cur end
+local nadd, cap = tonumber(ARGV[3]), tonumber(ARGV[7])
+if cap > 0 then
+  for i = 2, nadd + 1 do
+    if redis.call('SISMEMBER', KEYS[i], ARGV[4]) == 0 and redis.call('SCARD', KEYS[i]) >= cap then
+      return -2
+    end
+  end
+end
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-local nadd = tonumber(ARGV[3])
 for i = 2, #KEYS do
   if i <= nadd + 1 then
     sweep(KEYS[i], ARGV[5], tonumber(ARGV[6]))
@@ -248,7 +257,7 @@ for i = 2, #KEYS do
     redis.call('SREM', KEYS[i], ARGV[4])
   end
 end
-for i = 7, #ARGV, 2 do
+for i = 8, #ARGV, 2 do
   redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
 end
 return 1
@@ -262,6 +271,12 @@ type Effects struct {
 	// AddTo names the secondary indexes to add the record's id to (as
 	// [Table.AddToIndex] does) and RemoveFrom those to remove it from.
 	AddTo, RemoveFrom []string
+	// Cap, when positive, bounds the indexes of AddTo: if one already holds
+	// Cap other ids, nothing is written and the change fails with
+	// ErrIndexFull. Ids of records that are gone count until swept, so
+	// callers that cap an index of expiring records sweep it first (ListIndex
+	// drops them).
+	Cap int
 	// Publish lists messages to publish, as [Store.Publish] does.
 	Publish []Message
 }
@@ -304,7 +319,8 @@ func (t *Table[T]) UpdateAndPublish(ctx context.Context, id string, fn func(old 
 // not nil it is the record as the caller last read it: fn runs on it and the
 // first compare-and-swap expects it, so a record nobody changed since costs
 // one round trip instead of two (one that changed costs one more, as a lost
-// race does). The effects happen in the same script as the write, atomically
+// race does). An error fn returns for seen is returned only once the record
+// is read and found unchanged; otherwise fn runs on the record as it is. The effects happen in the same script as the write, atomically
 // with it and only if it lands; a write that lands on a lost race's retry
 // carries them once.
 func (t *Table[T]) Change(ctx context.Context, id string, seen *T, fn func(old T) (T, error), also Effects) (T, error) {
@@ -336,17 +352,33 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 	for _, ix := range also.RemoveFrom {
 		keys = append(keys, t.indexKey(ix))
 	}
-	args := make([]any, 6, 6+2*len(also.Publish))
-	args[2], args[3], args[4], args[5] = len(also.AddTo), id, t.recKey(""), sweepSample
+	args := make([]any, 7, 7+2*len(also.Publish))
+	args[2], args[3], args[4], args[5], args[6] = len(also.AddTo), id, t.recKey(""), sweepSample, also.Cap
 	for _, m := range also.Publish {
 		args = append(args, t.s.channelName(m.Channel), m.Payload)
 	}
+	fromServer := seen == nil // b is what the server holds, not the caller's copy
 	for range maxUpdateAttempts {
 		var old T
 		if err := json.Unmarshal(b, &old); err != nil {
 			return zero, t.errf(op, fmt.Errorf("decode %q: %w", id, err))
 		}
 		nv, err := fn(old)
+		if err != nil && !fromServer {
+			// fn refused the caller's copy, which may be stale: it must refuse the record as it is.
+			cur, gerr := t.s.rdb.Get(ctx, key).Bytes()
+			if errors.Is(gerr, redis.Nil) {
+				return zero, t.errf(op, ErrNotFound)
+			}
+			if gerr != nil {
+				return zero, t.errf(op, gerr)
+			}
+			fromServer = true
+			if string(cur) != string(b) {
+				b = cur
+				continue
+			}
+		}
 		if err != nil {
 			return zero, err
 		}
@@ -366,12 +398,14 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 				return nv, nil
 			case -1:
 				return zero, t.errf(op, ErrNotFound)
+			case -2:
+				return zero, t.errf(op, ErrIndexFull)
 			}
 		case string: // lost the race: r is the current value
 			if err := ctx.Err(); err != nil {
 				return zero, t.errf(op, err)
 			}
-			b = []byte(r)
+			b, fromServer = []byte(r), true
 			continue
 		}
 		return zero, t.errf(op, fmt.Errorf("unexpected reply %v", res))

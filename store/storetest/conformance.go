@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"UpdateAndPublishConcurrentAllApplied", testUpdateAndPublishConcurrentAllApplied},
 		{"TakeConcurrentOneWinner", testTakeConcurrentOneWinner},
 		{"Change", testChange},
+		{"ChangeCap", testChangeCap},
 		{"CreateIndexed", testCreateIndexed},
 		{"Batch", testBatch},
 		{"List", testList},

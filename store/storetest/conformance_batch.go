@@ -99,6 +99,14 @@ func testChange(t *testing.T, s *store.Store) {
 			t.Fatalf("published %q, want one, two exactly once", msgs)
 		}
 	})
+	t.Run("RefusalOfAStaleCopyIsChecked", func(t *testing.T) {
+		mustCreate(t, tbl, "f", record{State: "pending"}, time.Hour)
+		stale := record{State: "denied"} // what the caller wrongly believes
+		got, err := tbl.Change(ctx, "f", &stale, approve, store.Effects{})
+		if err != nil || got.State != "approved" {
+			t.Fatalf("Change from a stale copy fn refuses = %+v, %v; want approved from the stored record", got, err)
+		}
+	})
 	t.Run("RefusedChangesNothing", func(t *testing.T) {
 		seen := setup(t, "c")
 		mustPut(t, tbl, "c", record{State: "denied"}, time.Hour)
@@ -147,6 +155,58 @@ func testChange(t *testing.T, s *store.Store) {
 			t.Fatalf("published %q, want one message", msgs)
 		}
 	})
+}
+
+// testChangeCap: of many records changed at once into a capped index, only
+// as many as the cap join it; the others change nothing.
+func testChangeCap(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := store.NewTable[record](s, "capped")
+	sub := mustSubscribe(t, s, updateChannel)
+	const capacity = 3
+	mustCreate(t, tbl, "already", record{State: "pending"}, time.Hour, "pending")
+	ids := make([]string, concurrency)
+	for i := range ids {
+		ids[i] = fmt.Sprint("r", i)
+		mustCreate(t, tbl, ids[i], record{State: "new"}, time.Hour)
+	}
+	errs := make([]error, concurrency)
+	runConcurrently(concurrency, func(i int) {
+		_, errs[i] = tbl.Change(ctx, ids[i], nil, func(r record) (record, error) {
+			r.State = "pending"
+			return r, nil
+		}, store.Effects{AddTo: []string{"pending"}, Cap: capacity, Publish: []store.Message{{Channel: updateChannel, Payload: "joined"}}})
+	})
+	joined := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			joined++
+			if got := mustGet(t, tbl, ids[i]); got.State != "pending" {
+				t.Errorf("%s joined but reads %+v", ids[i], got)
+			}
+		case errors.Is(err, store.ErrIndexFull):
+			if got := mustGet(t, tbl, ids[i]); got.State != "new" {
+				t.Errorf("%s was refused but changed to %+v", ids[i], got)
+			}
+		default:
+			t.Errorf("%s: %v", ids[i], err)
+		}
+	}
+	if joined != capacity-1 {
+		t.Fatalf("%d records joined an index capped at %d that held 1, want %d", joined, capacity, capacity-1)
+	}
+	if ids := mustIndexIDs(t, tbl, "pending"); len(ids) != capacity {
+		t.Fatalf("index holds %v, want %d ids", ids, capacity)
+	}
+	if msgs := drainUntilMarker(t, s, updateChannel, sub); len(msgs) != capacity-1 {
+		t.Fatalf("published %q, want one message per record that joined", msgs)
+	}
+	// A record already in the index may change again: it takes no new place.
+	if _, err := tbl.Change(ctx, "already", nil, func(r record) (record, error) { r.N++; return r, nil },
+		store.Effects{AddTo: []string{"pending"}, Cap: capacity}); err != nil {
+		t.Fatalf("changing a member of a full index: %v", err)
+	}
 }
 
 // testCreateIndexed: Create adds the id to the indexes it names, and a create
