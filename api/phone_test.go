@@ -417,6 +417,41 @@ func TestPushBombing(t *testing.T) {
 		paused(t, e, app, employee, "already wait", 3)
 	})
 
+	t.Run("at most a few pending, however many are submitted at once", func(t *testing.T) {
+		e := newEnv(t)
+		app := e.newApp("Jira", atlassianAudience, acsURL)
+		ph := e.enroll(employee)
+		const n = 10
+		bs, ps := make([]*browser, n), make([]*page, n)
+		for i := range n {
+			bs[i] = newBrowser(t)
+			ps[i] = bs[i].startLogin(e.sp(app), "")
+		}
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { ps[i] = bs[i].identify(ps[i], employee) })
+		}
+		wg.Wait()
+		list, err := ph.ListChallenges(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Challenges) != 3 {
+			t.Errorf("%d challenges pending after %d submissions at once, want the limit, 3", len(list.Challenges), n)
+		}
+		waiting := 0
+		for _, p := range ps {
+			if _, ok := p.testID("match-number"); ok {
+				waiting++
+			} else if !strings.Contains(p.Body, "already wait") {
+				t.Errorf("a submission neither waits nor says why not:\n%s", p.Body)
+			}
+		}
+		if waiting != 3 {
+			t.Errorf("%d pages show a number, want 3", waiting)
+		}
+	})
+
 	t.Run("hourly cap", func(t *testing.T) {
 		e := newEnv(t, func(c *authn.Config) { c.Limits.PushesPerHour = 2 })
 		app := e.newApp("Jira", atlassianAudience, acsURL)

@@ -246,14 +246,26 @@ func (s *Service) Identify(ctx context.Context, l Login, rawEmail, clientKey str
 	for i, d := range devs {
 		ids[i] = d.ID
 	}
-	// The challenge joins the user's pending index and the phones' long-polls hear of it in the same write.
-	pending := store.Effects{AddTo: []string{"pending:" + email}, Publish: []store.Message{{Channel: UserChannel(email), Payload: "changed"}}}
-	l, err = leave(pending, func(cur *Login, _ time.Time) { cur.State, cur.Number, cur.Devices = StatePending, number, ids })
-	if err != nil || l.State != StatePending || l.Number != number {
-		return l, err
+	// The challenge joins the user's pending index and the phones' long-polls hear of it in the same write,
+	// which also holds the pending limit against submissions racing this one.
+	pending := store.Effects{AddTo: []string{"pending:" + email}, Cap: s.cfg.Limits.MaxPending,
+		Publish: []store.Message{{Channel: UserChannel(email), Payload: "changed"}}}
+	next, err := leave(pending, func(cur *Login, _ time.Time) { cur.State, cur.Number, cur.Devices = StatePending, number, ids })
+	if errors.Is(err, errPendingFull) {
+		if err := s.st.Unhit(ctx, hourKey(email)); err != nil { // no push after all
+			s.log.Warn("give back an hourly push", "email", email, "err", err)
+		}
+		until := s.now().Add(s.cfg.LoginTTL)
+		s.log.Warn("login not pushed: pushes paused", "login", id, "email", email, "reason", PauseTooPending, "until", until)
+		return leave(store.Effects{}, func(cur *Login, now time.Time) {
+			cur.State, cur.Reason, cur.PausedUntil, cur.DecidedAt = StatePaused, PauseTooPending, until, now
+		})
 	}
-	s.pushChallenge(l, devs)
-	return l, nil
+	if err != nil || next.State != StatePending || next.Number != number {
+		return next, err
+	}
+	s.pushChallenge(next, devs)
+	return next, nil
 }
 
 // identifyFacts are the reads Identify queues in one batch: the user, their devices, their pending challenges
@@ -292,6 +304,9 @@ func twoDigit() (int, error) {
 // errUnchanged tells transition that fn decided to leave the login as it is.
 var errUnchanged = errors.New("authn: unchanged")
 
+// errPendingFull is transition's answer when the user's pending index was full (Effects.Cap).
+var errPendingFull = errors.New("authn: too many challenges pending")
+
 // transition applies fn to login id atomically and, in the same round trip, announces the change to the
 // browser waiting on it and carries out also. seen, when not nil, is the login as the caller read it: if it
 // is still current, the whole transition is that one round trip.
@@ -308,6 +323,8 @@ func (s *Service) transition(ctx context.Context, id string, seen *Login, also s
 	switch {
 	case errors.Is(err, errUnchanged):
 		return unchanged, nil
+	case errors.Is(err, store.ErrIndexFull):
+		return Login{}, errPendingFull
 	case errors.Is(err, store.ErrNotFound):
 		return Login{}, newErr(ErrNotFound, "this sign-in does not exist or has expired")
 	case err != nil:
