@@ -113,6 +113,12 @@ func TestAdminApps(t *testing.T) {
 		{"unknown field", "POST", "/api/v1/admin/apps", adminToken, "application/json", `{"name":"x","colour":"red"}`, 400, "invalid_request"},
 		{"not JSON", "POST", "/api/v1/admin/apps", adminToken, "application/json", `{"name":`, 400, "invalid_request"},
 		{"wrong type", "POST", "/api/v1/admin/apps", adminToken, "application/json", `{"name":42}`, 400, "invalid_request"},
+		{"not an object", "POST", "/api/v1/admin/apps", adminToken, "application/json", `["Jira"]`, 400, "invalid_request"},
+		{"control character in the name", "POST", "/api/v1/admin/apps", adminToken, "application/json", `{"name":"Ji\u0007ra"}`, 400, "invalid_request"},
+		{"non-character in an attribute name", "PATCH", "/api/v1/admin/apps/" + taken.ID, adminToken, "application/json", `{"attribute_map":{"email":"mail\uFFFE"}}`, 400, "invalid_request"},
+		{"non-character in an invitation email", "POST", "/api/v1/admin/invitations", adminToken, "application/json", `{"email":"a\uFFFEb@example.com"}`, 400, "invalid_request"},
+		{"control character in a user's name", "POST", "/api/v1/admin/users", adminToken, "application/json", `{"email":"ctl@example.com","given_name":"A\u0000"}`, 400, "invalid_request"},
+		{"non-character in a group", "POST", "/api/v1/admin/users", adminToken, "application/json", `{"email":"grp@example.com","groups":["a\uFFFF"]}`, 400, "invalid_request"},
 		{"form body", "POST", "/api/v1/admin/apps", adminToken, "application/x-www-form-urlencoded", `name=x`, 415, "unsupported_media_type"},
 		{"too large", "POST", "/api/v1/admin/apps", adminToken, "application/json", `{"name":"` + strings.Repeat("x", 2<<20) + `"}`, 413, "too_large"},
 		{"unknown app", "PATCH", "/api/v1/admin/apps/nope", adminToken, "application/json", `{"name":"x"}`, 404, "not_found"},
@@ -124,6 +130,9 @@ func TestAdminApps(t *testing.T) {
 			st, code, body := e.call(tc.method, tc.path, tc.token, tc.ctype, tc.body)
 			if st != tc.status || code != tc.code {
 				t.Errorf("got %d %s, want %d %s: %s", st, code, tc.status, tc.code, body)
+			}
+			if strings.Contains(string(body), "authn.") || strings.Contains(string(body), "*string") {
+				t.Errorf("the message names Go types: %s", body)
 			}
 		})
 	}

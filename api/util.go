@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 )
 
@@ -25,8 +26,10 @@ func decodeJSON(r io.Reader, v any) error {
 			return errorf(http.StatusBadRequest, "invalid_request", "The request body is empty; send a JSON object.")
 		case errors.As(err, &se):
 			return errorf(http.StatusBadRequest, "invalid_request", fmt.Sprintf("The request body is not valid JSON (at byte %d).", se.Offset))
+		case errors.As(err, &te) && te.Field == "":
+			return errorf(http.StatusBadRequest, "invalid_request", "The request body must be a JSON object.")
 		case errors.As(err, &te):
-			return errorf(http.StatusBadRequest, "invalid_request", fmt.Sprintf("Field %q must be a %s.", te.Field, te.Type.String()))
+			return errorf(http.StatusBadRequest, "invalid_request", fmt.Sprintf("Field %q must be %s.", te.Field, jsonKind(te.Type)))
 		case strings.HasPrefix(err.Error(), "json: unknown field"):
 			return errorf(http.StatusBadRequest, "invalid_request", "Unknown field "+strings.TrimPrefix(err.Error(), "json: unknown field ")+".")
 		default:
@@ -40,3 +43,25 @@ func decodeJSON(r io.Reader, v any) error {
 }
 
 func decodeJSONBytes(b []byte, v any) error { return decodeJSON(bytes.NewReader(b), v) }
+
+// jsonKind names what a Go type holds in JSON's words, for error messages (never a Go type name).
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	default:
+		return "an object"
+	}
+}

@@ -204,6 +204,11 @@ func (a App) validate() error {
 	case len(a.Audience) > maxURLLen:
 		return newErr(ErrInvalid, "audience is longer than %d characters", maxURLLen)
 	}
+	for _, f := range []struct{ field, v string }{{"name", a.Name}, {"auth_type", a.AuthType}, {"audience", a.Audience}} {
+		if err := checkText(f.field, f.v); err != nil {
+			return err
+		}
+	}
 	if a.URL != "" {
 		if err := checkURL("url", a.URL, false); err != nil {
 			return err
@@ -264,6 +269,9 @@ func (a App) validate() error {
 		}
 		if len(name) > maxURLLen {
 			return newErr(ErrInvalid, "attribute_map: the name for %s is too long", field)
+		}
+		if err := checkText("attribute_map: the name for "+field, name); err != nil {
+			return err
 		}
 	}
 	if len(a.RelayStates) > 50 {

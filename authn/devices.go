@@ -183,6 +183,12 @@ func (r EnrollRequest) validate() error {
 	if len(r.Name) > maxNameLen || len(r.Platform) > 40 {
 		return newErr(ErrInvalid, "name or platform is too long")
 	}
+	if err := checkText("name", r.Name); err != nil {
+		return err
+	}
+	if err := checkText("platform", r.Platform); err != nil {
+		return err
+	}
 	if len(r.FCMToken) > 4096 {
 		return newErr(ErrInvalid, "fcm_token is too long")
 	}
@@ -333,6 +339,9 @@ func (s *Service) RenameDevice(ctx context.Context, email, id, name string) (Dev
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > maxNameLen {
 		return Device{}, newErr(ErrInvalid, "name must be 1 to %d characters", maxNameLen)
+	}
+	if err := checkText("name", name); err != nil {
+		return Device{}, err
 	}
 	return s.updateDevice(ctx, email, id, func(d Device) Device { d.Name = name; return d })
 }

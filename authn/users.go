@@ -6,6 +6,7 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/winkk/passport/store"
 )
@@ -48,7 +49,7 @@ func NormalizeEmail(s string) (string, error) {
 		return "", newErr(ErrInvalid, "email is too long")
 	}
 	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || a.Name != "" || !strings.Contains(s, "@") {
+	if err != nil || a.Address != s || a.Name != "" || !strings.Contains(s, "@") || !plainText(s) || strings.ContainsFunc(s, unicode.IsSpace) {
 		return "", newErr(ErrInvalid, "%q is not a valid email address", s)
 	}
 	return strings.ToLower(s), nil
@@ -62,6 +63,9 @@ func (p UserPatch) apply(u User) (User, error) {
 		v := strings.TrimSpace(*src)
 		if len(v) > max {
 			return newErr(ErrInvalid, "%s is longer than %d characters", field, max)
+		}
+		if err := checkText(field, v); err != nil {
+			return err
 		}
 		*dst = v
 		return nil
@@ -84,6 +88,9 @@ func (p UserPatch) apply(u User) (User, error) {
 			g = strings.TrimSpace(g)
 			if g == "" || len(g) > maxNameLen {
 				return u, newErr(ErrInvalid, "group names must be 1 to %d characters", maxNameLen)
+			}
+			if err := checkText("a group name", g); err != nil {
+				return u, err
 			}
 			u.Groups = append(u.Groups, g)
 		}

@@ -4,10 +4,34 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 func sortBy[T any](xs []T, key func(T) string) {
 	sort.Slice(xs, func(i, j int) bool { return key(xs[i]) < key(xs[j]) })
+}
+
+// plainText reports whether s is text fit to show and to put in a signed XML document: valid UTF-8 without
+// control characters or the non-characters U+FFFE and U+FFFF (which XML 1.0 forbids).
+func plainText(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || r == 0xFFFE || r == 0xFFFF {
+			return false
+		}
+	}
+	return true
+}
+
+// checkText refuses a value of field that is not plainText.
+func checkText(field, v string) error {
+	if !plainText(v) {
+		return newErr(ErrInvalid, "%s holds characters that are not allowed (control characters, U+FFFE, U+FFFF or invalid UTF-8)", field)
+	}
+	return nil
 }
 
 // checkRelayStatePattern validates an allowed-RelayState entry: an absolute http(s) URL whose host may start
