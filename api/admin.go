@@ -34,7 +34,7 @@ type appView struct {
 	CertificateURL string   `json:"certificate_url"`
 	EntityID       string   `json:"entity_id"`
 	Configured     bool     `json:"configured"`
-	Warnings       []string `json:"warnings,omitempty"`
+	Warnings       []string `json:"warnings"` // [] when nothing looks wrong
 }
 
 func (s *Server) viewApp(a authn.App) appView {
@@ -45,7 +45,7 @@ func (s *Server) viewApp(a authn.App) appView {
 		CertificateURL: s.certificateURL(),
 		EntityID:       s.cfg.EntityID,
 		Configured:     a.Configured(),
-		Warnings:       authn.AppWarnings(a),
+		Warnings:       append([]string{}, authn.AppWarnings(a)...),
 	}
 }
 

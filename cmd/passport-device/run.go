@@ -361,6 +361,9 @@ func cmdApprove(ctx context.Context, e *env, args []string) error {
 		if !isSet(fs, "number") {
 			return usagef("--number is required")
 		}
+		if *number < 10 || *number > 99 {
+			return usagef("--number must be the two-digit number shown in the browser (10 to 99)")
+		}
 		if *timeout <= 0 {
 			return usagef("--timeout must be positive")
 		}

@@ -110,7 +110,9 @@ func TestUsage(t *testing.T) {
 		{"empty name", []string{"enroll", "--server", "http://x", "--token", "t", "--state", st, "--name", " "}, "--name must not be empty"},
 		{"approve without number", []string{"approve", "--state", st}, "--number is required"},
 		{"approve number not a number", []string{"approve", "--state", st, "--number", "x"}, "invalid value"},
-		{"approve zero timeout", []string{"approve", "--state", st, "--number", "1", "--timeout", "0s"}, "--timeout must be positive"},
+		{"approve zero timeout", []string{"approve", "--state", st, "--number", "12", "--timeout", "0s"}, "--timeout must be positive"},
+		{"approve one digit", []string{"approve", "--state", st, "--number", "5"}, "two-digit number"},
+		{"approve three digits", []string{"approve", "--state", st, "--number", "100"}, "two-digit number"},
 		{"deny bad timeout", []string{"deny", "--state", st, "--timeout", "soon"}, "invalid value"},
 		{"rename without name", []string{"rename", "--state", st}, "--name is required"},
 		{"remove without device", []string{"remove", "--state", st}, "--device is required"},
@@ -402,7 +404,7 @@ func TestPendingApproveDeny(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		var out, errb bytes.Buffer
-		if code := run(ctx, []string{"approve", "--state", path, "--number", "1"}, strings.NewReader(""), &out, &errb); code != exitFail {
+		if code := run(ctx, []string{"approve", "--state", path, "--number", "42"}, strings.NewReader(""), &out, &errb); code != exitFail {
 			t.Fatalf("exit %d, stderr %q", code, errb.String())
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -119,6 +120,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if c.EntityID == "" {
 		return c, errors.New("PASSPORT_ENTITY_ID must not be empty")
+	}
+	if c.FCMEndpoint != "" {
+		if c.FCMCredentials == "" {
+			return c, errors.New("PASSPORT_FCM_ENDPOINT is used only with PASSPORT_FCM_CREDENTIALS: set both, or neither")
+		}
+		if u, err := url.Parse(c.FCMEndpoint); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return c, fmt.Errorf("PASSPORT_FCM_ENDPOINT: %q is not an http(s) URL", c.FCMEndpoint)
+		}
 	}
 	return c, nil
 }

@@ -130,6 +130,8 @@ func TestConfigErrors(t *testing.T) {
 		{vars: map[string]string{"PASSPORT_BASE_URL": "not a url"}, want: "base URL"},
 		{vars: map[string]string{"PASSPORT_SMTP_URL": "http://mail"}, want: "SMTP URL"},
 		{vars: map[string]string{"PASSPORT_FCM_CREDENTIALS": "/nonexistent.json"}, want: "FCM"},
+		{vars: map[string]string{"PASSPORT_FCM_ENDPOINT": "http://127.0.0.1:9099/v1"}, want: "only with PASSPORT_FCM_CREDENTIALS"},
+		{vars: map[string]string{"PASSPORT_FCM_CREDENTIALS": "/c.json", "PASSPORT_FCM_ENDPOINT": "notaurl"}, want: "PASSPORT_FCM_ENDPOINT"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
