@@ -43,6 +43,8 @@ const (
 	StatusNoPassive           = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
 	StatusInvalidNameIDPolicy = "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy"
 	StatusRequestUnsupported  = "urn:oasis:names:tc:SAML:2.0:status:RequestUnsupported"
+	StatusNoAuthnContext      = "urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext"
+	StatusUnknownPrincipal    = "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"
 	// StatusPartialLogout says a LogoutResponse's sender could not end every
 	// session it propagated the logout to (saml-core §3.2.2.2, §3.7.3.2).
 	StatusPartialLogout = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"

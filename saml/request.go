@@ -28,6 +28,25 @@ type AuthnRequest struct {
 	// Signed reports that an enveloped ds:Signature was present (or, from
 	// ReadAuthnRequest, that a signature was present and verified).
 	Signed bool
+	// Subject is the principal the request is about (saml-core §3.4.1: the
+	// assertions MUST be about a subject that strongly matches it); nil when
+	// the request names none.
+	Subject *NameID
+	// RequestedAuthnContext is what the SP requires of the authentication
+	// (saml-core §3.3.2.2.1); nil when it requires nothing.
+	RequestedAuthnContext *RequestedAuthnContext
+}
+
+// NameID is a saml:NameID: a value in a format (empty: unspecified).
+type NameID struct{ Value, Format string }
+
+// RequestedAuthnContext is a samlp:RequestedAuthnContext: how the
+// authentication must compare ("exact", "minimum", "maximum" or "better")
+// with the classes or declarations listed.
+type RequestedAuthnContext struct {
+	Comparison string
+	ClassRefs  []string
+	DeclRefs   []string
 }
 
 // ParseAuthnRequest parses an AuthnRequest after the CheckXML checks. It does
@@ -114,9 +133,71 @@ func ParseAuthnRequestElement(el *etree.Element) (*AuthnRequest, error) {
 			if r.AllowCreate, err = boolAttr(c, "AllowCreate"); err != nil {
 				return nil, err
 			}
+		case NamespaceAssertion + " Subject":
+			if r.Subject, err = parseRequestSubject(c); err != nil {
+				return nil, err
+			}
+		case NamespaceProtocol + " RequestedAuthnContext":
+			if r.RequestedAuthnContext, err = parseRequestedAuthnContext(c); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return r, nil
+}
+
+// parseRequestSubject reads the NameID of an AuthnRequest's Subject. A
+// Subject Passport cannot compare — a BaseID, an EncryptedID, two
+// identifiers — is refused rather than ignored, since the answer must match
+// it. A Subject with no identifier at all names nobody: nil.
+func parseRequestSubject(el *etree.Element) (*NameID, error) {
+	var id *NameID
+	for _, c := range el.ChildElements() {
+		if c.NamespaceURI() != NamespaceAssertion || c.Tag == "SubjectConfirmation" {
+			continue
+		}
+		if c.Tag != "NameID" || id != nil {
+			return nil, newError(CodeMalformedRequest, "The AuthnRequest names its subject in a way this identity provider cannot match (only one plain NameID is supported).", fmt.Errorf("subject %s", c.Tag))
+		}
+		v, err := textOnly(c)
+		if err != nil || v == "" {
+			return nil, newError(CodeMalformedRequest, "The AuthnRequest's Subject NameID is malformed.", err)
+		}
+		id = &NameID{Value: v, Format: attr(c, "Format")}
+	}
+	return id, nil
+}
+
+// parseRequestedAuthnContext reads a samlp:RequestedAuthnContext.
+func parseRequestedAuthnContext(el *etree.Element) (*RequestedAuthnContext, error) {
+	rc := &RequestedAuthnContext{Comparison: "exact"}
+	if v, ok := attrOK(el, "Comparison"); ok {
+		switch v {
+		case "exact", "minimum", "maximum", "better":
+			rc.Comparison = v
+		default:
+			return nil, newError(CodeMalformedRequest, "The AuthnRequest's RequestedAuthnContext has an unknown Comparison.", fmt.Errorf("comparison %q", v))
+		}
+	}
+	for _, c := range el.ChildElements() {
+		if c.NamespaceURI() != NamespaceAssertion {
+			continue
+		}
+		v, err := textOnly(c)
+		if err != nil || v == "" {
+			return nil, newError(CodeMalformedRequest, "The AuthnRequest's RequestedAuthnContext is malformed.", err)
+		}
+		switch c.Tag {
+		case "AuthnContextClassRef":
+			rc.ClassRefs = append(rc.ClassRefs, v)
+		case "AuthnContextDeclRef":
+			rc.DeclRefs = append(rc.DeclRefs, v)
+		}
+	}
+	if len(rc.ClassRefs) == 0 && len(rc.DeclRefs) == 0 {
+		return nil, newError(CodeMalformedRequest, "The AuthnRequest's RequestedAuthnContext lists no context.", nil)
+	}
+	return rc, nil
 }
 
 // RequestCheck is what ValidateAuthnRequest compares a request against: the
