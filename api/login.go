@@ -67,6 +67,9 @@ func (s *Server) showLogin(c echo.Context, status int, l authn.Login, app authn.
 	case authn.StateIdentify:
 		d.View, d.Title, d.Action, d.FormError = "identify", "Sign in", "/login/"+l.ID, formError
 		d.Email = c.FormValue("email")
+		if d.Email == "" {
+			d.Email = l.SubjectEmail // the application said who signs in
+		}
 		d.Events = "/login/" + l.ID + "/events"
 	case authn.StatePending:
 		d.View, d.Title, d.Number = "waiting", "Approve on your phone", l.Number
@@ -85,6 +88,8 @@ func (s *Server) showLogin(c echo.Context, status int, l authn.Login, app authn.
 				return errorf(http.StatusForbidden, "sign_in_ended", "This sign-in has ended. Go back to the application and sign in again.")
 			case errors.Is(err, authn.ErrForbidden):
 				return s.showFailure(c, l, app, authn.ReasonSuspended)
+			case errors.Is(err, errSubjectMismatch):
+				return s.showFailure(c, l, app, authn.ReasonSubjectMismatch)
 			}
 			return err
 		}
@@ -102,12 +107,13 @@ func (s *Server) showLogin(c echo.Context, status int, l authn.Login, app authn.
 }
 
 var failureMessages = map[string]string{
-	authn.ReasonDenied:         "The sign-in was denied on your phone.",
-	authn.ReasonReported:       "The sign-in was denied and reported on your phone. Your administrator has been notified.",
-	authn.ReasonNumberMismatch: "The number entered on the phone did not match the one shown here, so the sign-in was denied.",
-	authn.ReasonExpired:        "The sign-in request expired before it was approved.",
-	authn.ReasonSuspended:      "Sign-in is not allowed for this account. Contact your administrator.",
-	authn.ReasonNoDevice:       "We couldn't send a sign-in request to that address. Check the email, or ask your administrator to enroll a phone for it.",
+	authn.ReasonDenied:          "The sign-in was denied on your phone.",
+	authn.ReasonReported:        "The sign-in was denied and reported on your phone. Your administrator has been notified.",
+	authn.ReasonNumberMismatch:  "The number entered on the phone did not match the one shown here, so the sign-in was denied.",
+	authn.ReasonExpired:         "The sign-in request expired before it was approved.",
+	authn.ReasonSuspended:       "Sign-in is not allowed for this account. Contact your administrator.",
+	authn.ReasonNoDevice:        "We couldn't send a sign-in request to that address. Check the email, or ask your administrator to enroll a phone for it.",
+	authn.ReasonSubjectMismatch: "The application asked for a different user to sign in. Go back to the application and sign in as that user, or sign out of it first.",
 }
 
 // showFailure ends a login that did not succeed on our error page, which hands the SP a signed error Response

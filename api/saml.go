@@ -98,14 +98,59 @@ func (s *Server) handleSSO(c echo.Context) error {
 		return s.postError(c, app, acs, req.ID, msg.RelayState, saml.StatusRequester, saml.StatusInvalidNameIDPolicy,
 			"The application asked for a NameID format this application is not set up to issue.")
 	}
-	return s.beginLogin(c, app, authn.StartLogin{
-		AppID:      app.ID,
-		RequestID:  req.ID,
-		RelayState: msg.RelayState,
-		ACSURL:     acs,
-		ClientIP:   c.RealIP(),
-		UserAgent:  r.UserAgent(),
-	}, req.ForceAuthn, req.IsPassive)
+	class, ok := req.RequestedAuthnContext.Choose(saml.AuthnContextMobileOneFactorUnregistered)
+	if !ok {
+		return s.postError(c, app, acs, req.ID, msg.RelayState, saml.StatusResponder, saml.StatusNoAuthnContext,
+			"The application asked for a kind of sign-in this identity provider does not offer.")
+	}
+	in := authn.StartLogin{
+		AppID:        app.ID,
+		RequestID:    req.ID,
+		RelayState:   msg.RelayState,
+		ACSURL:       acs,
+		ClientIP:     c.RealIP(),
+		UserAgent:    r.UserAgent(),
+		AuthnContext: class,
+	}
+	if sub := req.Subject; sub != nil {
+		// An email names the user to identify (checked as they type it); any other NameID is checked against
+		// the one the Response would carry.
+		if email, err := authn.NormalizeEmail(sub.Value); err == nil && (sub.Format == saml.NameIDFormatEmailAddress || sub.Format == saml.NameIDFormatUnspecified || sub.Format == "") {
+			in.SubjectEmail = email
+		} else {
+			in.SubjectNameID, in.SubjectFormat = sub.Value, sub.Format
+		}
+	}
+	return s.beginLogin(c, app, in, req.ForceAuthn, req.IsPassive)
+}
+
+// errSubjectMismatch: the user who signed in is not the one the request named.
+var errSubjectMismatch = errors.New("api: not the subject the request named")
+
+// subjectMatches reports whether the user with email is the principal login l's request named, if it named
+// one (saml-core §3.4.1: the assertion's subject MUST strongly match the request's). A transient NameID, or
+// a format Passport does not issue, matches nobody.
+func (s *Server) subjectMatches(app authn.App, l authn.StartLogin, email string) bool {
+	switch {
+	case l.SubjectEmail != "":
+		return strings.EqualFold(email, l.SubjectEmail)
+	case l.SubjectNameID == "":
+		return true
+	}
+	persistent := saml.PersistentID(s.persistentSecret, app.ID, email)
+	switch l.SubjectFormat {
+	case saml.NameIDFormatPersistent:
+		return l.SubjectNameID == persistent
+	case saml.NameIDFormatUnspecified, "":
+		return l.SubjectNameID == persistent || strings.EqualFold(l.SubjectNameID, email)
+	default:
+		return false
+	}
+}
+
+// requested is the part of a login that says what its request asked for.
+func requested(l authn.Login) authn.StartLogin {
+	return authn.StartLogin{SubjectEmail: l.SubjectEmail, SubjectNameID: l.SubjectNameID, SubjectFormat: l.SubjectFormat}
 }
 
 // handleIdPLogin is IdP-initiated login (saml-profiles §4.1.5): the same approval, then an unsolicited
@@ -134,6 +179,9 @@ func (s *Server) beginLogin(c echo.Context, app authn.App, in authn.StartLogin, 
 	ctx := s.ctx(c)
 	if !forceAuthn {
 		sess, err := s.svc.SessionFromCookie(ctx, sessionCookieValue(c))
+		if err == nil && !s.subjectMatches(app, in, sess.Email) {
+			err = authn.ErrNotFound // the session is someone else's: sign in as the user asked for
+		}
 		if err == nil {
 			l, err := s.svc.ParkFromSession(ctx, in, sess)
 			if err != nil {
@@ -247,6 +295,9 @@ func (s *Server) buildResponse(app authn.App, l authn.Login, u authn.User) ([]by
 	if app.ACSURL == "" || app.Audience == "" {
 		return nil, authn.SessionApp{}, errors.New("api: application lost its ACS URL or audience")
 	}
+	if !s.subjectMatches(app, requested(l), u.Email) {
+		return nil, authn.SessionApp{}, errSubjectMismatch
+	}
 	nameID, format, err := s.nameID(app, u)
 	if err != nil {
 		return nil, authn.SessionApp{}, err
@@ -268,6 +319,8 @@ func (s *Server) buildResponse(app authn.App, l authn.Login, u authn.User) ([]by
 		SessionIndex: sess.SessionIndex(),
 		AuthnInstant: l.DecidedAt,
 		Attributes:   attributes(app, u),
+		// The context class chosen for the request's RequestedAuthnContext; empty: Passport's own.
+		AuthnContextClassRef: l.AuthnContext,
 	})
 	return resp, authn.SessionApp{AppID: app.ID, NameID: nameID, NameIDFormat: format}, err
 }
@@ -325,6 +378,8 @@ func errorStatus(reason string) (string, string) {
 	switch reason {
 	case authn.ReasonSuspended, authn.ReasonReported:
 		return saml.StatusRequester, saml.StatusRequestDenied
+	case authn.ReasonSubjectMismatch:
+		return saml.StatusRequester, saml.StatusUnknownPrincipal
 	default:
 		return saml.StatusResponder, saml.StatusAuthnFailed
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/winkk/passport/push"
@@ -39,6 +40,8 @@ const (
 	ReasonExpired        = "expired"         // nobody answered in time
 	ReasonSuspended      = "suspended"       // the account is suspended
 	ReasonNoDevice       = "no_device"       // unknown email or no enrolled device
+	// ReasonSubjectMismatch: the application asked about one user and another identified.
+	ReasonSubjectMismatch = "subject_mismatch"
 )
 
 // Login is a parked sign-in: the SP's request as the api package parsed it, the browser it is bound to, and
@@ -52,6 +55,13 @@ type Login struct {
 	RelayState   string `json:"relay_state,omitempty"`
 	NameIDFormat string `json:"nameid_format,omitempty"`
 	ACSURL       string `json:"acs_url,omitempty"` // where the Response goes; empty: the app's default
+	// The principal the request is about, if it names one: by email (checked when the user identifies), or
+	// by another NameID the api package checks when it builds the Response.
+	SubjectEmail  string `json:"subject_email,omitempty"`
+	SubjectNameID string `json:"subject_nameid,omitempty"`
+	SubjectFormat string `json:"subject_format,omitempty"`
+	// AuthnContext is the authentication context class the Response states; empty: the default.
+	AuthnContext string `json:"authn_context,omitempty"`
 
 	BrowserHash string `json:"browser_hash"`
 	ClientIP    string `json:"client_ip"`
@@ -103,6 +113,9 @@ type StartLogin struct {
 	ACSURL       string
 	ClientIP     string
 	UserAgent    string
+	// SubjectEmail, SubjectNameID and SubjectFormat: see Login. AuthnContext: see Login.
+	SubjectEmail, SubjectNameID, SubjectFormat string
+	AuthnContext                               string
 }
 
 // BrowserSecret hashes the secret kept in the browser's cookie, for comparison with Login.BrowserHash.
@@ -126,18 +139,22 @@ func (s *Service) newLogin(in StartLogin) (Login, string) {
 	now := s.now()
 	secret := s.randomID(20)
 	return Login{
-		ID:           s.randomID(16),
-		AppID:        in.AppID,
-		RequestID:    in.RequestID,
-		RelayState:   in.RelayState,
-		NameIDFormat: in.NameIDFormat,
-		ACSURL:       in.ACSURL,
-		BrowserHash:  BrowserSecret(secret),
-		ClientIP:     in.ClientIP,
-		UserAgent:    truncate(in.UserAgent, 512),
-		State:        StateIdentify,
-		CreatedAt:    now,
-		ExpiresAt:    now.Add(s.cfg.LoginTTL),
+		ID:            s.randomID(16),
+		AppID:         in.AppID,
+		RequestID:     in.RequestID,
+		RelayState:    in.RelayState,
+		NameIDFormat:  in.NameIDFormat,
+		ACSURL:        in.ACSURL,
+		SubjectEmail:  strings.ToLower(in.SubjectEmail),
+		SubjectNameID: in.SubjectNameID,
+		SubjectFormat: in.SubjectFormat,
+		AuthnContext:  in.AuthnContext,
+		BrowserHash:   BrowserSecret(secret),
+		ClientIP:      in.ClientIP,
+		UserAgent:     truncate(in.UserAgent, 512),
+		State:         StateIdentify,
+		CreatedAt:     now,
+		ExpiresAt:     now.Add(s.cfg.LoginTTL),
 	}, secret
 }
 
@@ -197,6 +214,7 @@ func (s *Service) Identify(ctx context.Context, l Login, rawEmail, clientKey str
 	if emailErr != nil {
 		return Login{}, emailErr
 	}
+
 	// leave moves the login out of the identify step, unless a concurrent submission already did.
 	leave := func(also store.Effects, set func(cur *Login, now time.Time)) (Login, error) {
 		return s.transition(ctx, id, &l, also, func(cur Login, now time.Time) (Login, error) {
@@ -210,6 +228,10 @@ func (s *Service) Identify(ctx context.Context, l Login, rawEmail, clientKey str
 	}
 	fail := func(reason string) (Login, error) {
 		return leave(store.Effects{}, func(cur *Login, now time.Time) { cur.State, cur.Reason, cur.DecidedAt = StateFailed, reason, now })
+	}
+	if l.SubjectEmail != "" && email != l.SubjectEmail {
+		s.log.Info("login refused: not the user the application asked for", "login", id, "email", email, "asked_for", l.SubjectEmail)
+		return fail(ReasonSubjectMismatch)
 	}
 	u, err := facts.user.Get()
 	if errors.Is(err, store.ErrNotFound) {
