@@ -109,7 +109,7 @@ func (s *Server) handleRequestEmailCode(c echo.Context) error {
 	if err := decodeJSONBytes(body, &req); err != nil {
 		return err
 	}
-	expires, err := s.svc.RequestEmailCode(s.ctx(c), req.Email, c.RealIP())
+	expires, err := s.svc.RequestEmailCode(s.ctx(c), req.Email, clientKey(c))
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func (s *Server) handleEnrollByEmail(c echo.Context) error {
 	if err := decodeJSONBytes(pr.Body, &req); err != nil {
 		return err
 	}
-	d, err := s.svc.EnrollByEmail(s.ctx(c), pr, req.Email, req.Code, c.RealIP(), authn.EnrollRequest{Name: req.Name, FCMToken: req.FCMToken, Platform: req.Platform})
+	d, err := s.svc.EnrollByEmail(s.ctx(c), pr, req.Email, req.Code, clientKey(c), authn.EnrollRequest{Name: req.Name, FCMToken: req.FCMToken, Platform: req.Platform})
 	if err != nil {
 		return err
 	}

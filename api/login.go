@@ -180,7 +180,7 @@ func (s *Server) handleLoginSubmit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.svc.Identify(s.ctx(c), l, c.FormValue("email"), c.RealIP())
+	_, err = s.svc.Identify(s.ctx(c), l, c.FormValue("email"), clientKey(c))
 	if err != nil {
 		var de *authn.Error
 		if errors.As(err, &de) && (de.Code == authn.ErrInvalid.Code || de.Code == authn.ErrRateLimited.Code) {

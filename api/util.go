@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"strings"
+
+	"github.com/labstack/echo/v4"
 )
 
 // decodeJSON decodes exactly one JSON value into v, refusing unknown fields, with a message a client can act on.
@@ -43,6 +46,21 @@ func decodeJSON(r io.Reader, v any) error {
 }
 
 func decodeJSONBytes(b []byte, v any) error { return decodeJSON(bytes.NewReader(b), v) }
+
+// clientKey names the client for per-client rate limits: its IPv4 address, or the /64 of its IPv6 address
+// (one subscriber usually holds a whole /64, and could otherwise rotate through it to escape the limits).
+func clientKey(c echo.Context) string {
+	ip, err := netip.ParseAddr(c.RealIP())
+	if err != nil {
+		return c.RealIP()
+	}
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, _ := ip.WithZone("").Prefix(64)
+	return p.String()
+}
 
 // jsonKind names what a Go type holds in JSON's words, for error messages (never a Go type name).
 func jsonKind(t reflect.Type) string {
