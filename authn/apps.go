@@ -312,6 +312,9 @@ func checkURL(field, raw string, endpoint bool) error {
 	if len(raw) > maxURLLen {
 		return newErr(ErrInvalid, "%s is longer than %d characters", field, maxURLLen)
 	}
+	if err := checkText(field, raw); err != nil {
+		return err
+	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return newErr(ErrInvalid, "%s must be an absolute https URL", field)

@@ -443,3 +443,121 @@ func TestDeletedUserStaysDeleted(t *testing.T) {
 		t.Fatalf("the deleted user came back: %v", err)
 	}
 }
+
+// TestRespondRace: of page loads that read the same approved login, the one whose Response is stored opens
+// the session and gets its cookie; the others show that Response and leave no session behind.
+func TestRespondRace(t *testing.T) {
+	ctx := context.Background()
+	svc := mustService(t)
+	app := mustApp(t, svc)
+	const email = "race@example.com"
+	d := mustEnroll(t, svc, email)
+	build := func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
+		return []byte("response-" + rand.Text()), authn.SessionApp{AppID: app.ID}, nil
+	}
+	approved := func(t *testing.T) (authn.Login, string) {
+		t.Helper()
+		l, secret := mustPending(t, svc, app, email)
+		if _, err := svc.Answer(ctx, d, l.ID, authn.Decision{Approve: true, Number: l.Number}); err != nil {
+			t.Fatal(err)
+		}
+		return l, secret
+	}
+	check := func(t *testing.T, cookies []string, responses map[string]bool) {
+		t.Helper()
+		n := 0
+		for _, c := range cookies {
+			if c != "" {
+				n++
+			}
+		}
+		sessions, err := svc.EndUserSessions(ctx, email)
+		if n != 1 || sessions != 1 || len(responses) != 1 || err != nil {
+			t.Fatalf("%d cookies, %d sessions, %d different Responses (%v); want 1, 1, 1", n, sessions, len(responses), err)
+		}
+	}
+	t.Run("one after the other, from the same read", func(t *testing.T) {
+		l, secret := approved(t)
+		first, second := mustGetLogin(t, svc, l.ID, secret), mustGetLogin(t, svc, l.ID, secret)
+		responses := map[string]bool{}
+		var cookies []string
+		for _, read := range []authn.Login{first, second} {
+			got, cookie, err := svc.Respond(ctx, read, build)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cookies, responses[string(got.Response)] = append(cookies, cookie), true
+		}
+		check(t, cookies, responses)
+	})
+	t.Run("at once", func(t *testing.T) {
+		l, secret := approved(t)
+		read := mustGetLogin(t, svc, l.ID, secret)
+		var mu sync.Mutex
+		responses := map[string]bool{}
+		var cookies []string
+		race(10, func(int) error {
+			got, cookie, err := svc.Respond(ctx, read, build)
+			mu.Lock()
+			defer mu.Unlock()
+			cookies, responses[string(got.Response)] = append(cookies, cookie), true
+			return err
+		})
+		check(t, cookies, responses)
+	})
+}
+
+// TestRemovedPhoneOpensNoSession: a login approved by a phone removed before the browser collects the
+// Response does not open a session.
+func TestRemovedPhoneOpensNoSession(t *testing.T) {
+	ctx := context.Background()
+	svc := mustService(t)
+	app := mustApp(t, svc)
+	const email = "lost@example.com"
+	d := mustEnroll(t, svc, email)
+	l, secret := mustPending(t, svc, app, email)
+	if _, err := svc.Answer(ctx, d, l.ID, authn.Decision{Approve: true, Number: l.Number}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.RemoveDevice(ctx, email, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, cookie, err := svc.Respond(ctx, mustGetLogin(t, svc, l.ID, secret), func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
+		return []byte("response"), authn.SessionApp{AppID: app.ID}, nil
+	})
+	if !errors.Is(err, authn.ErrForbidden) || cookie != "" {
+		t.Fatalf("Respond after the approving phone was removed: cookie %q, %v; want ErrForbidden", cookie, err)
+	}
+	if n, _ := svc.EndUserSessions(ctx, email); n != 0 {
+		t.Fatalf("%d sessions opened", n)
+	}
+}
+
+// TestDeleteUserRacesInvitation: an admin deletes a user while its phone uses the invitation; whichever
+// comes first, the user and any phone are gone afterwards.
+func TestDeleteUserRacesInvitation(t *testing.T) {
+	ctx := context.Background()
+	svc := mustService(t)
+	for i := range 150 {
+		email := fmt.Sprintf("del%d@example.com", i)
+		_, token, err := svc.CreateInvitation(ctx, email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr := enrollProof(t, mustKey(t), []byte(token))
+		race(2, func(j int) error {
+			if j == 0 {
+				time.Sleep(time.Duration(i%30) * 50 * time.Microsecond)
+				return svc.DeleteUser(ctx, email)
+			}
+			_, err := svc.EnrollByInvitation(ctx, pr, token, authn.EnrollRequest{Name: "phone"})
+			return err
+		})
+		if _, err := svc.GetUser(ctx, email); !errors.Is(err, authn.ErrNotFound) {
+			t.Fatalf("race %d: the deleted user exists afterwards (%v)", i, err)
+		}
+		if ds, err := svc.ListDevices(ctx, email); err != nil || len(ds) != 0 {
+			t.Fatalf("race %d: %d devices left for the deleted user (%v)", i, len(ds), err)
+		}
+	}
+}

@@ -240,14 +240,12 @@ func (s *Service) EnrollByInvitation(ctx context.Context, pr ProofRequest, token
 	if err != nil {
 		return Device{}, internal("take invitation", err)
 	}
-	// The invitation made the user; a user deleted since has had its invitations withdrawn, and one that
-	// slipped through (taken while the user was being deleted) does not bring the user back.
-	if _, err := s.GetUser(ctx, inv.Email); errors.Is(err, ErrNotFound) {
+	// The invitation made the user: one deleted since had its invitations withdrawn, and one taken while the
+	// user was being deleted does not bring the user back (addDevice without creating).
+	d, err := s.addDevice(ctx, inv.Email, jwk, thumb, r, false)
+	if errors.Is(err, errUserGone) {
 		return Device{}, newErr(ErrInvitation, "this invitation was withdrawn")
-	} else if err != nil {
-		return Device{}, err
 	}
-	d, err := s.addDevice(ctx, inv.Email, jwk, thumb, r)
 	if err != nil {
 		// No device was added: give the invitation back for the rest of its life.
 		if left := inv.ExpiresAt.Sub(s.now()); left > 0 {
@@ -260,11 +258,23 @@ func (s *Service) EnrollByInvitation(ctx context.Context, pr ProofRequest, token
 	return d, nil
 }
 
-func (s *Service) addDevice(ctx context.Context, email, jwk, thumb string, r EnrollRequest) (Device, error) {
+// errUserGone: the user a device was being added for does not exist (or was deleted meanwhile).
+var errUserGone = errors.New("authn: user deleted")
+
+// addDevice enrolls a device for email, creating the user when create is set (self-service) and otherwise
+// requiring it to exist (errUserGone). A user deleted while the device was being added takes the device
+// along: the user is read again once the device exists, and DeleteUser removes devices after the user.
+func (s *Service) addDevice(ctx context.Context, email, jwk, thumb string, r EnrollRequest, create bool) (Device, error) {
 	if !s.domainAllowed(email) {
 		return Device{}, newErr(ErrEmailNotAllowed, "%s is not in an allowed domain", email)
 	}
-	u, err := s.ensureUser(ctx, email)
+	var u User
+	var err error
+	if create {
+		u, err = s.ensureUser(ctx, email)
+	} else if u, err = s.GetUser(ctx, email); errors.Is(err, ErrNotFound) {
+		err = errUserGone
+	}
 	if err != nil {
 		return Device{}, err
 	}
@@ -301,6 +311,14 @@ func (s *Service) addDevice(ctx context.Context, email, jwk, thumb string, r Enr
 	}
 	if err := s.devices.Create(ctx, d.ID, d, 0, "user:"+email); err != nil {
 		return Device{}, internal("create device", err)
+	}
+	if _, err := s.GetUser(ctx, email); errors.Is(err, ErrNotFound) {
+		if rerr := s.RemoveDevice(ctx, email, d.ID); rerr != nil && !errors.Is(rerr, ErrNotFound) {
+			s.log.Warn("remove the device of a user deleted meanwhile", "device", d.ID, "err", rerr)
+		}
+		return Device{}, errUserGone
+	} else if err != nil {
+		return Device{}, err
 	}
 	s.log.Info("device enrolled", "email", email, "device", d.ID, "platform", d.Platform)
 	s.announceDevice(d)

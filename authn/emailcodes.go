@@ -162,5 +162,9 @@ func (s *Service) EnrollByEmail(ctx context.Context, pr ProofRequest, rawEmail, 
 	if err := s.st.Unhit(ctx, emailFailKey(email)); err != nil {
 		s.log.Warn("give back a right code's try", "email", email, "err", err)
 	}
-	return s.addDevice(ctx, email, jwk, thumb, r)
+	d, err := s.addDevice(ctx, email, jwk, thumb, r, true)
+	if errors.Is(err, errUserGone) {
+		return Device{}, newErr(ErrConflict, "the account was deleted while this phone was being added; ask for a new code")
+	}
+	return d, err
 }

@@ -492,12 +492,31 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 	if l.State != StateApproved {
 		return Login{}, "", newErr(ErrConflict, "this sign-in is not approved")
 	}
-	u, err := s.GetUser(ctx, l.Email)
+	// One round trip: the user, and the phone that approved (a login that opens a session must not outlive
+	// the phone's removal: removal ends the sessions that exist, this catches the one about to).
+	b := s.st.Batch(ctx)
+	user := s.users.GetIn(b, l.Email)
+	var approver *store.Result[Device]
+	if l.SessionID == "" && l.AnsweredBy != "" {
+		approver = s.devices.GetIn(b, l.AnsweredBy)
+	}
+	b.Run()
+	u, err := user.Get()
+	if errors.Is(err, store.ErrNotFound) {
+		return Login{}, "", newErr(ErrNotFound, "user not found")
+	}
 	if err != nil {
-		return Login{}, "", err
+		return Login{}, "", internal("get user", err)
 	}
 	if u.Status != UserActive {
 		return Login{}, "", newErr(ErrForbidden, "this account is suspended")
+	}
+	if approver != nil {
+		if _, err := approver.Get(); errors.Is(err, store.ErrNotFound) {
+			return Login{}, "", newErr(ErrForbidden, "the phone that approved this sign-in was removed")
+		} else if err != nil {
+			return Login{}, "", internal("get device", err)
+		}
 	}
 	stored := l // as read; l gets the session to build with
 	var sess *Session
@@ -521,6 +540,7 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 	won := false
 	sessionID := l.SessionID
 	l, err = s.transition(ctx, id, &stored, store.Effects{}, func(cur Login, now time.Time) (Login, error) {
+		won = false // fn may run again on the stored login after a lost race: only its last call counts
 		if cur.State == StateAnswered {
 			return cur, errUnchanged
 		}
@@ -531,6 +551,12 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 		won = true
 		return cur, nil
 	})
+	if err != nil && sess != nil {
+		// The write may have landed although its answer was lost: then this session is the login's.
+		if cur, gerr := s.logins.Get(context.WithoutCancel(ctx), id); gerr == nil && cur.State == StateAnswered && cur.SessionID == sessionID {
+			return cur, cookie, nil
+		}
+	}
 	if err != nil || !won {
 		if sess != nil {
 			if _, derr := s.EndSession(context.WithoutCancel(ctx), sess.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
