@@ -118,6 +118,8 @@ func TestAdminApps(t *testing.T) {
 		{"non-character in an attribute name", "PATCH", "/api/v1/admin/apps/" + taken.ID, adminToken, "application/json", `{"attribute_map":{"email":"mail\uFFFE"}}`, 400, "invalid_request"},
 		{"non-character in an invitation email", "POST", "/api/v1/admin/invitations", adminToken, "application/json", `{"email":"a\uFFFEb@example.com"}`, 400, "invalid_request"},
 		{"control character in a user's name", "POST", "/api/v1/admin/users", adminToken, "application/json", `{"email":"ctl@example.com","given_name":"A\u0000"}`, 400, "invalid_request"},
+		{"non-character in the ACS URL", "POST", "/api/v1/admin/apps", adminToken, "application/json", `{"name":"x","acs_url":"http://127.0.0.1:9/acs\uFFFF"}`, 400, "invalid_request"},
+		{"non-character in the ACS URL list", "PATCH", "/api/v1/admin/apps/" + taken.ID, adminToken, "application/json", `{"acs_urls":[{"index":1,"url":"https://sp.example.test/acs\uFFFF"}]}`, 400, "invalid_request"},
 		{"non-character in a group", "POST", "/api/v1/admin/users", adminToken, "application/json", `{"email":"grp@example.com","groups":["a\uFFFF"]}`, 400, "invalid_request"},
 		{"form body", "POST", "/api/v1/admin/apps", adminToken, "application/x-www-form-urlencoded", `name=x`, 415, "unsupported_media_type"},
 		{"too large", "POST", "/api/v1/admin/apps", adminToken, "application/json", `{"name":"` + strings.Repeat("x", 2<<20) + `"}`, 413, "too_large"},
