@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"encoding/base64"
 	"errors"
+	"github.com/beevik/etree"
 	"io"
 	"net/url"
 	"strings"
@@ -44,6 +45,10 @@ type InboundMessage struct {
 	SigAlg       string
 	Signature    []byte
 	SignedOctets []byte
+
+	// doc is XML as CheckXML parsed it, so that reading the message does not
+	// parse (and check) it a second time. Nil for a message built by hand.
+	doc *etree.Document
 }
 
 // DecodeRedirect decodes an HTTP-Redirect binding message (saml-bindings
@@ -127,7 +132,7 @@ func DecodeRedirect(rawQuery string, param string) (*InboundMessage, error) {
 	} else if _, ok := values["SigAlg"]; ok {
 		return nil, newError(CodeMissingParameter, "The request names a signature algorithm but carries no signature.", nil)
 	}
-	if err := CheckXML(m.XML); err != nil {
+	if m.doc, err = parseXML(m.XML); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -163,7 +168,7 @@ func DecodePOST(form url.Values, param string) (*InboundMessage, error) {
 	if m.RelayState, err = relayState(form.Get("RelayState")); err != nil {
 		return nil, err
 	}
-	if err := CheckXML(m.XML); err != nil {
+	if m.doc, err = parseXML(m.XML); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -209,4 +214,17 @@ func inflate(b []byte) ([]byte, error) {
 		return nil, newError(CodeTooLarge, "The SAML message is too large.", nil)
 	}
 	return out, nil
+}
+
+// root returns the root element of m's XML, parsing it only if m was not
+// made by DecodeRedirect or DecodePOST (which parsed and checked it).
+func (m *InboundMessage) root() (*etree.Element, error) {
+	if m.doc != nil {
+		return m.doc.Root(), nil
+	}
+	doc, err := parseXML(m.XML)
+	if err != nil {
+		return nil, err
+	}
+	return doc.Root(), nil
 }

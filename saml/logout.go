@@ -177,7 +177,11 @@ func (idp *IdentityProvider) ValidateLogoutRequest(r *LogoutRequest, c LogoutChe
 // ValidateLogoutRequest, and unsupported_binding. The returned request has
 // Signed set.
 func (idp *IdentityProvider) ReadLogoutRequest(m *InboundMessage, c LogoutCheck, p SignaturePolicy) (*LogoutRequest, error) {
-	r, err := ParseLogoutRequest(m.XML)
+	root, err := m.root()
+	if err != nil {
+		return nil, err
+	}
+	r, err := parseLogoutRequestElement(root)
 	if err != nil {
 		return nil, err
 	}

@@ -335,7 +335,11 @@ type SignaturePolicy struct {
 // should have been removed, but some SPs send) has that one verified. The returned
 // request's Signed is true only when a signature was verified.
 func (idp *IdentityProvider) ReadAuthnRequest(m *InboundMessage, c RequestCheck, p SignaturePolicy) (*AuthnRequest, error) {
-	r, err := ParseAuthnRequest(m.XML)
+	root, err := m.root()
+	if err != nil {
+		return nil, err
+	}
+	r, err := ParseAuthnRequestElement(root)
 	if err != nil {
 		return nil, err
 	}
