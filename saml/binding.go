@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"sync"
 )
 
 // Limits applied by the binding decoders.
@@ -203,9 +204,20 @@ func decodeBase64(s string, spaceIsPlus bool) ([]byte, error) {
 }
 
 // inflate inflates raw DEFLATE data, reading at most MaxInflatedSize+1 bytes.
+// inflaters keeps DEFLATE readers (each holds a 32 KB window) for reuse.
+var inflaters sync.Pool
+
 func inflate(b []byte) ([]byte, error) {
-	r := flate.NewReader(bytes.NewReader(b))
-	defer r.Close()
+	var r io.ReadCloser
+	if pooled, ok := inflaters.Get().(io.ReadCloser); ok {
+		if err := pooled.(flate.Resetter).Reset(bytes.NewReader(b), nil); err == nil {
+			r = pooled
+		}
+	}
+	if r == nil {
+		r = flate.NewReader(bytes.NewReader(b))
+	}
+	defer inflaters.Put(r)
 	out, err := io.ReadAll(io.LimitReader(r, MaxInflatedSize+1))
 	if err != nil {
 		return nil, newError(CodeNotDeflated, "The SAML message is not DEFLATE-compressed.", err)
