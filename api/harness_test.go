@@ -56,7 +56,10 @@ const adminToken = apitest.AdminToken
 
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
-	s := apitest.Start(t, opts...)
+	return envOf(t, apitest.Start(t, opts...))
+}
+
+func envOf(t *testing.T, s *apitest.Server) *env {
 	return &env{t: t, URL: s.URL, svc: s.Svc, srv: s.API, fcm: s.FCM, mails: s.Mails, clock: s.Clock, key: s.Key, logs: s.Logs}
 }
 
@@ -197,6 +200,7 @@ func newBrowser(t *testing.T) *browser {
 type page struct {
 	Status int
 	URL    string
+	Header http.Header
 	Body   string
 	doc    *html.Node
 }
@@ -226,7 +230,7 @@ func (b *browser) read(resp *http.Response) *page {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	p := &page{Status: resp.StatusCode, URL: resp.Request.URL.String(), Body: string(data)}
+	p := &page{Status: resp.StatusCode, URL: resp.Request.URL.String(), Header: resp.Header, Body: string(data)}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		if p.doc, err = html.Parse(bytes.NewReader(data)); err != nil {
 			b.t.Fatalf("parse page: %v", err)

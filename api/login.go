@@ -221,9 +221,17 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 	var last string
 	for {
 		// Re-read after subscribing so a change between the first read and the subscription is not missed.
-		if l, err = s.svc.GetLogin(ctx, l.ID, loginSecret(c)); err != nil {
+		fresh, err := s.svc.GetLogin(ctx, l.ID, loginSecret(c))
+		switch {
+		case errors.Is(err, authn.ErrNotFound) || errors.Is(err, authn.ErrForbidden):
 			send("reload", "gone")
 			return nil
+		case err != nil:
+			// The store is out of reach for now: the login is not gone. Keep the page waiting and look again at
+			// the next recheck; the phone's answer is shown once the store is back.
+			s.log.Warn("login events: store unavailable; retrying", "login", l.ID, "err", err)
+		default:
+			l = fresh
 		}
 		now := s.cfg.Clock()
 		if st := string(l.Current(now)); st != last {

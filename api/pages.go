@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -78,6 +80,9 @@ func (s *Server) renderPage(c echo.Context, status int, d pageData) error {
 	return c.HTMLBlob(status, buf.Bytes())
 }
 
+// errorRetrySeconds is how soon a login page that failed on the server's side loads itself again.
+const errorRetrySeconds = 5
+
 // titles for error pages by status.
 var errorTitles = map[int]string{
 	http.StatusBadRequest:            "This sign-in request can't be used",
@@ -94,7 +99,14 @@ func (s *Server) renderError(c echo.Context, ae *apiError) error {
 	if !ok {
 		title = "Sign-in not possible"
 	}
-	return s.renderPage(c, ae.Status, pageData{View: "error", Title: title, Message: ae.Message})
+	d := pageData{View: "error", Title: title, Message: ae.Message}
+	if ae.Status >= 500 && c.Request().Method == http.MethodGet && strings.HasPrefix(c.Path(), "/login/") {
+		// Most likely the store is briefly out of reach; the login is still there. Try again by itself
+		// (the Refresh header works with and without scripts).
+		c.Response().Header().Set("Refresh", strconv.Itoa(errorRetrySeconds))
+		d.Message += " This page tries again by itself in a few seconds."
+	}
+	return s.renderPage(c, ae.Status, d)
 }
 
 // renderPost sends a Response to acs through the browser.

@@ -18,6 +18,7 @@ import (
 	"github.com/winkk/passport/push"
 	"github.com/winkk/passport/push/fcmtest"
 	"github.com/winkk/passport/push/smtptest"
+	"github.com/winkk/passport/store"
 	"github.com/winkk/passport/store/storetest"
 )
 
@@ -70,11 +71,16 @@ type Server struct {
 // Option adjusts the authn configuration.
 type Option func(*authn.Config)
 
-// Start runs a server until tb ends.
+// Start runs a server until tb ends, on a store chosen as storetest.Open does.
 func Start(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
+	return StartOn(tb, storetest.Open(tb), opts...)
+}
+
+// StartOn runs a server on st until tb ends.
+func StartOn(tb testing.TB, st *store.Store, opts ...Option) *Server {
+	tb.Helper()
 	ctx := context.Background()
-	st := storetest.Open(tb)
 	fake := fcmtest.New(tb)
 	pusher, err := push.NewFCM(ctx, push.FCMConfig{CredentialsFile: fake.CredentialsFile(tb), Endpoint: fake.Endpoint()})
 	if err != nil {
