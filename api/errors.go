@@ -2,10 +2,12 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/winkk/passport/authn"
 	"github.com/winkk/passport/saml"
@@ -103,6 +105,18 @@ type errorBody struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
+}
+
+// recoverPanics turns a panic in a handler into a 500 like any other internal error, and logs it with the
+// panicking goroutine's stack (echo's own logger is discarded).
+func (s *Server) recoverPanics() echo.MiddlewareFunc {
+	return middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisableStackAll: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("panic", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err, "stack", string(stack))
+			return fmt.Errorf("api: panic: %w", err)
+		},
+	})
 }
 
 func (s *Server) handleError(err error, c echo.Context) {

@@ -11,7 +11,7 @@ import (
 // routes registers every route of the server. Most maintenance starts with a URL: this is the map.
 func (s *Server) routes() {
 	e := s.echo
-	e.Use(middleware.Recover(), s.securityHeaders, s.countRequests)
+	e.Use(s.recoverPanics(), s.securityHeaders, s.countRequests)
 
 	// Operations.
 	e.GET("/healthz", s.handleHealthz)
