@@ -1,10 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -247,5 +251,43 @@ func TestCloseTwice(t *testing.T) {
 	}
 	if err := s.Ping(t.Context()); err == nil {
 		t.Fatal("Ping after Close succeeded")
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestSetLogger: the Redis client's complaints (here: a refused dial) become structured log lines.
+func TestSetLogger(t *testing.T) {
+	var buf lockedBuffer
+	SetLogger(slog.New(slog.NewJSONHandler(&buf, nil)))
+	t.Cleanup(func() { SetLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))) })
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if s, err := Open(ctx, Options{URL: "redis://" + mustClosedPort(t) + "/0"}); err == nil {
+		_ = s.Close()
+		t.Fatal("Open of a closed port succeeded")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(buf.String(), `"level":"WARN","msg":"redis client: `) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no structured line from the Redis client:\n%s", buf.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -472,4 +473,18 @@ func checkTTL(ttl time.Duration) error {
 		return fmt.Errorf("negative ttl %v", ttl)
 	}
 	return nil
+}
+
+// SetLogger sends the Redis client's own messages (failed dials, broken
+// connections) to l, at warning level, instead of unstructured lines on
+// standard error. It applies to every Store of the process.
+func SetLogger(l *slog.Logger) {
+	redis.SetLogger(clientLogger{l})
+}
+
+// clientLogger adapts an slog.Logger to go-redis's logging interface.
+type clientLogger struct{ l *slog.Logger }
+
+func (c clientLogger) Printf(ctx context.Context, format string, v ...any) {
+	c.l.WarnContext(ctx, "redis client: "+strings.TrimSpace(fmt.Sprintf(format, v...)))
 }
