@@ -223,8 +223,10 @@ func (f *FCM) send(ctx context.Context, m Message) error {
 			return fmt.Errorf("push: fcm send: %w", res.err)
 		}
 
-		wait := res.retryAfter
-		if wait <= 0 {
+		// FCM's Retry-After is a floor, jittered upwards like the backoff, so that a burst it throttled
+		// does not come back all at once.
+		wait := f.jitter(res.retryAfter)
+		if res.retryAfter <= 0 {
 			wait = f.backoff(res.class, n)
 		}
 		giveUp := ""

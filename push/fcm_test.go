@@ -172,6 +172,27 @@ func TestFCMRetryThenSuccess(t *testing.T) {
 	}
 }
 
+// TestFCMRetryAfterIsJittered: FCM's Retry-After is a floor the jitter adds to, so pushes throttled together
+// do not all come back at the same instant.
+func TestFCMRetryAfterIsJittered(t *testing.T) {
+	fake := fcmtest.New(t)
+	fake.Script(fcmtest.Sequence(fcmtest.Fail(429, fcmtest.BodyQuota, "Retry-After", "2"), fcmtest.OK))
+	clock := newFakeClock()
+	f := mustFCM(t, testConfig(t, fake, clock))
+	f.jitter = func(d time.Duration) time.Duration { return d + d/8 }
+	if err := f.Send(context.Background(), testMessage("device-token-1")); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if got, want := clock.slept(), []time.Duration{2*time.Second + 250*time.Millisecond}; !slices.Equal(got, want) {
+		t.Errorf("slept %v, want %v (Retry-After plus jitter)", got, want)
+	}
+	for range 1000 {
+		if d := upJitter(2 * time.Second); d < 2*time.Second || d > 2500*time.Millisecond {
+			t.Fatalf("upJitter(2s) = %v, want within [2s, 2.5s]", d)
+		}
+	}
+}
+
 func TestFCMAttemptDeadline(t *testing.T) {
 	fake := fcmtest.New(t)
 	fake.Script(fcmtest.Sequence(fcmtest.Reply{Hang: true}))
