@@ -53,35 +53,43 @@ func (s *Server) handleSLO(c echo.Context) error {
 	if err := s.svc.ConsumeRequestID(ctx, app.ID, "logout:"+req.ID, s.requestIDLifetime()); err != nil {
 		return err
 	}
-	ended, err := s.endNamedSession(c, app, req)
+	ended, err := s.endNamedSessions(c, app, req)
 	if err != nil {
 		return err
 	}
 	s.setSessionCookie(c, "", 0)
-	respXML, err := s.idp().MakeLogoutResponse(saml.LogoutResponseParams{InResponseTo: req.ID, Destination: app.SLOURL})
+	// Every other app of every ended session gets a LogoutRequest in a frame; one that cannot (no SLO
+	// endpoint) makes the logout partial, and the LogoutResponse says so (saml-core §3.7.3.2).
+	var frames []string
+	partial := false
+	for _, sess := range ended {
+		s.log.Info("single logout", "app", app.ID, "email", sess.Email, "session", sess.ID)
+		for _, other := range sess.Apps {
+			if other.AppID == app.ID {
+				continue
+			}
+			u, err := s.logoutRequestURL(c, other, sess)
+			if err != nil {
+				s.log.Warn("front-channel logout request", "app", other.AppID, "err", err)
+			}
+			if u == "" {
+				partial = true
+				continue
+			}
+			frames = append(frames, u)
+		}
+	}
+	params := saml.LogoutResponseParams{InResponseTo: req.ID, Destination: app.SLOURL}
+	if partial {
+		params.SubStatusCode = saml.StatusPartialLogout
+	}
+	respXML, err := s.idp().MakeLogoutResponse(params)
 	if err != nil {
 		return err
 	}
 	back, err := s.idp().RedirectURL(app.SLOURL, "SAMLResponse", respXML, msg.RelayState)
 	if err != nil {
 		return err
-	}
-	var frames []string
-	if ended != nil {
-		s.log.Info("single logout", "app", app.ID, "email", ended.Email, "session", ended.ID)
-		for _, other := range ended.Apps {
-			if other.AppID == app.ID {
-				continue
-			}
-			u, err := s.logoutRequestURL(c, other, *ended)
-			if err != nil {
-				s.log.Warn("front-channel logout request", "app", other.AppID, "err", err)
-				continue
-			}
-			if u != "" {
-				frames = append(frames, u)
-			}
-		}
 	}
 	if len(frames) == 0 {
 		return c.Redirect(http.StatusSeeOther, back)
@@ -90,10 +98,10 @@ func (s *Server) handleSLO(c echo.Context) error {
 		AppName: app.Name, Frames: frames, Link: template.URL(back), LinkText: "Continue to " + app.Name})
 }
 
-// endNamedSession ends the IdP session the LogoutRequest names by SessionIndex (or, without one, the browser's
-// session), provided the NameID is the one this app was given in it. It returns the ended session, or nil
-// when there was none (the principal is signed out all the same).
-func (s *Server) endNamedSession(c echo.Context, app authn.App, req *saml.LogoutRequest) (*authn.Session, error) {
+// endNamedSessions ends the IdP sessions the LogoutRequest names by SessionIndex (or, without one, the
+// browser's session), provided the NameID is the one this app was given in each. It returns the sessions it
+// ended (none when there were none: the principal is signed out all the same).
+func (s *Server) endNamedSessions(c echo.Context, app authn.App, req *saml.LogoutRequest) ([]authn.Session, error) {
 	ctx := s.ctx(c)
 	var ids []string
 	for _, idx := range req.SessionIndexes {
@@ -106,7 +114,7 @@ func (s *Server) endNamedSession(c echo.Context, app authn.App, req *saml.Logout
 			ids = append(ids, sess.ID)
 		}
 	}
-	var ended *authn.Session
+	var ended []authn.Session
 	for _, id := range ids {
 		sess, err := s.svc.GetSession(ctx, id)
 		if errors.Is(err, authn.ErrNotFound) {
@@ -126,7 +134,7 @@ func (s *Server) endNamedSession(c echo.Context, app authn.App, req *saml.Logout
 		if err != nil {
 			return nil, err
 		}
-		ended = &gone
+		ended = append(ended, gone)
 	}
 	return ended, nil
 }
@@ -144,8 +152,11 @@ func namesSubject(sess authn.Session, appID, nameID string) bool {
 // has no SLO endpoint).
 func (s *Server) logoutRequestURL(c echo.Context, other authn.SessionApp, sess authn.Session) (string, error) {
 	app, err := s.svc.GetApp(s.ctx(c), other.AppID)
-	if err != nil || app.SLOURL == "" {
+	if errors.Is(err, authn.ErrNotFound) || (err == nil && app.SLOURL == "") {
 		return "", nil
+	}
+	if err != nil {
+		return "", err
 	}
 	_, xml, err := s.idp().MakeLogoutRequest(saml.LogoutRequestParams{Destination: app.SLOURL, NameID: other.NameID, NameIDFormat: other.NameIDFormat, SessionIndex: sess.SessionIndex()})
 	if err != nil {

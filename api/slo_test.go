@@ -3,9 +3,11 @@ package api_test
 import (
 	"bytes"
 	"compress/flate"
+	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,6 +18,7 @@ import (
 	saml2 "github.com/russellhaering/gosaml2"
 	dsig "github.com/russellhaering/goxmldsig"
 
+	"github.com/winkk/passport/authn"
 	"github.com/winkk/passport/saml"
 	"github.com/winkk/passport/saml/samltest"
 )
@@ -328,4 +331,80 @@ func TestSignedRequests(t *testing.T) {
 		t.Errorf("unsigned request, signatures required: %d\n%s", p.Status, p.Body)
 	}
 	wantSigned("true") // the metadata tells SPs what the app requires
+}
+
+// TestSingleLogoutAcrossSessions: a LogoutRequest naming two sessions signs out of every app of both, and
+// says PartialLogout when an app of theirs has no SLO endpoint to be told.
+func TestSingleLogoutAcrossSessions(t *testing.T) {
+	e := newEnv(t)
+	jira := e.newApp("Jira", atlassianAudience, acsURL)
+	conf := e.newApp("Confluence", "https://sp.example.test/confluence", "http://127.0.0.1:9/confluence/acs")
+	wiki := e.newApp("Wiki", "https://sp.example.test/wiki", "http://127.0.0.1:9/wiki/acs")
+	bb := e.newApp("Bitbucket", "https://sp.example.test/bitbucket", "http://127.0.0.1:9/bitbucket/acs") // no slo_url
+	jiraSP, _ := e.signingSP(jira, "http://127.0.0.1:9/jira/slo")
+	e.do("PATCH", "/api/v1/admin/apps/"+conf.ID, adminToken, map[string]any{"slo_url": "http://127.0.0.1:9/confluence/slo"}, http.StatusOK, nil)
+	e.do("PATCH", "/api/v1/admin/apps/"+wiki.ID, adminToken, map[string]any{"slo_url": "http://127.0.0.1:9/wiki/slo"}, http.StatusOK, nil)
+	ph := e.enroll(employee)
+
+	// Two browsers, two sessions: Jira and Confluence in the first, Jira, Wiki and Bitbucket in the second.
+	var indexes []string
+	var nameID string
+	for _, others := range [][]appView{{conf}, {wiki, bb}} {
+		b := newBrowser(t)
+		_, u := requestID(t, jiraSP)
+		resp, _ := samlForm(t, approve(t, b, b.identify(b.get(u), employee), ph), acsURL)
+		info, err := jiraSP.RetrieveAssertionInfo(resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		indexes, nameID = append(indexes, info.SessionIndex), info.NameID
+		for _, o := range others {
+			_, ou := requestID(t, e.sp(o))
+			samlForm(t, b.get(ou), o.ACSURL)
+		}
+	}
+
+	doc, err := jiraSP.BuildLogoutRequestDocument(nameID, indexes[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := doc.Root().CreateElement("samlp:SessionIndex")
+	second.CreateAttr("xmlns:samlp", "urn:oasis:names:tc:SAML:2.0:protocol")
+	second.SetText(indexes[1])
+	lu, err := jiraSP.BuildLogoutURLRedirect("", doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := newBrowser(t).get(lu)
+	if out.Status != http.StatusOK {
+		t.Fatalf("logout: %d\n%s", out.Status, out.Body)
+	}
+	var framed []string
+	for _, prefix := range []string{"http://127.0.0.1:9/confluence/slo?", "http://127.0.0.1:9/wiki/slo?"} {
+		if strings.Contains(out.Body, `src="`+prefix) {
+			framed = append(framed, prefix)
+		}
+	}
+	if len(framed) != 2 {
+		t.Errorf("front-channel LogoutRequests went to %v, want Confluence and Wiki (one from each session)", framed)
+	}
+	back := attr(out.find(func(n *htmlNode) bool { return attr(n, "id") == "continue" }), "href")
+	bu, err := url.Parse(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := saml.DecodeRedirect(bu.RawQuery, "SAMLResponse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(m.XML), saml.StatusPartialLogout) {
+		t.Errorf("Bitbucket could not be told, yet the LogoutResponse is not PartialLogout:\n%s", m.XML)
+	}
+	samltest.SchemaValid(t, samltest.ProtocolXSD, m.XML)
+	for _, idx := range indexes {
+		id, _ := authn.SessionIDFromIndex(idx)
+		if _, err := e.svc.GetSession(context.Background(), id); !errors.Is(err, authn.ErrNotFound) {
+			t.Errorf("session %s survived the logout: %v", id, err)
+		}
+	}
 }
