@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"time"
 
@@ -37,9 +38,15 @@ func (s *Server) idp() *saml.IdentityProvider { return s.keys.Load().idp }
 // ring is the key ring in use.
 func (s *Server) ring() *authn.KeyRing { return s.keys.Load().ring }
 
-// reloadKeys reads the key ring from the store (after a rollover by any replica).
+// reloadKeys reads the key ring from the store (after a rollover by any replica). It never creates keys: a
+// ring gone from the store (a Redis restarted without persistence, evicted or failed over empty) leaves the
+// server signing with the keys it holds, loudly, rather than with new ones no SP trusts.
 func (s *Server) reloadKeys(ctx context.Context) error {
-	ring, err := s.svc.KeyRing(ctx, s.cfg.EntityID)
+	ring, err := s.svc.LoadKeyRing(ctx)
+	if errors.Is(err, authn.ErrNoKeyRing) {
+		s.log.Error("the signing keys are gone from the store; still signing with the keys loaded before. Restore the store's data: a server started on it now would create new keys that no SP trusts")
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -47,20 +54,39 @@ func (s *Server) reloadKeys(ctx context.Context) error {
 	return nil
 }
 
+// keysResubscribeEvery is how soon a server whose subscription to key changes failed tries again.
+const keysResubscribeEvery = 5 * time.Second
+
 // watchKeys reloads the key ring when any replica announces a change, and every minute in case an
-// announcement was missed, until the server closes.
+// announcement was missed, until the server closes. A subscription that fails (the store briefly out of
+// reach) is tried again; the minute reload runs regardless.
 func (s *Server) watchKeys() {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-s.closing; cancel() }()
-	msgs, stop, err := s.svc.Store().Subscribe(ctx, authn.KeysChannel)
-	if err != nil {
-		s.log.Warn("watch key changes", "err", err)
-		return
+	var msgs <-chan string
+	var stop func()
+	subscribe := func() bool {
+		m, st, err := s.svc.Store().Subscribe(ctx, authn.KeysChannel)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("watch key changes; trying again", "err", err)
+			}
+			return false
+		}
+		msgs, stop = m, st
+		return true
 	}
+	subscribe()
 	go func() {
-		defer stop()
+		defer func() {
+			if stop != nil {
+				stop()
+			}
+		}()
 		tick := time.NewTicker(time.Minute)
 		defer tick.Stop()
+		retry := time.NewTicker(keysResubscribeEvery)
+		defer retry.Stop()
 		for {
 			select {
 			case <-ctx.Done():
@@ -70,6 +96,11 @@ func (s *Server) watchKeys() {
 					return
 				}
 			case <-tick.C:
+			case <-retry.C:
+				if msgs != nil || !subscribe() {
+					continue
+				}
+				// Subscribed at last: catch up with what was announced meanwhile.
 			}
 			if err := s.reloadKeys(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("reload signing keys", "err", err)

@@ -5,7 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/xml"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,7 +18,9 @@ import (
 	crewjam "github.com/crewjam/saml"
 
 	"github.com/winkk/passport/api"
+	"github.com/winkk/passport/authn"
 	"github.com/winkk/passport/saml/samltest"
+	"github.com/winkk/passport/store"
 )
 
 // TestKeyRollover stages a next key, checks it is published beside the current one, activates it, and checks
@@ -148,12 +153,57 @@ func TestReplicasFollowRollover(t *testing.T) {
 
 	var staged struct{ Next struct{ PEM string } }
 	e.do("POST", "/api/v1/admin/keys/next", adminToken, nil, http.StatusOK, &staged)
-	e.do("POST", "/api/v1/admin/keys/activate", adminToken, nil, http.StatusOK, nil)
+	// Staging is announced too: the other replica publishes the next certificate within seconds, not at its
+	// minute reload.
 	deadline := time.Now().Add(15 * time.Second)
+	nextOf := func() string {
+		resp, err := http.Get(ts.URL + "/saml/certificate.pem?next")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	for nextOf() != staged.Next.PEM {
+		if time.Now().After(deadline) {
+			t.Fatal("the other replica does not publish the staged certificate")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.do("POST", "/api/v1/admin/keys/activate", adminToken, nil, http.StatusOK, nil)
+	deadline = time.Now().Add(15 * time.Second)
 	for string(fetch(t, ts.URL+"/saml/certificate.pem")) != staged.Next.PEM {
 		if time.Now().After(deadline) {
 			t.Fatal("the other replica still serves the old certificate")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestKeysGoneFromTheStore: when the key ring vanishes from the store (Redis restarted without its data),
+// a running server keeps signing with the keys it holds and says so loudly; it never makes new ones.
+func TestKeysGoneFromTheStore(t *testing.T) {
+	e := newEnv(t)
+	before := fetch(t, e.URL+"/saml/certificate.pem")
+	st := e.svc.Store()
+	if err := store.NewTable[json.RawMessage](st, "idp").Delete(context.Background(), "keyring"); err != nil {
+		t.Fatalf("delete the key ring: %v", err)
+	}
+	if err := st.Publish(context.Background(), authn.KeysChannel, "activated"); err != nil { // make every server reload now
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(e.logs.String(), "signing keys are gone from the store") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no error logged:\n%s", e.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if after := fetch(t, e.URL+"/saml/certificate.pem"); !bytes.Equal(after, before) {
+		t.Error("the server changed its certificate when the key ring vanished")
+	}
+	if _, err := e.svc.LoadKeyRing(context.Background()); !errors.Is(err, authn.ErrNoKeyRing) {
+		t.Errorf("a new key ring was created: %v", err)
 	}
 }

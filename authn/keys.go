@@ -186,10 +186,29 @@ func (s *Service) KeyRing(ctx context.Context, entityID string) (*KeyRing, error
 	return s.loadRing(sr)
 }
 
+// errCannotOpen: a staged key does not open with this server's key-encryption key; nothing was changed.
+var errCannotOpen = errors.New("authn: nothing was changed")
+
+// ErrNoKeyRing: the store holds no signing keys. A running server never makes new ones to fill the gap (every
+// SP would stop trusting it): the ring is created only when a server starts on a store that never had one.
+var ErrNoKeyRing = &Error{Code: "no_key_ring", Message: "the store holds no signing keys: start passport-idp on it once to create them, or restore them"}
+
+// LoadKeyRing returns the IdP's keys as stored, without ever creating them (ErrNoKeyRing when missing).
+func (s *Service) LoadKeyRing(ctx context.Context) (*KeyRing, error) {
+	sr, err := s.keys.Get(ctx, keyRingID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoKeyRing
+	}
+	if err != nil {
+		return nil, internal("load signing key", err)
+	}
+	return s.loadRing(sr)
+}
+
 // StageNextKey generates the next signing key (if none is staged) so metadata publishes it beside the
-// current one. SPs that refresh metadata then trust it before it ever signs.
+// current one. SPs that refresh metadata then trust it before it ever signs. Every replica is told.
 func (s *Service) StageNextKey(ctx context.Context, entityID string) (*KeyRing, error) {
-	if _, err := s.KeyRing(ctx, entityID); err != nil {
+	if _, err := s.LoadKeyRing(ctx); err != nil {
 		return nil, err
 	}
 	k, err := GenerateSigningKey(entityID, s.now())
@@ -209,6 +228,9 @@ func (s *Service) StageNextKey(ctx context.Context, entityID string) (*KeyRing, 
 	if err != nil {
 		return nil, internal("stage key", err)
 	}
+	if err := s.st.Publish(ctx, KeysChannel, "staged"); err != nil {
+		s.log.Warn("announce key change", "err", err)
+	}
 	s.log.Info("next signing key staged", "not_after", k.Certificate.NotAfter)
 	return s.loadRing(sr)
 }
@@ -219,6 +241,11 @@ func (s *Service) ActivateNextKey(ctx context.Context, grace time.Duration) (*Ke
 	sr, err := s.keys.Update(ctx, keyRingID, func(cur storedRing) (storedRing, error) {
 		if cur.Next == nil {
 			return cur, ErrNoNextKey
+		}
+		// Never activate a key this server cannot open (a missing or wrong key-encryption key): the change
+		// would land and then fail, with every replica signing with a key the operator cannot manage.
+		if _, err := s.unseal(*cur.Next); err != nil {
+			return cur, fmt.Errorf("%w: %w", errCannotOpen, err)
 		}
 		var keep []storedRetire
 		for _, p := range cur.Previous {
@@ -232,6 +259,9 @@ func (s *Service) ActivateNextKey(ctx context.Context, grace time.Duration) (*Ke
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNoNextKey
+	}
+	if errors.Is(err, errCannotOpen) || errors.Is(err, ErrNoNextKey) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, internal("activate key", err)

@@ -74,7 +74,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	var ring *authn.KeyRing
 	switch action {
 	case "status":
-		ring, err = svc.KeyRing(ctx, cfg.EntityID)
+		ring, err = svc.LoadKeyRing(ctx)
 	case "stage":
 		ring, err = svc.StageNextKey(ctx, cfg.EntityID)
 	case "activate":

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -175,13 +176,34 @@ func TestKeysCommand(t *testing.T) {
 		}
 		return m
 	}
-	t.Cleanup(func() {
+	purgeLater := func(prefix string) {
+		t.Cleanup(func() {
+			st, err := store.Open(context.Background(), store.Options{URL: url, Prefix: prefix})
+			if err == nil {
+				_, _ = st.Purge(context.Background())
+				st.Close()
+			}
+		})
+	}
+	purgeLater(vars["PASSPORT_REDIS_PREFIX"])
+	// The command never creates keys: a server starting on the store does.
+	if err := runKeys(context.Background(), []string{"status"}, env(vars), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "start passport-idp") {
+		t.Fatalf("status on a store without keys: %v", err)
+	}
+	startRing := func(kek []byte) {
+		t.Helper()
 		st, err := store.Open(context.Background(), store.Options{URL: url, Prefix: vars["PASSPORT_REDIS_PREFIX"]})
-		if err == nil {
-			_, _ = st.Purge(context.Background())
-			st.Close()
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
+		defer st.Close()
+		svc := authn.New(st, nil, nil, authn.Config{KeyEncryptionKey: kek})
+		defer svc.Close()
+		if _, err := svc.KeyRing(context.Background(), "Winkk Passport IdP"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startRing(nil)
 	first := keys("status")
 	if first["next"] != nil {
 		t.Fatalf("a fresh ring has a next key: %v", first)
@@ -205,6 +227,43 @@ func TestKeysCommand(t *testing.T) {
 	if err := runKeys(context.Background(), []string{"status"}, env(nil), io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "PASSPORT_REDIS_URL") {
 		t.Errorf("keys on the embedded store: %v", err)
 	}
+
+	t.Run("activate without the key-encryption key changes nothing", func(t *testing.T) {
+		kek := bytes.Repeat([]byte{7}, 32)
+		vars["PASSPORT_REDIS_PREFIX"] = "test-keys-" + rand.Text() + ":"
+		purgeLater(vars["PASSPORT_REDIS_PREFIX"])
+		startRing(kek)
+		sealed := map[string]string{"PASSPORT_KEY_ENCRYPTION_KEY": base64.StdEncoding.EncodeToString(kek)}
+		for k, v := range vars {
+			sealed[k] = v
+		}
+		keysWith := func(vs map[string]string, args ...string) (map[string]any, error) {
+			var out bytes.Buffer
+			err := runKeys(context.Background(), args, env(vs), &out, io.Discard)
+			var m map[string]any
+			if err == nil {
+				err = json.Unmarshal(out.Bytes(), &m)
+			}
+			return m, err
+		}
+		before, err := keysWith(sealed, "stage")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := keysWith(vars, "activate"); err == nil {
+			t.Fatal("activate without the key-encryption key succeeded")
+		}
+		after, err := keysWith(sealed, "status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after["current"].(map[string]any)["sha256"] != before["current"].(map[string]any)["sha256"] || after["next"] == nil {
+			t.Errorf("a refused activate changed the ring: before %v, after %v", before, after)
+		}
+		if _, err := keysWith(sealed, "activate"); err != nil {
+			t.Errorf("activate with the key-encryption key: %v", err)
+		}
+	})
 }
 
 func TestTrustedProxies(t *testing.T) {
