@@ -54,6 +54,31 @@ func (s *Server) reloadKeys(ctx context.Context) error {
 	return nil
 }
 
+// noteStaticKey tells the store, now and every minute until the server closes, that this server signs with a
+// key from files, so that the keys command refuses to roll over keys nobody uses.
+func (s *Server) noteStaticKey() {
+	note := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.svc.NoteStaticKey(ctx); err != nil {
+			s.log.Warn("note the static signing key in the store", "err", err)
+		}
+	}
+	note()
+	go func() {
+		tick := time.NewTicker(time.Minute)
+		defer tick.Stop()
+		for {
+			select {
+			case <-s.closing:
+				return
+			case <-tick.C:
+				note()
+			}
+		}
+	}()
+}
+
 // keysResubscribeEvery is how soon a server whose subscription to key changes failed tries again.
 const keysResubscribeEvery = 5 * time.Second
 

@@ -91,7 +91,9 @@ func New(ctx context.Context, cfg Config, svc *authn.Service, ring *authn.KeyRin
 		closing: make(chan struct{}),
 	}
 	s.keys.Store(s.newKeyState(ring))
-	if !cfg.StaticKey {
+	if cfg.StaticKey {
+		s.noteStaticKey()
+	} else {
 		s.watchKeys()
 	}
 	if s.persistentSecret, err = svc.Secret(ctx, "persistent-nameid"); err != nil {

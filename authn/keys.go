@@ -273,6 +273,34 @@ func (s *Service) ActivateNextKey(ctx context.Context, grace time.Duration) (*Ke
 	return s.loadRing(sr)
 }
 
+// staticKeyMark is the store value that says a running server signs with a key from files; it lives
+// staticKeyMarkTTL and the server renews it every minute.
+const (
+	staticKeyMark    = "idp:static-key"
+	staticKeyMarkTTL = 3 * time.Minute
+)
+
+// NoteStaticKey records, for the keys command, that a server on this store signs with a key from files (so
+// the keys in the store are not the ones in use). Call it at start and then every minute.
+func (s *Service) NoteStaticKey(ctx context.Context) error {
+	if err := s.st.SetValue(ctx, staticKeyMark, s.now().UTC().Format(time.RFC3339), staticKeyMarkTTL); err != nil {
+		return internal("note static key", err)
+	}
+	return nil
+}
+
+// StaticKeyInUse reports whether a server noted in the last few minutes that it signs with a key from files.
+func (s *Service) StaticKeyInUse(ctx context.Context) (bool, error) {
+	_, err := s.st.GetValue(ctx, staticKeyMark)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, internal("read static key note", err)
+	}
+	return true, nil
+}
+
 // KeysChannel announces key changes so every replica reloads its key ring at once.
 const KeysChannel = "idp-keys"
 

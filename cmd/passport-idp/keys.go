@@ -71,6 +71,11 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	svc := authn.New(st, push.LogSender{Logger: log}, push.LogMailer{Logger: log}, authn.Config{Logger: log, KeyEncryptionKey: cfg.keyEncryptionKey()})
 	defer svc.Close()
 
+	if static, err := svc.StaticKeyInUse(ctx); err != nil {
+		return fmt.Errorf("keys: %w", err)
+	} else if static {
+		return errors.New("keys: the servers on this store sign with a key from files (PASSPORT_SIGNING_KEY_FILE); roll it over by replacing the files")
+	}
 	var ring *authn.KeyRing
 	switch action {
 	case "status":

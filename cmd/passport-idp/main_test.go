@@ -303,6 +303,24 @@ func TestSigningKeyFromFiles(t *testing.T) {
 	if !bytes.Equal(got, k.CertificatePEM) {
 		t.Error("the server does not publish the certificate of the key files")
 	}
+	// The keys command, run from a shell that does not know the servers use files, refuses all the same.
+	if url, ok := storetest.RedisURL(); ok {
+		prefix := "test-static-" + rand.Text() + ":"
+		t.Cleanup(func() {
+			if st, err := store.Open(context.Background(), store.Options{URL: url, Prefix: prefix}); err == nil {
+				_, _ = st.Purge(context.Background())
+				st.Close()
+			}
+		})
+		vars := map[string]string{"PASSPORT_REDIS_URL": url, "PASSPORT_REDIS_PREFIX": prefix}
+		_, _, stopStatic := startServer(t, []string{"--listen", "127.0.0.1:0"}, map[string]string{"PASSPORT_SIGNING_KEY_FILE": keyFile,
+			"PASSPORT_SIGNING_CERT_FILE": certFile, "PASSPORT_REDIS_URL": url, "PASSPORT_REDIS_PREFIX": prefix})
+		err := runKeys(context.Background(), []string{"stage"}, env(vars), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "key from files") {
+			t.Errorf("keys stage against servers on key files: %v", err)
+		}
+		stopStatic()
+	}
 	// A key that does not match its certificate is refused at start.
 	other, _ := authn.GenerateSigningKey("Other", time.Now())
 	os.WriteFile(certFile, other.CertificatePEM, 0o600)
