@@ -430,11 +430,6 @@ func (m *mux) write() {
 					return
 				default:
 				}
-				// As in read: the next connection is named before anyone learns of the loss (whichever of
-				// the two goroutines notices it first).
-				m.mu.Lock()
-				m.enqueue(command{kind: "setname"})
-				m.mu.Unlock()
 				m.connLost(err)
 			case c.kind == "subscribe":
 				m.sent(batch)
