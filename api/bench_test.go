@@ -167,9 +167,9 @@ func BenchmarkLogin(b *testing.B) {
 // loginRoundTrips is what one login may cost in store round trips once scripts are loaded and connections
 // open: the request claimed and the login parked (2); the email submitted — login read, one batch of
 // limit and user reads, the hourly push count, the move to pending (4); the waiting page (1); the phone's
-// answer — device, proof id, login read and its compare-and-swap (4); the Response — login read, user,
-// the move to answered, the session (4).
-const loginRoundTrips = 15
+// answer — device, proof id, login read and its compare-and-swap (4); the Response — login read, user and
+// approving phone, the session, the phone read again now that the session exists, the move to answered (5).
+const loginRoundTrips = 16
 
 // TestLoginRoundTrips pins loginRoundTrips: a login costs no more round trips than that, whichever store
 // runs the test.

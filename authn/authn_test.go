@@ -531,6 +531,26 @@ func TestRemovedPhoneOpensNoSession(t *testing.T) {
 	if n, _ := svc.EndUserSessions(ctx, email); n != 0 {
 		t.Fatalf("%d sessions opened", n)
 	}
+
+	t.Run("removed while the Response is being signed", func(t *testing.T) {
+		d := mustEnroll(t, svc, email)
+		l, secret := mustPending(t, svc, app, email)
+		if _, err := svc.Answer(ctx, d, l.ID, authn.Decision{Approve: true, Number: l.Number}); err != nil {
+			t.Fatal(err)
+		}
+		_, cookie, err := svc.Respond(ctx, mustGetLogin(t, svc, l.ID, secret), func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
+			if err := svc.RemoveDevice(ctx, email, d.ID); err != nil { // the admin acts while we sign
+				return nil, authn.SessionApp{}, err
+			}
+			return []byte("response"), authn.SessionApp{AppID: app.ID}, nil
+		})
+		if !errors.Is(err, authn.ErrForbidden) || cookie != "" {
+			t.Fatalf("Respond while the approving phone was removed: cookie %q, %v; want ErrForbidden", cookie, err)
+		}
+		if n, _ := svc.EndUserSessions(ctx, email); n != 0 {
+			t.Fatalf("%d sessions opened by a removed phone's approval", n)
+		}
+	})
 }
 
 // TestDeleteUserRacesInvitation: an admin deletes a user while its phone uses the invitation; whichever

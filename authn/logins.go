@@ -536,6 +536,16 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 		if err := s.sessions.Create(ctx, sess.ID, *sess, s.sessionTTL(), "user:"+sess.Email); err != nil {
 			return Login{}, "", internal("create session", err)
 		}
+		// The phone may have been removed while the Response was being signed: RemoveDevice deletes the device
+		// and then ends its sessions, so reading the device after this session exists leaves no gap.
+		if _, err := s.devices.Get(ctx, l.AnsweredBy); l.AnsweredBy != "" && errors.Is(err, store.ErrNotFound) {
+			if _, derr := s.EndSession(context.WithoutCancel(ctx), sess.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
+				s.log.Warn("drop the session of a removed phone", "session", sess.ID, "err", derr)
+			}
+			return Login{}, "", newErr(ErrForbidden, "the phone that approved this sign-in was removed")
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return Login{}, "", internal("get device", err)
+		}
 	}
 	won := false
 	sessionID := l.SessionID
