@@ -34,6 +34,8 @@ var statusOf = map[string]int{
 	"unauthorized":       http.StatusUnauthorized,
 	"too_large":          http.StatusRequestEntityTooLarge,
 	"internal":           http.StatusInternalServerError,
+	"key_unopenable":     http.StatusConflict,
+	"no_key_ring":        http.StatusConflict,
 }
 
 // apiError is an error with a public code and message; Err carries detail for the log only.

@@ -207,3 +207,29 @@ func TestKeysGoneFromTheStore(t *testing.T) {
 		t.Errorf("a new key ring was created: %v", err)
 	}
 }
+
+// TestActivateUnopenableKey: a staged key this server cannot open (staged by one with a key-encryption key
+// it lacks) is not activated, and the admin hears why.
+func TestActivateUnopenableKey(t *testing.T) {
+	e := newEnv(t)
+	sealer := authn.New(e.svc.Store(), nil, nil, authn.Config{KeyEncryptionKey: bytes.Repeat([]byte{9}, 32)})
+	defer sealer.Close()
+	if _, err := sealer.StageNextKey(context.Background(), "Winkk Passport IdP"); err != nil {
+		t.Fatal(err)
+	}
+	before := fetch(t, e.URL+"/saml/certificate.pem")
+	st, code, body := e.call("POST", "/api/v1/admin/keys/activate", adminToken, "", "")
+	if st != http.StatusConflict || code != "key_unopenable" {
+		t.Fatalf("activate: %d %s %s", st, code, body)
+	}
+	ring, err := sealer.LoadKeyRing(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ring.Next == nil || !bytes.Equal(ring.Current.CertificatePEM, before) {
+		t.Error("the refused activation changed the key ring")
+	}
+	if after := fetch(t, e.URL+"/saml/certificate.pem"); !bytes.Equal(after, before) {
+		t.Error("the signing certificate changed")
+	}
+}

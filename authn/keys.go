@@ -186,8 +186,9 @@ func (s *Service) KeyRing(ctx context.Context, entityID string) (*KeyRing, error
 	return s.loadRing(sr)
 }
 
-// errCannotOpen: a staged key does not open with this server's key-encryption key; nothing was changed.
-var errCannotOpen = errors.New("authn: nothing was changed")
+// ErrKeyUnopenable: the staged key does not open with this server's key-encryption key (missing or wrong);
+// nothing was changed.
+var ErrKeyUnopenable = &Error{Code: "key_unopenable", Message: "the staged key does not open with this server's key-encryption key (PASSPORT_KEY_ENCRYPTION_KEY missing or different); nothing was changed"}
 
 // ErrNoKeyRing: the store holds no signing keys. A running server never makes new ones to fill the gap (every
 // SP would stop trusting it): the ring is created only when a server starts on a store that never had one.
@@ -245,7 +246,7 @@ func (s *Service) ActivateNextKey(ctx context.Context, grace time.Duration) (*Ke
 		// Never activate a key this server cannot open (a missing or wrong key-encryption key): the change
 		// would land and then fail, with every replica signing with a key the operator cannot manage.
 		if _, err := s.unseal(*cur.Next); err != nil {
-			return cur, fmt.Errorf("%w: %w", errCannotOpen, err)
+			return cur, &Error{Code: ErrKeyUnopenable.Code, Message: ErrKeyUnopenable.Message, Err: err}
 		}
 		var keep []storedRetire
 		for _, p := range cur.Previous {
@@ -258,9 +259,9 @@ func (s *Service) ActivateNextKey(ctx context.Context, grace time.Duration) (*Ke
 		return cur, nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrNoNextKey
+		return nil, ErrNoKeyRing
 	}
-	if errors.Is(err, errCannotOpen) || errors.Is(err, ErrNoNextKey) {
+	if de := (*Error)(nil); errors.As(err, &de) && (de.Code == ErrKeyUnopenable.Code || de.Code == ErrNoNextKey.Code) {
 		return nil, err
 	}
 	if err != nil {
