@@ -224,10 +224,12 @@ func (f *FCM) send(ctx context.Context, m Message) error {
 		}
 
 		// FCM's Retry-After is a floor, jittered upwards like the backoff, so that a burst it throttled
-		// does not come back all at once.
+		// does not come back all at once; the jitter never costs a push its last chance before expiry.
 		wait := f.jitter(res.retryAfter)
 		if res.retryAfter <= 0 {
 			wait = f.backoff(res.class, n)
+		} else if left := expiry.Sub(f.cfg.Now()); wait >= left && res.retryAfter < left {
+			wait = res.retryAfter // the floor still fits: no jitter rather than no retry
 		}
 		giveUp := ""
 		switch {

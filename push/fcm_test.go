@@ -186,6 +186,20 @@ func TestFCMRetryAfterIsJittered(t *testing.T) {
 	if got, want := clock.slept(), []time.Duration{2*time.Second + 250*time.Millisecond}; !slices.Equal(got, want) {
 		t.Errorf("slept %v, want %v (Retry-After plus jitter)", got, want)
 	}
+	// A Retry-After that fits before the push expires is retried even when the jitter would not fit.
+	fake2 := fcmtest.New(t)
+	fake2.Script(fcmtest.Sequence(fcmtest.Fail(429, fcmtest.BodyQuota, "Retry-After", "50"), fcmtest.OK))
+	clock2 := newFakeClock()
+	f2 := mustFCM(t, testConfig(t, fake2, clock2))
+	f2.jitter = func(d time.Duration) time.Duration { return d + d/4 } // 62.5 s: past the minute the push lives
+	m := testMessage("device-token-1")
+	m.TTL = time.Minute
+	if err := f2.Send(context.Background(), m); err != nil {
+		t.Fatalf("a retry that fits before expiry was given up: %v", err)
+	}
+	if got := clock2.slept(); !slices.Equal(got, []time.Duration{50 * time.Second}) {
+		t.Errorf("slept %v, want the Retry-After itself (50s): the jittered wait would pass the expiry", got)
+	}
 	for range 1000 {
 		if d := upJitter(2 * time.Second); d < 2*time.Second || d > 2500*time.Millisecond {
 			t.Fatalf("upJitter(2s) = %v, want within [2s, 2.5s]", d)
