@@ -91,11 +91,6 @@ func New(ctx context.Context, cfg Config, svc *authn.Service, ring *authn.KeyRin
 		closing: make(chan struct{}),
 	}
 	s.keys.Store(s.newKeyState(ring))
-	if cfg.StaticKey {
-		s.noteStaticKey()
-	} else {
-		s.watchKeys()
-	}
 	if s.persistentSecret, err = svc.Secret(ctx, "persistent-nameid"); err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
@@ -114,6 +109,12 @@ func New(ctx context.Context, cfg Config, svc *authn.Service, ring *authn.KeyRin
 	}
 	s.echo.Logger.SetOutput(discard{})
 	s.routes()
+	// Background work starts last, once nothing can fail: a New that returns an error leaves nothing running.
+	if cfg.StaticKey {
+		s.noteStaticKey()
+	} else {
+		s.watchKeys()
+	}
 	return s, nil
 }
 
