@@ -492,31 +492,12 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 	if l.State != StateApproved {
 		return Login{}, "", newErr(ErrConflict, "this sign-in is not approved")
 	}
-	// One round trip: the user, and the phone that approved (a login that opens a session must not outlive
-	// the phone's removal: removal ends the sessions that exist, this catches the one about to).
-	b := s.st.Batch(ctx)
-	user := s.users.GetIn(b, l.Email)
-	var approver *store.Result[Device]
-	if l.SessionID == "" && l.AnsweredBy != "" {
-		approver = s.devices.GetIn(b, l.AnsweredBy)
-	}
-	b.Run()
-	u, err := user.Get()
-	if errors.Is(err, store.ErrNotFound) {
-		return Login{}, "", newErr(ErrNotFound, "user not found")
-	}
+	u, err := s.GetUser(ctx, l.Email)
 	if err != nil {
-		return Login{}, "", internal("get user", err)
+		return Login{}, "", err
 	}
 	if u.Status != UserActive {
 		return Login{}, "", newErr(ErrForbidden, "this account is suspended")
-	}
-	if approver != nil {
-		if _, err := approver.Get(); errors.Is(err, store.ErrNotFound) {
-			return Login{}, "", newErr(ErrForbidden, "the phone that approved this sign-in was removed")
-		} else if err != nil {
-			return Login{}, "", internal("get device", err)
-		}
 	}
 	stored := l // as read; l gets the session to build with
 	var sess *Session
@@ -536,14 +517,15 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 		if err := s.sessions.Create(ctx, sess.ID, *sess, s.sessionTTL(), "user:"+sess.Email); err != nil {
 			return Login{}, "", internal("create session", err)
 		}
-		// The phone may have been removed while the Response was being signed: RemoveDevice deletes the device
-		// and then ends its sessions, so reading the device after this session exists leaves no gap.
-		if _, err := s.devices.Get(ctx, l.AnsweredBy); l.AnsweredBy != "" && errors.Is(err, store.ErrNotFound) {
+		// A login that opens a session must not outlive the removal of the phone that approved it, removed
+		// before or while the Response was signed: RemoveDevice deletes the device and then ends its sessions,
+		// so reading the device once this session exists leaves no gap.
+		if _, err := s.devices.Get(ctx, l.AnsweredBy); errors.Is(err, store.ErrNotFound) {
 			if _, derr := s.EndSession(context.WithoutCancel(ctx), sess.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
 				s.log.Warn("drop the session of a removed phone", "session", sess.ID, "err", derr)
 			}
 			return Login{}, "", newErr(ErrForbidden, "the phone that approved this sign-in was removed")
-		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		} else if err != nil {
 			return Login{}, "", internal("get device", err)
 		}
 	}
