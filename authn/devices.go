@@ -430,7 +430,7 @@ func (s *Service) RemoveDevice(ctx context.Context, email, id string) error {
 		s.log.Warn("release device key", "device", id, "err", err)
 	}
 	// A browser signed in by this phone's approval (perhaps by whoever has the phone now) is signed out.
-	ended, err := s.endDeviceSessions(ctx, d.Email, id)
+	ended, err := s.endSessionsWhere(ctx, d.Email, func(sess Session) bool { return sess.Device == id })
 	if err != nil {
 		return err
 	}

@@ -147,29 +147,18 @@ func (s *Service) EndSession(ctx context.Context, id string) (Session, error) {
 
 // EndUserSessions ends every session of email and returns how many there were.
 func (s *Service) EndUserSessions(ctx context.Context, email string) (int, error) {
-	email = strings.ToLower(strings.TrimSpace(email))
-	ss, err := s.sessions.ListIndex(ctx, "user:"+email)
-	if err != nil {
-		return 0, internal("list sessions", err)
-	}
-	n := 0
-	for _, sess := range ss {
-		if _, err := s.EndSession(ctx, sess.ID); err == nil {
-			n++
-		}
-	}
-	return n, nil
+	return s.endSessionsWhere(ctx, strings.ToLower(strings.TrimSpace(email)), func(Session) bool { return true })
 }
 
-// endDeviceSessions ends the sessions of email that device approved and returns how many there were.
-func (s *Service) endDeviceSessions(ctx context.Context, email, device string) (int, error) {
+// endSessionsWhere ends the sessions of email for which end is true and returns how many there were.
+func (s *Service) endSessionsWhere(ctx context.Context, email string, end func(Session) bool) (int, error) {
 	ss, err := s.sessions.ListIndex(ctx, "user:"+email)
 	if err != nil {
 		return 0, internal("list sessions", err)
 	}
 	n := 0
 	for _, sess := range ss {
-		if sess.Device != device {
+		if !end(sess) {
 			continue
 		}
 		if _, err := s.EndSession(ctx, sess.ID); err == nil {
