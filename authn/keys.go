@@ -163,27 +163,21 @@ func (s *Service) loadRing(sr storedRing) (*KeyRing, error) {
 // KeyRing returns the IdP's keys, creating an RSA-2048 key and self-signed certificate on first start.
 // Concurrent first starts (several replicas) agree on one key: the first to store it wins.
 func (s *Service) KeyRing(ctx context.Context, entityID string) (*KeyRing, error) {
-	sr, err := s.keys.Get(ctx, keyRingID)
-	if errors.Is(err, store.ErrNotFound) {
-		k, err := GenerateSigningKey(entityID, s.now())
-		if err != nil {
-			return nil, err
-		}
-		sk, err := s.seal(k)
-		if err != nil {
-			return nil, err
-		}
-		if err := s.keys.Create(ctx, keyRingID, storedRing{Current: sk}, 0); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
-			return nil, internal("store signing key", err)
-		}
-		sr, err = s.keys.Get(ctx, keyRingID)
-		if err != nil {
-			return nil, internal("load signing key", err)
-		}
-	} else if err != nil {
-		return nil, internal("load signing key", err)
+	if r, err := s.LoadKeyRing(ctx); !errors.Is(err, ErrNoKeyRing) {
+		return r, err
 	}
-	return s.loadRing(sr)
+	k, err := GenerateSigningKey(entityID, s.now())
+	if err != nil {
+		return nil, err
+	}
+	sk, err := s.seal(k)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.keys.Create(ctx, keyRingID, storedRing{Current: sk}, 0); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
+		return nil, internal("store signing key", err)
+	}
+	return s.LoadKeyRing(ctx) // ours, or the one a concurrent first start stored first
 }
 
 // ErrKeyUnopenable: the staged key does not open with this server's key-encryption key (missing or wrong);
