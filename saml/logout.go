@@ -185,32 +185,16 @@ func (idp *IdentityProvider) ReadLogoutRequest(m *InboundMessage, c LogoutCheck,
 	if err != nil {
 		return nil, err
 	}
-	switch m.Binding {
-	case BindingRedirect:
-		if len(m.Signature) == 0 && r.Signed {
-			// An enveloped-signed request deflated into the query (see ReadAuthnRequest).
-			root, err := VerifyPOSTSignature(m.XML, p.Certificates, p.AllowSHA1)
-			if err != nil {
-				return nil, err
-			}
-			if r, err = parseLogoutRequestElement(root); err != nil {
-				return nil, err
-			}
-			break
-		}
-		if err := VerifyRedirectSignature(m, p.Certificates, p.AllowSHA1); err != nil {
-			return nil, err
-		}
-	case BindingPOST:
-		root, err := VerifyPOSTSignature(m.XML, p.Certificates, p.AllowSHA1)
-		if err != nil {
-			return nil, err
-		}
-		if r, err = parseLogoutRequestElement(root); err != nil {
-			return nil, err
-		}
-	default:
-		return nil, newError(CodeUnsupportedBinding, "The request came by an unsupported binding.", fmt.Errorf("binding %q", m.Binding))
+	// Always signed: a POSTed one must carry its signature enveloped (VerifyPOSTSignature says what is wrong).
+	root, signed, err := verifyInbound(m, root, r.Signed || m.Binding == BindingPOST, p)
+	if err != nil {
+		return nil, err
+	}
+	if !signed {
+		return nil, newError(CodeSignatureMissing, "The request must be signed.", nil)
+	}
+	if r, err = parseLogoutRequestElement(root); err != nil {
+		return nil, err
 	}
 	r.Signed = true
 	if err := idp.ValidateLogoutRequest(r, c); err != nil {

@@ -343,45 +343,19 @@ func (idp *IdentityProvider) ReadAuthnRequest(m *InboundMessage, c RequestCheck,
 	if err != nil {
 		return nil, err
 	}
-	verify := p.Require || len(p.Certificates) > 0
-	switch m.Binding {
-	case BindingRedirect:
-		switch {
-		case len(m.Signature) > 0 && verify:
-			if err := VerifyRedirectSignature(m, p.Certificates, p.AllowSHA1); err != nil {
-				return nil, err
-			}
-			r.Signed = true
-		case r.Signed && verify:
-			// saml-bindings §3.4.4.1 wants the XML signature removed and the query signed, but some SPs
-			// (gosaml2 among them) deflate an enveloped-signed request instead. DEFLATE is lossless, so the
-			// signature still verifies: check it rather than ignore it.
-			root, err := VerifyPOSTSignature(m.XML, p.Certificates, p.AllowSHA1)
-			if err != nil {
-				return nil, err
-			}
-			if r, err = ParseAuthnRequestElement(root); err != nil {
-				return nil, err
-			}
-			r.Signed = true
-		default:
-			r.Signed = false
+	enveloped := r.Signed
+	r.Signed = false
+	if p.Require || len(p.Certificates) > 0 {
+		root, signed, err := verifyInbound(m, root, enveloped, p)
+		if err != nil {
+			return nil, err
 		}
-	case BindingPOST:
-		if r.Signed && verify {
-			root, err := VerifyPOSTSignature(m.XML, p.Certificates, p.AllowSHA1)
-			if err != nil {
-				return nil, err
-			}
-			if r, err = ParseAuthnRequestElement(root); err != nil {
-				return nil, err
-			}
-			r.Signed = true
-		} else {
-			r.Signed = false
+		if r, err = ParseAuthnRequestElement(root); err != nil {
+			return nil, err
 		}
-	default:
-		return nil, newError(CodeUnsupportedBinding, "The request came by an unsupported binding.", fmt.Errorf("binding %q", m.Binding))
+		r.Signed = signed
+	} else if err := checkBinding(m); err != nil {
+		return nil, err
 	}
 	if p.Require && !r.Signed {
 		return nil, newError(CodeSignatureMissing, "The request must be signed.", nil)
@@ -390,6 +364,40 @@ func (idp *IdentityProvider) ReadAuthnRequest(m *InboundMessage, c RequestCheck,
 		return nil, err
 	}
 	return r, nil
+}
+
+// checkBinding refuses a message that came by neither HTTP-Redirect nor HTTP-POST.
+func checkBinding(m *InboundMessage) error {
+	if m.Binding != BindingRedirect && m.Binding != BindingPOST {
+		return newError(CodeUnsupportedBinding, "The request came by an unsupported binding.", fmt.Errorf("binding %q", m.Binding))
+	}
+	return nil
+}
+
+// verifyInbound checks the signature of an inbound request whose parsed root is root, and returns the
+// element to read the request from and whether it was signed. A query signature (HTTP-Redirect,
+// saml-bindings §3.4.4.1) covers the message as decoded: root. An enveloped ds:Signature — HTTP-POST, or
+// deflated into a redirect query, as some SPs (gosaml2 among them) do although the binding wants it removed
+// (DEFLATE is lossless, so it still verifies) — yields the verified element, never the unsigned rest. A
+// message with neither is returned unsigned; a signature that does not verify is an error. enveloped says
+// to look for an enveloped signature (the parsed root has a ds:Signature child, or the caller requires
+// one: VerifyPOSTSignature then tells a missing signature from a misplaced one).
+func verifyInbound(m *InboundMessage, root *etree.Element, enveloped bool, p SignaturePolicy) (*etree.Element, bool, error) {
+	if err := checkBinding(m); err != nil {
+		return nil, false, err
+	}
+	switch {
+	case m.Binding == BindingRedirect && len(m.Signature) > 0:
+		if err := VerifyRedirectSignature(m, p.Certificates, p.AllowSHA1); err != nil {
+			return nil, false, err
+		}
+		return root, true, nil
+	case enveloped:
+		verified, err := VerifyPOSTSignature(m.XML, p.Certificates, p.AllowSHA1)
+		return verified, err == nil, err
+	default:
+		return root, false, nil
+	}
 }
 
 // attrOK returns the value of the unqualified attribute key.
