@@ -346,12 +346,14 @@ func (idp *IdentityProvider) ReadAuthnRequest(m *InboundMessage, c RequestCheck,
 	enveloped := r.Signed
 	r.Signed = false
 	if p.Require || len(p.Certificates) > 0 {
-		root, signed, err := verifyInbound(m, root, enveloped, p)
+		verified, signed, err := verifyInbound(m, root, enveloped, p)
 		if err != nil {
 			return nil, err
 		}
-		if r, err = ParseAuthnRequestElement(root); err != nil {
-			return nil, err
+		if verified != root { // an enveloped signature: read only what it covers
+			if r, err = ParseAuthnRequestElement(verified); err != nil {
+				return nil, err
+			}
 		}
 		r.Signed = signed
 	} else if err := checkBinding(m); err != nil {
