@@ -68,7 +68,7 @@ func (s *Server) showLogin(c echo.Context, status int, l authn.Login, app authn.
 		d.View, d.Title, d.Action, d.FormError = "identify", "Sign in", "/login/"+l.ID, formError
 		d.Email = c.FormValue("email")
 		if d.Email == "" {
-			d.Email = l.SubjectEmail // the application said who signs in
+			d.Email = l.Subject.Email // the application said who signs in
 		}
 		d.Events = "/login/" + l.ID + "/events"
 	case authn.StatePending:

@@ -116,9 +116,9 @@ func (s *Server) handleSSO(c echo.Context) error {
 		// An email names the user to identify (checked as they type it); any other NameID is checked against
 		// the one the Response would carry.
 		if email, err := authn.NormalizeEmail(sub.Value); err == nil && (sub.Format == saml.NameIDFormatEmailAddress || sub.Format == saml.NameIDFormatUnspecified || sub.Format == "") {
-			in.SubjectEmail = email
+			in.Subject.Email = email
 		} else {
-			in.SubjectNameID, in.SubjectFormat = sub.Value, sub.Format
+			in.Subject.NameID, in.Subject.Format = sub.Value, sub.Format
 		}
 	}
 	return s.beginLogin(c, app, in, req.ForceAuthn, req.IsPassive)
@@ -127,30 +127,25 @@ func (s *Server) handleSSO(c echo.Context) error {
 // errSubjectMismatch: the user who signed in is not the one the request named.
 var errSubjectMismatch = errors.New("api: not the subject the request named")
 
-// subjectMatches reports whether the user with email is the principal login l's request named, if it named
+// subjectMatches reports whether the user with email is the principal want a request named, if it named
 // one (saml-core §3.4.1: the assertion's subject MUST strongly match the request's). A transient NameID, or
 // a format Passport does not issue, matches nobody.
-func (s *Server) subjectMatches(app authn.App, l authn.StartLogin, email string) bool {
+func (s *Server) subjectMatches(app authn.App, want authn.Subject, email string) bool {
 	switch {
-	case l.SubjectEmail != "":
-		return strings.EqualFold(email, l.SubjectEmail)
-	case l.SubjectNameID == "":
+	case want.Email != "":
+		return strings.EqualFold(email, want.Email)
+	case want.NameID == "":
 		return true
 	}
 	persistent := saml.PersistentID(s.persistentSecret, app.ID, email)
-	switch l.SubjectFormat {
+	switch want.Format {
 	case saml.NameIDFormatPersistent:
-		return l.SubjectNameID == persistent
+		return want.NameID == persistent
 	case saml.NameIDFormatUnspecified, "":
-		return l.SubjectNameID == persistent || strings.EqualFold(l.SubjectNameID, email)
+		return want.NameID == persistent || strings.EqualFold(want.NameID, email)
 	default:
 		return false
 	}
-}
-
-// requested is the part of a login that says what its request asked for.
-func requested(l authn.Login) authn.StartLogin {
-	return authn.StartLogin{SubjectEmail: l.SubjectEmail, SubjectNameID: l.SubjectNameID, SubjectFormat: l.SubjectFormat}
 }
 
 // handleIdPLogin is IdP-initiated login (saml-profiles §4.1.5): the same approval, then an unsolicited
@@ -179,7 +174,7 @@ func (s *Server) beginLogin(c echo.Context, app authn.App, in authn.StartLogin, 
 	ctx := s.ctx(c)
 	if !forceAuthn {
 		sess, err := s.svc.SessionFromCookie(ctx, sessionCookieValue(c))
-		if err == nil && !s.subjectMatches(app, in, sess.Email) {
+		if err == nil && !s.subjectMatches(app, in.Subject, sess.Email) {
 			err = authn.ErrNotFound // the session is someone else's: sign in as the user asked for
 		}
 		if err == nil {
@@ -295,7 +290,7 @@ func (s *Server) buildResponse(app authn.App, l authn.Login, u authn.User) ([]by
 	if app.ACSURL == "" || app.Audience == "" {
 		return nil, authn.SessionApp{}, errors.New("api: application lost its ACS URL or audience")
 	}
-	if !s.subjectMatches(app, requested(l), u.Email) {
+	if !s.subjectMatches(app, l.Subject, u.Email) {
 		return nil, authn.SessionApp{}, errSubjectMismatch
 	}
 	nameID, format, err := s.nameID(app, u)

@@ -55,11 +55,8 @@ type Login struct {
 	RelayState   string `json:"relay_state,omitempty"`
 	NameIDFormat string `json:"nameid_format,omitempty"`
 	ACSURL       string `json:"acs_url,omitempty"` // where the Response goes; empty: the app's default
-	// The principal the request is about, if it names one: by email (checked when the user identifies), or
-	// by another NameID the api package checks when it builds the Response.
-	SubjectEmail  string `json:"subject_email,omitempty"`
-	SubjectNameID string `json:"subject_nameid,omitempty"`
-	SubjectFormat string `json:"subject_format,omitempty"`
+	// Subject is the principal the request is about, if it names one.
+	Subject
 	// AuthnContext is the authentication context class the Response states; empty: the default.
 	AuthnContext string `json:"authn_context,omitempty"`
 
@@ -113,9 +110,16 @@ type StartLogin struct {
 	ACSURL       string
 	ClientIP     string
 	UserAgent    string
-	// SubjectEmail, SubjectNameID and SubjectFormat: see Login. AuthnContext: see Login.
-	SubjectEmail, SubjectNameID, SubjectFormat string
-	AuthnContext                               string
+	Subject      Subject
+	AuthnContext string // see Login
+}
+
+// Subject is the principal a request names: by email (checked when the user identifies), or by another
+// NameID the api package checks when it builds the Response.
+type Subject struct {
+	Email  string `json:"subject_email,omitempty"`
+	NameID string `json:"subject_nameid,omitempty"`
+	Format string `json:"subject_format,omitempty"`
 }
 
 // BrowserSecret hashes the secret kept in the browser's cookie, for comparison with Login.BrowserHash.
@@ -139,22 +143,20 @@ func (s *Service) newLogin(in StartLogin) (Login, string) {
 	now := s.now()
 	secret := s.randomID(20)
 	return Login{
-		ID:            s.randomID(16),
-		AppID:         in.AppID,
-		RequestID:     in.RequestID,
-		RelayState:    in.RelayState,
-		NameIDFormat:  in.NameIDFormat,
-		ACSURL:        in.ACSURL,
-		SubjectEmail:  strings.ToLower(in.SubjectEmail),
-		SubjectNameID: in.SubjectNameID,
-		SubjectFormat: in.SubjectFormat,
-		AuthnContext:  in.AuthnContext,
-		BrowserHash:   BrowserSecret(secret),
-		ClientIP:      in.ClientIP,
-		UserAgent:     truncate(in.UserAgent, 512),
-		State:         StateIdentify,
-		CreatedAt:     now,
-		ExpiresAt:     now.Add(s.cfg.LoginTTL),
+		ID:           s.randomID(16),
+		AppID:        in.AppID,
+		RequestID:    in.RequestID,
+		RelayState:   in.RelayState,
+		NameIDFormat: in.NameIDFormat,
+		ACSURL:       in.ACSURL,
+		Subject:      Subject{Email: strings.ToLower(in.Subject.Email), NameID: in.Subject.NameID, Format: in.Subject.Format},
+		AuthnContext: in.AuthnContext,
+		BrowserHash:  BrowserSecret(secret),
+		ClientIP:     in.ClientIP,
+		UserAgent:    truncate(in.UserAgent, 512),
+		State:        StateIdentify,
+		CreatedAt:    now,
+		ExpiresAt:    now.Add(s.cfg.LoginTTL),
 	}, secret
 }
 
@@ -229,8 +231,8 @@ func (s *Service) Identify(ctx context.Context, l Login, rawEmail, clientKey str
 	fail := func(reason string) (Login, error) {
 		return leave(store.Effects{}, func(cur *Login, now time.Time) { cur.State, cur.Reason, cur.DecidedAt = StateFailed, reason, now })
 	}
-	if l.SubjectEmail != "" && email != l.SubjectEmail {
-		s.log.Info("login refused: not the user the application asked for", "login", id, "email", email, "asked_for", l.SubjectEmail)
+	if l.Subject.Email != "" && email != l.Subject.Email {
+		s.log.Info("login refused: not the user the application asked for", "login", id, "email", email, "asked_for", l.Subject.Email)
 		return fail(ReasonSubjectMismatch)
 	}
 	u, err := facts.user.Get()
