@@ -20,13 +20,16 @@ const recheckEvery = 5 * time.Second
 // loginCookie binds a parked login to the browser that started it; its Path is the login's own URL.
 const loginCookie = "passport_login"
 
-func loginSecret(c echo.Context) string {
-	ck, err := c.Cookie(loginCookie)
+// cookieValue is the value of the request's cookie name, "" without one.
+func cookieValue(c echo.Context, name string) string {
+	ck, err := c.Cookie(name)
 	if err != nil {
 		return ""
 	}
 	return ck.Value
 }
+
+func loginSecret(c echo.Context) string { return cookieValue(c, loginCookie) }
 
 // loadLogin returns the login of this page and its application, or the page-level error.
 func (s *Server) loadLogin(c echo.Context) (authn.Login, authn.App, error) {

@@ -221,13 +221,7 @@ func (s *Server) beginLogin(c echo.Context, app authn.App, in authn.StartLogin, 
 // sessionCookie names the IdP session; it is sent to the SAML endpoints only.
 const sessionCookie = "passport_session"
 
-func sessionCookieValue(c echo.Context) string {
-	ck, err := c.Cookie(sessionCookie)
-	if err != nil {
-		return ""
-	}
-	return ck.Value
-}
+func sessionCookieValue(c echo.Context) string { return cookieValue(c, sessionCookie) }
 
 // setSessionCookie hands the browser its IdP session. On https it is SameSite=None so that HTTP-POST
 // AuthnRequests (a cross-site POST) still find the session; on plain http (development) it is Lax.
