@@ -62,20 +62,7 @@ func XMLSecVerify(tb testing.TB, doc []byte, cert *x509.Certificate) {
 func XMLSecCheck(tb testing.TB, doc []byte, cert *x509.Certificate) error {
 	tb.Helper()
 	xmlsec := NeedTool(tb, "xmlsec1")
-	// Not tb.TempDir: xmlsec1 splits file arguments at commas, which test names may contain.
-	dir, err := os.MkdirTemp("", "xmlsec")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	certFile := filepath.Join(dir, "cert.pem")
-	docFile := filepath.Join(dir, "doc.xml")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(docFile, doc, 0o600); err != nil {
-		tb.Fatal(err)
-	}
+	certFile, docFile := tempFiles(tb, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), doc)
 	cmd := exec.Command(xmlsec, "--verify", "--pubkey-cert-pem", certFile,
 		"--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:Response",
 		"--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
@@ -94,19 +81,7 @@ func XMLSecCheck(tb testing.TB, doc []byte, cert *x509.Certificate) error {
 func XMLSecDecrypt(tb testing.TB, doc, keyPEM []byte) []byte {
 	tb.Helper()
 	xmlsec := NeedTool(tb, "xmlsec1")
-	dir, err := os.MkdirTemp("", "xmlsec")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(dir) })
-	keyFile := filepath.Join(dir, "key.pem")
-	docFile := filepath.Join(dir, "doc.xml")
-	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(docFile, doc, 0o600); err != nil {
-		tb.Fatal(err)
-	}
+	keyFile, docFile := tempFiles(tb, keyPEM, doc)
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(xmlsec, "--decrypt", "--privkey-pem", keyFile, docFile)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -114,6 +89,24 @@ func XMLSecDecrypt(tb testing.TB, doc, keyPEM []byte) []byte {
 		tb.Fatalf("xmlsec1 --decrypt: %v\n%s", err, stderr.Bytes())
 	}
 	return stdout.Bytes()
+}
+
+// tempFiles writes a PEM key or certificate and a document to files removed when tb ends, and returns
+// their names. Not tb.TempDir: xmlsec1 splits file arguments at commas, which test names may contain.
+func tempFiles(tb testing.TB, pemBytes, doc []byte) (pemFile, docFile string) {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "xmlsec")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	pemFile, docFile = filepath.Join(dir, "key.pem"), filepath.Join(dir, "doc.xml")
+	for name, b := range map[string][]byte{pemFile: pemBytes, docFile: doc} {
+		if err := os.WriteFile(name, b, 0o600); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return pemFile, docFile
 }
 
 // XMLSecError is xmlsec1's refusal.
