@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -46,6 +47,7 @@ func TestAuthnRequestSubjectAndContext(t *testing.T) {
 		{"encrypted subject", replace(authnRequestXML, "<samlp:NameIDPolicy", `<saml:Subject><saml:EncryptedID/></saml:Subject><samlp:NameIDPolicy`)},
 		{"base id subject", replace(authnRequestXML, "<samlp:NameIDPolicy", `<saml:Subject><saml:BaseID/></saml:Subject><samlp:NameIDPolicy`)},
 		{"two name ids", replace(authnRequestXML, "<samlp:NameIDPolicy", `<saml:Subject><saml:NameID>a</saml:NameID><saml:NameID>b</saml:NameID></saml:Subject><samlp:NameIDPolicy`)},
+		{"name id too long", replace(authnRequestXML, "<samlp:NameIDPolicy", `<saml:Subject><saml:NameID>`+strings.Repeat("a", maxNameIDLength+1)+`</saml:NameID></saml:Subject><samlp:NameIDPolicy`)},
 		{"empty name id", replace(authnRequestXML, "<samlp:NameIDPolicy", `<saml:Subject><saml:NameID/></saml:Subject><samlp:NameIDPolicy`)},
 		{"comment in name id", replace(authnRequestXML, "<samlp:NameIDPolicy", `<saml:Subject><saml:NameID>ada<!---->@example.com</saml:NameID></saml:Subject><samlp:NameIDPolicy`)},
 		{"unknown comparison", replace(doc, `Comparison="minimum"`, `Comparison="atleast"`)},

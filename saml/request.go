@@ -12,6 +12,9 @@ import (
 	"github.com/beevik/etree"
 )
 
+// maxNameIDLength bounds the NameID a request's Subject names; it is kept with the parked login.
+const maxNameIDLength = 1024
+
 // maxIDLength bounds request IDs; they are echoed in InResponseTo and kept
 // for replay detection.
 const maxIDLength = 256
@@ -160,7 +163,7 @@ func parseRequestSubject(el *etree.Element) (*NameID, error) {
 			return nil, newError(CodeMalformedRequest, "The AuthnRequest names its subject in a way this identity provider cannot match (only one plain NameID is supported).", fmt.Errorf("subject %s", c.Tag))
 		}
 		v, err := textOnly(c)
-		if err != nil || v == "" {
+		if err != nil || v == "" || len(v) > maxNameIDLength {
 			return nil, newError(CodeMalformedRequest, "The AuthnRequest's Subject NameID is malformed.", err)
 		}
 		id = &NameID{Value: v, Format: attr(c, "Format")}
