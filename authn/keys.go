@@ -166,11 +166,7 @@ func (s *Service) KeyRing(ctx context.Context, entityID string) (*KeyRing, error
 	if r, err := s.LoadKeyRing(ctx); !errors.Is(err, ErrNoKeyRing) {
 		return r, err
 	}
-	k, err := GenerateSigningKey(entityID, s.now())
-	if err != nil {
-		return nil, err
-	}
-	sk, err := s.seal(k)
+	sk, err := s.newStoredKey(entityID)
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +174,15 @@ func (s *Service) KeyRing(ctx context.Context, entityID string) (*KeyRing, error
 		return nil, internal("store signing key", err)
 	}
 	return s.LoadKeyRing(ctx) // ours, or the one a concurrent first start stored first
+}
+
+// newStoredKey generates a signing key for entityID, sealed for the store when a key-encryption key is set.
+func (s *Service) newStoredKey(entityID string) (storedKey, error) {
+	k, err := GenerateSigningKey(entityID, s.now())
+	if err != nil {
+		return storedKey{}, err
+	}
+	return s.seal(k)
 }
 
 // ErrKeyUnopenable: the staged key does not open with this server's key-encryption key (missing or wrong);
@@ -206,11 +211,7 @@ func (s *Service) StageNextKey(ctx context.Context, entityID string) (*KeyRing, 
 	if _, err := s.LoadKeyRing(ctx); err != nil {
 		return nil, err
 	}
-	k, err := GenerateSigningKey(entityID, s.now())
-	if err != nil {
-		return nil, err
-	}
-	sk, err := s.seal(k)
+	sk, err := s.newStoredKey(entityID)
 	if err != nil {
 		return nil, err
 	}
@@ -226,8 +227,12 @@ func (s *Service) StageNextKey(ctx context.Context, entityID string) (*KeyRing, 
 	if err := s.st.Publish(ctx, KeysChannel, "staged"); err != nil {
 		s.log.Warn("announce key change", "err", err)
 	}
-	s.log.Info("next signing key staged", "not_after", k.Certificate.NotAfter)
-	return s.loadRing(sr)
+	r, err := s.loadRing(sr)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("next signing key staged", "not_after", r.Next.Certificate.NotAfter)
+	return r, nil
 }
 
 // ActivateNextKey makes the staged key the signing key. The old certificate stays published for grace.
