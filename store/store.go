@@ -31,6 +31,17 @@ var (
 	ErrIndexFull = errors.New("store: index full")
 )
 
+// IndexFullError is the error of a [Table.Change] refused because an index
+// it was to add the record to was full; errors.Is(err, ErrIndexFull) holds.
+type IndexFullError struct {
+	Index string // the index, as named in Effects.AddTo
+}
+
+func (e *IndexFullError) Error() string { return "store: index " + e.Index + " full" }
+
+// Is makes errors.Is(err, ErrIndexFull) true.
+func (e *IndexFullError) Is(target error) bool { return target == ErrIndexFull }
+
 // Options configure [Open].
 type Options struct {
 	// URL selects the server; "" means the embedded in-memory store. See the

@@ -228,24 +228,27 @@ func (t *Table[T]) decodeGet(id string, cmd *redis.StringCmd) (T, error) {
 // remaining KEYS indexes to remove it from; ARGV[1] the bytes the caller read,
 // ARGV[2] the new bytes, ARGV[3] the number of indexes to add to, ARGV[4] the
 // id, ARGV[5] the record key base, ARGV[6] the sweep sample, ARGV[7] the cap
-// of the indexes added to (0: none), ARGV[8..] channel, message pairs. If
-// the record still holds exactly ARGV[1] it is replaced by ARGV[2] keeping its
-// TTL (KEEPTTL, Redis >= 6.0), the indexes are changed (an index added to is
-// swept as by AddToIndex), the messages are published and 1 is returned. A
-// missing (deleted or expired) record is never written: -1. An index to add
-// to that already holds the cap of other ids: nothing is written, -2. A
-// record that holds other bytes is left alone and those bytes are returned
-// (a string), so the caller retries without reading again.
+// of the indexes added to (0: none), ARGV[8] the least time (ms) an index
+// added to lives on (0: its expiry is left alone), ARGV[9] the number k of
+// per-index caps that follow, ARGV[10..9+k] the cap of each index added to
+// (in place of ARGV[7]), then channel, message pairs. If the record still
+// holds exactly ARGV[1] it is replaced by ARGV[2] keeping its TTL (KEEPTTL,
+// Redis >= 6.0), the indexes are changed (an index added to is swept as by
+// AddToIndex), the messages are published and 1 is returned. A missing
+// (deleted or expired) record is never written: -1. An index to add to that
+// already holds its cap of other ids: nothing is written, and -i names it
+// (KEYS[i], i >= 2). A record that holds other bytes is left alone and those
+// bytes are returned (a string), so the caller retries without reading again.
 const casLua = sweepLua + `
 local cur = redis.call('GET', KEYS[1])
 if not cur then return -1 end
 if cur ~= ARGV[1] then return cur end
-local nadd, cap = tonumber(ARGV[3]), tonumber(ARGV[7])
-if cap > 0 then
-  for i = 2, nadd + 1 do
-    if redis.call('SISMEMBER', KEYS[i], ARGV[4]) == 0 and redis.call('SCARD', KEYS[i]) >= cap then
-      return -2
-    end
+local nadd, cap, ixttl, ncaps = tonumber(ARGV[3]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+for i = 2, nadd + 1 do
+  local c = cap
+  if ncaps > 0 then c = tonumber(ARGV[8 + i]) end
+  if c > 0 and redis.call('SISMEMBER', KEYS[i], ARGV[4]) == 0 and redis.call('SCARD', KEYS[i]) >= c then
+    return -i
   end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
@@ -253,11 +256,15 @@ for i = 2, #KEYS do
   if i <= nadd + 1 then
     sweep(KEYS[i], ARGV[5], tonumber(ARGV[6]))
     redis.call('SADD', KEYS[i], ARGV[4])
+    if ixttl > 0 then
+      local left = redis.call('PTTL', KEYS[i])
+      if left == -1 or left < ixttl then redis.call('PEXPIRE', KEYS[i], ixttl) end
+    end
   else
     redis.call('SREM', KEYS[i], ARGV[4])
   end
 end
-for i = 8, #ARGV, 2 do
+for i = 10 + ncaps, #ARGV, 2 do
   redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
 end
 return 1
@@ -272,11 +279,19 @@ type Effects struct {
 	// [Table.AddToIndex] does) and RemoveFrom those to remove it from.
 	AddTo, RemoveFrom []string
 	// Cap, when positive, bounds the indexes of AddTo: if one already holds
-	// Cap other ids, nothing is written and the change fails with
-	// ErrIndexFull. Ids of records that are gone count until swept, so
-	// callers that cap an index of expiring records sweep it first (ListIndex
-	// drops them).
+	// Cap other ids, nothing is written and the change fails with an
+	// [*IndexFullError] naming it (errors.Is matches ErrIndexFull). Ids of
+	// records that are gone count until swept, so callers that cap an index
+	// of expiring records sweep it first (ListIndex drops them).
 	Cap int
+	// Caps, when not nil, holds one cap per index of AddTo (0: no cap), in
+	// place of Cap.
+	Caps []int
+	// IndexTTL, when positive, makes each index of AddTo live at least that
+	// long after the write (a longer expiry is kept; an index without one gets
+	// it), so the index of short-lived records goes away with them instead of
+	// staying behind empty.
+	IndexTTL time.Duration
 	// Publish lists messages to publish, as [Store.Publish] does.
 	Publish []Message
 }
@@ -352,8 +367,18 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 	for _, ix := range also.RemoveFrom {
 		keys = append(keys, t.indexKey(ix))
 	}
-	args := make([]any, 7, 7+2*len(also.Publish))
+	if also.Caps != nil && len(also.Caps) != len(also.AddTo) {
+		return zero, t.errf(op, fmt.Errorf("%d caps for %d indexes", len(also.Caps), len(also.AddTo)))
+	}
+	if also.IndexTTL < 0 {
+		return zero, t.errf(op, fmt.Errorf("negative index TTL %v", also.IndexTTL))
+	}
+	args := make([]any, 9, 9+len(also.Caps)+2*len(also.Publish))
 	args[2], args[3], args[4], args[5], args[6] = len(also.AddTo), id, t.recKey(""), sweepSample, also.Cap
+	args[7], args[8] = also.IndexTTL.Milliseconds(), len(also.Caps)
+	for _, c := range also.Caps {
+		args = append(args, c)
+	}
 	for _, m := range also.Publish {
 		args = append(args, t.s.channelName(m.Channel), m.Payload)
 	}
@@ -398,8 +423,9 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 				return nv, nil
 			case -1:
 				return zero, t.errf(op, ErrNotFound)
-			case -2:
-				return zero, t.errf(op, ErrIndexFull)
+			}
+			if i := int(-r) - 2; i >= 0 && i < len(also.AddTo) {
+				return zero, t.errf(op, &IndexFullError{Index: also.AddTo[i]})
 			}
 		case string: // lost the race: r is the current value
 			if err := ctx.Err(); err != nil {

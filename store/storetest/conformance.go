@@ -35,6 +35,8 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"TakeConcurrentOneWinner", testTakeConcurrentOneWinner},
 		{"Change", testChange},
 		{"ChangeCap", testChangeCap},
+		{"ChangeCapsPerIndex", testChangeCapsPerIndex},
+		{"ChangeIndexTTL", testChangeIndexTTL},
 		{"CreateIndexed", testCreateIndexed},
 		{"Batch", testBatch},
 		{"List", testList},

@@ -209,6 +209,89 @@ func testChangeCap(t *testing.T, s *store.Store) {
 	}
 }
 
+// testChangeCapsPerIndex: each index of a change has its own cap, and a
+// refusal names the index that was full; nothing is written then.
+func testChangeCapsPerIndex(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := store.NewTable[record](s, "percap")
+	mustCreate(t, tbl, "a", record{State: "pending"}, time.Hour, "all", "net:1")
+	mustCreate(t, tbl, "b", record{State: "new"}, time.Hour)
+	mustCreate(t, tbl, "c", record{State: "new"}, time.Hour)
+	join := func(id string, indexes []string, caps []int) error {
+		_, err := tbl.Change(ctx, id, nil, func(r record) (record, error) {
+			r.State = "pending"
+			return r, nil
+		}, store.Effects{AddTo: indexes, Caps: caps})
+		return err
+	}
+	// "net:1" holds one id and is capped at 1; "all" is capped at 10.
+	err := join("b", []string{"all", "net:1"}, []int{10, 1})
+	var full *store.IndexFullError
+	if !errors.Is(err, store.ErrIndexFull) || !errors.As(err, &full) || full.Index != "net:1" {
+		t.Fatalf("joining a full net:1: %v, want an IndexFullError naming net:1", err)
+	}
+	if got := mustGet(t, tbl, "b"); got.State != "new" {
+		t.Fatalf("a refused change was written: %+v", got)
+	}
+	if ids := mustIndexIDs(t, tbl, "all"); !slices.Equal(ids, []string{"a"}) {
+		t.Fatalf("a refused change added to another index: all = %v", ids)
+	}
+	// Another network's index has room; 0 means no cap.
+	if err := join("b", []string{"all", "net:2"}, []int{10, 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := join("c", []string{"all", "net:1"}, []int{0, 0}); err != nil {
+		t.Fatalf("uncapped indexes: %v", err)
+	}
+	if ids := mustIndexIDs(t, tbl, "all"); len(ids) != 3 {
+		t.Fatalf("all = %v, want three ids", ids)
+	}
+	// As many caps as indexes, or the change is refused before anything is sent.
+	if err := join("c", []string{"all", "net:1"}, []int{1}); err == nil || errors.Is(err, store.ErrIndexFull) {
+		t.Fatalf("one cap for two indexes: %v, want a usage error", err)
+	}
+}
+
+// testChangeIndexTTL: an index added to with IndexTTL expires on its own, its
+// expiry is extended by a later add and never shortened.
+func testChangeIndexTTL(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := store.NewTable[record](s, "ixttl")
+	for _, id := range []string{"a", "b", "c"} {
+		mustCreate(t, tbl, id, record{}, time.Hour)
+	}
+	add := func(id string, ttl time.Duration) {
+		t.Helper()
+		if _, err := tbl.Change(ctx, id, nil, func(r record) (record, error) { r.N++; return r, nil },
+			store.Effects{AddTo: []string{"short"}, IndexTTL: ttl}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("a", time.Hour)
+	add("b", time.Millisecond)         // must not cut the hour short
+	add("c", 0)                        // no IndexTTL: the expiry is left alone
+	time.Sleep(100 * time.Millisecond) // long past the 1ms asked for by b
+	if ids := mustIndexIDs(t, tbl, "short"); len(ids) != 3 {
+		t.Fatalf("short = %v, want three ids: a shorter IndexTTL cut the index's life", ids)
+	}
+	tbl2 := store.NewTable[record](s, "ixttl2")
+	mustCreate(t, tbl2, "x", record{}, time.Hour)
+	if _, err := tbl2.Change(ctx, "x", nil, func(r record) (record, error) { r.N++; return r, nil },
+		store.Effects{AddTo: []string{"gone"}, IndexTTL: 50 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(mustIndexIDs(t, tbl2, "gone")) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("an index with a 50ms IndexTTL is still there after 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := mustGet(t, tbl2, "x"); got.N != 1 {
+		t.Fatalf("the record went with its index: %+v", got)
+	}
+}
+
 // testCreateIndexed: Create adds the id to the indexes it names, and a create
 // that finds the record changes no index.
 func testCreateIndexed(t *testing.T, s *store.Store) {
