@@ -11,7 +11,8 @@ import (
 // pipeline). It is not a transaction: each operation sees the data as it is
 // when the server gets to it, exactly as if it had been called on its own,
 // and its result is its own. Queue operations with the In methods
-// ([Table.GetIn], [Table.ListIndexIn], [Store.GetValueIn], [Store.HitIn]),
+// ([Table.GetIn], [Table.ListIndexIn], [Store.GetValueIn], [Store.HitIn],
+// [Store.ClaimIn]),
 // call Run once, then read each [Result]. A Batch is not safe for concurrent
 // use and cannot be reused.
 //

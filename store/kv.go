@@ -27,6 +27,24 @@ func (s *Store) Claim(ctx context.Context, key string, ttl time.Duration) (bool,
 	return ok, nil
 }
 
+// ClaimIn queues [Store.Claim] of key in b.
+func (s *Store) ClaimIn(b *Batch, key string, ttl time.Duration) *Result[bool] {
+	if err := checkTTL(ttl); err != nil {
+		return settle(b, func() (bool, error) { return false, fmt.Errorf("store: claim: %w", err) })
+	}
+	cmd := b.pipe.SetArgs(b.ctx, s.valueKey(key), "1", redis.SetArgs{Mode: "NX", TTL: ttl})
+	return settle(b, func() (bool, error) {
+		res, err := cmd.Result()
+		if errors.Is(err, redis.Nil) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("store: claim: %w", err)
+		}
+		return res == "OK", nil
+	})
+}
+
 // SetIfAbsent stores value under key only if key is absent (SET NX) and
 // reports whether it did. ttl 0 means no expiry.
 func (s *Store) SetIfAbsent(ctx context.Context, key, value string, ttl time.Duration) (bool, error) {

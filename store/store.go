@@ -29,6 +29,9 @@ var (
 	// ErrIndexFull is returned by [Table.Change] when an index it was to add
 	// the record to already holds [Effects.Cap] ids.
 	ErrIndexFull = errors.New("store: index full")
+	// ErrUnsupported is returned by operations the server cannot carry out
+	// (such as MemoryUsage on the embedded store).
+	ErrUnsupported = errors.New("store: not supported by this server")
 )
 
 // IndexFullError is the error of a [Table.Change] refused because an index

@@ -558,6 +558,23 @@ func (t *Table[T]) List(ctx context.Context) ([]T, error) {
 	return vs, nil
 }
 
+// MemoryUsage returns the bytes the server spends on the record id (Redis's
+// MEMORY USAGE: value, key and overhead), for sizing: ErrNotFound when it is
+// absent, ErrUnsupported where the server cannot tell (the embedded store).
+func (t *Table[T]) MemoryUsage(ctx context.Context, id string) (int64, error) {
+	if t.s.mini != nil {
+		return 0, t.errf("memory usage", ErrUnsupported)
+	}
+	n, err := t.s.rdb.MemoryUsage(ctx, t.recKey(id), 0).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, t.errf("memory usage", ErrNotFound)
+	}
+	if err != nil {
+		return 0, t.errf("memory usage", err)
+	}
+	return n, nil
+}
+
 // IDs returns the ids currently in the table's id set, without checking that
 // their records are live (see List). Order unspecified.
 func (t *Table[T]) IDs(ctx context.Context) ([]string, error) {
@@ -585,6 +602,24 @@ func (t *Table[T]) AddToIndex(ctx context.Context, index, id string) error {
 func (t *Table[T]) RemoveFromIndex(ctx context.Context, index, id string) error {
 	if err := t.s.rdb.SRem(ctx, t.indexKey(index), id).Err(); err != nil {
 		return t.errf("remove from index", err)
+	}
+	return nil
+}
+
+// RemoveFromIndexes removes id from each of the named indexes, in one round
+// trip; removing an absent id is not an error.
+func (t *Table[T]) RemoveFromIndexes(ctx context.Context, id string, indexes ...string) error {
+	if len(indexes) == 0 {
+		return nil
+	}
+	_, err := t.s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, ix := range indexes {
+			p.SRem(ctx, t.indexKey(ix), id)
+		}
+		return nil
+	})
+	if err != nil {
+		return t.errf("remove from indexes", err)
 	}
 	return nil
 }

@@ -37,6 +37,8 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"ChangeCap", testChangeCap},
 		{"ChangeCapsPerIndex", testChangeCapsPerIndex},
 		{"ChangeIndexTTL", testChangeIndexTTL},
+		{"RemoveFromIndexes", testRemoveFromIndexes},
+		{"MemoryUsage", testMemoryUsage},
 		{"CreateIndexed", testCreateIndexed},
 		{"Batch", testBatch},
 		{"List", testList},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -289,6 +290,65 @@ func testChangeIndexTTL(t *testing.T, s *store.Store) {
 	}
 	if got := mustGet(t, tbl2, "x"); got.N != 1 {
 		t.Fatalf("the record went with its index: %+v", got)
+	}
+}
+
+// testRemoveFromIndexes: one call takes an id out of several indexes, in one
+// round trip, and leaves the record and other ids alone.
+func testRemoveFromIndexes(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := store.NewTable[record](s, "unindex")
+	mustCreate(t, tbl, "a", record{State: "x"}, time.Hour, "one", "two", "three")
+	mustCreate(t, tbl, "b", record{State: "y"}, time.Hour, "one")
+	if err := tbl.RemoveFromIndexes(ctx, "warm-up", "one", "two"); err != nil { // a first pipeline may open a connection
+		t.Fatal(err)
+	}
+	var err error
+	if n := roundTrips(t, s, func() { err = tbl.RemoveFromIndexes(ctx, "a", "one", "two", "absent") }); n != 1 {
+		t.Errorf("RemoveFromIndexes of three indexes took %d round trips, want 1", n)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ix, want := range map[string][]string{"one": {"b"}, "two": nil, "three": {"a"}} {
+		if got := mustIndexIDs(t, tbl, ix); !slices.Equal(got, want) {
+			t.Errorf("index %s = %v, want %v", ix, got, want)
+		}
+	}
+	if got := mustGet(t, tbl, "a"); got.State != "x" {
+		t.Errorf("the record changed: %+v", got)
+	}
+	if err := tbl.RemoveFromIndexes(ctx, "a"); err != nil {
+		t.Errorf("no indexes: %v", err)
+	}
+}
+
+// testMemoryUsage: the server's memory for a record grows with it, an absent
+// record is ErrNotFound, and a server that cannot tell says so.
+func testMemoryUsage(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := store.NewTable[record](s, "sized")
+	mustCreate(t, tbl, "small", record{State: "x"}, time.Hour)
+	mustCreate(t, tbl, "large", record{State: strings.Repeat("x", 2000)}, time.Hour)
+	small, err := tbl.MemoryUsage(ctx, "small")
+	if errors.Is(err, store.ErrUnsupported) {
+		if !s.Embedded() {
+			t.Fatal("a Redis server reports MEMORY USAGE as unsupported")
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	large, err := tbl.MemoryUsage(ctx, "large")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if small <= 0 || large < small+2000 {
+		t.Errorf("memory usage: small %d, large %d bytes", small, large)
+	}
+	if _, err := tbl.MemoryUsage(ctx, "absent"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("absent record: %v, want ErrNotFound", err)
 	}
 }
 
