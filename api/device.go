@@ -324,5 +324,22 @@ func (s *Server) handleAnswerChallenge(c echo.Context) error {
 	return c.JSON(http.StatusOK, deviceapi.AnswerResponse{State: challengeState(l.State)})
 }
 
+// handleApproveByNumber approves the user's open sign-in whose browser shows the number typed on the phone.
+func (s *Server) handleApproveByNumber(c echo.Context) error {
+	var req deviceapi.ApproveByNumberRequest
+	if err := decodeJSONBytes(c.Get(ctxBody).([]byte), &req); err != nil {
+		return err
+	}
+	if req.Number < 10 || req.Number > 99 {
+		return errorf(http.StatusBadRequest, "invalid_request", "number must be the two-digit number shown in the browser.")
+	}
+	l, err := s.svc.ApproveByNumber(s.ctx(c), device(c), req.Number)
+	if err != nil {
+		return err
+	}
+	s.metrics.answers.WithLabelValues(string(l.State), l.Reason).Inc()
+	return c.JSON(http.StatusOK, deviceapi.ApproveByNumberResponse{Challenge: s.viewChallenge(c, l), State: challengeState(l.State)})
+}
+
 // Waiting is the number of device long-polls parked right now (for tests and metrics).
 func (s *Server) Waiting() int64 { return s.waiting.Load() }

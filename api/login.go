@@ -76,6 +76,7 @@ func (s *Server) showLogin(c echo.Context, status int, l authn.Login, app authn.
 		d.Events = "/login/" + l.ID + "/events"
 	case authn.StatePending:
 		d.View, d.Title, d.Number = "waiting", "Approve on your phone", l.Number
+		d.ChangeAction = "/login/" + l.ID + "/change"
 		d.ExpiresUnixMilli = l.ExpiresAt.UnixMilli()
 		d.Remaining = formatRemaining(l.ExpiresAt.Sub(now))
 		// Scripts follow the state by events; without scripts the page refreshes itself.
@@ -154,7 +155,8 @@ func (s *Server) showPaused(c echo.Context, l authn.Login, app authn.App) error 
 	}
 	msg := fmt.Sprintf("Sign-in requests to your phone are paused until %s UTC %s. Nothing was sent to your phone. Try again after that time, or ask your administrator for help.",
 		l.PausedUntil.UTC().Format("15:04 on Jan 2"), why)
-	d := pageData{View: "paused", Title: "Sign-in requests paused", Message: msg, AppName: app.Name, State: string(l.State)}
+	d := pageData{View: "paused", Title: "Sign-in requests paused", Message: msg, AppName: app.Name, State: string(l.State),
+		Email: l.Email, ChangeAction: "/login/" + l.ID + "/change"}
 	post, err := s.errorPost(app, l, saml.StatusResponder, saml.StatusRequestDenied, msg)
 	if err != nil {
 		return err
@@ -189,6 +191,18 @@ func (s *Server) handleLoginSubmit(c echo.Context) error {
 		if errors.As(err, &de) && (de.Code == authn.ErrInvalid.Code || de.Code == authn.ErrRateLimited.Code) {
 			return s.showLogin(c, statusOf[de.Code], l, app, de.Message)
 		}
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/login/"+l.ID)
+}
+
+// handleLoginChange takes the login back to the email step ("Not you?"), then shows it (post/redirect/get).
+func (s *Server) handleLoginChange(c echo.Context) error {
+	l, _, err := s.loadLogin(c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.svc.ChangeEmail(s.ctx(c), l); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/login/"+l.ID)

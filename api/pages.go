@@ -37,6 +37,7 @@ type pageData struct {
 	Message          string
 	AppName          string
 	Action           string
+	ChangeAction     string // where "Not you? Use another email" posts (waiting, paused)
 	Email            string
 	FormError        string
 	Number           int

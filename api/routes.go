@@ -29,6 +29,7 @@ func (s *Server) routes() {
 	// The login pages the employee's browser sees.
 	e.GET("/login/:txnID", s.handleLoginPage)
 	e.POST("/login/:txnID", s.handleLoginSubmit, middleware.BodyLimit("8K"))
+	e.POST("/login/:txnID/change", s.handleLoginChange, middleware.BodyLimit("8K"))
 	e.GET("/login/:txnID/events", s.handleLoginEvents)
 	e.GET("/enroll", s.handleEnrollPage)
 
@@ -68,6 +69,7 @@ func (s *Server) routes() {
 	dev.PUT("/push-token", s.handleUpdatePushToken, s.requireDevice)
 	dev.GET("/challenges", s.handleListChallenges, s.requireDevice)
 	dev.GET("/challenges/wait", s.handleWaitForChallenge, s.requireDevice)
+	dev.POST("/challenges/approve", s.handleApproveByNumber, s.requireDevice)
 	dev.GET("/challenges/:challengeID", s.handleGetChallenge, s.requireDevice)
 	dev.POST("/challenges/:challengeID/answer", s.handleAnswerChallenge, s.requireDevice)
 }

@@ -90,7 +90,7 @@ func (s *Server) handleSSO(c echo.Context) error {
 	if !ok {
 		return errorf(http.StatusBadRequest, "acs_mismatch", "The request asks for a response at an address that is not registered for this application.")
 	}
-	if err := s.svc.ConsumeRequestID(s.ctx(c), app.ID, req.ID, s.requestIDLifetime()); err != nil {
+	if err := s.svc.Admit(s.ctx(c), clientKey(c), app.ID, req.ID, s.requestIDLifetime()); err != nil {
 		return err
 	}
 	s.metrics.requests.WithLabelValues(app.ID).Inc()
@@ -99,6 +99,9 @@ func (s *Server) handleSSO(c echo.Context) error {
 			"The application asked for a NameID format this application is not set up to issue.")
 	}
 	class, ok := req.RequestedAuthnContext.Choose(saml.AuthnContextMobileOneFactorUnregistered)
+	if class == saml.AuthnContextMobileOneFactorUnregistered {
+		class = "" // the default: the parked login need not carry it
+	}
 	if !ok {
 		return s.postError(c, app, acs, req.ID, msg.RelayState, saml.StatusResponder, saml.StatusNoAuthnContext,
 			"The application asked for a kind of sign-in this identity provider does not offer.")
@@ -110,6 +113,7 @@ func (s *Server) handleSSO(c echo.Context) error {
 		ACSURL:       acs,
 		ClientIP:     c.RealIP(),
 		UserAgent:    r.UserAgent(),
+		Network:      clientKey(c),
 		AuthnContext: class,
 	}
 	if sub := req.Subject; sub != nil {
@@ -162,7 +166,10 @@ func (s *Server) handleIdPLogin(c echo.Context) error {
 	if len(rs) > saml.MaxRelayStateSize || !authn.RelayStateAllowed(rs, app.RelayStates) {
 		return errorf(http.StatusBadRequest, "relay_state_not_allowed", "This RelayState is not allowed for this application. Ask its administrator to add it to the application's allowed RelayStates.")
 	}
-	return s.beginLogin(c, app, authn.StartLogin{AppID: app.ID, RelayState: rs, ClientIP: c.RealIP(), UserAgent: c.Request().UserAgent()}, false, false)
+	if err := s.svc.Admit(s.ctx(c), clientKey(c), app.ID, "", 0); err != nil {
+		return err
+	}
+	return s.beginLogin(c, app, authn.StartLogin{AppID: app.ID, RelayState: rs, ClientIP: c.RealIP(), UserAgent: c.Request().UserAgent(), Network: clientKey(c)}, false, false)
 }
 
 var errNotConfigured = errorf(http.StatusConflict, "app_not_configured", "This application is not configured yet: its administrator must set the audience and ACS URL in Passport.")

@@ -283,14 +283,21 @@ func TestUsersAndSuspension(t *testing.T) {
 		}
 	})
 
-	t.Run("suspended user is refused at once without a push", func(t *testing.T) {
+	t.Run("suspended user gets no push and cannot approve", func(t *testing.T) {
 		e.do("PATCH", "/api/v1/admin/users/grace@example.com", adminToken, map[string]any{"status": "suspended"}, http.StatusOK, nil)
 		pushes := e.settledPushes(t, 2) // the two logins above
 		b := newBrowser(t)
 		p := b.identify(b.startLogin(e.sp(jira), ""), "grace@example.com")
-		wantFailurePage(t, e, p, e.sp(jira), "not allowed", "RequestDenied")
+		// The page is the one every account gets (no account probing, see TestNoAccountProbing), but nothing
+		// can approve it: the login ends when it expires.
+		if _, err := ph.ApproveByNumber(context.Background(), p.number(t)); apiCode(err) != "404 no_matching_challenge" {
+			t.Errorf("the suspended user's phone approved: %v", err)
+		}
 		if e.fcm.Attempts() != pushes {
 			t.Error("a push was sent for a suspended user")
+		}
+		if _, ok := b.get(p.URL).testID("match-number"); !ok {
+			t.Error("the login of a suspended user does not wait like any other")
 		}
 	})
 

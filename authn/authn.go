@@ -53,12 +53,14 @@ var (
 	ErrForbidden       = &Error{Code: "forbidden"}
 	ErrChallengeClosed = &Error{Code: "challenge_closed"}
 	ErrNumberMismatch  = &Error{Code: "number_mismatch"}
-	ErrInvitation      = &Error{Code: "invitation_invalid"}
-	ErrInvalidProof    = &Error{Code: "invalid_proof"}
-	ErrProofReplayed   = &Error{Code: "proof_replayed"}
-	ErrUnknownDevice   = &Error{Code: "unknown_device"}
-	ErrNotConfigured   = &Error{Code: "app_not_configured"}
-	ErrEmailNotAllowed = &Error{Code: "email_not_allowed"}
+	// ErrNoMatchingChallenge: no open sign-in of the user shows the number an approval carries.
+	ErrNoMatchingChallenge = &Error{Code: "no_matching_challenge"}
+	ErrInvitation          = &Error{Code: "invitation_invalid"}
+	ErrInvalidProof        = &Error{Code: "invalid_proof"}
+	ErrProofReplayed       = &Error{Code: "proof_replayed"}
+	ErrUnknownDevice       = &Error{Code: "unknown_device"}
+	ErrNotConfigured       = &Error{Code: "app_not_configured"}
+	ErrEmailNotAllowed     = &Error{Code: "email_not_allowed"}
 )
 
 func newErr(sentinel *Error, format string, args ...any) *Error {
@@ -78,7 +80,8 @@ type Config struct {
 	Clock          func() time.Time
 	Rand           io.Reader
 	Logger         *slog.Logger
-	// IdentifyLimit caps email submissions per client per minute (default 10).
+	// IdentifyLimit caps email submissions per client network per minute (default 1000: an office of
+	// hundreds behind one address signs in at nine without a refusal; pushes are limited per user, see Limits).
 	IdentifyLimit int64
 	// SessionTTL is the life of an IdP session (default 8h).
 	SessionTTL time.Duration
@@ -126,7 +129,7 @@ func New(st *store.Store, p Pusher, m Mailer, cfg Config) *Service {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.IdentifyLimit <= 0 {
-		cfg.IdentifyLimit = 10
+		cfg.IdentifyLimit = 1000
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
 	for i, d := range cfg.AllowedDomains {

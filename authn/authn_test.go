@@ -25,8 +25,15 @@ const base = "https://idp.example.test"
 
 func mustService(tb testing.TB) *authn.Service {
 	tb.Helper()
+	return mustServiceWith(tb, authn.Config{})
+}
+
+// mustServiceWith is mustService with cfg (BaseURL and Logger are filled in).
+func mustServiceWith(tb testing.TB, cfg authn.Config) *authn.Service {
+	tb.Helper()
 	log := slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))
-	svc := authn.New(storetest.Open(tb), push.LogSender{Logger: log}, push.LogMailer{Logger: log}, authn.Config{BaseURL: base, Logger: log})
+	cfg.BaseURL, cfg.Logger = base, log
+	svc := authn.New(storetest.Open(tb), push.LogSender{Logger: log}, push.LogMailer{Logger: log}, cfg)
 	tb.Cleanup(svc.Close)
 	return svc
 }
@@ -214,28 +221,46 @@ func TestLoginStates(t *testing.T) {
 	svc := mustService(t)
 	app := mustApp(t, svc)
 
-	t.Run("unknown email fails without a push", func(t *testing.T) {
-		l, secret, err := svc.Park(ctx, authn.StartLogin{AppID: app.ID})
+	// No account probing: an unknown address, a suspended user and a user without a phone wait with a number
+	// like an enrolled user, but nothing is pushed and nothing can approve them.
+	decoy := func(t *testing.T, email string) authn.Login {
+		t.Helper()
+		l, secret, err := svc.Park(ctx, authn.StartLogin{AppID: app.ID, Network: "192.0.2.9"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err = svc.Identify(ctx, mustGetLogin(t, svc, l.ID, secret), "nobody@example.com", "c1")
-		if err != nil || l.State != authn.StateFailed || l.Reason != authn.ReasonNoDevice {
-			t.Fatalf("state %s reason %s err %v", l.State, l.Reason, err)
+		l, err = svc.Identify(ctx, mustGetLogin(t, svc, l.ID, secret), email, "192.0.2.9")
+		if err != nil || l.State != authn.StatePending || l.Number < 10 || l.Number > 99 || !l.Decoy || len(l.Devices) != 0 {
+			t.Fatalf("state %s number %d decoy %v devices %v err %v", l.State, l.Number, l.Decoy, l.Devices, err)
 		}
+		return l
+	}
+	t.Run("unknown email waits without a push", func(t *testing.T) {
+		decoy(t, "nobody-"+rand.Text()+"@example.com")
 	})
-
-	t.Run("suspended user fails at once", func(t *testing.T) {
+	t.Run("user without a phone waits without a push", func(t *testing.T) {
+		email := "nophone-" + rand.Text() + "@example.com"
+		if _, err := svc.CreateUser(ctx, authn.UserPatch{Email: &email}); err != nil {
+			t.Fatal(err)
+		}
+		decoy(t, email)
+	})
+	t.Run("suspended user waits, and their phone can neither see nor approve it", func(t *testing.T) {
 		email := "sus-" + rand.Text() + "@example.com"
-		mustEnroll(t, svc, email)
+		d := mustEnroll(t, svc, email)
 		st := authn.UserSuspended
 		if _, err := svc.UpdateUser(ctx, email, authn.UserPatch{Status: &st}); err != nil {
 			t.Fatal(err)
 		}
-		l, secret, _ := svc.Park(ctx, authn.StartLogin{AppID: app.ID})
-		l, err := svc.Identify(ctx, mustGetLogin(t, svc, l.ID, secret), email, "c2")
-		if err != nil || l.State != authn.StateFailed || l.Reason != authn.ReasonSuspended {
-			t.Fatalf("state %s reason %s err %v", l.State, l.Reason, err)
+		l := decoy(t, email)
+		if ls, err := svc.Challenges(ctx, d); err != nil || len(ls) != 0 {
+			t.Fatalf("the phone lists %v (%v)", ls, err)
+		}
+		if _, err := svc.ApproveByNumber(ctx, d, l.Number); !errors.Is(err, authn.ErrNoMatchingChallenge) {
+			t.Fatalf("approve by number: %v, want ErrNoMatchingChallenge", err)
+		}
+		if _, err := svc.Answer(ctx, d, l.ID, authn.Decision{Approve: true, Number: l.Number}); !errors.Is(err, authn.ErrNotFound) {
+			t.Fatalf("answer: %v, want ErrNotFound", err)
 		}
 	})
 
@@ -250,6 +275,7 @@ func TestLoginStates(t *testing.T) {
 	})
 
 	t.Run("email submissions are rate limited per client", func(t *testing.T) {
+		svc := mustServiceWith(t, authn.Config{IdentifyLimit: 10})
 		l, secret, _ := svc.Park(ctx, authn.StartLogin{AppID: app.ID})
 		client := "flood-" + rand.Text()
 		var err error

@@ -10,15 +10,27 @@ import (
 	"github.com/winkk/passport/store"
 )
 
-// Limits against push bombing (an attacker who knows a password-less user's email sending prompt after prompt
-// until the user taps approve). Zero fields take the defaults.
+// Limits against push bombing (someone who knows an employee's email sending prompt after prompt until the
+// employee taps approve) and against locking an employee out. Every limit on a user's sign-in requests is
+// counted per client network (the address, or the /64 of an IPv6 address, that started the login): a
+// stranger's network that plants requests, or has them denied or reported, is paused, while the employee's
+// own network still gets its push. Per-user ceilings, above what one network can reach, stop a flood spread
+// over many networks. Zero fields take the defaults.
 type Limits struct {
-	MaxPending    int           // challenges waiting at once per user (default 3)
-	PushesPerHour int64         // pushes per user per hour (default 10)
-	RefusedLimit  int64         // denied or ignored pushes within RefusedWindow before a cool-down (default 3)
+	MaxPending    int           // challenges waiting at once per user and client network (default 3)
+	PushesPerHour int64         // pushes per user and client network per hour (default 10)
+	RefusedLimit  int64         // denied or ignored pushes from one network within RefusedWindow before a cool-down (default 3)
 	RefusedWindow time.Duration // default 15m
-	CoolDown      time.Duration // pause after RefusedLimit is reached (default 15m)
-	ReportPause   time.Duration // pause after "this wasn't me" (default 1h)
+	CoolDown      time.Duration // pause of that network after RefusedLimit is reached (default 15m)
+	ReportPause   time.Duration // pause of the reported login's network after "this wasn't me" (default 1h)
+
+	// MaxPendingPerUser caps a user's waiting challenges from all networks together (default 10). It also
+	// keeps numbers unique among a user's open sign-ins with room to spare (90 two-digit numbers).
+	MaxPendingPerUser int
+	// PushesPerHourPerUser caps a user's pushes per hour from all networks together (default 30).
+	PushesPerHourPerUser int64
+	// ParksPerMinute caps the logins one client network may start per minute (default 1000).
+	ParksPerMinute int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -40,8 +52,22 @@ func (l Limits) withDefaults() Limits {
 	if l.ReportPause <= 0 {
 		l.ReportPause = time.Hour
 	}
+	if l.MaxPendingPerUser <= 0 {
+		l.MaxPendingPerUser = 10
+	}
+	l.MaxPendingPerUser = min(max(l.MaxPendingPerUser, l.MaxPending), maxOpenNumbers)
+	if l.PushesPerHourPerUser <= 0 {
+		l.PushesPerHourPerUser = 30
+	}
+	l.PushesPerHourPerUser = max(l.PushesPerHourPerUser, l.PushesPerHour)
+	if l.ParksPerMinute <= 0 {
+		l.ParksPerMinute = 1000
+	}
 	return l
 }
+
+// maxOpenNumbers bounds a user's open sign-ins so that a fresh number can always be drawn.
+const maxOpenNumbers = 60
 
 // Reasons pushes to a user are paused.
 const (
@@ -51,19 +77,36 @@ const (
 	PauseTooPending = "too_pending" // several requests already wait on the phone
 )
 
-func pauseKey(email string) string   { return "push-pause:" + email }
-func refusedKey(email string) string { return "push-refused:" + email }
-func hourKey(email string) string    { return "push-hour:" + email }
+// Store names of the limits' records. A normalized email holds no space, so "email net" is unambiguous; an
+// empty net names the user's ceiling.
+func pauseKey(email, net string) string   { return "push-pause:" + email + " " + net }
+func refusedKey(email, net string) string { return "push-refused:" + email + " " + net }
+func hourKey(email, net string) string    { return "push-hour:" + email + " " + net }
+func parkKey(net string) string           { return "ratelimit:park:" + net }
+func identifyKey(net string) string       { return "ratelimit:identify:" + net }
 
-// Pause is a stop on pushes to a user.
+// Login indexes: a user's open sign-ins, those of them started from one network, and the one that shows a
+// number (at most one: numbers are unique among a user's open sign-ins).
+func pendingIndex(email string) string         { return "pending:" + email }
+func pendingNetIndex(email, net string) string { return "pending:" + email + " " + net }
+func numberIndex(email string, number int) string {
+	return "number:" + email + " " + strconv.Itoa(number)
+}
+
+// openIndexes are the indexes an open challenge l is in.
+func openIndexes(l Login) []string {
+	return []string{pendingIndex(l.Email), pendingNetIndex(l.Email, l.Network), numberIndex(l.Email, l.Number)}
+}
+
+// Pause is a stop on pushes to a user from one network.
 type Pause struct {
 	Reason string
 	Until  time.Time
 }
 
-// pause returns the pause in force for email, if any.
-func (s *Service) pause(ctx context.Context, email string) (Pause, bool, error) {
-	return s.parsePause(s.st.GetValue(ctx, pauseKey(email)))
+// pause returns the pause in force for email and net, if any.
+func (s *Service) pause(ctx context.Context, email, net string) (Pause, bool, error) {
+	return s.parsePause(s.st.GetValue(ctx, pauseKey(email, net)))
 }
 
 // parsePause reads a pause as stored (v, err from GetValue).
@@ -80,44 +123,45 @@ func (s *Service) parsePause(v string, err error) (Pause, bool, error) {
 	return p, s.now().Before(p.Until), nil
 }
 
-// pausePushes stops pushes to email for d, keeping the later of an existing pause and this one.
-func (s *Service) pausePushes(ctx context.Context, email, reason string, d time.Duration) {
+// pausePushes stops pushes to email from net for d, keeping the later of an existing pause and this one.
+func (s *Service) pausePushes(ctx context.Context, email, net, reason string, d time.Duration) {
 	until := s.now().Add(d)
-	if cur, ok, _ := s.pause(ctx, email); ok && cur.Until.After(until) {
+	if cur, ok, _ := s.pause(ctx, email, net); ok && cur.Until.After(until) {
 		return
 	}
-	if err := s.st.SetValue(ctx, pauseKey(email), reason+"|"+strconv.FormatInt(until.Unix(), 10), d); err != nil {
-		s.log.Warn("pause pushes", "email", email, "err", err)
+	if err := s.st.SetValue(ctx, pauseKey(email, net), reason+"|"+strconv.FormatInt(until.Unix(), 10), d); err != nil {
+		s.log.Warn("pause pushes", "email", email, "network", net, "err", err)
 		return
 	}
-	s.log.Warn("pushes to user paused", "email", email, "reason", reason, "until", until)
+	s.log.Warn("pushes to user paused for a client network", "email", email, "network", net, "reason", reason, "until", until)
 }
 
-// noteRefused counts a denied or ignored push; reaching the limit starts a cool-down.
-func (s *Service) noteRefused(ctx context.Context, email string) {
+// noteRefused counts a denied or ignored push from net; reaching the limit starts a cool-down for that net.
+func (s *Service) noteRefused(ctx context.Context, email, net string) {
 	lim := s.cfg.Limits
-	n, _, err := s.st.Hit(ctx, refusedKey(email), lim.RefusedWindow)
+	n, _, err := s.st.Hit(ctx, refusedKey(email, net), lim.RefusedWindow)
 	if err != nil {
 		s.log.Warn("count refused push", "email", email, "err", err)
 		return
 	}
 	if n >= lim.RefusedLimit {
-		s.pausePushes(ctx, email, PauseRefused, lim.CoolDown)
-		_ = s.st.ResetCount(ctx, refusedKey(email))
+		s.pausePushes(ctx, email, net, PauseRefused, lim.CoolDown)
+		_ = s.st.ResetCount(ctx, refusedKey(email, net))
 	}
 }
 
-// sweepIgnored counts the user's challenges that expired unanswered as refused (each once) and drops them from
-// the pending index; it returns the challenges still pending.
+// sweepIgnored counts the user's challenges that expired unanswered as refused (each once, against the
+// network that started it) and drops them from the indexes; it returns the challenges still pending.
 func (s *Service) sweepIgnored(ctx context.Context, email string) ([]Login, error) {
-	ls, err := s.logins.ListIndex(ctx, "pending:"+email)
+	ls, err := s.logins.ListIndex(ctx, pendingIndex(email))
 	if err != nil {
 		return nil, internal("list challenges", err)
 	}
 	return s.sweepListed(ctx, email, ls), nil
 }
 
-// sweepListed is sweepIgnored on ls, the user's pending index as just listed.
+// sweepListed is sweepIgnored on ls, the user's pending index as just listed. Decoys (see Login.Decoy) stay
+// in the result: they hold their number and their place under the limits like any open sign-in.
 func (s *Service) sweepListed(ctx context.Context, email string, ls []Login) []Login {
 	now := s.now()
 	out := ls[:0]
@@ -126,10 +170,10 @@ func (s *Service) sweepListed(ctx context.Context, email string, ls []Login) []L
 		case l.Email == email && l.Current(now) == StatePending:
 			out = append(out, l)
 		case !l.Open(now):
-			_ = s.logins.RemoveFromIndex(ctx, "pending:"+email, l.ID)
+			_ = s.logins.RemoveFromIndexes(ctx, l.ID, openIndexes(l)...)
 			if l.Current(now) == StateExpired && l.State == StatePending {
 				if first, err := s.st.Claim(ctx, "ignored:"+l.ID, s.cfg.LoginTTL+loginGrace); err == nil && first {
-					s.noteRefused(ctx, email)
+					s.noteRefused(ctx, email, l.Network)
 				}
 			}
 		}
@@ -138,35 +182,65 @@ func (s *Service) sweepListed(ctx context.Context, email string, ls []Login) []L
 	return out
 }
 
-// checkPushAllowed returns the pause that stops a new push to email, or ok when one may be sent (and counts it
-// against the hourly cap). facts are the user's pending challenges and pause as Identify read them.
-func (s *Service) checkPushAllowed(ctx context.Context, email string, facts *identifyFacts) (Pause, bool, error) {
+// checkPushAllowed returns the pause that stops a new challenge to email from net, or ok when one may be
+// sent (and counts it against the hourly caps). facts are the user's open challenges and the network's pause
+// as Identify read them; pending is what is still open after sweeping.
+func (s *Service) checkPushAllowed(ctx context.Context, email, net string, facts *identifyFacts) (p Pause, pending []Login, ok bool, err error) {
 	lim := s.cfg.Limits
 	listed, err := facts.pending.Get()
 	if err != nil {
-		return Pause{}, false, internal("list challenges", err)
+		return Pause{}, nil, false, internal("list challenges", err)
 	}
+	n := len(listed)
 	// Sweeping may start a cool-down (ignored challenges count as refused), so the pause is read again then.
-	pending := s.sweepListed(ctx, email, listed)
-	var p Pause
+	pending = s.sweepListed(ctx, email, listed)
 	var paused bool
-	if swept := len(pending) < len(listed); swept {
-		p, paused, err = s.pause(ctx, email)
+	if swept := len(pending) < n; swept {
+		p, paused, err = s.pause(ctx, email, net)
 	} else {
 		p, paused, err = s.parsePause(facts.pause.Get())
 	}
 	if err != nil || paused {
-		return p, false, err
+		return p, pending, false, err
 	}
-	if len(pending) >= lim.MaxPending {
-		return Pause{Reason: PauseTooPending, Until: pending[0].ExpiresAt}, false, nil
+	var fromNet []Login
+	for _, l := range pending {
+		if l.Network == net {
+			fromNet = append(fromNet, l)
+		}
 	}
-	n, reset, err := s.st.Hit(ctx, hourKey(email), time.Hour)
+	if len(fromNet) >= lim.MaxPending {
+		return Pause{Reason: PauseTooPending, Until: fromNet[0].ExpiresAt}, pending, false, nil
+	}
+	if len(pending) >= lim.MaxPendingPerUser {
+		return Pause{Reason: PauseTooPending, Until: pending[0].ExpiresAt}, pending, false, nil
+	}
+	b := s.st.Batch(ctx)
+	netHit, userHit := s.st.HitIn(b, hourKey(email, net), time.Hour), s.st.HitIn(b, hourKey(email, ""), time.Hour)
+	b.Run()
+	nh, err := netHit.Get()
 	if err != nil {
-		return Pause{}, false, internal("count pushes", err)
+		return Pause{}, pending, false, internal("count pushes", err)
 	}
-	if n > lim.PushesPerHour {
-		return Pause{Reason: PauseHourly, Until: s.now().Add(reset)}, false, nil
+	uh, err := userHit.Get()
+	if err != nil {
+		return Pause{}, pending, false, internal("count pushes", err)
 	}
-	return Pause{}, true, nil
+	switch {
+	case nh.Count > lim.PushesPerHour:
+		// A network past its own cap must not use up the user's ceiling as well.
+		s.giveBackHit(ctx, hourKey(email, ""))
+		return Pause{Reason: PauseHourly, Until: s.now().Add(nh.ResetIn)}, pending, false, nil
+	case uh.Count > lim.PushesPerHourPerUser:
+		s.giveBackHit(ctx, hourKey(email, net))
+		return Pause{Reason: PauseHourly, Until: s.now().Add(uh.ResetIn)}, pending, false, nil
+	}
+	return Pause{}, pending, true, nil
+}
+
+// giveBackHit takes back one hit of a counter, logging a failure (the limit then errs on the safe side).
+func (s *Service) giveBackHit(ctx context.Context, key string) {
+	if err := s.st.Unhit(ctx, key); err != nil {
+		s.log.Warn("give back a counted push", "key", key, "err", err)
+	}
 }

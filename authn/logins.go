@@ -63,13 +63,22 @@ type Login struct {
 	BrowserHash string `json:"browser_hash"`
 	ClientIP    string `json:"client_ip"`
 	UserAgent   string `json:"user_agent"`
+	// Network is the client network that started the login (its address, or the /64 of an IPv6 address):
+	// the limits on pushes are counted per user and network.
+	Network string `json:"net,omitempty"`
 
-	State      LoginState `json:"state"`
-	Reason     string     `json:"reason,omitempty"`
-	Email      string     `json:"email,omitempty"`
-	Number     int        `json:"number,omitempty"`
-	Devices    []string   `json:"devices,omitempty"`
-	AnsweredBy string     `json:"answered_by,omitempty"`
+	State   LoginState `json:"state"`
+	Reason  string     `json:"reason,omitempty"`
+	Email   string     `json:"email,omitempty"`
+	Number  int        `json:"number,omitempty"`
+	Devices []string   `json:"devices,omitempty"`
+	// Decoy marks a login waiting for an account that cannot be asked (unknown, suspended, or without a
+	// phone): it shows a number and waits like any other, so the page does not tell those accounts apart,
+	// but nothing is pushed and nothing can approve it; it expires.
+	Decoy bool `json:"decoy,omitempty"`
+	// Changes counts the times the browser went back to change the email typed.
+	Changes    int    `json:"changes,omitempty"`
+	AnsweredBy string `json:"answered_by,omitempty"`
 	// SessionID is the IdP session this login belongs to: the one it was answered from, or the one it opened.
 	SessionID string `json:"session_id,omitempty"`
 
@@ -110,6 +119,7 @@ type StartLogin struct {
 	ACSURL       string
 	ClientIP     string
 	UserAgent    string
+	Network      string // see Login.Network
 	Subject      Subject
 	AuthnContext string // see Login
 }
@@ -128,8 +138,39 @@ func BrowserSecret(secret string) string {
 	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
+// Admit is the first step of every login a browser starts: it counts the login against its client network's
+// limit (ErrRateLimited past Limits.ParksPerMinute) and, for an SP's request, remembers the request's ID for
+// ttl so that a second use is refused (saml-core §3.2.1: a replay), both in one round trip. Nothing is parked
+// yet: requests that cannot lead anywhere are refused before they cost the store anything.
+func (s *Service) Admit(ctx context.Context, net, appID, requestID string, ttl time.Duration) error {
+	b := s.st.Batch(ctx)
+	hit := s.st.HitIn(b, parkKey(net), time.Minute)
+	var claim *store.Result[bool]
+	if requestID != "" {
+		claim = s.st.ClaimIn(b, "authnrequest:"+appID+":"+requestID, ttl)
+	}
+	b.Run()
+	h, err := hit.Get()
+	if err != nil {
+		return internal("count logins", err)
+	}
+	if claim != nil {
+		first, err := claim.Get()
+		if err != nil {
+			return internal("consume request id", err)
+		}
+		if !first {
+			return newErr(ErrConflict, "This sign-in request was already used. Go back to the application and sign in again.")
+		}
+	}
+	if h.Count > s.cfg.Limits.ParksPerMinute {
+		return &Error{Code: ErrRateLimited.Code, Message: "Too many sign-ins from this network. Try again in " + roundUp(h.ResetIn) + "."}
+	}
+	return nil
+}
+
 // Park stores a new login waiting for the user to identify, bound to a fresh browser secret, and returns the
-// login and that secret (for the binding cookie).
+// login and that secret (for the binding cookie). The login was admitted first (Admit).
 func (s *Service) Park(ctx context.Context, in StartLogin) (Login, string, error) {
 	l, secret := s.newLogin(in)
 	if err := s.logins.Create(ctx, l.ID, l, s.cfg.LoginTTL+loginGrace); err != nil {
@@ -153,12 +194,17 @@ func (s *Service) newLogin(in StartLogin) (Login, string) {
 		AuthnContext: in.AuthnContext,
 		BrowserHash:  BrowserSecret(secret),
 		ClientIP:     in.ClientIP,
-		UserAgent:    truncate(in.UserAgent, 512),
+		UserAgent:    truncate(in.UserAgent, maxUserAgent),
+		Network:      in.Network,
 		State:        StateIdentify,
 		CreatedAt:    now,
 		ExpiresAt:    now.Add(s.cfg.LoginTTL),
 	}, secret
 }
+
+// maxUserAgent is how much of a browser's User-Agent a login keeps (what the phone shows of it): enough for
+// every real browser's, and it keeps a parked login small.
+const maxUserAgent = 256
 
 func truncate(s string, n int) string {
 	if len(s) > n {
@@ -186,10 +232,17 @@ func (s *Service) GetLogin(ctx context.Context, id, secret string) (Login, error
 	return l, nil
 }
 
-// Identify takes the email typed in the browser of login l and, if the user can be asked, moves the login to
-// Pending with a fresh two-digit number and pushes a challenge to every active device of the user. Email
-// submissions are limited per client address. A suspended user fails the login at once, without a push; an
-// unknown email or a user without devices fails it too, with one message for both (no account probing).
+// Identify takes the email typed in the browser of login l and moves the login to Pending with a two-digit
+// number that none of the user's other open sign-ins shows, then pushes a challenge to every active device
+// of the user. Email submissions are limited per client network.
+//
+// No account probing: an unknown email, a suspended user and a user without a phone get the very same
+// outcome as an enrolled user — a number to match, under the same limits — except that nothing is pushed
+// and nothing can approve it (Login.Decoy); the login expires. Only a request that named another user fails
+// at once (the application said who must sign in).
+//
+// The limits (pending challenges, pushes per hour, cool-downs, pauses) are counted per user and client
+// network (Login.Network), under per-user ceilings; see Limits.
 //
 // l is the login as the caller read it through GetLogin (which proved the browser); it is not read again.
 func (s *Service) Identify(ctx context.Context, l Login, rawEmail, clientKey string) (Login, error) {
@@ -197,13 +250,17 @@ func (s *Service) Identify(ctx context.Context, l Login, rawEmail, clientKey str
 	if l.Current(s.now()) != StateIdentify {
 		return l, nil // already past this step: show it as it stands
 	}
+	net := l.Network
+	if net == "" {
+		net = clientKey
+	}
 	email, emailErr := NormalizeEmail(rawEmail)
 	// One round trip reads everything the decision needs, and counts the attempt against the client's limit.
 	b := s.st.Batch(ctx)
-	hit := s.st.HitIn(b, "ratelimit:identify:"+clientKey, time.Minute)
+	hit := s.st.HitIn(b, identifyKey(clientKey), time.Minute)
 	var facts *identifyFacts
 	if emailErr == nil {
-		facts = s.queueIdentifyFacts(b, email)
+		facts = s.queueIdentifyFacts(b, email, net)
 	}
 	b.Run()
 	h, err := hit.Get()
@@ -223,77 +280,89 @@ func (s *Service) Identify(ctx context.Context, l Login, rawEmail, clientKey str
 			if cur.Current(now) != StateIdentify {
 				return cur, errUnchanged
 			}
-			cur.Email = email
+			cur.Email, cur.Network = email, net
 			set(&cur, now)
 			return cur, nil
 		})
 	}
-	fail := func(reason string) (Login, error) {
-		return leave(store.Effects{}, func(cur *Login, now time.Time) { cur.State, cur.Reason, cur.DecidedAt = StateFailed, reason, now })
-	}
-	if l.Subject.Email != "" && email != l.Subject.Email {
-		s.log.Info("login refused: not the user the application asked for", "login", id, "email", email, "asked_for", l.Subject.Email)
-		return fail(ReasonSubjectMismatch)
-	}
-	u, err := facts.user.Get()
-	if errors.Is(err, store.ErrNotFound) {
-		return fail(ReasonNoDevice)
-	}
-	if err != nil {
-		return Login{}, internal("get user", err)
-	}
-	if u.Status != UserActive {
-		s.log.Info("login refused: user suspended", "login", id, "email", email)
-		return fail(ReasonSuspended)
-	}
-	devs, err := facts.devices.Get()
-	if err != nil {
-		return Login{}, internal("list devices", err)
-	}
-	if len(devs) == 0 {
-		return fail(ReasonNoDevice)
-	}
-	sortDevices(devs)
-	if p, ok, err := s.checkPushAllowed(ctx, email, facts); err != nil {
-		return Login{}, err
-	} else if !ok {
-		s.log.Warn("login not pushed: pushes paused", "login", id, "email", email, "reason", p.Reason, "until", p.Until)
+	pause := func(p Pause) (Login, error) {
+		s.log.Warn("login not pushed: pushes paused", "login", id, "email", email, "network", net, "reason", p.Reason, "until", p.Until)
 		return leave(store.Effects{}, func(cur *Login, now time.Time) {
 			cur.State, cur.Reason, cur.PausedUntil, cur.DecidedAt = StatePaused, p.Reason, p.Until, now
 		})
 	}
-	number, err := twoDigit()
+	if l.Subject.Email != "" && email != l.Subject.Email {
+		s.log.Info("login refused: not the user the application asked for", "login", id, "email", email, "asked_for", l.Subject.Email)
+		return leave(store.Effects{}, func(cur *Login, now time.Time) {
+			cur.State, cur.Reason, cur.DecidedAt = StateFailed, ReasonSubjectMismatch, now
+		})
+	}
+	devs, reachable, err := facts.reachable()
 	if err != nil {
-		return Login{}, internal("draw number", err)
+		return Login{}, err
+	}
+	p, pending, ok, err := s.checkPushAllowed(ctx, email, net, facts)
+	if err != nil {
+		return Login{}, err
+	}
+	if !ok {
+		return pause(p)
 	}
 	ids := make([]string, len(devs))
 	for i, d := range devs {
 		ids[i] = d.ID
 	}
-	// The challenge joins the user's pending index and the phones' long-polls hear of it in the same write,
-	// which also holds the pending limit against submissions racing this one.
-	pending := store.Effects{AddTo: []string{"pending:" + email}, Cap: s.cfg.Limits.MaxPending,
-		Publish: []store.Message{{Channel: UserChannel(email), Payload: "changed"}}}
-	next, err := leave(pending, func(cur *Login, _ time.Time) { cur.State, cur.Number, cur.Devices = StatePending, number, ids })
-	if errors.Is(err, errPendingFull) {
-		if err := s.st.Unhit(ctx, hourKey(email)); err != nil { // no push after all
-			s.log.Warn("give back an hourly push", "email", email, "err", err)
+	used := make(map[int]bool, len(pending))
+	for _, o := range pending {
+		used[o.Number] = true
+	}
+	lim := s.cfg.Limits
+	for range maxNumberDraws {
+		number, err := s.drawNumber(used)
+		if err != nil {
+			return Login{}, internal("draw number", err)
 		}
-		until := s.now().Add(s.cfg.LoginTTL)
-		s.log.Warn("login not pushed: pushes paused", "login", id, "email", email, "reason", PauseTooPending, "until", until)
-		return leave(store.Effects{}, func(cur *Login, now time.Time) {
-			cur.State, cur.Reason, cur.PausedUntil, cur.DecidedAt = StatePaused, PauseTooPending, until, now
+		// The challenge joins the user's indexes, under their caps, and the phones' long-polls hear of it, in
+		// the same write: the limits hold against submissions racing this one, and the number index (capped
+		// at one) keeps the number unique among the user's open sign-ins.
+		also := store.Effects{
+			AddTo:    []string{pendingIndex(email), pendingNetIndex(email, net), numberIndex(email, number)},
+			Caps:     []int{lim.MaxPendingPerUser, lim.MaxPending, 1},
+			IndexTTL: s.cfg.LoginTTL + loginGrace,
+		}
+		if reachable {
+			also.Publish = []store.Message{{Channel: UserChannel(email), Payload: "changed"}}
+		}
+		next, err := leave(also, func(cur *Login, _ time.Time) {
+			cur.State, cur.Number, cur.Devices, cur.Decoy = StatePending, number, ids, !reachable
 		})
+		var full *store.IndexFullError
+		switch {
+		case errors.As(err, &full) && full.Index == numberIndex(email, number):
+			used[number] = true // drawn by a submission racing this one: draw again
+			continue
+		case errors.As(err, &full):
+			s.giveBackHit(ctx, hourKey(email, net))
+			s.giveBackHit(ctx, hourKey(email, ""))
+			return pause(Pause{Reason: PauseTooPending, Until: s.now().Add(s.cfg.LoginTTL)})
+		case err != nil || next.State != StatePending || next.Number != number:
+			return next, err
+		}
+		if reachable {
+			s.pushChallenge(next, devs)
+		} else {
+			s.log.Info("login waits without a push: the account cannot be asked", "login", id, "email", email)
+		}
+		return next, nil
 	}
-	if err != nil || next.State != StatePending || next.Number != number {
-		return next, err
-	}
-	s.pushChallenge(next, devs)
-	return next, nil
+	return Login{}, internal("draw number", errors.New("no free number after several draws"))
 }
 
-// identifyFacts are the reads Identify queues in one batch: the user, their devices, their pending challenges
-// and any pause on pushes.
+// maxNumberDraws bounds Identify's draws of a number when racing submissions take the ones it drew.
+const maxNumberDraws = 8
+
+// identifyFacts are the reads Identify queues in one batch: the user, their devices, their open challenges
+// and any pause on pushes to them from the client's network.
 type identifyFacts struct {
 	user    *store.Result[User]
 	devices *store.Result[[]Device]
@@ -301,14 +370,73 @@ type identifyFacts struct {
 	pause   *store.Result[string]
 }
 
-func (s *Service) queueIdentifyFacts(b *store.Batch, email string) *identifyFacts {
+func (s *Service) queueIdentifyFacts(b *store.Batch, email, net string) *identifyFacts {
 	return &identifyFacts{
 		user:    s.users.GetIn(b, email),
 		devices: s.devices.ListIndexIn(b, "user:"+email),
-		pending: s.logins.ListIndexIn(b, "pending:"+email),
-		pause:   s.st.GetValueIn(b, pauseKey(email)),
+		pending: s.logins.ListIndexIn(b, pendingIndex(email)),
+		pause:   s.st.GetValueIn(b, pauseKey(email, net)),
 	}
 }
+
+// reachable returns the user's devices, sorted, and whether the user can be asked at all: the account
+// exists, is active and has a phone.
+func (f *identifyFacts) reachable() ([]Device, bool, error) {
+	u, err := f.user.Get()
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, internal("get user", err)
+	}
+	devs, err := f.devices.Get()
+	if err != nil {
+		return nil, false, internal("list devices", err)
+	}
+	if u.Status != UserActive || len(devs) == 0 {
+		return nil, false, nil
+	}
+	sortDevices(devs)
+	return devs, true, nil
+}
+
+// ChangeEmail takes login l, waiting for the phone (or paused), back to the email step, so that a mistyped
+// address is put right by the person who typed it rather than by a five-minute wait. The challenge is
+// withdrawn in the same write: it leaves the user's indexes and the phones hear of it. A login goes back at
+// most maxEmailChanges times.
+//
+// l is the login as the caller read it through GetLogin (which proved the browser).
+func (s *Service) ChangeEmail(ctx context.Context, l Login) (Login, error) {
+	st := l.Current(s.now())
+	if st != StatePending && st != StatePaused {
+		return l, nil // nothing to change: show it as it stands
+	}
+	if l.Changes >= maxEmailChanges {
+		return Login{}, newErr(ErrConflict, "The address was changed too often for this sign-in. Go back to the application and sign in again.")
+	}
+	var also store.Effects
+	if l.State == StatePending {
+		also = store.Effects{RemoveFrom: openIndexes(l)}
+		if !l.Decoy {
+			also.Publish = []store.Message{{Channel: UserChannel(l.Email), Payload: "changed"}}
+		}
+	}
+	return s.transition(ctx, l.ID, &l, also, func(cur Login, now time.Time) (Login, error) {
+		if st := cur.Current(now); st != StatePending && st != StatePaused {
+			return cur, errUnchanged
+		}
+		if cur.Number != l.Number || cur.Email != l.Email {
+			return cur, errUnchanged // another change came first; its indexes are not this one's
+		}
+		cur.State, cur.Reason, cur.Email, cur.Number, cur.Devices, cur.Decoy = StateIdentify, "", "", 0, nil, false
+		cur.PausedUntil, cur.DecidedAt = time.Time{}, time.Time{}
+		cur.Changes++
+		return cur, nil
+	})
+}
+
+// maxEmailChanges bounds how often one login goes back to the email step.
+const maxEmailChanges = 5
 
 func roundUp(d time.Duration) string {
 	if d < time.Minute {
@@ -317,19 +445,26 @@ func roundUp(d time.Duration) string {
 	return d.Round(time.Minute).String()
 }
 
-func twoDigit() (int, error) {
-	n, err := rand.Int(rand.Reader, big.NewInt(90))
+// drawNumber draws a two-digit number (10–99) that is not in used, from the service's random source.
+func (s *Service) drawNumber(used map[int]bool) (int, error) {
+	free := make([]int, 0, 90)
+	for n := 10; n <= 99; n++ {
+		if !used[n] {
+			free = append(free, n)
+		}
+	}
+	if len(free) == 0 {
+		return 0, errors.New("every number is in use")
+	}
+	i, err := rand.Int(s.cfg.Rand, big.NewInt(int64(len(free))))
 	if err != nil {
 		return 0, err
 	}
-	return int(n.Int64()) + 10, nil
+	return free[i.Int64()], nil
 }
 
 // errUnchanged tells transition that fn decided to leave the login as it is.
 var errUnchanged = errors.New("authn: unchanged")
-
-// errPendingFull is transition's answer when the user's pending index was full (Effects.Cap).
-var errPendingFull = errors.New("authn: too many challenges pending")
 
 // transition applies fn to login id atomically and, in the same round trip, announces the change to the
 // browser waiting on it and carries out also. seen, when not nil, is the login as the caller read it: if it
@@ -348,7 +483,7 @@ func (s *Service) transition(ctx context.Context, id string, seen *Login, also s
 	case errors.Is(err, errUnchanged):
 		return unchanged, nil
 	case errors.Is(err, store.ErrIndexFull):
-		return Login{}, errPendingFull
+		return Login{}, err // a *store.IndexFullError: the caller tells which index was full
 	case errors.Is(err, store.ErrNotFound):
 		return Login{}, newErr(ErrNotFound, "this sign-in does not exist or has expired")
 	case err != nil:
@@ -412,33 +547,87 @@ type Decision struct {
 
 // Challenges returns the pending challenges of the device's user, oldest first.
 func (s *Service) Challenges(ctx context.Context, d Device) ([]Login, error) {
-	return s.sweepIgnored(ctx, d.Email)
+	ls, err := s.sweepIgnored(ctx, d.Email)
+	if err != nil {
+		return nil, err
+	}
+	out := ls[:0]
+	for _, l := range ls {
+		if !l.Decoy {
+			out = append(out, l)
+		}
+	}
+	return out, nil
 }
 
 // Challenge returns challenge id if it belongs to the device's user.
 func (s *Service) Challenge(ctx context.Context, d Device, id string) (Login, error) {
 	if !plausibleID(id) {
-		return Login{}, newErr(ErrNotFound, "challenge not found")
+		return Login{}, errNoChallenge
 	}
 	l, err := s.logins.Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && (l.Email == "" || l.Email != d.Email)) {
-		return Login{}, newErr(ErrNotFound, "challenge not found")
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !l.challengeOf(d)) {
+		return Login{}, errNoChallenge
 	}
 	return l, internal("get challenge", err)
 }
 
+var errNoChallenge = newErr(ErrNotFound, "challenge not found")
+
+// challengeOf reports whether l is a challenge the user of device d may see and answer.
+func (l Login) challengeOf(d Device) bool { return l.Email != "" && l.Email == d.Email && !l.Decoy }
+
 // Answer records the device's decision on challenge id exactly once: the first valid answer from any of the
 // user's devices wins; later ones, and answers after expiry, get ErrChallengeClosed. Approving with a number
-// that is not the one shown in the browser denies the login and returns ErrNumberMismatch.
+// that is not the one shown in that login's browser denies the login and returns ErrNumberMismatch. To
+// approve the sign-in whose browser shows a number, whichever it is, see ApproveByNumber.
 func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision) (Login, error) {
 	if !plausibleID(id) {
-		return Login{}, newErr(ErrNotFound, "challenge not found")
+		return Login{}, errNoChallenge
 	}
-	// The challenge leaves the user's pending index, and the phones' long-polls hear of it, in the same write.
-	answered := store.Effects{RemoveFrom: []string{"pending:" + d.Email}, Publish: []store.Message{{Channel: UserChannel(d.Email), Payload: "changed"}}}
-	l, err := s.transition(ctx, id, nil, answered, func(cur Login, now time.Time) (Login, error) {
-		if cur.Email == "" || cur.Email != d.Email {
-			return cur, newErr(ErrNotFound, "challenge not found")
+	l, err := s.logins.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !l.challengeOf(d)) {
+		return Login{}, errNoChallenge
+	}
+	if err != nil {
+		return Login{}, internal("get challenge", err)
+	}
+	return s.answer(ctx, d, l, dec)
+}
+
+// ApproveByNumber approves the one open sign-in of the device's user whose browser shows number: the number
+// the person read in the browser selects the login, so an approval can only ever complete the login that
+// shows it, never another open login of the same user (a request planted by someone who knows the user's
+// email shows another number). Numbers are unique among a user's open sign-ins (Identify). A number that no
+// open sign-in of the user shows completes nothing: ErrNoMatchingChallenge.
+func (s *Service) ApproveByNumber(ctx context.Context, d Device, number int) (Login, error) {
+	if number < 10 || number > 99 {
+		return Login{}, newErr(ErrInvalid, "number must be the two-digit number shown in the browser")
+	}
+	ls, err := s.logins.ListIndex(ctx, numberIndex(d.Email, number))
+	if err != nil {
+		return Login{}, internal("find challenge", err)
+	}
+	now := s.now()
+	var match []Login
+	for _, l := range ls {
+		if l.challengeOf(d) && l.Number == number && l.Current(now) == StatePending {
+			match = append(match, l)
+		}
+	}
+	if len(match) != 1 { // more than one cannot happen (the index is capped at one): then approve none
+		return Login{}, newErr(ErrNoMatchingChallenge, "no open sign-in request of this account shows this number")
+	}
+	return s.answer(ctx, d, match[0], Decision{Approve: true, Number: number})
+}
+
+// answer records dec on l, the challenge as just read, exactly once (see Answer).
+func (s *Service) answer(ctx context.Context, d Device, l Login, dec Decision) (Login, error) {
+	// The challenge leaves the user's indexes, and the phones' long-polls hear of it, in the same write.
+	answered := store.Effects{RemoveFrom: openIndexes(l), Publish: []store.Message{{Channel: UserChannel(d.Email), Payload: "changed"}}}
+	l, err := s.transition(ctx, l.ID, &l, answered, func(cur Login, now time.Time) (Login, error) {
+		if !cur.challengeOf(d) {
+			return cur, errNoChallenge
 		}
 		if cur.Current(now) != StatePending {
 			return cur, newErr(ErrChallengeClosed, "this sign-in request was already answered or has expired")
@@ -459,15 +648,17 @@ func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision)
 	if err != nil {
 		return Login{}, err
 	}
+	// Refusals count against the network that started the login, not against the user everywhere: a
+	// stranger's planted requests, denied or reported, pause the stranger's network.
 	switch l.Reason {
 	case ReasonReported:
-		s.pausePushes(ctx, d.Email, PauseReported, s.cfg.Limits.ReportPause)
+		s.pausePushes(ctx, d.Email, l.Network, PauseReported, s.cfg.Limits.ReportPause)
 	case ReasonDenied, ReasonNumberMismatch:
-		s.noteRefused(ctx, d.Email)
+		s.noteRefused(ctx, d.Email, l.Network)
 	}
-	s.log.Info("challenge answered", "login", id, "device", d.ID, "state", l.State, "reason", l.Reason)
+	s.log.Info("challenge answered", "login", l.ID, "device", d.ID, "state", l.State, "reason", l.Reason)
 	if l.Reason == ReasonReported {
-		s.log.Warn("user reported a sign-in they did not start", "login", id, "email", d.Email, "ip", l.ClientIP, "user_agent", l.UserAgent)
+		s.log.Warn("user reported a sign-in they did not start", "login", l.ID, "email", d.Email, "ip", l.ClientIP, "user_agent", l.UserAgent, "network", l.Network)
 	}
 	if l.Reason == ReasonNumberMismatch {
 		return l, newErr(ErrNumberMismatch, "the number does not match the one shown in the browser; this sign-in was denied")

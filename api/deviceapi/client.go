@@ -176,6 +176,18 @@ func (c *Client) AnswerChallenge(ctx context.Context, challengeID string, req An
 	return &out, nil
 }
 
+// ApproveByNumber approves the open sign-in of this account whose browser
+// shows number (the number the person read there): it is the only one it can
+// approve. With none showing it, the error is an *APIError with code
+// CodeNoMatchingChallenge and nothing was approved.
+func (c *Client) ApproveByNumber(ctx context.Context, number int) (*ApproveByNumberResponse, error) {
+	var out ApproveByNumberResponse
+	if err := c.do(ctx, http.MethodPost, PathApprove, nil, ApproveByNumberRequest{Number: number}, proofKID, http.StatusOK, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 func devicePath(id string) string    { return PathDevices + "/" + url.PathEscape(id) }
 func challengePath(id string) string { return PathChallenges + "/" + url.PathEscape(id) }
 

@@ -62,6 +62,7 @@ var operations = []struct {
 	{"waitForChallenge", "GET", deviceapi.PathChallengeWait, 200, nil, deviceapi.Challenge{}, true},
 	{"getChallenge", "GET", deviceapi.PathChallenge, 200, nil, deviceapi.Challenge{}, true},
 	{"answerChallenge", "POST", deviceapi.PathChallengeAnswer, 200, deviceapi.AnswerRequest{}, deviceapi.AnswerResponse{}, true},
+	{"approveByNumber", "POST", deviceapi.PathApprove, 200, deviceapi.ApproveByNumberRequest{}, deviceapi.ApproveByNumberResponse{}, true},
 }
 
 func TestOpenAPIOperations(t *testing.T) {

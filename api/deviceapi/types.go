@@ -29,6 +29,7 @@ const (
 	PathChallengeWait   = BasePath + "/challenges/wait"                 // GET waitForChallenge
 	PathChallenge       = BasePath + "/challenges/{challengeID}"        // GET getChallenge
 	PathChallengeAnswer = BasePath + "/challenges/{challengeID}/answer" // POST answerChallenge
+	PathApprove         = BasePath + "/challenges/approve"              // POST approveByNumber
 	PathOpenAPI         = "/api/v1/openapi.yaml"                        // GET this API's OpenAPI document
 )
 
@@ -148,6 +149,18 @@ type AnswerRequest struct {
 	Report   bool   `json:"report"`   // deny + "this wasn't me"
 }
 
+// ApproveByNumberRequest is the body of approveByNumber: the number the
+// person read in the browser. It selects the sign-in to approve.
+type ApproveByNumberRequest struct {
+	Number int `json:"number"`
+}
+
+// ApproveByNumberResponse answers approveByNumber: the sign-in approved.
+type ApproveByNumberResponse struct {
+	Challenge Challenge `json:"challenge"`
+	State     string    `json:"state"` // approved
+}
+
 // AnswerResponse answers answerChallenge.
 type AnswerResponse struct {
 	State string `json:"state"` // approved | denied
@@ -166,21 +179,22 @@ type ErrorBody struct {
 
 // Error codes of ErrorBody.Error.Code. HTTPStatus gives each one's status.
 const (
-	CodeInvalidRequest    = "invalid_request"     // 400 body, parameter or header malformed
-	CodeInvalidProof      = "invalid_proof"       // 401 Device-Proof missing, malformed, badly signed, stale or not matching the request
-	CodeProofReplayed     = "proof_replayed"      // 401 the proof's jti was already used
-	CodeUnknownDevice     = "unknown_device"      // 401 the proof's kid names no device
-	CodeDeviceRevoked     = "device_revoked"      // 401 the device was removed
-	CodeInvitationInvalid = "invitation_invalid"  // 410 invitation token unknown, used or expired
-	CodeEmailNotAllowed   = "email_not_allowed"   // 403 the email's domain may not enroll
-	CodeCodeInvalid       = "code_invalid"        // 400 email code wrong, voided or expired
-	CodeCodeLocked        = "code_locked"         // 429 five wrong codes for this address in the hour
-	CodeRateLimited       = "rate_limited"        // 429 too many requests
-	CodeChallengeNotFound = "challenge_not_found" // 404 no such challenge for this device's user
-	CodeChallengeClosed   = "challenge_closed"    // 409 already answered or expired
-	CodeNumberMismatch    = "number_mismatch"     // 422 wrong number; the login is denied
-	CodeNotFound          = "not_found"           // 404 no such route or device
-	CodeInternal          = "internal"            // 500 server fault
+	CodeInvalidRequest      = "invalid_request"       // 400 body, parameter or header malformed
+	CodeInvalidProof        = "invalid_proof"         // 401 Device-Proof missing, malformed, badly signed, stale or not matching the request
+	CodeProofReplayed       = "proof_replayed"        // 401 the proof's jti was already used
+	CodeUnknownDevice       = "unknown_device"        // 401 the proof's kid names no device
+	CodeDeviceRevoked       = "device_revoked"        // 401 the device was removed
+	CodeInvitationInvalid   = "invitation_invalid"    // 410 invitation token unknown, used or expired
+	CodeEmailNotAllowed     = "email_not_allowed"     // 403 the email's domain may not enroll
+	CodeCodeInvalid         = "code_invalid"          // 400 email code wrong, voided or expired
+	CodeCodeLocked          = "code_locked"           // 429 five wrong codes for this address in the hour
+	CodeRateLimited         = "rate_limited"          // 429 too many requests
+	CodeChallengeNotFound   = "challenge_not_found"   // 404 no such challenge for this device's user
+	CodeChallengeClosed     = "challenge_closed"      // 409 already answered or expired
+	CodeNumberMismatch      = "number_mismatch"       // 422 wrong number; the login is denied
+	CodeNoMatchingChallenge = "no_matching_challenge" // 404 no open sign-in of this account shows the number; nothing was approved
+	CodeNotFound            = "not_found"             // 404 no such route or device
+	CodeInternal            = "internal"              // 500 server fault
 
 	// Transport-level refusals, not tied to one operation.
 	CodeMethodNotAllowed     = "method_not_allowed"     // 405 the path exists, not with this method
@@ -189,21 +203,22 @@ const (
 )
 
 var codeStatus = map[string]int{
-	CodeInvalidRequest:    http.StatusBadRequest,
-	CodeInvalidProof:      http.StatusUnauthorized,
-	CodeProofReplayed:     http.StatusUnauthorized,
-	CodeUnknownDevice:     http.StatusUnauthorized,
-	CodeDeviceRevoked:     http.StatusUnauthorized,
-	CodeInvitationInvalid: http.StatusGone,
-	CodeEmailNotAllowed:   http.StatusForbidden,
-	CodeCodeInvalid:       http.StatusBadRequest,
-	CodeCodeLocked:        http.StatusTooManyRequests,
-	CodeRateLimited:       http.StatusTooManyRequests,
-	CodeChallengeNotFound: http.StatusNotFound,
-	CodeChallengeClosed:   http.StatusConflict,
-	CodeNumberMismatch:    http.StatusUnprocessableEntity,
-	CodeNotFound:          http.StatusNotFound,
-	CodeInternal:          http.StatusInternalServerError,
+	CodeInvalidRequest:      http.StatusBadRequest,
+	CodeInvalidProof:        http.StatusUnauthorized,
+	CodeProofReplayed:       http.StatusUnauthorized,
+	CodeUnknownDevice:       http.StatusUnauthorized,
+	CodeDeviceRevoked:       http.StatusUnauthorized,
+	CodeInvitationInvalid:   http.StatusGone,
+	CodeEmailNotAllowed:     http.StatusForbidden,
+	CodeCodeInvalid:         http.StatusBadRequest,
+	CodeCodeLocked:          http.StatusTooManyRequests,
+	CodeRateLimited:         http.StatusTooManyRequests,
+	CodeChallengeNotFound:   http.StatusNotFound,
+	CodeChallengeClosed:     http.StatusConflict,
+	CodeNumberMismatch:      http.StatusUnprocessableEntity,
+	CodeNoMatchingChallenge: http.StatusNotFound,
+	CodeNotFound:            http.StatusNotFound,
+	CodeInternal:            http.StatusInternalServerError,
 
 	CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
 	CodeTooLarge:             http.StatusRequestEntityTooLarge,
@@ -226,7 +241,7 @@ func Codes() []string {
 		CodeInvalidRequest, CodeInvalidProof, CodeProofReplayed, CodeUnknownDevice,
 		CodeDeviceRevoked, CodeInvitationInvalid, CodeEmailNotAllowed, CodeCodeInvalid,
 		CodeCodeLocked, CodeRateLimited, CodeChallengeNotFound, CodeChallengeClosed,
-		CodeNumberMismatch, CodeNotFound, CodeInternal,
+		CodeNumberMismatch, CodeNoMatchingChallenge, CodeNotFound, CodeInternal,
 		CodeMethodNotAllowed, CodeTooLarge, CodeUnsupportedMediaType,
 	}
 }

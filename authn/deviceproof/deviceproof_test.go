@@ -29,9 +29,9 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files")
 
 const (
-	testURL  = "https://idp.example.com/api/v1/device/challenges/abc/answer"
+	testURL  = "https://idp.example.com/api/v1/device/challenges/approve"
 	testKID  = "dev_7Qm3xKp2"
-	testBody = `{"decision":"approve","number":42,"report":false}`
+	testBody = `{"number":42}`
 )
 
 var testNow = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -40,7 +40,8 @@ const usage = `usage: passport-device COMMAND [flags]
   devices --state FILE                     this account's devices
   pending --state FILE                     pending challenges
   approve --state FILE --number N [--timeout 30s]
-                                           wait for the next pending challenge and approve it
+                                           approve the sign-in whose browser shows N (waiting for
+                                           it to appear); never another sign-in of the account
   deny --state FILE [--timeout 30s] [--report]
                                            wait for the next pending challenge and deny it
                                            (--report: "this wasn't me")
@@ -372,7 +373,44 @@ func cmdApprove(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return answer(ctx, e, c, *timeout, deviceapi.AnswerRequest{Decision: deviceapi.DecisionApprove, Number: *number})
+	return approveByNumber(ctx, e, c, *timeout, *number)
+}
+
+// approveRetry is how often approve asks again while no open sign-in shows its number yet.
+const approveRetry = 300 * time.Millisecond
+
+// approveByNumber approves the sign-in whose browser shows number, waiting up to timeout for one to appear.
+// The number selects the sign-in: another open sign-in of the account (one someone else started) is never
+// approved in its place.
+func approveByNumber(ctx context.Context, e *env, c *deviceapi.Client, timeout time.Duration, number int) error {
+	deadline := time.Now().Add(timeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline.Add(callTimeout))
+	defer cancel()
+	for {
+		res, err := c.ApproveByNumber(ctx, number)
+		var apiErr *deviceapi.APIError
+		if errors.As(err, &apiErr) && apiErr.Code == deviceapi.CodeNoMatchingChallenge {
+			if time.Now().Add(approveRetry).After(deadline) {
+				return fmt.Errorf("no open sign-in showing %d within %s: %w", number, timeout, err)
+			}
+			select {
+			case <-time.After(approveRetry):
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if err := printJSON(e.stdout, answerOutput{Challenge: res.Challenge, State: res.State}); err != nil {
+			return err
+		}
+		if res.State != deviceapi.StateApproved {
+			return fmt.Errorf("challenge %s: server answered state %q", res.Challenge.ID, res.State)
+		}
+		return nil
+	}
 }
 
 func cmdDeny(ctx context.Context, e *env, args []string) error {

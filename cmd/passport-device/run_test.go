@@ -351,10 +351,11 @@ func TestPendingApproveDeny(t *testing.T) {
 			t.Errorf("server state = %q", now.State)
 		}
 	})
-	t.Run("approve waits for the next challenge", func(t *testing.T) {
+	t.Run("approve waits for the sign-in showing its number", func(t *testing.T) {
+		other := f.AddChallenge("ann@example.com", 33) // someone else's: never approved in its place
 		done := make(chan result, 1)
 		go func() { done <- runCLI(t, nil, "approve", "--state", path, "--number", "17", "--timeout", "60s") }()
-		<-f.Waiting()
+		<-f.Missed()
 		ch := f.AddChallenge("ann@example.com", 17)
 		r := <-done
 		if r.code != 0 {
@@ -364,16 +365,21 @@ func TestPendingApproveDeny(t *testing.T) {
 		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || out.Challenge.ID != ch.ID || out.State != deviceapi.StateApproved {
 			t.Errorf("output %q (%v)", r.stdout, err)
 		}
-	})
-	t.Run("wrong number fails and denies", func(t *testing.T) {
-		ch := f.AddChallenge("ann@example.com", 42)
-		mustFail(t, exitFail, "number_mismatch", nil, "approve", "--state", path, "--number", "24")
-		if now, _, _ := f.Challenge(ch.ID); now.State != deviceapi.StateDenied {
-			t.Errorf("server state = %q", now.State)
+		if now, _, _ := f.Challenge(other.ID); now.State != deviceapi.StatePending {
+			t.Errorf("the other sign-in is %q, want it left pending", now.State)
 		}
+		mustOK(t, nil, nil, "deny", "--state", path)
+	})
+	t.Run("a number no sign-in shows approves nothing", func(t *testing.T) {
+		ch := f.AddChallenge("ann@example.com", 42)
+		mustFail(t, exitFail, "no open sign-in showing 24 within 1ms", nil, "approve", "--state", path, "--number", "24", "--timeout", "1ms")
+		if now, _, _ := f.Challenge(ch.ID); now.State != deviceapi.StatePending {
+			t.Errorf("server state = %q, want the sign-in left pending", now.State)
+		}
+		mustOK(t, nil, nil, "deny", "--state", path)
 	})
 	t.Run("no challenge within the timeout", func(t *testing.T) {
-		mustFail(t, exitFail, "no pending challenge within 1ms", nil, "approve", "--state", path, "--number", "42", "--timeout", "1ms")
+		mustFail(t, exitFail, "no open sign-in showing 42 within 1ms", nil, "approve", "--state", path, "--number", "42", "--timeout", "1ms")
 	})
 	t.Run("deny", func(t *testing.T) {
 		ch := f.AddChallenge("ann@example.com", 42)
@@ -395,7 +401,7 @@ func TestPendingApproveDeny(t *testing.T) {
 	})
 	t.Run("another user's challenge is not answered", func(t *testing.T) {
 		ch := f.AddChallenge("zed@example.com", 42)
-		mustFail(t, exitFail, "no pending challenge", nil, "approve", "--state", path, "--number", "42", "--timeout", "1ms")
+		mustFail(t, exitFail, "no open sign-in showing 42", nil, "approve", "--state", path, "--number", "42", "--timeout", "1ms")
 		if now, _, _ := f.Challenge(ch.ID); now.State != deviceapi.StatePending {
 			t.Errorf("state = %q", now.State)
 		}

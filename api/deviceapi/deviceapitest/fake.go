@@ -61,6 +61,7 @@ type Fake struct {
 	calls      []Call
 	changed    chan struct{} // closed and replaced when a challenge is added
 	waiting    chan struct{} // receives once per waitForChallenge that starts blocking
+	missed     chan struct{} // receives once per approveByNumber that matched no challenge
 	seq        int
 }
 
@@ -89,6 +90,7 @@ func NewServer(tb testing.TB) *Fake {
 		jtis:       map[string]bool{},
 		changed:    make(chan struct{}),
 		waiting:    make(chan struct{}, 16),
+		missed:     make(chan struct{}, 16),
 	}
 	f.srv = httptest.NewServer(f.routes())
 	f.URL = f.srv.URL
@@ -203,6 +205,7 @@ func (f *Fake) routes() http.Handler {
 	route("GET "+p+"/challenges", "listChallenges", kid, f.listChallenges)
 	route("GET "+p+"/challenges/wait", "waitForChallenge", kid, f.waitForChallenge)
 	route("GET "+p+"/challenges/{challengeID}", "getChallenge", kid, f.getChallenge)
+	route("POST "+p+"/challenges/approve", "approveByNumber", kid, f.approveByNumber)
 	route("POST "+p+"/challenges/{challengeID}/answer", "answerChallenge", kid, f.answerChallenge)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -488,6 +491,32 @@ func (f *Fake) getChallenge(_ http.ResponseWriter, r *http.Request, call *Call) 
 		return fail(deviceapi.CodeChallengeNotFound, "no such challenge")
 	}
 	return http.StatusOK, c.c
+}
+
+// Missed receives a value each time an approveByNumber call finds no pending
+// challenge showing its number (buffered; extra values are dropped).
+func (f *Fake) Missed() <-chan struct{} { return f.missed }
+
+func (f *Fake) approveByNumber(_ http.ResponseWriter, _ *http.Request, call *Call) (int, any) {
+	var req deviceapi.ApproveByNumberRequest
+	if err := decode(call.Body, &req); err != nil || req.Number < 10 || req.Number > 99 {
+		return fail(deviceapi.CodeInvalidRequest, "number must be the two-digit number shown in the browser")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	email := f.caller(call).d.Email
+	for _, id := range f.corder {
+		c := f.challenges[id]
+		if c.c.Email == email && c.number == req.Number && c.c.State == deviceapi.StatePending && f.now().Before(c.c.ExpiresAt) {
+			c.c.State = deviceapi.StateApproved
+			return http.StatusOK, deviceapi.ApproveByNumberResponse{Challenge: c.c, State: c.c.State}
+		}
+	}
+	select {
+	case f.missed <- struct{}{}:
+	default:
+	}
+	return fail(deviceapi.CodeNoMatchingChallenge, "no open sign-in request of this account shows this number")
 }
 
 func (f *Fake) answerChallenge(_ http.ResponseWriter, r *http.Request, call *Call) (int, any) {
