@@ -52,7 +52,7 @@ func newBenchServer(tb testing.TB, st *store.Store) *benchServer {
 	const base = "https://idp.example.test"
 	log := slog.New(slog.DiscardHandler)
 	svc := authn.New(st, pusher, push.LogMailer{Logger: log}, authn.Config{BaseURL: base, Logger: log,
-		IdentifyLimit: 1 << 40, Limits: authn.Limits{PushesPerHour: 1 << 40, MaxPending: 1 << 20}})
+		IdentifyLimit: 1 << 40, Limits: authn.Limits{PushesPerHour: 1 << 40, PushesPerHourPerUser: 1 << 40, MaxPending: 1 << 20, ParksPerMinute: 1 << 40}})
 	tb.Cleanup(svc.Close)
 	ring, err := svc.KeyRing(ctx, "Winkk Passport IdP")
 	if err != nil {
@@ -138,9 +138,11 @@ func (bs *benchServer) login(tb testing.TB, ssoPath string) {
 	i := strings.Index(page, `data-testid="match-number">`)
 	number := page[i+len(`data-testid="match-number">`) : i+len(`data-testid="match-number">`)+2]
 	<-bs.fcm.Sent
-	answerPath := "/api/v1/device/challenges/" + id + "/answer"
-	body := `{"decision":"approve","number":` + number + `}`
-	bs.do(tb, "POST", answerPath, body, "", bs.proof(tb, "POST", answerPath, body))
+	const approvePath = "/api/v1/device/challenges/approve"
+	body := `{"number":` + number + `}`
+	if rec := bs.do(tb, "POST", approvePath, body, "", bs.proof(tb, "POST", approvePath, body)); !strings.Contains(rec.Body.String(), id) {
+		tb.Fatalf("approved another sign-in than %s: %s", id, rec.Body.String())
+	}
 	final := bs.do(tb, "GET", path, "", cookie, "").Body.String()
 	if !strings.Contains(final, `name="SAMLResponse"`) {
 		tb.Fatalf("no Response:\n%s", final)
@@ -165,9 +167,10 @@ func BenchmarkLogin(b *testing.B) {
 }
 
 // loginRoundTrips is what one login may cost in store round trips once scripts are loaded and connections
-// open: the request claimed and the login parked (2); the email submitted — login read, one batch of
-// limit and user reads, the hourly push count, the move to pending (4); the waiting page (1); the phone's
-// answer — device, proof id, login read and its compare-and-swap (4); the Response — login read, user and
+// open: the login admitted (its client counted, the request claimed: one batch) and parked (2); the email
+// submitted — login read, one batch of limit and user reads, the hourly push counts of the network and the
+// user (one batch), the move to pending (4); the waiting page (1); the phone's approval — device, proof id,
+// the login that shows the number and its compare-and-swap (4); the Response — login read, user and
 // approving phone, the session, the phone read again now that the session exists, the move to answered (5).
 const loginRoundTrips = 16
 
