@@ -32,13 +32,12 @@ import (
 // benchServer is the server driven in-process through ServeHTTP: the server-side path without a network
 // client, against the real Redis.
 type benchServer struct {
-	st       *store.Store
-	srv      *api.Server
-	base     string
-	app      authn.App
-	fcm      *fcmtest.Server
-	signer   *deviceproof.Signer
-	identify string
+	st     *store.Store
+	srv    *api.Server
+	base   string
+	app    authn.App
+	fcm    *fcmtest.Server
+	signer *deviceproof.Signer
 }
 
 func newBenchServer(tb testing.TB, st *store.Store) *benchServer {

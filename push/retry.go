@@ -44,7 +44,7 @@ func (f *FCM) classify(ctx context.Context, err error, st *attemptState) attempt
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return attemptResult{class: classCanceled, err: ctxErr}
 	}
-	if terr, _ := st.result(); terr != nil {
+	if _, terr := st.result(); terr != nil {
 		var ae *auth.Error // the token endpoint refused the service account: retrying cannot help
 		if errors.As(terr, &ae) && ae.Response != nil && ae.Response.StatusCode >= 400 &&
 			ae.Response.StatusCode < 500 && ae.Response.StatusCode != http.StatusTooManyRequests {
@@ -71,7 +71,7 @@ func (f *FCM) classify(ctx context.Context, err error, st *attemptState) attempt
 		messaging.IsInternal(err), errorutils.IsInternal(err),
 		errorutils.IsDeadlineExceeded(err), status >= 500:
 		if status == http.StatusServiceUnavailable { // the guard hid the server's Retry-After
-			_, original := st.result()
+			original, _ := st.result()
 			return attemptResult{class: classRetry, err: err, retryAfter: f.parseRetryAfter(original)}
 		}
 		return attemptResult{class: classRetry, err: err, retryAfter: f.retryAfter(resp)}
@@ -194,10 +194,10 @@ func (s *attemptState) fail(err error) {
 	s.cancel()
 }
 
-func (s *attemptState) result() (error, string) {
+func (s *attemptState) result() (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.transportErr, s.retryAfter
+	return s.retryAfter, s.transportErr
 }
 
 // sdkGiveUp is a Retry-After, in seconds, longer than the SDK's MaxDelay of two minutes.

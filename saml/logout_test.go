@@ -515,6 +515,7 @@ func TestMakeSignedLogoutResponse(t *testing.T) {
 		}
 		// ValidateLogoutResponseRedirect reads a deflated message and, having
 		// no query signature, needs the enveloped one.
+		//lint:ignore SA1019 the deprecated reader is one more independent SP check of the enveloped signature
 		if err := sp.ValidateLogoutResponseRedirect(base64.StdEncoding.EncodeToString(mustDeflate(t, resp))); err != nil {
 			t.Fatalf("crewjam ValidateLogoutResponseRedirect: %v", err)
 		}
