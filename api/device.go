@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -25,14 +24,9 @@ func readBody(c echo.Context) ([]byte, error) {
 	if b, ok := c.Get(ctxBody).([]byte); ok {
 		return b, nil
 	}
-	b, err := io.ReadAll(c.Request().Body)
+	b, err := readAll(c.Request().Body)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		var he *echo.HTTPError
-		if errors.As(err, &mbe) || (errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge) {
-			return nil, errorf(http.StatusRequestEntityTooLarge, "too_large", "The request body is too large.")
-		}
-		return nil, errorf(http.StatusBadRequest, "invalid_request", "The request body could not be read.")
+		return nil, err
 	}
 	c.Set(ctxBody, b)
 	return b, nil
