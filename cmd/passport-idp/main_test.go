@@ -123,6 +123,8 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{args: []string{"--login-ttl", "soon"}, want: "PASSPORT_LOGIN_TTL"},
 		{vars: map[string]string{"PASSPORT_SESSION_TTL": "-1h"}, want: "PASSPORT_SESSION_TTL"},
+		{vars: map[string]string{"PASSPORT_CLOCK_SKEW": "1h"}, want: "PASSPORT_CLOCK_SKEW: 1h is out of bounds"},
+		{args: []string{"--login-ttl", "5s"}, want: "PASSPORT_LOGIN_TTL: 5s is out of bounds"},
 		{args: []string{"extra"}, want: "unexpected argument"},
 		{args: []string{"--no-such-flag"}, want: "flag provided but not defined"},
 		{vars: map[string]string{"PASSPORT_SIGNING_KEY_FILE": "/k.pem"}, want: "go together"},
@@ -140,6 +142,33 @@ func TestConfigErrors(t *testing.T) {
 			err := run(ctx, append([]string{"--listen", "127.0.0.1:0"}, tc.args...), env(tc.vars), io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want an error about %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestDurationBounds: each duration is refused outside the bounds a deployment can use, with a message naming
+// the variable and the bounds, and accepted at the bounds themselves.
+func TestDurationBounds(t *testing.T) {
+	for _, tc := range []struct {
+		env, low, min, max, high, says string
+	}{
+		{"PASSPORT_LOGIN_TTL", "29s", "30s", "30m", "31m", "between 30s and 30m"},
+		{"PASSPORT_SESSION_TTL", "59s", "1m", "720h", "721h", "between 1m and 720h"},
+		{"PASSPORT_ASSERTION_TTL", "59s", "1m", "1h", "61m", "between 1m and 1h"},
+		{"PASSPORT_CLOCK_SKEW", "999ms", "1s", "10m", "10m1s", "between 1s and 10m"},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			for _, v := range []string{tc.low, tc.high} {
+				_, err := parseConfig(nil, env(map[string]string{tc.env: v}), io.Discard)
+				if err == nil || !strings.Contains(err.Error(), tc.env+": "+v+" is out of bounds") || !strings.Contains(err.Error(), tc.says) {
+					t.Errorf("%s=%s: %v, want it refused %s", tc.env, v, err, tc.says)
+				}
+			}
+			for _, v := range []string{tc.min, tc.max} {
+				if _, err := parseConfig(nil, env(map[string]string{tc.env: v}), io.Discard); err != nil {
+					t.Errorf("%s=%s: %v", tc.env, v, err)
+				}
 			}
 		})
 	}
