@@ -14,20 +14,24 @@ import (
 )
 
 type metrics struct {
-	httpRequests *prometheus.CounterVec
-	requests     *prometheus.CounterVec
-	logins       *prometheus.CounterVec
-	answers      *prometheus.CounterVec
+	httpRequests   *prometheus.CounterVec
+	requests       *prometheus.CounterVec
+	logins         *prometheus.CounterVec
+	answers        *prometheus.CounterVec
+	streamsRefused *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, st *store.Store) *metrics {
+func newMetrics(reg prometheus.Registerer, st *store.Store, open *streams) *metrics {
 	m := &metrics{
-		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_http_requests_total", Help: "HTTP requests by route and status class."}, []string{"route", "code"}),
-		requests:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_authn_requests_total", Help: "Accepted SAML AuthnRequests by application."}, []string{"app"}),
-		logins:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_logins_total", Help: "Logins answered by outcome."}, []string{"outcome"}),
-		answers:      prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_challenge_answers_total", Help: "Phone answers to challenges by resulting state and reason."}, []string{"state", "reason"}),
+		httpRequests:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_http_requests_total", Help: "HTTP requests by route and status class."}, []string{"route", "code"}),
+		requests:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_authn_requests_total", Help: "Accepted SAML AuthnRequests by application."}, []string{"app"}),
+		logins:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_logins_total", Help: "Logins answered by outcome."}, []string{"outcome"}),
+		answers:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_challenge_answers_total", Help: "Phone answers to challenges by resulting state and reason."}, []string{"state", "reason"}),
+		streamsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_streams_refused_total", Help: "Login event streams and device long-polls refused (429) by the bound that was full: login, client, device or process."}, []string{"limit"}),
 	}
-	reg.MustRegister(m.httpRequests, m.requests, m.logins, m.answers,
+	reg.MustRegister(m.httpRequests, m.requests, m.logins, m.answers, m.streamsRefused,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "passport_streams_open", Help: "Login event streams and device long-polls open in this process."},
+			func() float64 { return float64(open.count()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "passport_store_round_trips_total", Help: "Requests to the store awaited one after another (a command, or a pipeline sent at once)."},
 			func() float64 { return float64(st.Stats().RoundTrips) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "passport_store_commands_total", Help: "Commands sent to the store (a script is one)."},
