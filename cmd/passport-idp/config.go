@@ -33,6 +33,8 @@ type config struct {
 	SigningCertFile string
 	KeyEncryption   string
 	TrustedProxies  string
+	MetricsListen   string
+	Pprof           string
 }
 
 type setting struct {
@@ -65,6 +67,8 @@ func (c *config) settings() []setting {
 		{env: "PASSPORT_SIGNING_CERT_FILE", def: "", help: "PEM certificate of PASSPORT_SIGNING_KEY_FILE", str: &c.SigningCertFile},
 		{env: "PASSPORT_TRUSTED_PROXIES", def: "", help: "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client; empty: trust no header", str: &c.TrustedProxies},
 		{env: "PASSPORT_KEY_ENCRYPTION_KEY", def: "", help: "base64 of 32 random bytes: seals the signing keys kept in the store (AES-256-GCM)", str: &c.KeyEncryption},
+		{env: "PASSPORT_METRICS_LISTEN", def: "", help: "address of a listener of its own for /metrics (and /debug/pprof/); empty: /metrics on the main listener, to loopback clients only", str: &c.MetricsListen},
+		{env: "PASSPORT_PPROF", def: "off", help: "on: serve Go's runtime profiles at /debug/pprof/ on the metrics listener (needs PASSPORT_METRICS_LISTEN)", str: &c.Pprof},
 	}
 }
 
@@ -124,6 +128,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if _, err := c.trustedProxies(); err != nil {
 		return c, err
+	}
+	switch c.Pprof {
+	case "off":
+	case "on":
+		if c.MetricsListen == "" {
+			return c, errors.New("PASSPORT_PPROF=on needs PASSPORT_METRICS_LISTEN: the profiles are served only on the metrics listener")
+		}
+	default:
+		return c, fmt.Errorf("PASSPORT_PPROF: %q is neither on nor off", c.Pprof)
 	}
 	if c.EntityID == "" {
 		return c, errors.New("PASSPORT_ENTITY_ID must not be empty")
