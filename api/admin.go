@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
 	"net/url"
@@ -15,15 +16,24 @@ import (
 
 // requireAdmin checks the admin bearer token in constant time.
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
-	want := []byte("Bearer " + s.cfg.AdminToken)
+	want := sha256.Sum256([]byte("Bearer " + s.cfg.AdminToken))
 	return func(c echo.Context) error {
-		got := []byte(c.Request().Header.Get(echo.HeaderAuthorization))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		if !authorizationMatches(c.Request().Header.Get(echo.HeaderAuthorization), want) {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="passport-admin"`)
 			return errorf(http.StatusUnauthorized, "unauthorized", "A valid admin bearer token is required (Authorization: Bearer <PASSPORT_ADMIN_TOKEN>).")
 		}
 		return next(c)
 	}
+}
+
+// authorizationMatches reports whether the Authorization header got is the one whose SHA-256 digest is want.
+// It compares digests, not the header itself: subtle.ConstantTimeCompare answers at once when the lengths
+// differ, so comparing the raw values would let a client timing its refusals learn the token's length.
+// Digests always have the same length, and hashing got costs a time that depends only on got, which the
+// client knows already.
+func authorizationMatches(got string, want [sha256.Size]byte) bool {
+	g := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(g[:], want[:]) == 1
 }
 
 // appView is an application as the admin API shows it.

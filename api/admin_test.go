@@ -100,6 +100,8 @@ func TestAdminApps(t *testing.T) {
 	}{
 		{"no token", "GET", "/api/v1/admin/apps", "", "", "", 401, "unauthorized"},
 		{"wrong token", "GET", "/api/v1/admin/apps", "nope", "", "", 401, "unauthorized"},
+		{"the token less its last byte", "GET", "/api/v1/admin/apps", adminToken[:len(adminToken)-1], "", "", 401, "unauthorized"},
+		{"the token and one byte more", "GET", "/api/v1/admin/apps", adminToken + "x", "", "", 401, "unauthorized"},
 		{"missing name", "POST", "/api/v1/admin/apps", adminToken, "application/json", `{"interface":"saml2"}`, 400, "invalid_request"},
 		{"unknown interface", "POST", "/api/v1/admin/apps", adminToken, "application/json", `{"name":"x","interface":"oidc"}`, 400, "invalid_request"},
 		{"javascript ACS URL", "POST", "/api/v1/admin/apps", adminToken, "application/json", `{"name":"x","acs_url":"javascript:alert(1)"}`, 400, "invalid_request"},

@@ -429,6 +429,7 @@ type tab struct {
 	mu       sync.Mutex
 	problems []consoleProblem
 	docs     []docRequest
+	streams  []docRequest // EventSource requests
 	// expected holds document URLs whose error status the test asked for: Chromium logs such a load as a
 	// network error, which is no fault of the page.
 	expected map[string]bool
@@ -487,9 +488,14 @@ func (tb *tab) listen(ev any) {
 			}
 		}
 	case *network.EventRequestWillBeSent:
-		if ev.Type == network.ResourceTypeDocument {
+		switch ev.Type {
+		case network.ResourceTypeDocument:
 			tb.mu.Lock()
 			tb.docs = append(tb.docs, docRequest{url: ev.Request.URL, at: time.Now()})
+			tb.mu.Unlock()
+		case network.ResourceTypeEventSource:
+			tb.mu.Lock()
+			tb.streams = append(tb.streams, docRequest{url: ev.Request.URL, at: time.Now()})
 			tb.mu.Unlock()
 		}
 	}

@@ -1,8 +1,9 @@
 package api
 
 import (
+	"context"
 	"errors"
-	"io"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -25,14 +26,9 @@ func readBody(c echo.Context) ([]byte, error) {
 	if b, ok := c.Get(ctxBody).([]byte); ok {
 		return b, nil
 	}
-	b, err := io.ReadAll(c.Request().Body)
+	b, err := readAll(c.Request().Body)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		var he *echo.HTTPError
-		if errors.As(err, &mbe) || (errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge) {
-			return nil, errorf(http.StatusRequestEntityTooLarge, "too_large", "The request body is too large.")
-		}
-		return nil, errorf(http.StatusBadRequest, "invalid_request", "The request body could not be read.")
+		return nil, err
 	}
 	c.Set(ctxBody, b)
 	return b, nil
@@ -234,7 +230,9 @@ func (s *Server) handleListChallenges(c echo.Context) error {
 }
 
 // handleWaitForChallenge long-polls: it answers at once when a challenge is pending, else as soon as one
-// arrives (pub/sub), else 204 when the timeout passes or the server is shutting down.
+// arrives (pub/sub), else 204 when the timeout passes or the server is shutting down. A device has at most
+// Limits.WaitsPerDevice long-polls open (past that, 429); the answer has Limits.WriteTimeout from when it is
+// written, not from the request.
 func (s *Server) handleWaitForChallenge(c echo.Context) error {
 	me := device(c)
 	timeout := deviceapi.DefaultWait
@@ -245,14 +243,35 @@ func (s *Server) handleWaitForChallenge(c echo.Context) error {
 		}
 		timeout = min(d, deviceapi.MaxWait)
 	}
-	ctx := s.ctx(c)
-	msgs, cancel, err := s.svc.Store().Subscribe(ctx, authn.UserChannel(me.Email))
-	if err != nil {
-		return err
+	release, full := s.streams.acquire(streamCap{kind: "device", key: "device:" + me.ID, max: s.cfg.Limits.WaitsPerDevice,
+		refusal: fmt.Sprintf("This device already has %d long-polls waiting; wait for one of them to answer.", s.cfg.Limits.WaitsPerDevice)})
+	if full != nil {
+		return s.refuseStream(c, full)
 	}
-	defer cancel()
+	defer release()
 	s.waiting.Add(1)
 	defer s.waiting.Add(-1)
+	l, err := s.nextChallenge(s.ctx(c), me, timeout)
+	// The wait may have outlasted the server's write timeout, which counts from the request.
+	s.extendWriteDeadline(c)
+	switch {
+	case err != nil:
+		return err
+	case l == nil:
+		return c.NoContent(http.StatusNoContent)
+	default:
+		return c.JSON(http.StatusOK, s.viewChallenge(c, *l))
+	}
+}
+
+// nextChallenge waits up to timeout for a challenge of me's user to be pending and returns the first; nil when
+// none came, the server is shutting down or the client left.
+func (s *Server) nextChallenge(ctx context.Context, me authn.Device, timeout time.Duration) (*authn.Login, error) {
+	msgs, cancel, err := s.svc.Store().Subscribe(ctx, authn.UserChannel(me.Email))
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	recheck := time.NewTicker(recheckEvery)
@@ -260,23 +279,23 @@ func (s *Server) handleWaitForChallenge(c echo.Context) error {
 	for {
 		ls, err := s.svc.Challenges(ctx, me)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if len(ls) > 0 {
-			return c.JSON(http.StatusOK, s.viewChallenge(c, ls[0]))
+			return &ls[0], nil
 		}
 		select {
 		case _, ok := <-msgs:
 			if !ok { // the store is closing
-				return c.NoContent(http.StatusNoContent)
+				return nil, nil
 			}
 		case <-recheck.C:
 		case <-timer.C:
-			return c.NoContent(http.StatusNoContent)
+			return nil, nil
 		case <-s.closing:
-			return c.NoContent(http.StatusNoContent)
+			return nil, nil
 		case <-ctx.Done():
-			return nil
+			return nil, nil
 		}
 	}
 }

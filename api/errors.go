@@ -97,10 +97,11 @@ func classify(err error) *apiError {
 	return &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "Something went wrong on our side. Please try again.", Err: err}
 }
 
-// wantsJSON reports whether the request is from a program (API paths) rather than a browser.
+// wantsJSON reports whether the request is from a program (API paths, a page's event stream) rather than a
+// browser showing the answer.
 func wantsJSON(c echo.Context) bool {
 	p := c.Request().URL.Path
-	return strings.HasPrefix(p, "/api/") || p == "/healthz" || p == "/readyz"
+	return strings.HasPrefix(p, "/api/") || p == "/healthz" || p == "/readyz" || c.Path() == "/login/:txnID/events"
 }
 
 type errorBody struct {

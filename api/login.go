@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -209,12 +210,25 @@ func (s *Server) handleLoginChange(c echo.Context) error {
 }
 
 // handleLoginEvents streams the login's state as server-sent events: one "state" event at once and one on
-// every change, until the login is no longer waiting; "reload" when the server shuts down.
+// every change, until the login is no longer waiting; "reload" when the server shuts down. A login has at most
+// Limits.StreamsPerLogin streams and a client address Limits.StreamsPerClient (past that, 429; the page's
+// script then tries again later by itself). Each write has Limits.WriteTimeout: a client that stops reading
+// loses its stream.
 func (s *Server) handleLoginEvents(c echo.Context) error {
 	l, _, err := s.loadLogin(c)
 	if err != nil {
 		return err
 	}
+	release, full := s.streams.acquire(
+		streamCap{kind: "login", key: "login:" + l.ID, max: s.cfg.Limits.StreamsPerLogin,
+			refusal: "This sign-in is already followed by several open pages. Close its other tabs; this page checks again by itself."},
+		streamCap{kind: "client", key: "client:" + clientKey(c), max: s.cfg.Limits.StreamsPerClient,
+			refusal: "Too many sign-in pages from your network are waiting at once. This page checks again by itself in a few seconds."},
+	)
+	if full != nil {
+		return s.refuseStream(c, full)
+	}
+	defer release()
 	ctx := s.ctx(c)
 	msgs, cancel, err := s.svc.Store().Subscribe(ctx, authn.LoginChannel(l.ID))
 	if err != nil {
@@ -222,14 +236,20 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 	}
 	defer cancel()
 	w := c.Response()
+	rc := http.NewResponseController(w)
 	w.Header().Set(echo.HeaderContentType, "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	send := func(event, data string) {
-		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data)
-		w.Flush()
+	// write sends text at once; an error means the client is gone or stopped reading, and the stream ends.
+	write := func(text string) error {
+		s.extendWriteDeadline(c)
+		if _, err := io.WriteString(w, text); err != nil {
+			return err
+		}
+		return rc.Flush()
 	}
+	send := func(event, data string) error { return write("event: " + event + "\ndata: " + data + "\n\n") }
 	heartbeat := time.NewTicker(15 * time.Second)
 	defer heartbeat.Stop()
 	// A change announced while the store's connection was down would be missed: look again now and then.
@@ -241,7 +261,7 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 		fresh, err := s.svc.GetLogin(ctx, l.ID, loginSecret(c))
 		switch {
 		case errors.Is(err, authn.ErrNotFound) || errors.Is(err, authn.ErrForbidden):
-			send("reload", "gone")
+			_ = send("reload", "gone")
 			return nil
 		case err != nil:
 			// The store is out of reach for now: the login is not gone. Keep the page waiting and look again at
@@ -252,7 +272,9 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 		}
 		now := s.cfg.Clock()
 		if st := string(l.Current(now)); st != last {
-			send("state", st)
+			if err := send("state", st); err != nil {
+				return nil
+			}
 			last = st
 		}
 		if !l.Open(now) {
@@ -264,7 +286,7 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 			select {
 			case _, ok := <-msgs:
 				if !ok { // the store is closing: come back later
-					send("reload", "shutdown")
+					_ = send("reload", "shutdown")
 					return nil
 				}
 				break wait
@@ -273,11 +295,13 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 			case <-recheck.C:
 				break wait
 			case <-heartbeat.C:
-				fmt.Fprint(w, ": keep-alive\n\n")
-				w.Flush()
+				if err := write(": keep-alive\n\n"); err != nil {
+					expiry.Stop()
+					return nil
+				}
 			case <-s.closing:
 				expiry.Stop()
-				send("reload", "shutdown")
+				_ = send("reload", "shutdown")
 				return nil
 			case <-ctx.Done():
 				expiry.Stop()

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,12 +21,16 @@ import (
 )
 
 // cutProxy is a TCP proxy to a Redis server that can be cut (every connection closed, new ones closed at
-// once) and restored, as a store outage looks to the server.
+// once) and restored, as a store outage looks to the server. It can also cut just the connection that sends
+// the next script (EVAL, EVALSHA), which is how every compare-and-swap write of the store travels: the reads
+// before such a write succeed, the write fails, and what follows it finds the store working again.
 type cutProxy struct {
-	addr string
-	mu   sync.Mutex
-	cut  bool
-	open []net.Conn
+	addr          string
+	url           string // the Redis URL through the proxy
+	mu            sync.Mutex
+	cut           bool
+	open          []net.Conn
+	cutNextScript atomic.Bool
 }
 
 func newCutProxy(t *testing.T, upstream string) *cutProxy {
@@ -54,10 +60,56 @@ func newCutProxy(t *testing.T, upstream string) *cutProxy {
 			}
 			p.open = append(p.open, c, u)
 			p.mu.Unlock()
-			go func() { io.Copy(u, c); u.Close() }()
+			go func() { p.forward(u, c); u.Close(); c.Close() }()
 			go func() { io.Copy(c, u); c.Close() }()
 		}
 	}()
+	return p
+}
+
+// forward copies the client's commands to the server, and closes the connection instead when it sends a
+// script while cutNextScript is set. Commands are RESP arrays of bulk strings: a script command's name is a
+// whole bulk string of its own.
+func (p *cutProxy) forward(server, client net.Conn) {
+	buf := make([]byte, 64<<10)
+	var tail []byte // the end of the previous read, in case a command name spans two reads
+	for {
+		n, err := client.Read(buf)
+		if n > 0 {
+			seen := bytes.ToLower(append(tail, buf[:n]...))
+			if (bytes.Contains(seen, []byte("\r\nevalsha\r\n")) || bytes.Contains(seen, []byte("\r\neval\r\n"))) && p.cutNextScript.CompareAndSwap(true, false) {
+				return
+			}
+			tail = append(tail[:0], seen[max(0, len(seen)-16):]...)
+			if _, err := server.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// mustProxiedRedis puts a cutProxy in front of the tests' Redis; its url is the Redis URL through it.
+// Without Redis the test is skipped (failed when CI=true).
+func mustProxiedRedis(t *testing.T) *cutProxy {
+	t.Helper()
+	redisURL, ok := storetest.RedisURL()
+	if !ok {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no Redis to put behind a proxy (required when CI=true)")
+		}
+		t.Skip("no Redis server to put behind a proxy")
+	}
+	u, err := url.Parse(redisURL)
+	if err != nil || u.Scheme != "redis" {
+		t.Skipf("cannot proxy %s", redisURL)
+	}
+	p := newCutProxy(t, u.Host)
+	proxied := *u
+	proxied.Host = p.addr
+	p.url = proxied.String()
 	return p
 }
 
@@ -77,21 +129,8 @@ func (p *cutProxy) setCut(cut bool) {
 // gone, and the page it reloads to retries by itself; once the store is back, the phone's approval reaches
 // the browser.
 func TestStoreOutageDuringLogin(t *testing.T) {
-	redisURL, ok := storetest.RedisURL()
-	if !ok {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("no Redis to put behind a proxy (required when CI=true)")
-		}
-		t.Skip("no Redis server to put behind a proxy")
-	}
-	u, err := url.Parse(redisURL)
-	if err != nil || u.Scheme != "redis" {
-		t.Skipf("cannot proxy %s", redisURL)
-	}
-	proxy := newCutProxy(t, u.Host)
-	proxied := *u
-	proxied.Host = proxy.addr
-	e := envOf(t, apitest.StartOn(t, storetest.OpenURL(t, proxied.String())))
+	proxy := mustProxiedRedis(t)
+	e := envOf(t, apitest.StartOn(t, storetest.OpenURL(t, proxy.url)))
 	app := e.newApp("Jira", atlassianAudience, acsURL)
 	ph := e.enroll(employee)
 	b := newBrowser(t)
@@ -156,4 +195,32 @@ func TestStoreOutageDuringLogin(t *testing.T) {
 		t.Fatal("the approval did not reach the waiting page after the store came back")
 	}
 	samlForm(t, b.get(waiting.URL), acsURL)
+}
+
+// TestDeviceRequestWhenLastSeenFails: a device request whose last-seen write fails is answered as the server's
+// failure (500 internal, JSON), not served as if it came from no device at all; the next request of the same
+// phone is served.
+func TestDeviceRequestWhenLastSeenFails(t *testing.T) {
+	proxy := mustProxiedRedis(t)
+	e := envOf(t, apitest.StartOn(t, storetest.OpenURL(t, proxy.url)))
+	ph := e.enroll(employee)
+	// The last-seen time is written at most once a minute.
+	e.clock.Advance(2 * time.Minute)
+	ctx := context.Background()
+
+	proxy.cutNextScript.Store(true)
+	list, err := ph.ListDevices(ctx)
+	if proxy.cutNextScript.Load() {
+		t.Fatal("the request wrote nothing: the test cut nothing")
+	}
+	if got := apiCode(err); got != "500 internal" {
+		t.Fatalf("listing devices while the last-seen write fails: %s %+v, want 500 internal", got, list)
+	}
+	list, err = ph.ListDevices(ctx)
+	if err != nil {
+		t.Fatalf("listing devices once the store takes writes: %v", err)
+	}
+	if len(list.Devices) != 1 || !list.Devices[0].Current || list.Devices[0].LastSeenAt == nil || list.Devices[0].LastSeenAt.Before(e.clock.Now().Add(-time.Minute)) {
+		t.Errorf("devices %+v: want this phone, seen now", list.Devices)
+	}
 }

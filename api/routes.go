@@ -3,9 +3,7 @@ package api
 import (
 	"net/http"
 
-	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // routes registers every route of the server. Most maintenance starts with a URL: this is the map.
@@ -16,7 +14,7 @@ func (s *Server) routes() {
 	// Operations.
 	e.GET("/healthz", s.handleHealthz)
 	e.GET("/readyz", s.handleReadyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})))
+	e.GET("/metrics", s.handleMetrics)
 
 	// SAML 2.0 IdP endpoints (one IdP, one signing key, many applications).
 	samlLimit := middleware.BodyLimit("256K")

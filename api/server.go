@@ -20,6 +20,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/winkk/passport/authn"
 )
@@ -42,6 +43,15 @@ type Config struct {
 	// TrustedProxies are the networks whose X-Forwarded-For is believed for the client's address (rate
 	// limits, what the phone shows). Empty: the connection's own address, headers ignored.
 	TrustedProxies []*net.IPNet
+	// MetricsListener says /metrics is served by OpsHandler on a listener of its own, and not by the server
+	// at all. Without it the server serves /metrics to loopback clients only (the client address as
+	// TrustedProxies determines it); anyone else gets 404.
+	MetricsListener bool
+	// Pprof adds the runtime profiles (/debug/pprof/) to OpsHandler. They are never served by the server
+	// itself.
+	Pprof bool
+	// Limits bound what clients may hold of the server; zero fields take the defaults.
+	Limits Limits
 }
 
 // Server is the HTTP handler of Passport.
@@ -58,6 +68,7 @@ type Server struct {
 	persistentSecret []byte
 
 	waiting atomic.Int64 // device long-polls in progress
+	streams *streams     // long-lived requests open, by login, client and device
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -76,7 +87,9 @@ func New(ctx context.Context, cfg Config, svc *authn.Service, ring *authn.KeyRin
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
@@ -89,12 +102,13 @@ func New(ctx context.Context, cfg Config, svc *authn.Service, ring *authn.KeyRin
 		log:     cfg.Logger,
 		base:    base,
 		closing: make(chan struct{}),
+		streams: newStreams(cfg.Limits.MaxStreams),
 	}
 	s.keys.Store(s.newKeyState(ring))
 	if s.persistentSecret, err = svc.Secret(ctx, "persistent-nameid"); err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	s.metrics = newMetrics(cfg.Registry, svc.Store())
+	s.metrics = newMetrics(cfg.Registry, svc.Store(), s.streams)
 	s.echo = echo.New()
 	s.echo.HideBanner = true
 	s.echo.HidePort = true

@@ -175,7 +175,11 @@ func TestSessionAcrossApps(t *testing.T) {
 func TestIdPInitiatedLogin(t *testing.T) {
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
-	e.do("PATCH", "/api/v1/admin/apps/"+jira.ID, adminToken, map[string]any{"relay_states": []string{"https://start.atlassian.com", "https://*.atlassian.net"}}, http.StatusOK, nil)
+	e.do("PATCH", "/api/v1/admin/apps/"+jira.ID, adminToken, map[string]any{"relay_states": []string{"https://start.atlassian.com", "https://*.atlassian.net", "https://partner.example/app"}}, http.StatusOK, nil)
+	// An entry is a plain prefix: one that a dot segment or an encoded slash would make ambiguous is refused.
+	for _, bad := range []string{"https://partner.example/app/../x", "https://partner.example/%2e%2e/x", "https://partner.example/a%2fb"} {
+		e.do("PATCH", "/api/v1/admin/apps/"+jira.ID, adminToken, map[string]any{"relay_states": []string{bad}}, http.StatusBadRequest, nil)
+	}
 	ph := e.enroll(employee)
 	login := e.URL + "/saml/" + jira.ID + "/login"
 
@@ -193,6 +197,24 @@ func TestIdPInitiatedLogin(t *testing.T) {
 		{"https://start.atlassian.com.evil.example", false},
 		{"http://start.atlassian.com", false},
 		{"javascript:alert(1)", false},
+		// A path under an entry counts after the dot segments are resolved, as the browser will resolve them,
+		// encoded or not; an encoded slash or a backslash is refused rather than guessed at.
+		{"https://partner.example/app", true},
+		{"https://partner.example/app/page", true},
+		{"https://partner.example/app/sub/../page", true},
+		{"https://partner.example/app/./page", true},
+		{"https://partner.example/apple", false},
+		{"https://partner.example/app/../other", false},
+		{"https://partner.example/app/..", false},
+		{"https://partner.example/app/%2e%2e/other", false},
+		{"https://partner.example/app/%2E%2E/other", false},
+		{"https://partner.example/app/.%2e/other", false},
+		{"https://partner.example/app/sub/../../other", false},
+		{"https://partner.example/app%2f..%2fother", false},
+		{"https://partner.example/app/%2Fother", false},
+		{"https://partner.example/app/sub%5c..%5c..%5cother", false},
+		{`https://partner.example/app/sub\..\..\other`, false},
+		{"https://partner.example/app/%252e%252e/other", false},
 	} {
 		t.Run("RelayState "+tc.rs, func(t *testing.T) {
 			b := newBrowser(t)

@@ -9,22 +9,54 @@ import (
 	"net/http"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 )
 
-// decodeJSON decodes exactly one JSON value into v, refusing unknown fields, with a message a client can act on.
+// readAll reads a request body (size-limited by the route's BodyLimit), with an error a client can act on.
+func readAll(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		var he *echo.HTTPError
+		if errors.As(err, &mbe) || (errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge) {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "too_large", "The request body is too large.")
+		}
+		return nil, errorf(http.StatusBadRequest, "invalid_request", "The request body could not be read.")
+	}
+	return b, nil
+}
+
+// decodeJSON reads the body r and decodes it as decodeJSONBytes does.
 func decodeJSON(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
+	b, err := readAll(r)
+	if err != nil {
+		return err
+	}
+	return decodeJSONBytes(b, v)
+}
+
+// decodeJSONBytes decodes exactly one JSON value into v, refusing unknown fields, with a message a client can
+// act on. Text that is not valid UTF-8, or a \u escape of half a surrogate pair, is refused before decoding:
+// encoding/json would silently turn it into U+FFFD, and an address or name would be kept as something other
+// than what was sent.
+func decodeJSONBytes(b []byte, v any) error {
+	if !utf8.Valid(b) {
+		return errorf(http.StatusBadRequest, "invalid_request", "The request body is not valid UTF-8.")
+	}
+	if loneSurrogateEscape(b) {
+		return errorf(http.StatusBadRequest, "invalid_request", "The request body holds a \\u escape of half a UTF-16 surrogate pair, which is not a character.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
 		switch {
-		case errors.As(err, &mbe):
-			return errorf(http.StatusRequestEntityTooLarge, "too_large", "The request body is too large.")
 		case errors.Is(err, io.EOF):
 			return errorf(http.StatusBadRequest, "invalid_request", "The request body is empty; send a JSON object.")
 		case errors.As(err, &se):
@@ -45,7 +77,41 @@ func decodeJSON(r io.Reader, v any) error {
 	return nil
 }
 
-func decodeJSONBytes(b []byte, v any) error { return decodeJSON(bytes.NewReader(b), v) }
+// loneSurrogateEscape reports whether the JSON text b holds a \uD800–\uDFFF escape that is not half of a
+// high-then-low pair. Backslashes occur only inside strings in valid JSON (anything else is a syntax error the
+// decoder reports), so the escapes can be read without tracking where strings start.
+func loneSurrogateEscape(b []byte) bool {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 16)
+		return rune(n), err == nil
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		r, ok := hex4(i)
+		if !ok {
+			i++ // another escape: skip the escaped byte (it may be a backslash)
+			continue
+		}
+		switch {
+		case utf16.IsSurrogate(r) && r < 0xDC00: // high: a low must follow
+			lo, ok := hex4(i + 6)
+			if !ok || !utf16.IsSurrogate(lo) || lo < 0xDC00 {
+				return true
+			}
+			i += 11
+		case utf16.IsSurrogate(r):
+			return true
+		default:
+			i += 5
+		}
+	}
+	return false
+}
 
 // clientKey names the client for per-client rate limits: its IPv4 address, or the /64 of its IPv6 address
 // (one subscriber usually holds a whole /64, and could otherwise rotate through it to escape the limits).

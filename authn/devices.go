@@ -153,7 +153,15 @@ func (s *Service) AuthenticateDevice(ctx context.Context, pr ProofRequest) (Devi
 	}
 	now := s.now()
 	if d.LastSeenAt == nil || now.Sub(*d.LastSeenAt) > time.Minute {
-		d, _ = s.devices.Update(ctx, d.ID, func(cur Device) (Device, error) { cur.LastSeenAt = &now; return cur, nil })
+		// A failed write is the request's failure: carrying on would serve it with a zero Device.
+		seen, err := s.devices.Update(ctx, d.ID, func(cur Device) (Device, error) { cur.LastSeenAt = &now; return cur, nil })
+		if errors.Is(err, store.ErrNotFound) {
+			return Device{}, newErr(ErrUnknownDevice, "this device is not enrolled or was removed")
+		}
+		if err != nil {
+			return Device{}, internal("record device last seen", err)
+		}
+		d = seen
 	}
 	return d, nil
 }

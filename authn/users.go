@@ -48,6 +48,11 @@ func NormalizeEmail(s string) (string, error) {
 	if len(s) > 254 {
 		return "", newErr(ErrInvalid, "email is too long")
 	}
+	// Direction overrides and marks (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C) are invisible and
+	// reorder what is shown: an address holding one reads as another.
+	if strings.ContainsFunc(s, func(r rune) bool { return unicode.Is(unicode.Bidi_Control, r) }) {
+		return "", newErr(ErrInvalid, "%q holds invisible text-direction characters, which an email address may not", s)
+	}
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Address != s || a.Name != "" || !strings.Contains(s, "@") || !plainText(s) || strings.ContainsFunc(s, unicode.IsSpace) {
 		return "", newErr(ErrInvalid, "%q is not a valid email address", s)

@@ -50,6 +50,9 @@ func checkRelayStatePattern(p string) error {
 	if strings.Count(p, "*") > 1 {
 		return newErr(ErrInvalid, "%q: only one \"*.\" is allowed", p)
 	}
+	if path, ok := followedPath(u); !ok || path != u.Path {
+		return newErr(ErrInvalid, "%q: the path must not hold dot segments (\"..\", \"%%2e\"), encoded slashes or backslashes", p)
+	}
 	return nil
 }
 
@@ -92,10 +95,56 @@ func relayStateMatches(u *url.URL, pattern string) bool {
 	if pu.RawQuery != "" && u.RawQuery != pu.RawQuery {
 		return false
 	}
-	ppath := strings.TrimSuffix(pu.EscapedPath(), "/")
-	path := u.EscapedPath()
+	path, ok := followedPath(u)
+	ppath, pok := followedPath(pu)
+	if !ok || !pok {
+		return false
+	}
+	ppath = strings.TrimSuffix(ppath, "/")
 	if ppath == "" {
 		return true
 	}
 	return path == ppath || strings.HasPrefix(path, ppath+"/")
+}
+
+// followedPath is the path of u as a browser sent there follows it: percent-decoded, with its dot segments
+// removed (RFC 3986 §5.2.4; browsers take "%2e" for "." as well, WHATWG URL §4.4 "path state"), so
+// "/app/../x" and "/app/%2e%2e/x" are both "/x". ok is false when the path is ambiguous: an encoded slash,
+// a backslash (browsers read it as a slash) or a dot or slash encoded twice ("%252e": a server that decodes
+// twice would see another path). Such a path is refused rather than guessed at.
+func followedPath(u *url.URL) (path string, ok bool) {
+	raw, decoded := strings.ToLower(u.EscapedPath()), strings.ToLower(u.Path)
+	for _, bad := range []string{"%2f", "%5c", `\`} {
+		if strings.Contains(raw, bad) || strings.Contains(decoded, bad) {
+			return "", false
+		}
+	}
+	if strings.Contains(decoded, "%2e") {
+		return "", false
+	}
+	return removeDotSegments(u.Path), true
+}
+
+// removeDotSegments resolves the "." and ".." segments of an absolute path (RFC 3986 §5.2.4): ".." removes the
+// segment before it and never climbs above the root; a path ending in either keeps its trailing slash.
+func removeDotSegments(p string) string {
+	segs := strings.Split(p, "/")
+	out := make([]string, 0, len(segs))
+	for i, s := range segs {
+		last := i == len(segs)-1
+		switch s {
+		case ".":
+		case "..":
+			if len(out) > 1 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, s)
+			continue
+		}
+		if last {
+			out = append(out, "")
+		}
+	}
+	return strings.Join(out, "/")
 }

@@ -71,14 +71,30 @@ type Server struct {
 // Option adjusts the authn configuration.
 type Option func(*authn.Config)
 
+// APIOption adjusts the HTTP layer's configuration (its limits, trusted proxies...).
+type APIOption func(*api.Config)
+
 // Start runs a server until tb ends, on a store chosen as storetest.Open does.
 func Start(tb testing.TB, opts ...Option) *Server {
 	tb.Helper()
 	return StartOn(tb, storetest.Open(tb), opts...)
 }
 
+// StartAPI is Start with the HTTP layer's configuration adjusted by apiOpt.
+func StartAPI(tb testing.TB, apiOpt APIOption, opts ...Option) *Server {
+	tb.Helper()
+	return start(tb, storetest.Open(tb), apiOpt, opts...)
+}
+
 // StartOn runs a server on st until tb ends.
 func StartOn(tb testing.TB, st *store.Store, opts ...Option) *Server {
+	tb.Helper()
+	return start(tb, st, nil, opts...)
+}
+
+// start runs a server on st until tb ends. Its http.Server is configured by api.Server.ConfigureHTTP, with
+// the same limits and timeouts as passport-idp's.
+func start(tb testing.TB, st *store.Store, apiOpt APIOption, opts ...Option) *Server {
 	tb.Helper()
 	ctx := context.Background()
 	fake := fcmtest.New(tb)
@@ -105,11 +121,15 @@ func StartOn(tb testing.TB, st *store.Store, opts ...Option) *Server {
 	if err != nil {
 		tb.Fatalf("apitest: signing key: %v", err)
 	}
-	srv, err := api.New(ctx, api.Config{BaseURL: base, EntityID: EntityID, AdminToken: AdminToken, Logger: log, Clock: clk.Now}, svc, ring)
+	apiCfg := api.Config{BaseURL: base, EntityID: EntityID, AdminToken: AdminToken, Logger: log, Clock: clk.Now}
+	if apiOpt != nil {
+		apiOpt(&apiCfg)
+	}
+	srv, err := api.New(ctx, apiCfg, svc, ring)
 	if err != nil {
 		tb.Fatalf("apitest: api.New: %v", err)
 	}
-	ts.Config.Handler = srv
+	srv.ConfigureHTTP(ts.Config)
 	ts.Start()
 	tb.Cleanup(func() {
 		srv.Closing()

@@ -33,12 +33,18 @@ type config struct {
 	SigningCertFile string
 	KeyEncryption   string
 	TrustedProxies  string
+	MetricsListen   string
+	Pprof           string
 }
 
 type setting struct {
 	env, def, help string
 	str            *string
 	dur            *time.Duration
+	// min and max bound a duration (zero: no bound but that it is positive). A value outside is refused at
+	// start-up rather than run with: a 10-second login cannot be approved, a year-long session outlives
+	// every revocation an administrator forgets.
+	min, max time.Duration
 }
 
 func (c *config) settings() []setting {
@@ -53,14 +59,16 @@ func (c *config) settings() []setting {
 		{env: "PASSPORT_FCM_ENDPOINT", def: "", help: "another FCM v1 base URL, /v1 included", str: &c.FCMEndpoint},
 		{env: "PASSPORT_SMTP_URL", def: "", help: "smtp://user:pass@host:port; empty: mails are logged", str: &c.SMTPURL},
 		{env: "PASSPORT_ALLOWED_DOMAINS", def: "", help: "comma-separated email domains that may enroll; empty: any", str: &c.AllowedDomains},
-		{env: "PASSPORT_LOGIN_TTL", def: "5m", help: "how long a parked login waits for the phone", dur: &c.LoginTTL},
-		{env: "PASSPORT_SESSION_TTL", def: "8h", help: "how long one phone approval signs the browser in to further apps", dur: &c.SessionTTL},
-		{env: "PASSPORT_ASSERTION_TTL", def: "5m", help: "validity of an assertion, counted from the moment the Response is issued", dur: &c.AssertionTTL},
-		{env: "PASSPORT_CLOCK_SKEW", def: "90s", help: "clock difference allowed with SPs (assertion NotBefore, request IssueInstant)", dur: &c.ClockSkew},
+		{env: "PASSPORT_LOGIN_TTL", def: "5m", help: "how long a parked login waits for the phone, 30s to 30m", dur: &c.LoginTTL, min: 30 * time.Second, max: 30 * time.Minute},
+		{env: "PASSPORT_SESSION_TTL", def: "8h", help: "how long one phone approval signs the browser in to further apps, 1m to 720h (30 days)", dur: &c.SessionTTL, min: time.Minute, max: 30 * 24 * time.Hour},
+		{env: "PASSPORT_ASSERTION_TTL", def: "5m", help: "validity of an assertion, counted from the moment the Response is issued, 1m to 1h", dur: &c.AssertionTTL, min: time.Minute, max: time.Hour},
+		{env: "PASSPORT_CLOCK_SKEW", def: "90s", help: "clock difference allowed with SPs (assertion NotBefore, request IssueInstant), 1s to 10m", dur: &c.ClockSkew, min: time.Second, max: 10 * time.Minute},
 		{env: "PASSPORT_SIGNING_KEY_FILE", def: "", help: "PEM RSA signing key; empty: a key is generated at first start and kept in the store", str: &c.SigningKeyFile},
 		{env: "PASSPORT_SIGNING_CERT_FILE", def: "", help: "PEM certificate of PASSPORT_SIGNING_KEY_FILE", str: &c.SigningCertFile},
 		{env: "PASSPORT_TRUSTED_PROXIES", def: "", help: "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client; empty: trust no header", str: &c.TrustedProxies},
 		{env: "PASSPORT_KEY_ENCRYPTION_KEY", def: "", help: "base64 of 32 random bytes: seals the signing keys kept in the store (AES-256-GCM)", str: &c.KeyEncryption},
+		{env: "PASSPORT_METRICS_LISTEN", def: "", help: "address of a listener of its own for /metrics (and /debug/pprof/); empty: /metrics on the main listener, to loopback clients only", str: &c.MetricsListen},
+		{env: "PASSPORT_PPROF", def: "off", help: "on: serve Go's runtime profiles at /debug/pprof/ on the metrics listener (needs PASSPORT_METRICS_LISTEN)", str: &c.Pprof},
 	}
 }
 
@@ -104,6 +112,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			if err != nil || d <= 0 {
 				return c, fmt.Errorf("%s: %q is not a positive duration such as 5m", s.env, v)
 			}
+			if (s.min > 0 && d < s.min) || (s.max > 0 && d > s.max) {
+				return c, fmt.Errorf("%s: %s is out of bounds: it must be between %s and %s", s.env, v, shortDuration(s.min), shortDuration(s.max))
+			}
 			*s.dur = d
 		}
 	}
@@ -118,6 +129,15 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if _, err := c.trustedProxies(); err != nil {
 		return c, err
 	}
+	switch c.Pprof {
+	case "off":
+	case "on":
+		if c.MetricsListen == "" {
+			return c, errors.New("PASSPORT_PPROF=on needs PASSPORT_METRICS_LISTEN: the profiles are served only on the metrics listener")
+		}
+	default:
+		return c, fmt.Errorf("PASSPORT_PPROF: %q is neither on nor off", c.Pprof)
+	}
 	if c.EntityID == "" {
 		return c, errors.New("PASSPORT_ENTITY_ID must not be empty")
 	}
@@ -130,6 +150,18 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 	}
 	return c, nil
+}
+
+// shortDuration writes d as a person would: 30m and 720h rather than 30m0s and 720h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func (c config) allowedDomains() []string {

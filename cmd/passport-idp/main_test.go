@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,9 +25,9 @@ import (
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
-// startServer runs the whole program and returns its address once it logged that it started, plus a stop
-// function that waits for run to return.
-func startServer(t *testing.T, args []string, vars map[string]string) (string, []map[string]any, func() error) {
+// startServer runs the whole program and returns its address once it logged that it started, the start-up
+// log line, and a stop function that waits for run to return.
+func startServer(t *testing.T, args []string, vars map[string]string) (string, map[string]any, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -36,7 +37,7 @@ func startServer(t *testing.T, args []string, vars map[string]string) (string, [
 		pw.Close()
 	}()
 	var lines []map[string]any
-	started := make(chan string, 1)
+	started := make(chan map[string]any, 1)
 	logs := make(chan []map[string]any, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -46,15 +47,15 @@ func startServer(t *testing.T, args []string, vars map[string]string) (string, [
 			if json.Unmarshal(sc.Bytes(), &m) == nil {
 				lines = append(lines, m)
 				if m["msg"] == "passport-idp started" {
-					started <- m["listen"].(string)
+					started <- m
 				}
 			}
 		}
 		logs <- lines
 	}()
-	var addr string
+	var line map[string]any
 	select {
-	case addr = <-started:
+	case line = <-started:
 	case err := <-done:
 		t.Fatalf("run ended before starting: %v", err)
 	case <-time.After(30 * time.Second):
@@ -66,7 +67,7 @@ func startServer(t *testing.T, args []string, vars map[string]string) (string, [
 		lines = <-logs
 		return err
 	}
-	return addr, lines, stop
+	return line["listen"].(string), line, stop
 }
 
 func TestRunOnEmbeddedDefaults(t *testing.T) {
@@ -81,8 +82,81 @@ func TestRunOnEmbeddedDefaults(t *testing.T) {
 			t.Errorf("GET %s: %d", path, resp.StatusCode)
 		}
 	}
+	// Without a metrics listener, /metrics is on the main one for loopback clients (this test is one), and
+	// the profiles are nowhere.
+	if st, body := get(t, "http://"+addr+"/metrics"); st != http.StatusOK || !strings.Contains(body, "process_cpu_seconds_total") {
+		t.Errorf("GET /metrics from loopback: %d\n%.300s", st, body)
+	}
+	if st, _ := get(t, "http://"+addr+"/debug/pprof/"); st != http.StatusNotFound {
+		t.Errorf("GET /debug/pprof/ without PASSPORT_PPROF: %d, want 404", st)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("run returned %v after a clean shutdown", err)
+	}
+}
+
+// get fetches u and returns the status and body.
+func get(t *testing.T, u string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestMetricsListener: with PASSPORT_METRICS_LISTEN the metrics (with the process's CPU and memory) are served
+// only there, on an http.Server of their own that shuts down with the main one; with PASSPORT_PPROF=on the
+// runtime profiles are served there too, never on the main listener.
+func TestMetricsListener(t *testing.T) {
+	for _, pprof := range []string{"on", "off"} {
+		t.Run("PASSPORT_PPROF="+pprof, func(t *testing.T) {
+			addr, line, stop := startServer(t, []string{"--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"}, map[string]string{"PASSPORT_PPROF": pprof})
+			metricsAddr, _ := line["metrics_listen"].(string)
+			if metricsAddr == "" || metricsAddr == addr {
+				t.Fatalf("the start-up log names no metrics listener of its own: %v", line)
+			}
+			main, ops := "http://"+addr, "http://"+metricsAddr
+			if st, _ := get(t, main+"/healthz"); st != http.StatusOK { // a request to count
+				t.Fatalf("GET /healthz: %d", st)
+			}
+			st, body := get(t, ops+"/metrics")
+			if st != http.StatusOK {
+				t.Fatalf("GET /metrics on the metrics listener: %d", st)
+			}
+			for _, name := range []string{"process_cpu_seconds_total", "process_resident_memory_bytes", "go_goroutines", "passport_http_requests_total", "passport_streams_open"} {
+				if !strings.Contains(body, "\n"+name+" ") && !strings.Contains(body, "\n"+name+"{") {
+					t.Errorf("the metrics lack %s", name)
+				}
+			}
+			if st, _ := get(t, main+"/metrics"); st != http.StatusNotFound {
+				t.Errorf("GET /metrics on the main listener, loopback client: %d, want 404", st)
+			}
+			for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1"} {
+				if st, _ := get(t, main+path); st != http.StatusNotFound {
+					t.Errorf("GET %s on the main listener: %d, want 404", path, st)
+				}
+				want := http.StatusNotFound
+				if pprof == "on" {
+					want = http.StatusOK
+				}
+				if st, _ := get(t, ops+path); st != want {
+					t.Errorf("GET %s on the metrics listener: %d, want %d", path, st, want)
+				}
+			}
+			if st, _ := get(t, ops+"/healthz"); st != http.StatusNotFound {
+				t.Errorf("the metrics listener serves the API: /healthz %d", st)
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("run returned %v after a clean shutdown", err)
+			}
+			if c, err := net.Dial("tcp", metricsAddr); err == nil {
+				c.Close()
+				t.Error("the metrics listener still accepts connections after shutdown")
+			}
+		})
 	}
 }
 
@@ -123,6 +197,11 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{args: []string{"--login-ttl", "soon"}, want: "PASSPORT_LOGIN_TTL"},
 		{vars: map[string]string{"PASSPORT_SESSION_TTL": "-1h"}, want: "PASSPORT_SESSION_TTL"},
+		{vars: map[string]string{"PASSPORT_CLOCK_SKEW": "1h"}, want: "PASSPORT_CLOCK_SKEW: 1h is out of bounds"},
+		{vars: map[string]string{"PASSPORT_PPROF": "on"}, want: "PASSPORT_PPROF=on needs PASSPORT_METRICS_LISTEN"},
+		{vars: map[string]string{"PASSPORT_PPROF": "yes", "PASSPORT_METRICS_LISTEN": "127.0.0.1:0"}, want: "PASSPORT_PPROF"},
+		{vars: map[string]string{"PASSPORT_METRICS_LISTEN": "127.0.0.1:no-port"}, want: "listen for metrics"},
+		{args: []string{"--login-ttl", "5s"}, want: "PASSPORT_LOGIN_TTL: 5s is out of bounds"},
 		{args: []string{"extra"}, want: "unexpected argument"},
 		{args: []string{"--no-such-flag"}, want: "flag provided but not defined"},
 		{vars: map[string]string{"PASSPORT_SIGNING_KEY_FILE": "/k.pem"}, want: "go together"},
@@ -140,6 +219,33 @@ func TestConfigErrors(t *testing.T) {
 			err := run(ctx, append([]string{"--listen", "127.0.0.1:0"}, tc.args...), env(tc.vars), io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v, want an error about %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestDurationBounds: each duration is refused outside the bounds a deployment can use, with a message naming
+// the variable and the bounds, and accepted at the bounds themselves.
+func TestDurationBounds(t *testing.T) {
+	for _, tc := range []struct {
+		env, low, min, max, high, says string
+	}{
+		{"PASSPORT_LOGIN_TTL", "29s", "30s", "30m", "31m", "between 30s and 30m"},
+		{"PASSPORT_SESSION_TTL", "59s", "1m", "720h", "721h", "between 1m and 720h"},
+		{"PASSPORT_ASSERTION_TTL", "59s", "1m", "1h", "61m", "between 1m and 1h"},
+		{"PASSPORT_CLOCK_SKEW", "999ms", "1s", "10m", "10m1s", "between 1s and 10m"},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			for _, v := range []string{tc.low, tc.high} {
+				_, err := parseConfig(nil, env(map[string]string{tc.env: v}), io.Discard)
+				if err == nil || !strings.Contains(err.Error(), tc.env+": "+v+" is out of bounds") || !strings.Contains(err.Error(), tc.says) {
+					t.Errorf("%s=%s: %v, want it refused %s", tc.env, v, err, tc.says)
+				}
+			}
+			for _, v := range []string{tc.min, tc.max} {
+				if _, err := parseConfig(nil, env(map[string]string{tc.env: v}), io.Discard); err != nil {
+					t.Errorf("%s=%s: %v", tc.env, v, err)
+				}
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -102,6 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		TrustedProxies: proxies,
 		BaseURL:        cfg.BaseURL, EntityID: cfg.EntityID, AdminToken: adminToken, Logger: log, Registry: reg,
 		AssertionLifetime: cfg.AssertionTTL, ClockSkew: cfg.ClockSkew, StaticKey: cfg.SigningKeyFile != "",
+		MetricsListener: cfg.MetricsListen != "", Pprof: cfg.Pprof == "on",
 	}, svc, ring)
 	if err != nil {
 		return err
@@ -111,12 +113,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	httpSrv := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	httpSrv := &http.Server{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv.ConfigureHTTP(httpSrv)
+	servers := []*http.Server{httpSrv}
+	listeners := []net.Listener{ln}
+	metricsMode := "on the main listener, to loopback clients only"
+	if cfg.MetricsListen != "" {
+		opsLn, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		opsSrv := &http.Server{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		srv.ConfigureOpsHTTP(opsSrv)
+		servers, listeners = append(servers, opsSrv), append(listeners, opsLn)
+		metricsMode = "on the metrics listener only"
+		if cfg.Pprof == "on" {
+			metricsMode += ", with /debug/pprof/"
+		}
 	}
 
 	attrs := []any{
@@ -128,6 +142,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"mail", mailMode,
 		"signing_key", keySource,
 		"login_ttl", cfg.LoginTTL.String(),
+		"metrics", metricsMode,
+	}
+	if len(listeners) > 1 {
+		attrs = append(attrs, "metrics_listen", listeners[1].Addr().String())
 	}
 	if tokenGenerated {
 		attrs = append(attrs, "admin_token", adminToken, "admin_token_note", "generated for this run; set PASSPORT_ADMIN_TOKEN to keep one")
@@ -137,10 +155,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn(w, "not_after", ring.Current.Certificate.NotAfter)
 	}
 
-	errc := make(chan error, 1)
-	go func() { errc <- httpSrv.Serve(ln) }()
+	errc := make(chan error, len(servers))
+	for i, hs := range servers {
+		go func() { errc <- hs.Serve(listeners[i]) }()
+	}
 	select {
 	case err := <-errc:
+		for _, hs := range servers {
+			hs.Close()
+		}
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -148,8 +171,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv.Closing()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 	defer cancel()
-	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	// The main listener first: the metrics stay readable while its requests finish.
+	var shutdownErr error
+	for _, hs := range servers {
+		if err := hs.Shutdown(shutdownCtx); err != nil {
+			hs.Close()
+			shutdownErr = cmp.Or(shutdownErr, fmt.Errorf("shutdown: %w", err))
+		}
+	}
+	if shutdownErr != nil {
+		return shutdownErr
 	}
 	log.Info("stopped")
 	return nil
