@@ -20,6 +20,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/winkk/passport/authn"
 )
@@ -30,7 +31,8 @@ type Config struct {
 	EntityID   string // the IdP's SAML entity ID
 	AdminToken string // bearer token of the admin API
 	Logger     *slog.Logger
-	// Registry receives the server's metrics and is served at /metrics; nil makes a fresh one.
+	// Registry receives the server's metrics and is served at /metrics; nil makes a fresh one with the Go and
+	// process collectors.
 	Registry *prometheus.Registry
 	// Clock is the time source of SAML messages and pages; nil means time.Now.
 	Clock func() time.Time
@@ -76,6 +78,7 @@ func New(ctx context.Context, cfg Config, svc *authn.Service, ring *authn.KeyRin
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
