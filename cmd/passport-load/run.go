@@ -297,7 +297,7 @@ func (l *loadRun) attack(ctx context.Context, deadline time.Time, maxLogins int,
 }
 
 // calibrate does uncounted logins for warmUp to learn the rate, then enrolls users enough for the whole
-// --duration at that rate (with room to spare). It returns how many users it added and a note for the report.
+// --duration at twice that rate. It returns how many users it added and a note for the report.
 func (l *loadRun) calibrate(ctx context.Context) (int, string, error) {
 	l.ui.status("warming up for %s to size the users for %s", warmUp, l.cfg.Duration)
 	res := newResults()
@@ -309,9 +309,10 @@ func (l *loadRun) calibrate(ctx context.Context) (int, string, error) {
 	}
 	var rep Report
 	res.fill(&rep)
-	// Sized by the logins that succeeded: failing ones are no measure of what the run can do.
+	// Sized by the logins that succeeded (failing ones are no measure of what the run can do), with room for a
+	// run faster than its warm-up: users are cheap, and a run that uses them all up stops early.
 	rate := float64(rep.Logins.Succeeded) / elapsed.Seconds()
-	need := int(math.Ceil(rate*l.cfg.Duration.Seconds()*1.25)) + l.cfg.Concurrency
+	need := int(math.Ceil(rate*l.cfg.Duration.Seconds()*2)) + 4*l.cfg.Concurrency
 	more := max(0, ceilDiv(need-l.pool.logins(), l.cfg.LoginsPerUser))
 	users, err := l.enroll(ctx, more, l.cfg.LoginsPerUser)
 	l.pool.add(users...)
