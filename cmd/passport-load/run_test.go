@@ -122,7 +122,7 @@ func TestLogins(t *testing.T) {
 	case len(c.Missing) != 0:
 		t.Errorf("metrics missing: %v", c.Missing)
 	}
-	if sig := rep.Signature; sig == nil || sig.Median <= 0 || sig.Samples != signatureSamples || sig.Ratio <= 0 {
+	if sig := rep.Signature; sig == nil || sig.Median <= 0 || sig.MedianWall <= 0 || sig.Samples != signatureSamples || sig.Ratio <= 0 {
 		t.Errorf("signature: %+v", sig)
 	} else if want := *c.CPUPerLogin / (2 * sig.Median.Seconds()); sig.Ratio != want {
 		t.Errorf("ratio %v, want CPU per login / two signatures = %v", sig.Ratio, want)
@@ -165,7 +165,7 @@ func TestTextReport(t *testing.T) {
 		"Logins        [attempted, succeeded, failed, interrupted]     2, 2, 0, 0\n",
 		"  SSO → page ", "  email → number ", "  approve → browser told ", "  told → Response ", "  whole login ",
 		"IdP per login [CPU, store commands, store round trips]",
-		"Signature     [RSA-2048 PKCS#1 v1.5 SHA-256, median of 300]",
+		"Signature     [RSA-2048 PKCS#1 v1.5 SHA-256, median of 300]   ", " CPU, ", " wall\n",
 		"  IdP CPU per login / two signatures",
 		"Errors        [step: kind, count, example]                    0\n",
 	} {

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package main
+
+import "time"
+
+// threadCPU cannot tell a thread's CPU time here: signatures are timed by the wall clock alone.
+func threadCPU() (time.Duration, bool) { return 0, false }
