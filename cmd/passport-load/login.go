@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	saml2 "github.com/russellhaering/gosaml2"
@@ -246,10 +247,9 @@ func (r *runner) login(ctx context.Context, u *user, src netip.Addr) (timings, *
 // (saml-bindings §3.4.4.1: raw DEFLATE, then base64, then URL-encoding).
 func (r *runner) redirectURL(id, relay string) (string, error) {
 	var buf bytes.Buffer
-	zw, err := flate.NewWriter(&buf, flate.DefaultCompression)
-	if err != nil {
-		return "", err
-	}
+	zw := deflaters.Get().(*flate.Writer)
+	defer deflaters.Put(zw)
+	zw.Reset(&buf)
 	if _, err := io.WriteString(zw, authnRequest(id, r.fx.App.SSOURL, r.fx.App.ACSURL, r.fx.App.Audience, time.Now())); err != nil {
 		return "", err
 	}
@@ -259,6 +259,13 @@ func (r *runner) redirectURL(id, relay string) (string, error) {
 	q := url.Values{"SAMLRequest": {base64.StdEncoding.EncodeToString(buf.Bytes())}, "RelayState": {relay}}
 	return r.fx.App.SSOURL + "?" + q.Encode(), nil
 }
+
+// deflaters keeps DEFLATE writers for reuse: making one allocates most of a megabyte, which cost the generator
+// more than anything but checking the Response.
+var deflaters = sync.Pool{New: func() any {
+	zw, _ := flate.NewWriter(nil, flate.DefaultCompression) // fails only for a bad level
+	return zw
+}}
 
 // authnRequest is the AuthnRequest Atlassian's SP sends: Issuer its entity ID, the ACS URL named, an emailAddress
 // NameID asked for, a Response by HTTP-POST.
