@@ -144,6 +144,9 @@ type Cost struct {
 	StoreCommandsPerLogin *float64 `json:"store_commands_per_login,omitempty"`
 	StoreTripsPerLogin    *float64 `json:"store_round_trips_per_login,omitempty"`
 	Missing               []string `json:"missing,omitempty"`
+	// GeneratorCPUPerLogin is this process's own CPU per login over the same logins (nil where the system
+	// cannot tell): what the browsers and phones cost the machine when it is the IdP's too.
+	GeneratorCPUPerLogin *float64 `json:"generator_cpu_seconds_per_login,omitempty"`
 }
 
 // Signature is an RSA-2048 signature timed in this process during the run, and the IdP's CPU per login over two
@@ -254,6 +257,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 			orNA(c.StoreTripsPerLogin, func(v float64) string { return fmt.Sprintf("%.1f", v) }))
 		if len(c.Missing) > 0 {
 			sub("not in the IdP's /metrics", "%s", strings.Join(c.Missing, ", "))
+		}
+		if g := c.GeneratorCPUPerLogin; g != nil {
+			sub("this generator's CPU per login", "%s", round(time.Duration(*g*float64(time.Second))))
 		}
 	}
 	if s := rep.Signature; s != nil {

@@ -184,7 +184,9 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 	} else {
 		b = ui.bar(-1, fmt.Sprintf("logins for %s", cfg.Duration), "logins")
 	}
+	cpu0, hasCPU := processCPU()
 	rep.Stopped = l.attack(ctx, deadline, cfg.Logins, res, b)
+	cpu1, _ := processCPU()
 	b.done()
 	res.fill(rep)
 	var after idpMetrics
@@ -195,6 +197,10 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 		rep.Notes = append(rep.Notes, "the IdP's cost is unknown: "+merr.Error())
 	} else {
 		rep.Cost = cost(before, after, rep.Logins.Succeeded)
+		if hasCPU && rep.Logins.Succeeded > 0 {
+			g := (cpu1 - cpu0).Seconds() / float64(rep.Logins.Succeeded)
+			rep.Cost.GeneratorCPUPerLogin = &g
+		}
 		if c, sig := rep.Cost.CPUPerLogin, rep.Signature.Median; c != nil && sig > 0 {
 			rep.Signature.Ratio = *c / (2 * sig.Seconds())
 		}
