@@ -235,7 +235,8 @@ func (rep *Report) WriteJSON(w io.Writer) error {
 func (rep *Report) WriteText(w io.Writer) error {
 	var sb strings.Builder
 	line := func(name, parts, format string, a ...any) {
-		fmt.Fprintf(&sb, "%-14s%-48s"+format+"\n", append([]any{name, parts}, a...)...)
+		l := fmt.Sprintf("%-14s%-48s"+format, append([]any{name, parts}, a...)...)
+		sb.WriteString(strings.TrimRight(l, " ") + "\n")
 	}
 	sub := func(name, format string, a ...any) {
 		fmt.Fprintf(&sb, "  %-60s"+format+"\n", append([]any{name}, a...)...)
