@@ -67,6 +67,8 @@ func failed(step string, err error) *failure {
 		return &failure{step, kindInterrupted, err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &failure{step, "timeout", err.Error()}
+	case errors.Is(err, errNoChallenge):
+		return &failure{step, "no challenge on the phone", err.Error()}
 	case errors.As(err, &ae):
 		kind := fmt.Sprintf("HTTP %d", ae.Status)
 		if ae.Code != "" {
