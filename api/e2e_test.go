@@ -130,6 +130,11 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("%s = %v (%v), want at least one login's worth", name, n, err)
 		}
 	}
+	for _, name := range []string{"process_cpu_seconds_total", "process_resident_memory_bytes"} {
+		if !strings.Contains(metrics, "\n"+name+" ") {
+			t.Errorf("/metrics has no %s", name)
+		}
+	}
 }
 
 func fetch(t *testing.T, u string) []byte {

@@ -31,7 +31,8 @@ type Config struct {
 	EntityID   string // the IdP's SAML entity ID
 	AdminToken string // bearer token of the admin API
 	Logger     *slog.Logger
-	// Registry receives the server's metrics and is served at /metrics; nil makes a fresh one.
+	// Registry receives the server's metrics and is served at /metrics; nil makes a fresh one with the Go and
+	// process collectors.
 	Registry *prometheus.Registry
 	// Clock is the time source of SAML messages and pages; nil means time.Now.
 	Clock func() time.Time

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/html"
+)
+
+// userAgent is what the virtual browsers say they are: the IdP shows it on the phone.
+const userAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+
+// maxPage bounds how much of a page the browser reads.
+const maxPage = 1 << 20
+
+// browser is one employee's browser for one login: its own cookie jar and its own connections, from one source
+// address. It follows redirects as a browser does.
+type browser struct {
+	http *http.Client
+	tr   *http.Transport
+}
+
+func newBrowser(src netip.Addr) *browser {
+	jar, _ := cookiejar.New(nil) // never fails without options
+	tr := &http.Transport{
+		DialContext:         dialer(src).DialContext,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     30 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	return &browser{http: &http.Client{Transport: tr, Jar: jar}, tr: tr}
+}
+
+// close drops the browser's connections.
+func (b *browser) close() { b.tr.CloseIdleConnections() }
+
+// page is an HTML page the browser loaded, with what the run looks for on it.
+type page struct {
+	Status int
+	URL    *url.URL
+	Body   []byte
+
+	EmailAction string // the action of the form with an input name="email"; "" without one
+	HasEmail    bool
+	Number      string // the text of data-testid="match-number"
+	Error       string // the text of data-testid="login-error"
+	Paused      string // the text of data-testid="login-paused"
+	Alert       string // the text of the first role="alert" element (a form's error)
+	// The auto-posting form that carries the Response (id="saml-form").
+	PostAction, SAMLResponse, RelayState string
+	HasPost                              bool
+}
+
+func (b *browser) get(ctx context.Context, u string) (*page, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	return b.load(req)
+}
+
+func (b *browser) postForm(ctx context.Context, u string, form url.Values) (*page, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.load(req)
+}
+
+func (b *browser) load(req *http.Request) (*page, error) {
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("Accept", "text/html,application/xhtml+xml")
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPage))
+	if err != nil {
+		return nil, err
+	}
+	p := &page{Status: resp.StatusCode, URL: resp.Request.URL, Body: body}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		p.parse()
+	}
+	return p, nil
+}
+
+// parse finds the elements the run looks for.
+func (p *page) parse() {
+	doc, err := html.Parse(bytes.NewReader(p.Body))
+	if err != nil {
+		return
+	}
+	var form *html.Node // the form being walked
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode {
+			switch {
+			case n.Data == "form":
+				form = n
+				defer func() { form = nil }()
+				if attr(n, "id") == "saml-form" {
+					p.HasPost, p.PostAction = true, attr(n, "action")
+				}
+			case n.Data == "input" && form != nil:
+				switch name := attr(n, "name"); {
+				case name == "email":
+					p.HasEmail, p.EmailAction = true, attr(form, "action")
+				case name == "SAMLResponse" && attr(form, "id") == "saml-form":
+					p.SAMLResponse = attr(n, "value")
+				case name == "RelayState" && attr(form, "id") == "saml-form":
+					p.RelayState = attr(n, "value")
+				}
+			}
+			if attr(n, "role") == "alert" && p.Alert == "" {
+				p.Alert = text(n)
+			}
+			switch attr(n, "data-testid") {
+			case "match-number":
+				p.Number = text(n)
+			case "login-error":
+				p.Error = text(n)
+			case "login-paused":
+				p.Paused = text(n)
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+}
+
+func attr(n *html.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+func text(n *html.Node) string {
+	var sb strings.Builder
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.TextNode {
+			sb.WriteString(n.Data)
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(n)
+	return strings.Join(strings.Fields(sb.String()), " ")
+}
+
+// number is the two-digit number the page shows, or 0.
+func (p *page) number() int {
+	n, err := strconv.Atoi(p.Number)
+	if err != nil || n < 10 || n > 99 {
+		return 0
+	}
+	return n
+}
+
+// says is what the page tells the person when it is not the page the run expected, for an error's detail.
+func (p *page) says() string {
+	switch {
+	case p.Error != "":
+		return "login-error: " + p.Error
+	case p.Paused != "":
+		return "login-paused: " + p.Paused
+	case p.Alert != "":
+		return p.Alert
+	}
+	s := strings.Join(strings.Fields(string(p.Body)), " ")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// sseEvent is one server-sent event.
+type sseEvent struct{ Name, Data string }
+
+// eventStream is the login page's event stream (/login/{txn}/events), as the page's EventSource opens it.
+type eventStream struct {
+	body   io.Closer
+	events chan sseEvent
+	stop   chan struct{}
+}
+
+func (b *browser) openEvents(ctx context.Context, u string) (*eventStream, *http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Cache-Control", "no-cache")
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxPage))
+		resp.Body.Close()
+		return nil, resp, nil
+	}
+	s := &eventStream{body: resp.Body, events: make(chan sseEvent, 4), stop: make(chan struct{})}
+	go s.read(resp.Body)
+	return s, resp, nil
+}
+
+// read parses the stream (the WHATWG server-sent events format) until it ends or is closed.
+func (s *eventStream) read(r io.Reader) {
+	defer close(s.events)
+	sc := bufio.NewScanner(r)
+	var ev sseEvent
+	var hasData bool
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			if hasData {
+				if ev.Name == "" {
+					ev.Name = "message"
+				}
+				select {
+				case s.events <- ev:
+				case <-s.stop:
+					return
+				}
+			}
+			ev, hasData = sseEvent{}, false
+			continue
+		}
+		if strings.HasPrefix(line, ":") {
+			continue // a comment: the server's keep-alive
+		}
+		field, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch field {
+		case "event":
+			ev.Name = value
+		case "data":
+			if hasData {
+				ev.Data += "\n"
+			}
+			ev.Data, hasData = ev.Data+value, true
+		}
+	}
+}
+
+// next waits for the next event; io.EOF when the stream has ended.
+func (s *eventStream) next(ctx context.Context) (sseEvent, error) {
+	select {
+	case ev, ok := <-s.events:
+		if !ok {
+			return sseEvent{}, io.EOF
+		}
+		return ev, nil
+	case <-ctx.Done():
+		return sseEvent{}, ctx.Err()
+	}
+}
+
+// close ends the stream.
+func (s *eventStream) close() {
+	close(s.stop)
+	s.body.Close()
+}
+
+// resolve is ref relative to the page.
+func (p *page) resolve(ref string) (string, error) {
+	r, err := url.Parse(ref)
+	if err != nil {
+		return "", fmt.Errorf("bad link %q: %w", ref, err)
+	}
+	return p.URL.ResolveReference(r).String(), nil
+}

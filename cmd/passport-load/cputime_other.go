@@ -1,0 +1,11 @@
+//go:build !linux
+
+package main
+
+import "time"
+
+// threadCPU cannot tell a thread's CPU time here: signatures are timed by the wall clock alone.
+func threadCPU() (time.Duration, bool) { return 0, false }
+
+// processCPU cannot tell this process's CPU time here.
+func processCPU() (time.Duration, bool) { return 0, false }

@@ -1,0 +1,439 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// maxPendingPerUser is how many of a user's sign-ins the IdP lets wait at once: the waiting browsers share users
+// that many at a time.
+const maxPendingPerUser = 3
+
+// warmUp is how long the run does logins, uncounted, to learn its rate when it must size its users for a
+// duration.
+const warmUp = 2 * time.Second
+
+// run is the whole program: args without the program name. It returns the exit status.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := parseConfig(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "passport-load: %s (see passport-load --help)\n", err)
+		return exitUsage
+	}
+	rep, err := loadTest(ctx, cfg, newUI(stderr))
+	if rep != nil {
+		write := rep.WriteText
+		if cfg.JSON {
+			write = rep.WriteJSON
+		}
+		if werr := write(stdout); werr != nil {
+			err = errors.Join(err, fmt.Errorf("write the report: %w", werr))
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "passport-load: %s\n", strings.Join(strings.Fields(err.Error()), " "))
+		return exitFail
+	}
+	if rep.Logins.Failed > 0 || (rep.Waiting != nil && rep.Waiting.Failed > 0) {
+		return exitFail
+	}
+	return exitOK
+}
+
+// loadRun is one run of the load generator.
+type loadRun struct {
+	cfg    config
+	ui     *ui
+	fx     *fixture
+	r      *runner
+	plain  *http.Client // admin API and metrics
+	phones *http.Client // the phones' device API calls
+	pool   *userPool
+	setup  time.Duration // spent creating the application and the users
+}
+
+// loadTest sets up, measures, and cleans up whatever happens. The report is nil when nothing was measured.
+func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
+	idp, _ := url.Parse(cfg.IdP) // checked by parseConfig
+	src, err := newSources(ctx, idp.Hostname(), cfg.SourceAddrs)
+	if err != nil {
+		return nil, err
+	}
+	plain := &http.Client{Timeout: 30 * time.Second}
+	phones := &http.Client{Transport: &http.Transport{
+		DialContext:         src.rotatingDial,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 2 * cfg.Concurrency,
+		IdleConnTimeout:     30 * time.Second,
+	}, Timeout: cfg.Timeout}
+	defer phones.CloseIdleConnections()
+	fx := newFixture(&adminClient{base: cfg.IdP, token: cfg.AdminToken, http: plain}, cfg.Domain)
+	l := &loadRun{cfg: cfg, ui: ui, fx: fx, plain: plain, phones: phones, pool: newUserPool()}
+
+	rep := &Report{IdP: cfg.IdP, Run: fx.Run, Concurrency: cfg.Concurrency}
+	rep.Sources.Count, rep.Sources.Loopback, rep.Sources.Note = src.Count(), src.Loopback(), src.Note
+	var measured bool // whether there is a report to show
+	defer func() {
+		// Everything created goes, also on Ctrl-C (ctx is done then) and on error.
+		if ctx.Err() != nil {
+			ui.status("interrupted: cleaning up (Ctrl-C again to quit without cleaning up)")
+		} else {
+			ui.status("cleaning up")
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		start := time.Now()
+		err = errors.Join(err, fx.cleanup(cctx, cfg.Concurrency))
+		rep.Setup.Cleanup = time.Since(start)
+	}()
+	report := func(err error) (*Report, error) {
+		if ctx.Err() != nil {
+			err = errors.Join(err, errors.New("interrupted"))
+		}
+		if !measured {
+			return nil, err
+		}
+		rep.Setup.Duration = l.setup
+		return rep, err
+	}
+
+	// Set-up: the application, the users and their phones.
+	ui.status("run %s: setting up on %s", fx.Run, cfg.IdP)
+	start := time.Now()
+	err = fx.createApp(ctx)
+	l.setup += time.Since(start)
+	if err != nil {
+		return report(err)
+	}
+	l.r = &runner{fx: fx, sp: newSP(fx.App, fx.Certs), sources: src, timeout: cfg.Timeout}
+	sizeLater := cfg.Users == 0 && cfg.Logins < 0
+	n := l.usersFor()
+	waitUsers, err := l.enroll(ctx, ceilDiv(cfg.Waiting, maxPendingPerUser), maxPendingPerUser)
+	if err != nil {
+		return report(err)
+	}
+	loginUsers, err := l.enroll(ctx, n, cfg.LoginsPerUser)
+	if err != nil {
+		return report(err)
+	}
+	l.pool.add(loginUsers...)
+	rep.Setup.Users = len(waitUsers) + len(loginUsers)
+
+	// An RSA signature timed here, in this process, before the load: the yardstick of the IdP's cost.
+	ui.status("timing %d RSA-2048 signatures", signatureSamples)
+	sig, err := timeSignature()
+	if err != nil {
+		return report(err)
+	}
+	rep.Signature = &Signature{Algorithm: "RSA-2048 PKCS#1 v1.5 SHA-256", Samples: signatureSamples, Median: cmp.Or(sig.CPU, sig.Wall), MedianWall: sig.Wall}
+	measured = true
+
+	if cfg.Waiting > 0 {
+		rep.Waiting = l.waiting(ctx, waitUsers)
+		if ctx.Err() != nil {
+			return report(nil)
+		}
+	}
+
+	if sizeLater {
+		more, note, err := l.calibrate(ctx)
+		rep.Setup.Users += more
+		rep.Notes = append(rep.Notes, note)
+		if err != nil {
+			return report(err)
+		}
+	}
+	if cfg.Logins == 0 {
+		rep.Stopped = "no logins (--logins 0)"
+		return report(nil)
+	}
+
+	// The measured logins, between two readings of the IdP's metrics.
+	before, merr := scrapeMetrics(ctx, l.plain, cfg.Metrics)
+	res := newResults()
+	var deadline time.Time
+	if cfg.Duration > 0 {
+		deadline = time.Now().Add(cfg.Duration)
+	}
+	var b *bar
+	if cfg.Logins > 0 {
+		b = ui.bar(int64(cfg.Logins), "logins", "logins")
+	} else {
+		b = ui.bar(-1, fmt.Sprintf("logins for %s", cfg.Duration), "logins")
+	}
+	cpu0, hasCPU := processCPU()
+	rep.Stopped = l.attack(ctx, deadline, cfg.Logins, res, b)
+	cpu1, _ := processCPU()
+	b.done()
+	res.fill(rep)
+	var after idpMetrics
+	if merr == nil {
+		after, merr = scrapeMetrics(context.WithoutCancel(ctx), l.plain, cfg.Metrics)
+	}
+	if merr != nil {
+		rep.Notes = append(rep.Notes, "the IdP's cost is unknown: "+merr.Error())
+	} else {
+		rep.Cost = cost(before, after, rep.Logins.Succeeded)
+		if hasCPU && rep.Logins.Succeeded > 0 {
+			g := (cpu1 - cpu0).Seconds() / float64(rep.Logins.Succeeded)
+			rep.Cost.GeneratorCPUPerLogin = &g
+		}
+		if c, sig := rep.Cost.CPUPerLogin, rep.Signature.Median; c != nil && sig > 0 {
+			rep.Signature.Ratio = *c / (2 * sig.Seconds())
+		}
+	}
+	if src.Loopback() {
+		rep.Notes = append(rep.Notes, "the IdP and this generator share the machine's CPUs: the IdP's CPU per login is its own, its latencies include waiting for the generator")
+	}
+	return report(nil)
+}
+
+// usersFor is how many users the measured logins need at first: --users, or enough for --logins, or (for a run
+// bounded only by time) a first batch to learn the rate with.
+func (l *loadRun) usersFor() int {
+	c := l.cfg
+	switch {
+	case c.Users > 0:
+		return c.Users
+	case c.Logins > 0:
+		return min(c.Logins, ceilDiv(c.Logins, c.LoginsPerUser)+c.Concurrency)
+	case c.Logins == 0:
+		return 0
+	}
+	return 4 * c.Concurrency
+}
+
+// enroll creates n users, each with an invitation and an enrolled phone, each allowed logins logins.
+func (l *loadRun) enroll(ctx context.Context, n, logins int) ([]*user, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	b := l.ui.bar(int64(n), "enrolling users", "users")
+	defer b.done()
+	start := time.Now()
+	defer func() { l.setup += time.Since(start) }()
+	users := make([]*user, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(l.cfg.Concurrency)
+	for i := range users {
+		g.Go(func() error {
+			email, token, err := l.fx.newUser(gctx)
+			if err != nil {
+				return err
+			}
+			ph, err := enrollPhone(gctx, l.fx.Base, l.phones, token)
+			if err != nil {
+				return fmt.Errorf("%s: %w", email, err)
+			}
+			users[i] = &user{email: email, phone: ph, left: logins}
+			b.add()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("set up users: %w", err)
+	}
+	return users, nil
+}
+
+// attack runs logins on cfg.Concurrency workers until the deadline (zero: none) or maxLogins (<= 0: none), or until
+// no user has logins left or ctx ends; logins under way then finish. It returns why it stopped.
+func (l *loadRun) attack(ctx context.Context, deadline time.Time, maxLogins int, res *results, b *bar) string {
+	startCtx, cancel := ctx, context.CancelFunc(func() {})
+	if !deadline.IsZero() {
+		startCtx, cancel = context.WithDeadline(ctx, deadline)
+	}
+	defer cancel()
+	var started atomic.Int64
+	var exhausted atomic.Bool
+	var wg sync.WaitGroup
+	for range l.cfg.Concurrency {
+		wg.Go(func() {
+			for startCtx.Err() == nil {
+				if maxLogins > 0 && started.Add(1) > int64(maxLogins) {
+					return
+				}
+				u := l.pool.take(startCtx)
+				if u == nil {
+					if startCtx.Err() == nil {
+						exhausted.Store(true)
+					}
+					return
+				}
+				start := time.Now()
+				t, f := l.r.login(ctx, u, l.r.sources.pick())
+				l.pool.give(u)
+				res.add(start, t, f)
+				b.add()
+			}
+		})
+	}
+	wg.Wait()
+	switch {
+	case ctx.Err() != nil:
+		return "interrupted"
+	case exhausted.Load():
+		return "every user's logins were used (each may start --logins-per-user); pass --users for more"
+	case maxLogins > 0 && res.done() >= maxLogins:
+		return fmt.Sprintf("%d logins done", maxLogins)
+	}
+	return "--duration reached"
+}
+
+// calibrate does uncounted logins for warmUp to learn the rate, then enrolls users enough for the whole
+// --duration at twice that rate. It returns how many users it added and a note for the report.
+func (l *loadRun) calibrate(ctx context.Context) (int, string, error) {
+	l.ui.status("warming up for %s to size the users for %s", warmUp, l.cfg.Duration)
+	res := newResults()
+	start := time.Now()
+	l.attack(ctx, start.Add(warmUp), 0, res, nil)
+	elapsed := time.Since(start)
+	if ctx.Err() != nil {
+		return 0, "", nil
+	}
+	var rep Report
+	res.fill(&rep)
+	// Sized by the logins that succeeded (failing ones are no measure of what the run can do), with room for a
+	// run faster than its warm-up: users are cheap, and a run that uses them all up stops early.
+	rate := float64(rep.Logins.Succeeded) / elapsed.Seconds()
+	need := int(math.Ceil(rate*l.cfg.Duration.Seconds()*2)) + 4*l.cfg.Concurrency
+	more := max(0, ceilDiv(need-l.pool.logins(), l.cfg.LoginsPerUser))
+	users, err := l.enroll(ctx, more, l.cfg.LoginsPerUser)
+	l.pool.add(users...)
+	note := fmt.Sprintf("warm-up: %d logins in %s, %d succeeded (%.1f/s), not counted; %d more users enrolled for the run",
+		rep.Logins.Attempted, elapsed.Round(time.Millisecond), rep.Logins.Succeeded, rate, len(users))
+	return len(users), note, err
+}
+
+// waiting opens cfg.Waiting browsers that each park a login, identify and wait on the page's event stream, with
+// nobody approving; it reads the IdP's memory before the first and once all wait, then closes them. Their logins
+// expire on their own.
+func (l *loadRun) waiting(ctx context.Context, users []*user) *Waiting {
+	n := l.cfg.Waiting
+	w := &Waiting{Browsers: n}
+	l.ui.status("opening %d waiting browsers", n)
+	before, merr := scrapeMetrics(ctx, l.plain, l.cfg.Metrics)
+	b := l.ui.bar(int64(n), "waiting browsers", "browsers")
+	res := newResults()
+	var mu sync.Mutex
+	var open []*parked
+	var cancels []context.CancelFunc
+	defer func() {
+		for i, p := range open {
+			p.close()
+			cancels[i]()
+		}
+	}()
+	start := time.Now()
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(l.cfg.Concurrency, n) {
+		wg.Go(func() {
+			for i := range work {
+				// The stream must outlive this call: its context ends when the browser is closed, or at the timeout
+				// if it is not waiting by then.
+				pctx, cancel := context.WithCancel(ctx)
+				timer := time.AfterFunc(l.cfg.Timeout, cancel)
+				p, f := l.r.park(pctx, users[i/maxPendingPerUser].email, l.r.sources.pick())
+				if !timer.Stop() && f != nil && f.Kind == kindInterrupted && ctx.Err() == nil {
+					f.Kind = "timeout"
+				}
+				if f != nil {
+					cancel()
+					res.add(start, nil, f)
+					continue
+				}
+				mu.Lock()
+				open, cancels = append(open, p), append(cancels, cancel)
+				mu.Unlock()
+				b.add()
+			}
+		})
+	}
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	b.done()
+	w.Duration = time.Since(start)
+	w.Waiting = len(open)
+	w.Failed = res.failed
+	w.Errors = sortedErrors(res.errors)
+	if merr != nil || len(open) == 0 || ctx.Err() != nil {
+		return w
+	}
+	after, err := scrapeMetrics(ctx, l.plain, l.cfg.Metrics)
+	if err != nil {
+		return w
+	}
+	per := func(name string) float64 {
+		d, ok := delta(before, after, name)
+		if !ok {
+			return 0
+		}
+		return d / float64(len(open))
+	}
+	w.RSSBefore, w.RSSAfter = before[metricRSS], after[metricRSS]
+	w.RSSPerBrowser = per(metricRSS)
+	w.HeapPerBrowser = per(metricHeap)
+	w.GoroutinesPerBrow = per(metricGoroutines)
+	return w
+}
+
+// cost divides what the IdP's counters grew by over the logins that succeeded.
+func cost(before, after idpMetrics, logins int) *Cost {
+	c := &Cost{}
+	per := func(name string) *float64 {
+		d, ok := delta(before, after, name)
+		if !ok {
+			c.Missing = append(c.Missing, name)
+			return nil
+		}
+		if logins == 0 {
+			return nil
+		}
+		v := d / float64(logins)
+		return &v
+	}
+	if d, ok := delta(before, after, metricCPU); ok {
+		c.CPUSeconds = &d
+	}
+	c.CPUPerLogin = per(metricCPU)
+	c.StoreCommandsPerLogin = per(metricCommands)
+	c.StoreTripsPerLogin = per(metricRoundTrips)
+	return c
+}
+
+func ceilDiv(a, b int) int {
+	if a <= 0 {
+		return 0
+	}
+	return (a + b - 1) / b
+}
