@@ -26,7 +26,7 @@ Drives whole logins (browser and phone) against a running Passport IdP and repor
   --users N              users to enroll for the logins (default: enough for the run, each starting at most
                          --logins-per-user logins)
   --logins-per-user N    logins one user may start in the run: the IdP pushes to a user at most 10 times an
-                         hour (default 10)
+                         hour from one client address and 30 in all (default 10)
   --metrics URL          the IdP's Prometheus metrics (default {idp}/metrics)
   --source-addrs N       on a loopback IdP, spread the browsers over N addresses of 127.0.0.0/8, because
                          the IdP limits each client address (default 4096, or --waiting when larger)

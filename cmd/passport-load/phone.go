@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -35,34 +36,21 @@ func enrollPhone(ctx context.Context, base string, hc *http.Client, token string
 }
 
 // errNoChallenge: the phone found no sign-in request waiting for it.
-var errNoChallenge = fmt.Errorf("no pending challenge on the phone")
+var errNoChallenge = errors.New("no sign-in request on the phone shows the browser's number")
 
-// approve is everything the person does on the phone for one login: open the sign-in request waiting there and
-// approve it with the number their browser shows. It is the one place that does so, so that it becomes one call
-// when the device API approves by number.
-//
-// The run gives each user one login at a time, so the newest pending challenge is this login's; an older one can
-// only be left by a login that failed half-way.
+// approve is everything the person does on the phone for one login: type the number their browser shows.
+// The number selects the sign-in (approveByNumber), as the phone app does; none showing it is errNoChallenge.
 func (p *phone) approve(ctx context.Context, number int) error {
-	list, err := p.device.ListChallenges(ctx)
-	if err != nil {
-		return err
-	}
-	var ch *deviceapi.Challenge
-	for i, c := range list.Challenges {
-		if c.State == deviceapi.StatePending && (ch == nil || c.CreatedAt.After(ch.CreatedAt)) {
-			ch = &list.Challenges[i]
-		}
-	}
-	if ch == nil {
+	res, err := p.device.ApproveByNumber(ctx, number)
+	var apiErr *deviceapi.APIError
+	if errors.As(err, &apiErr) && apiErr.Code == deviceapi.CodeNoMatchingChallenge {
 		return errNoChallenge
 	}
-	ans, err := p.device.AnswerChallenge(ctx, ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionApprove, Number: number})
 	if err != nil {
 		return err
 	}
-	if ans.State != deviceapi.StateApproved {
-		return fmt.Errorf("the IdP answered the approval with state %q", ans.State)
+	if res.State != deviceapi.StateApproved {
+		return fmt.Errorf("the IdP answered the approval with state %q", res.State)
 	}
 	return nil
 }
