@@ -50,10 +50,10 @@ type appView struct {
 func (s *Server) viewApp(a authn.App) appView {
 	return appView{
 		App:            a,
-		SSOURL:         s.ssoURL(a.ID),
-		MetadataURL:    s.metadataURL(a.ID),
-		CertificateURL: s.certificateURL(),
-		EntityID:       s.cfg.EntityID,
+		SSOURL:         s.idp.SSOURL(a.ID),
+		MetadataURL:    s.idp.MetadataURL(a.ID),
+		CertificateURL: s.idp.CertificateURL(),
+		EntityID:       s.idp.EntityID(),
 		Configured:     a.Configured(),
 		Warnings:       append([]string{}, authn.AppWarnings(a)...),
 	}

@@ -267,11 +267,11 @@ func (s *Server) handleWaitForChallenge(c echo.Context) error {
 // nextChallenge waits up to timeout for a challenge of me's user to be pending and returns the first; nil when
 // none came, the server is shutting down or the client left.
 func (s *Server) nextChallenge(ctx context.Context, me authn.Device, timeout time.Duration) (*authn.Login, error) {
-	msgs, cancel, err := s.svc.Store().Subscribe(ctx, authn.UserChannel(me.Email))
+	watch, err := s.svc.WatchChallenges(ctx, me.Email)
 	if err != nil {
 		return nil, err
 	}
-	defer cancel()
+	defer watch.Stop()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	recheck := time.NewTicker(recheckEvery)
@@ -285,7 +285,7 @@ func (s *Server) nextChallenge(ctx context.Context, me authn.Device, timeout tim
 			return &ls[0], nil
 		}
 		select {
-		case _, ok := <-msgs:
+		case _, ok := <-watch.C:
 			if !ok { // the store is closing
 				return nil, nil
 			}

@@ -10,7 +10,6 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/winkk/passport/authn"
-	"github.com/winkk/passport/saml"
 )
 
 // statusOf maps domain error codes to HTTP statuses; anything unlisted is a 400.
@@ -37,6 +36,10 @@ var statusOf = map[string]int{
 	"internal":              http.StatusInternalServerError,
 	"key_unopenable":        http.StatusConflict,
 	"no_key_ring":           http.StatusConflict,
+	"static_key":            http.StatusConflict,
+	"sign_in_ended":         http.StatusForbidden,
+	"no_passive":            http.StatusConflict,
+	"slo_not_configured":    http.StatusConflict,
 }
 
 // apiError is an error with a public code and message; Err carries detail for the log only.
@@ -73,10 +76,6 @@ func classify(err error) *apiError {
 			st = http.StatusBadRequest
 		}
 		return &apiError{Status: st, Code: de.Code, Message: de.Message, Err: err}
-	}
-	var se *saml.Error
-	if errors.As(err, &se) {
-		return &apiError{Status: http.StatusBadRequest, Code: se.Code, Message: se.Message, Err: err}
 	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {

@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"html/template"
 	"io"
 	"net/http"
@@ -12,7 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/winkk/passport/authn"
-	"github.com/winkk/passport/saml"
+	"github.com/winkk/passport/authn/sso"
 )
 
 // recheckEvery is how often waiting streams and long-polls look at the store even without a signal.
@@ -32,181 +31,86 @@ func cookieValue(c echo.Context, name string) string {
 
 func loginSecret(c echo.Context) string { return cookieValue(c, loginCookie) }
 
-// loadLogin returns the login of this page and its application, or the page-level error.
-func (s *Server) loadLogin(c echo.Context) (authn.Login, authn.App, error) {
-	l, err := s.svc.GetLogin(s.ctx(c), c.Param("txnID"), loginSecret(c))
-	if err != nil {
-		if errors.Is(err, authn.ErrForbidden) {
-			return l, authn.App{}, errorf(http.StatusForbidden, "forbidden", "This sign-in was started in another browser. Go back to the application and sign in from this browser.")
-		}
-		if errors.Is(err, authn.ErrNotFound) {
-			return l, authn.App{}, errorf(http.StatusNotFound, "not_found", "This sign-in does not exist or has expired. Go back to the application and sign in again.")
-		}
-		return l, authn.App{}, err
-	}
-	app, err := s.svc.GetApp(s.ctx(c), l.AppID)
-	if err != nil {
-		if errors.Is(err, authn.ErrNotFound) {
-			return l, authn.App{}, errorf(http.StatusNotFound, "not_found", "The application of this sign-in no longer exists.")
-		}
-		return l, authn.App{}, err
-	}
-	return l, app, nil
-}
-
 // handleLoginPage shows the login as it stands; reloading is always safe.
 func (s *Server) handleLoginPage(c echo.Context) error {
-	l, app, err := s.loadLogin(c)
+	pg, err := s.idp.Page(s.ctx(c), c.Param("txnID"), loginSecret(c))
 	if err != nil {
 		return err
 	}
-	return s.showLogin(c, http.StatusOK, l, app, "")
+	return s.showLogin(c, http.StatusOK, pg, "")
 }
 
-func (s *Server) showLogin(c echo.Context, status int, l authn.Login, app authn.App, formError string) error {
+// showLogin renders the login page for pg; formError is a problem with the email just typed.
+func (s *Server) showLogin(c echo.Context, status int, pg sso.Page, formError string) error {
 	now := s.cfg.Clock()
-	state := l.Current(now)
-	d := pageData{AppName: app.Name, State: string(state), Email: l.Email}
-	switch state {
-	case authn.StateIdentify:
+	l, app := pg.Login, pg.App
+	d := pageData{AppName: app.Name, State: string(pg.State), Email: l.Email}
+	switch {
+	case pg.Answer != nil:
+		if pg.SessionCookie != "" {
+			s.setSessionCookie(c, pg.SessionCookie, s.svc.SessionTTL())
+			s.metrics.logins.WithLabelValues("success").Inc()
+		}
+		d = pageData{View: "post", Title: "Signing you in", Message: "Taking you to " + app.Name + "…", AppName: app.Name,
+			Post: &postForm{ACS: pg.Answer.ACS, SAMLResponse: pg.Answer.SAMLResponse, RelayState: pg.Answer.RelayState, Auto: true}}
+	case pg.State == authn.StatePaused:
+		d = pageData{View: "paused", Title: "Sign-in requests paused", Message: pg.Message, AppName: app.Name, State: string(l.State),
+			Email: l.Email, ChangeAction: "/login/" + l.ID + "/change", Post: formOf(pg.ErrorPost)}
+	case pg.Message != "": // the login did not succeed
+		d = pageData{View: "error", Title: "Sign-in not completed", Message: pg.Message, AppName: app.Name, State: string(pg.State),
+			Post: formOf(pg.ErrorPost)}
+	case pg.State == authn.StateIdentify:
 		d.View, d.Title, d.Action, d.FormError = "identify", "Sign in", "/login/"+l.ID, formError
 		d.Email = c.FormValue("email")
 		if d.Email == "" {
 			d.Email = l.Subject.Email // the application said who signs in
 		}
 		d.Events = "/login/" + l.ID + "/events"
-	case authn.StatePending:
+	default: // pending
 		d.View, d.Title, d.Number = "waiting", "Approve on your phone", l.Number
 		d.ChangeAction = "/login/" + l.ID + "/change"
 		d.ExpiresUnixMilli = l.ExpiresAt.UnixMilli()
 		d.Remaining = formatRemaining(l.ExpiresAt.Sub(now))
 		// Scripts follow the state by events; without scripts the page refreshes itself.
 		d.Events, d.Refresh = "/login/"+l.ID+"/events", 3
-	case authn.StateApproved, authn.StateAnswered:
-		answered, cookie, err := s.svc.Respond(s.ctx(c), l, func(l authn.Login, u authn.User) ([]byte, authn.SessionApp, error) {
-			return s.buildResponse(app, l, u)
-		})
-		if err != nil {
-			switch {
-			case errors.Is(err, authn.ErrForbidden) && state == authn.StateAnswered:
-				// Signed out, suspended or its phone revoked since: the Response it had is not shown again.
-				return errorf(http.StatusForbidden, "sign_in_ended", "This sign-in has ended. Go back to the application and sign in again.")
-			case errors.Is(err, authn.ErrForbidden):
-				return s.showFailure(c, l, app, authn.ReasonSuspended)
-			case errors.Is(err, errSubjectMismatch):
-				return s.showFailure(c, l, app, authn.ReasonSubjectMismatch)
-			}
-			return err
-		}
-		if cookie != "" {
-			s.setSessionCookie(c, cookie, s.svc.SessionTTL())
-			s.metrics.logins.WithLabelValues("success").Inc()
-		}
-		return s.renderAnswer(c, app, answered)
-	case authn.StatePaused:
-		return s.showPaused(c, l, app)
-	default:
-		return s.showFailure(c, l, app, l.Reason)
 	}
 	return s.renderPage(c, status, d)
 }
 
-var failureMessages = map[string]string{
-	authn.ReasonDenied:          "The sign-in was denied on your phone.",
-	authn.ReasonReported:        "The sign-in was denied and reported on your phone. Your administrator has been notified.",
-	authn.ReasonNumberMismatch:  "The number entered on the phone did not match the one shown here, so the sign-in was denied.",
-	authn.ReasonExpired:         "The sign-in request expired before it was approved.",
-	authn.ReasonSuspended:       "Sign-in is not allowed for this account. Contact your administrator.",
-	authn.ReasonNoDevice:        "We couldn't send a sign-in request to that address. Check the email, or ask your administrator to enroll a phone for it.",
-	authn.ReasonSubjectMismatch: "The application asked for a different user to sign in. Go back to the application and sign in as that user, or sign out of it first.",
-}
-
-// showFailure ends a login that did not succeed on our error page, which hands the SP a signed error Response
-// (never a Success) for SP-initiated logins.
-func (s *Server) showFailure(c echo.Context, l authn.Login, app authn.App, reason string) error {
-	if l.Current(s.cfg.Clock()) == authn.StateExpired {
-		reason = authn.ReasonExpired
+// formOf is the page form that hands the SP a message (nil when there is none to hand).
+func formOf(p *sso.Post) *postForm {
+	if p == nil {
+		return nil
 	}
-	msg, ok := failureMessages[reason]
-	if !ok {
-		msg = "The sign-in did not succeed."
-	}
-	d := pageData{View: "error", Title: "Sign-in not completed", Message: msg, AppName: app.Name, State: string(l.Current(s.cfg.Clock()))}
-	status, sub := errorStatus(reason)
-	post, err := s.errorPost(app, l, status, sub, msg)
-	if err != nil {
-		return err
-	}
-	d.Post = post
-	return s.renderPage(c, http.StatusOK, d)
-}
-
-var pauseMessages = map[string]string{
-	authn.PauseReported:   "because a recent sign-in request was reported on your phone as \"this wasn't me\"",
-	authn.PauseRefused:    "because several recent sign-in requests were denied or not answered",
-	authn.PauseHourly:     "because the hourly limit of sign-in requests was reached",
-	authn.PauseTooPending: "because several sign-in requests already wait on your phone: answer or deny them in the Passport app",
-}
-
-// showPaused says that no request was sent to the phone, why, and until when.
-func (s *Server) showPaused(c echo.Context, l authn.Login, app authn.App) error {
-	why, ok := pauseMessages[l.Reason]
-	if !ok {
-		why = "to protect your account"
-	}
-	msg := fmt.Sprintf("Sign-in requests to your phone are paused until %s UTC %s. Nothing was sent to your phone. Try again after that time, or ask your administrator for help.",
-		l.PausedUntil.UTC().Format("15:04 on Jan 2"), why)
-	d := pageData{View: "paused", Title: "Sign-in requests paused", Message: msg, AppName: app.Name, State: string(l.State),
-		Email: l.Email, ChangeAction: "/login/" + l.ID + "/change"}
-	post, err := s.errorPost(app, l, saml.StatusResponder, saml.StatusRequestDenied, msg)
-	if err != nil {
-		return err
-	}
-	d.Post = post
-	return s.renderPage(c, http.StatusOK, d)
-}
-
-// errorPost is the form that hands the SP a signed error Response for an SP-initiated login (nil for
-// IdP-initiated ones: nobody asked).
-func (s *Server) errorPost(app authn.App, l authn.Login, status, sub, msg string) (*postForm, error) {
-	if l.RequestID == "" || !app.Configured() {
-		return nil, nil
-	}
-	acs := acsFor(app, l)
-	resp, err := s.idp().MakeErrorResponse(saml.ErrorParams{InResponseTo: l.RequestID, Destination: acs, StatusCode: status, SubStatusCode: sub, Message: msg})
-	if err != nil {
-		return nil, err
-	}
-	return &postForm{ACS: acs, SAMLResponse: samlValue(resp), RelayState: l.RelayState}, nil
+	return &postForm{ACS: p.ACS, SAMLResponse: p.SAMLResponse, RelayState: p.RelayState}
 }
 
 // handleLoginSubmit takes the email typed on the identify step, then redirects to the page (post/redirect/get).
+// A malformed address or too many attempts show the form again, saying why.
 func (s *Server) handleLoginSubmit(c echo.Context) error {
-	l, app, err := s.loadLogin(c)
-	if err != nil {
-		return err
-	}
-	_, err = s.svc.Identify(s.ctx(c), l, c.FormValue("email"), clientKey(c))
-	if err != nil {
-		var de *authn.Error
-		if errors.As(err, &de) && (de.Code == authn.ErrInvalid.Code || de.Code == authn.ErrRateLimited.Code) {
-			return s.showLogin(c, statusOf[de.Code], l, app, de.Message)
+	id := c.Param("txnID")
+	err := s.idp.Identify(s.ctx(c), id, loginSecret(c), c.FormValue("email"), client(c))
+	if errors.Is(err, authn.ErrInvalid) || errors.Is(err, authn.ErrRateLimited) {
+		pg, perr := s.idp.Page(s.ctx(c), id, loginSecret(c))
+		if perr != nil {
+			return perr
 		}
+		ae := classify(err)
+		return s.showLogin(c, ae.Status, pg, ae.Message)
+	}
+	if err != nil {
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, "/login/"+l.ID)
+	return c.Redirect(http.StatusSeeOther, "/login/"+id)
 }
 
 // handleLoginChange takes the login back to the email step ("Not you?"), then shows it (post/redirect/get).
 func (s *Server) handleLoginChange(c echo.Context) error {
-	l, _, err := s.loadLogin(c)
-	if err != nil {
+	id := c.Param("txnID")
+	if err := s.idp.ChangeEmail(s.ctx(c), id, loginSecret(c)); err != nil {
 		return err
 	}
-	if _, err := s.svc.ChangeEmail(s.ctx(c), l); err != nil {
-		return err
-	}
-	return c.Redirect(http.StatusSeeOther, "/login/"+l.ID)
+	return c.Redirect(http.StatusSeeOther, "/login/"+id)
 }
 
 // handleLoginEvents streams the login's state as server-sent events: one "state" event at once and one on
@@ -215,7 +119,7 @@ func (s *Server) handleLoginChange(c echo.Context) error {
 // script then tries again later by itself). Each write has Limits.WriteTimeout: a client that stops reading
 // loses its stream.
 func (s *Server) handleLoginEvents(c echo.Context) error {
-	l, _, err := s.loadLogin(c)
+	l, _, err := s.idp.Load(s.ctx(c), c.Param("txnID"), loginSecret(c))
 	if err != nil {
 		return err
 	}
@@ -230,11 +134,11 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 	}
 	defer release()
 	ctx := s.ctx(c)
-	msgs, cancel, err := s.svc.Store().Subscribe(ctx, authn.LoginChannel(l.ID))
+	watch, err := s.svc.WatchLogin(ctx, l.ID)
 	if err != nil {
 		return err
 	}
-	defer cancel()
+	defer watch.Stop()
 	w := c.Response()
 	rc := http.NewResponseController(w)
 	w.Header().Set(echo.HeaderContentType, "text/event-stream")
@@ -284,7 +188,7 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 	wait:
 		for {
 			select {
-			case _, ok := <-msgs:
+			case _, ok := <-watch.C:
 				if !ok { // the store is closing: come back later
 					_ = send("reload", "shutdown")
 					return nil

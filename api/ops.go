@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/winkk/passport/authn"
-	"github.com/winkk/passport/store"
 )
 
 type metrics struct {
@@ -25,7 +24,7 @@ type metrics struct {
 	streamsRefused *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer, st *store.Store, open *streams) *metrics {
+func newMetrics(reg prometheus.Registerer, svc *authn.Service, open *streams) *metrics {
 	m := &metrics{
 		httpRequests:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_http_requests_total", Help: "HTTP requests by route and status class."}, []string{"route", "code"}),
 		requests:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_authn_requests_total", Help: "Accepted SAML AuthnRequests by application."}, []string{"app"}),
@@ -37,9 +36,9 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, open *streams) *metr
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "passport_streams_open", Help: "Login event streams and device long-polls open in this process."},
 			func() float64 { return float64(open.count()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "passport_store_round_trips_total", Help: "Requests to the store awaited one after another (a command, or a pipeline sent at once)."},
-			func() float64 { return float64(st.Stats().RoundTrips) }),
+			func() float64 { return float64(svc.StoreStats().RoundTrips) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "passport_store_commands_total", Help: "Commands sent to the store (a script is one)."},
-			func() float64 { return float64(st.Stats().Commands) }))
+			func() float64 { return float64(svc.StoreStats().Commands) }))
 	return m
 }
 
@@ -119,12 +118,12 @@ func (s *Server) handleHealthz(c echo.Context) error {
 func (s *Server) handleReadyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(s.ctx(c), 2*time.Second)
 	defer cancel()
-	cert := s.ring().Current.Certificate
+	cert := s.idp.Ring().Current.Certificate
 	body := map[string]any{"certificate_not_after": cert.NotAfter.UTC()}
 	if w := authn.CertificateWarning(cert, s.cfg.Clock()); w != "" {
 		body["warnings"] = []string{w}
 	}
-	if err := s.svc.Store().Ping(ctx); err != nil {
+	if err := s.svc.Ping(ctx); err != nil {
 		s.log.Warn("readiness: store does not answer", "err", err)
 		body["status"] = "unavailable"
 		body["store"] = "not answering"

@@ -13,8 +13,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/authn/sso"
 )
 
 //go:embed templates/*.html
@@ -110,14 +109,14 @@ func (s *Server) renderError(c echo.Context, ae *apiError) error {
 	return s.renderPage(c, ae.Status, d)
 }
 
-// renderPost sends a Response to acs through the browser.
-func (s *Server) renderPost(c echo.Context, status int, app authn.App, acs string, resp []byte, relayState, message string) error {
+// renderPost hands an SP a message (an error Response) through the browser, saying why on the page.
+func (s *Server) renderPost(c echo.Context, status int, appName string, p *sso.Post, message string) error {
 	return s.renderPage(c, status, pageData{
 		View:    "error",
 		Title:   "Sign-in not completed",
 		Message: message,
-		AppName: app.Name,
-		Post:    &postForm{ACS: acs, SAMLResponse: samlValue(resp), RelayState: relayState},
+		AppName: appName,
+		Post:    formOf(p),
 	})
 }
 

@@ -6,7 +6,6 @@ package api
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/authn/sso"
 )
 
 // Config is what the HTTP layer needs to know.
@@ -59,14 +59,12 @@ type Config struct {
 type Server struct {
 	cfg  Config
 	svc  *authn.Service
-	keys atomic.Pointer[keyState]
+	idp  *sso.IdP // the SAML flows
 	log  *slog.Logger
 	echo *echo.Echo
 	base *url.URL
 
 	metrics *metrics
-	// persistentSecret keys persistent NameIDs (an HMAC of app and email).
-	persistentSecret []byte
 
 	waiting atomic.Int64 // device long-polls in progress
 	streams *streams     // long-lived requests open, by login, client and device
@@ -105,11 +103,14 @@ func New(ctx context.Context, cfg Config, svc *authn.Service, ring *authn.KeyRin
 		closing: make(chan struct{}),
 		streams: newStreams(cfg.Limits.MaxStreams),
 	}
-	s.keys.Store(s.newKeyState(ring))
-	if s.persistentSecret, err = svc.Secret(ctx, "persistent-nameid"); err != nil {
+	// The IdP starts following key rollovers; nothing after it can fail, so a New that returns an error leaves
+	// nothing running.
+	s.idp, err = sso.New(ctx, sso.Config{BaseURL: cfg.BaseURL, EntityID: cfg.EntityID, Clock: cfg.Clock,
+		AssertionLifetime: cfg.AssertionLifetime, ClockSkew: cfg.ClockSkew, StaticKey: cfg.StaticKey, Logger: cfg.Logger}, svc, ring)
+	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	s.metrics = newMetrics(cfg.Registry, svc.Store(), s.streams)
+	s.metrics = newMetrics(cfg.Registry, svc, s.streams)
 	s.echo = echo.New()
 	s.echo.HideBanner = true
 	s.echo.HidePort = true
@@ -124,12 +125,6 @@ func New(ctx context.Context, cfg Config, svc *authn.Service, ring *authn.KeyRin
 	}
 	s.echo.Logger.SetOutput(discard{})
 	s.routes()
-	// Background work starts last, once nothing can fail: a New that returns an error leaves nothing running.
-	if cfg.StaticKey {
-		s.noteStaticKey()
-	} else {
-		s.watchKeys()
-	}
 	return s, nil
 }
 
@@ -141,32 +136,18 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 
 // Closing tells long-lived streams (login page events, device long-polls) to end: browsers are told to reload.
-// Call it before http.Server.Shutdown so in-flight requests can finish.
+// Call it before http.Server.Shutdown so in-flight requests can finish. It also stops following key rollovers.
 func (s *Server) Closing() {
-	s.closeOnce.Do(func() { close(s.closing) })
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.idp.Close()
+	})
 }
 
 // url returns the absolute public URL of path.
 func (s *Server) url(path string) string { return s.cfg.BaseURL + path }
 
-func (s *Server) ssoURL(appID string) string { return s.url("/saml/" + url.PathEscape(appID) + "/sso") }
-func (s *Server) sloURL(appID string) string { return s.url("/saml/" + url.PathEscape(appID) + "/slo") }
-func (s *Server) metadataURL(appID string) string {
-	return s.url("/saml/" + url.PathEscape(appID) + "/metadata")
-}
-func (s *Server) certificateURL() string { return s.url("/saml/certificate.pem") }
-func (s *Server) secure() bool           { return s.base.Scheme == "https" }
-
-// spCertificates parses an app's SP certificates (validated when stored).
-func spCertificates(a authn.App) []*x509.Certificate {
-	var out []*x509.Certificate
-	for _, p := range a.SPCertificates {
-		if c, err := authn.ParseCertificatePEM(p); err == nil {
-			out = append(out, c)
-		}
-	}
-	return out
-}
+func (s *Server) secure() bool { return s.base.Scheme == "https" }
 
 func (s *Server) ctx(c echo.Context) context.Context { return c.Request().Context() }
 

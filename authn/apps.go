@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -264,7 +265,7 @@ func (a App) validate() error {
 		return newErr(ErrInvalid, "encrypt_assertions needs an encryption_certificate")
 	}
 	for field, name := range a.AttributeMap {
-		if !UserFields[field] {
+		if !slices.Contains(UserFields, field) {
 			return newErr(ErrInvalid, "attribute_map: %q is not a user field (email, given_name, family_name, display_name, groups)", field)
 		}
 		if len(name) > maxURLLen {
@@ -285,8 +286,17 @@ func (a App) validate() error {
 	return nil
 }
 
-// UserFields are the user fields an app can receive as attributes.
-var UserFields = map[string]bool{"email": true, "given_name": true, "family_name": true, "display_name": true, "groups": true}
+// The user fields an application can receive as attributes (User's JSON names).
+const (
+	FieldEmail       = "email"
+	FieldGivenName   = "given_name"
+	FieldFamilyName  = "family_name"
+	FieldDisplayName = "display_name"
+	FieldGroups      = "groups"
+)
+
+// UserFields lists the user fields an application can receive as attributes, in the order they are sent.
+var UserFields = []string{FieldEmail, FieldGivenName, FieldFamilyName, FieldDisplayName, FieldGroups}
 
 // ParseCertificatePEM parses one PEM-encoded X.509 certificate.
 func ParseCertificatePEM(s string) (*x509.Certificate, error) {

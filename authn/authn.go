@@ -160,8 +160,15 @@ func (s *Service) Close() {
 	s.bg.Wait()
 }
 
-// Store returns the underlying store (for readiness checks).
+// Store returns the underlying store, for the program that wires Passport together and for tests; the faces
+// (package api) use the services.
 func (s *Service) Store() *store.Store { return s.st }
+
+// Ping reports whether the store answers (readiness).
+func (s *Service) Ping(ctx context.Context) error { return s.st.Ping(ctx) }
+
+// StoreStats counts the round trips and commands the services have asked of the store (for metrics).
+func (s *Service) StoreStats() store.Stats { return s.st.Stats() }
 
 // LoginTTL is how long a parked login waits for the phone.
 func (s *Service) LoginTTL() time.Duration { return s.cfg.LoginTTL }
@@ -205,4 +212,36 @@ func internal(op string, err error) error {
 		return err
 	}
 	return fmt.Errorf("authn: %s: %w", op, err)
+}
+
+// A Watch tells of changes to something the services keep: C receives a value after changes are announced
+// (several changes may arrive as one) and is closed when the store closes. Changes announced while the
+// store's connection was down are missed, so a caller looks at what it waits on again now and then rather
+// than rely on a signal for every change. Stop ends the watch; call it once done.
+type Watch struct {
+	C    <-chan string
+	Stop func()
+}
+
+func (s *Service) watch(ctx context.Context, channel string) (Watch, error) {
+	c, stop, err := s.st.Subscribe(ctx, channel)
+	if err != nil {
+		return Watch{}, internal("watch", err)
+	}
+	return Watch{C: c, Stop: stop}, nil
+}
+
+// WatchLogin watches login id: its state changed (the phone answered, the browser identified, ...).
+func (s *Service) WatchLogin(ctx context.Context, id string) (Watch, error) {
+	return s.watch(ctx, LoginChannel(id))
+}
+
+// WatchChallenges watches the challenges of the user with email: one was opened, answered or withdrawn.
+func (s *Service) WatchChallenges(ctx context.Context, email string) (Watch, error) {
+	return s.watch(ctx, UserChannel(email))
+}
+
+// WatchKeys watches the signing keys: a replica staged or activated a key.
+func (s *Service) WatchKeys(ctx context.Context) (Watch, error) {
+	return s.watch(ctx, KeysChannel)
 }

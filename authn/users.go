@@ -79,7 +79,7 @@ func (p UserPatch) apply(u User) (User, error) {
 		dst   *string
 		src   *string
 		field string
-	}{{&u.GivenName, p.GivenName, "given_name"}, {&u.FamilyName, p.FamilyName, "family_name"}, {&u.DisplayName, p.DisplayName, "display_name"}} {
+	}{{&u.GivenName, p.GivenName, FieldGivenName}, {&u.FamilyName, p.FamilyName, FieldFamilyName}, {&u.DisplayName, p.DisplayName, FieldDisplayName}} {
 		if err := set(f.dst, f.src, maxNameLen, f.field); err != nil {
 			return u, err
 		}

@@ -17,17 +17,22 @@ import (
 // Certificate and then for each of ExtraCertificates (key rollover);
 // SingleLogoutService at sloURL (omitted when empty) and SingleSignOnService
 // at ssoURL, each with the HTTP-Redirect and HTTP-POST bindings; and the
-// NameID formats emailAddress, persistent, transient and unspecified.
+// NameID formats nameIDFormats — the ones the application is issued, so that an
+// SP which asks for the first format it reads gets one it can have — or, when
+// none are given, emailAddress, persistent, transient and unspecified.
 //
 // No validUntil or cacheDuration is written: the document is served live,
 // so there is nothing to refresh on a schedule and no expiry an SP could
 // pass (an SP drops an IdP whose validUntil is in the past). The output is
 // unsigned, indented and byte-stable for a given input.
-func (idp *IdentityProvider) Metadata(ssoURL, sloURL string, wantSignedRequests bool) ([]byte, error) {
+func (idp *IdentityProvider) Metadata(ssoURL, sloURL string, wantSignedRequests bool, nameIDFormats ...string) ([]byte, error) {
 	if idp.EntityID == "" || idp.Certificate == nil || ssoURL == "" {
 		return nil, errors.New("saml: metadata: entity id, certificate and sso url are required")
 	}
-	if !validXML(idp.EntityID, ssoURL, sloURL) {
+	if len(nameIDFormats) == 0 {
+		nameIDFormats = []string{NameIDFormatEmailAddress, NameIDFormatPersistent, NameIDFormatTransient, NameIDFormatUnspecified}
+	}
+	if !validXML(append([]string{idp.EntityID, ssoURL, sloURL}, nameIDFormats...)...) {
 		return nil, errors.New("saml: metadata: parameter is not valid XML text")
 	}
 	doc := etree.NewDocument()
@@ -55,7 +60,7 @@ func (idp *IdentityProvider) Metadata(ssoURL, sloURL string, wantSignedRequests 
 			s.CreateAttr("Location", sloURL)
 		}
 	}
-	for _, f := range []string{NameIDFormatEmailAddress, NameIDFormatPersistent, NameIDFormatTransient, NameIDFormatUnspecified} {
+	for _, f := range nameIDFormats {
 		sso.CreateElement("md:NameIDFormat").SetText(f)
 	}
 	for _, b := range []string{BindingRedirect, BindingPOST} {
