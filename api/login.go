@@ -66,22 +66,22 @@ func (s *Server) handleLoginPage(c echo.Context) error {
 func (s *Server) showLogin(c echo.Context, status int, l authn.Login, app authn.App, formError string) error {
 	now := s.cfg.Clock()
 	state := l.Current(now)
-	d := pageData{AppName: app.Name, State: string(state), Email: l.Email}
+	var v view
 	switch state {
 	case authn.StateIdentify:
-		d.View, d.Title, d.Action, d.FormError = "identify", "Sign in", "/login/"+l.ID, formError
-		d.Email = c.FormValue("email")
-		if d.Email == "" {
-			d.Email = l.Subject.Email // the application said who signs in
+		email := c.FormValue("email")
+		if email == "" {
+			email = l.Subject.Email // the application said who signs in
 		}
-		d.Events = "/login/" + l.ID + "/events"
+		v = identifyView{AppName: app.Name, Action: "/login/" + l.ID, Email: email, FormError: formError,
+			State: string(state), Events: "/login/" + l.ID + "/events"}
 	case authn.StatePending:
-		d.View, d.Title, d.Number = "waiting", "Approve on your phone", l.Number
-		d.ChangeAction = "/login/" + l.ID + "/change"
-		d.ExpiresUnixMilli = l.ExpiresAt.UnixMilli()
-		d.Remaining = formatRemaining(l.ExpiresAt.Sub(now))
-		// Scripts follow the state by events; without scripts the page refreshes itself.
-		d.Events, d.Refresh = "/login/"+l.ID+"/events", 3
+		v = waitingView{AppName: app.Name, Email: l.Email, Number: l.Number,
+			ChangeAction:     "/login/" + l.ID + "/change",
+			ExpiresUnixMilli: l.ExpiresAt.UnixMilli(),
+			Remaining:        formatRemaining(l.ExpiresAt.Sub(now)),
+			// Scripts follow the state by events; without scripts the page refreshes itself.
+			State: string(state), Events: "/login/" + l.ID + "/events", Refresh: 3}
 	case authn.StateApproved, authn.StateAnswered:
 		answered, cookie, err := s.svc.Respond(s.ctx(c), l, func(l authn.Login, u authn.User) ([]byte, authn.SessionApp, error) {
 			return s.buildResponse(app, l, u)
@@ -108,7 +108,7 @@ func (s *Server) showLogin(c echo.Context, status int, l authn.Login, app authn.
 	default:
 		return s.showFailure(c, l, app, l.Reason)
 	}
-	return s.renderPage(c, status, d)
+	return renderPage(c, status, v)
 }
 
 var failureMessages = map[string]string{
@@ -131,14 +131,14 @@ func (s *Server) showFailure(c echo.Context, l authn.Login, app authn.App, reaso
 	if !ok {
 		msg = "The sign-in did not succeed."
 	}
-	d := pageData{View: "error", Title: "Sign-in not completed", Message: msg, AppName: app.Name, State: string(l.Current(s.cfg.Clock()))}
+	v := errorView{Title: "Sign-in not completed", Message: msg, AppName: app.Name}
 	status, sub := errorStatus(reason)
 	post, err := s.errorPost(app, l, status, sub, msg)
 	if err != nil {
 		return err
 	}
-	d.Post = post
-	return s.renderPage(c, http.StatusOK, d)
+	v.Return = post
+	return renderPage(c, http.StatusOK, v)
 }
 
 var pauseMessages = map[string]string{
@@ -156,14 +156,13 @@ func (s *Server) showPaused(c echo.Context, l authn.Login, app authn.App) error 
 	}
 	msg := fmt.Sprintf("Sign-in requests to your phone are paused until %s UTC %s. Nothing was sent to your phone. Try again after that time, or ask your administrator for help.",
 		l.PausedUntil.UTC().Format("15:04 on Jan 2"), why)
-	d := pageData{View: "paused", Title: "Sign-in requests paused", Message: msg, AppName: app.Name, State: string(l.State),
-		Email: l.Email, ChangeAction: "/login/" + l.ID + "/change"}
+	v := pausedView{Message: msg, AppName: app.Name, Email: l.Email, ChangeAction: "/login/" + l.ID + "/change"}
 	post, err := s.errorPost(app, l, saml.StatusResponder, saml.StatusRequestDenied, msg)
 	if err != nil {
 		return err
 	}
-	d.Post = post
-	return s.renderPage(c, http.StatusOK, d)
+	v.Return = post
+	return renderPage(c, http.StatusOK, v)
 }
 
 // errorPost is the form that hands the SP a signed error Response for an SP-initiated login (nil for
@@ -320,8 +319,7 @@ func (s *Server) handleEnrollPage(c echo.Context) error {
 		return errorf(http.StatusGone, "invitation_invalid", "This invitation is unknown, already used or expired. Ask your administrator for a new one.")
 	}
 	deep := "passport://enroll?" + url.Values{"server": {s.cfg.BaseURL}, "token": {token}}.Encode()
-	return s.renderPage(c, http.StatusOK, pageData{
-		View:  "info",
+	return renderPage(c, http.StatusOK, infoView{
 		Title: "Enroll your phone",
 		Message: "On your phone, with the Passport app installed, tap the button below. On a computer, open this " +
 			"invitation on your phone instead: scan the QR code your administrator sent you with the Passport app, " +

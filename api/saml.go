@@ -247,9 +247,9 @@ func (s *Server) setSessionCookie(c echo.Context, value string, ttl time.Duratio
 
 // renderAnswer shows the auto-submitting form carrying an answered login's Response.
 func (s *Server) renderAnswer(c echo.Context, app authn.App, l authn.Login) error {
-	return s.renderPage(c, http.StatusOK, pageData{
-		View: "post", Title: "Signing you in", Message: "Taking you to " + app.Name + "…", AppName: app.Name,
-		Post: &postForm{ACS: acsFor(app, l), SAMLResponse: samlValue(l.Response), RelayState: l.RelayState, Auto: true},
+	return renderPage(c, http.StatusOK, postView{
+		AppName: app.Name,
+		Form:    postForm{ACS: acsFor(app, l), SAMLResponse: samlValue(l.Response), RelayState: l.RelayState},
 	})
 }
 
@@ -384,11 +384,11 @@ func errorStatus(reason string) (string, string) {
 // samlValue base64-encodes a message for an HTTP-POST form (saml-bindings §3.5.4).
 func samlValue(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
-// acsOrigin is the scheme://host of the ACS URL, for the page's form-action policy.
+// acsOrigin is the scheme://host of the ACS URL, for the page's form-action policy ("" when it has none).
 func acsOrigin(acs string) string {
 	u, err := url.Parse(acs)
-	if err != nil {
-		return "'none'"
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
 	}
 	return u.Scheme + "://" + u.Host
 }

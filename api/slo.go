@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -94,8 +93,7 @@ func (s *Server) handleSLO(c echo.Context) error {
 	if len(frames) == 0 {
 		return c.Redirect(http.StatusSeeOther, back)
 	}
-	return s.renderPage(c, http.StatusOK, pageData{View: "logout", Title: "Signing you out", Message: "You are signed out of Passport. Signing you out of your other applications…",
-		AppName: app.Name, Frames: frames, Link: template.URL(back), LinkText: "Continue to " + app.Name})
+	return renderPage(c, http.StatusOK, logoutView{AppName: app.Name, Frames: frames, Continue: back})
 }
 
 // endNamedSessions ends the IdP sessions the LogoutRequest names by SessionIndex (or, without one, the
@@ -171,7 +169,7 @@ func frameOrigins(frames []string) string {
 	var out []string
 	for _, f := range frames {
 		u, err := url.Parse(f)
-		if err != nil || seen[u.Host] {
+		if err != nil || u.Scheme == "" || u.Host == "" || seen[u.Host] {
 			continue
 		}
 		seen[u.Host] = true
