@@ -235,6 +235,7 @@ func (b *browser) read(resp *http.Response) *page {
 		if p.doc, err = html.Parse(bytes.NewReader(data)); err != nil {
 			b.t.Fatalf("parse page: %v", err)
 		}
+		checkStrictPage(b.t, p)
 	}
 	return p
 }

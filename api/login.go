@@ -44,37 +44,34 @@ func (s *Server) handleLoginPage(c echo.Context) error {
 func (s *Server) showLogin(c echo.Context, status int, pg sso.Page, formError string) error {
 	now := s.cfg.Clock()
 	l, app := pg.Login, pg.App
-	d := pageData{AppName: app.Name, State: string(pg.State), Email: l.Email}
+	var v view
 	switch {
 	case pg.Answer != nil:
 		if pg.SessionCookie != "" {
 			s.setSessionCookie(c, pg.SessionCookie, s.svc.SessionTTL())
 			s.metrics.logins.WithLabelValues("success").Inc()
 		}
-		d = pageData{View: "post", Title: "Signing you in", Message: "Taking you to " + app.Name + "…", AppName: app.Name,
-			Post: &postForm{ACS: pg.Answer.ACS, SAMLResponse: pg.Answer.SAMLResponse, RelayState: pg.Answer.RelayState, Auto: true}}
+		v = postView{AppName: app.Name, Form: *formOf(pg.Answer)}
 	case pg.State == authn.StatePaused:
-		d = pageData{View: "paused", Title: "Sign-in requests paused", Message: pg.Message, AppName: app.Name, State: string(l.State),
-			Email: l.Email, ChangeAction: "/login/" + l.ID + "/change", Post: formOf(pg.ErrorPost)}
+		v = pausedView{Message: pg.Message, AppName: app.Name, Email: l.Email, ChangeAction: "/login/" + l.ID + "/change", Return: formOf(pg.ErrorPost)}
 	case pg.Message != "": // the login did not succeed
-		d = pageData{View: "error", Title: "Sign-in not completed", Message: pg.Message, AppName: app.Name, State: string(pg.State),
-			Post: formOf(pg.ErrorPost)}
+		v = errorView{Title: "Sign-in not completed", Message: pg.Message, AppName: app.Name, Return: formOf(pg.ErrorPost)}
 	case pg.State == authn.StateIdentify:
-		d.View, d.Title, d.Action, d.FormError = "identify", "Sign in", "/login/"+l.ID, formError
-		d.Email = c.FormValue("email")
-		if d.Email == "" {
-			d.Email = l.Subject.Email // the application said who signs in
+		email := c.FormValue("email")
+		if email == "" {
+			email = l.Subject.Email // the application said who signs in
 		}
-		d.Events = "/login/" + l.ID + "/events"
+		v = identifyView{AppName: app.Name, Action: "/login/" + l.ID, Email: email, FormError: formError,
+			State: string(pg.State), Events: "/login/" + l.ID + "/events"}
 	default: // pending
-		d.View, d.Title, d.Number = "waiting", "Approve on your phone", l.Number
-		d.ChangeAction = "/login/" + l.ID + "/change"
-		d.ExpiresUnixMilli = l.ExpiresAt.UnixMilli()
-		d.Remaining = formatRemaining(l.ExpiresAt.Sub(now))
-		// Scripts follow the state by events; without scripts the page refreshes itself.
-		d.Events, d.Refresh = "/login/"+l.ID+"/events", 3
+		v = waitingView{AppName: app.Name, Email: l.Email, Number: l.Number,
+			ChangeAction:     "/login/" + l.ID + "/change",
+			ExpiresUnixMilli: l.ExpiresAt.UnixMilli(),
+			Remaining:        formatRemaining(l.ExpiresAt.Sub(now)),
+			// Scripts follow the state by events; without scripts the page refreshes itself.
+			State: string(pg.State), Events: "/login/" + l.ID + "/events", Refresh: 3}
 	}
-	return s.renderPage(c, status, d)
+	return renderPage(c, status, v)
 }
 
 // formOf is the page form that hands the SP a message (nil when there is none to hand).
@@ -224,8 +221,7 @@ func (s *Server) handleEnrollPage(c echo.Context) error {
 		return errorf(http.StatusGone, "invitation_invalid", "This invitation is unknown, already used or expired. Ask your administrator for a new one.")
 	}
 	deep := "passport://enroll?" + url.Values{"server": {s.cfg.BaseURL}, "token": {token}}.Encode()
-	return s.renderPage(c, http.StatusOK, pageData{
-		View:  "info",
+	return renderPage(c, http.StatusOK, infoView{
 		Title: "Enroll your phone",
 		Message: "On your phone, with the Passport app installed, tap the button below. On a computer, open this " +
 			"invitation on your phone instead: scan the QR code your administrator sent you with the Passport app, " +

@@ -2,9 +2,7 @@ package api
 
 import (
 	"bytes"
-	"crypto/rand"
 	"embed"
-	"encoding/base64"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -16,66 +14,186 @@ import (
 	"github.com/winkk/passport/authn/sso"
 )
 
-//go:embed templates/*.html
-var templateFS embed.FS
+// The pages people see are views: each one a Go type holding only what it shows, and a template of the same
+// name under templates/ that fills the one layout (templates/layout.html) with the content block, and with
+// the scripts it needs, which are static files (see static.go): no page carries an inline script or style.
 
-var pageTmpl = template.Must(template.ParseFS(templateFS, "templates/*.html"))
+// view is one page: the template that shows it and what the layout around it needs.
+type view interface {
+	// template is the name of the view's file under templates/, without ".html".
+	template() string
+	// head is what the layout shows and the Content-Security-Policy allows around this view.
+	head() pageHead
+}
+
+// pageHead is what the layout needs from a view besides its content.
+type pageHead struct {
+	Title   string // the page's <title>, before " · Passport"
+	AppName string // named in the brand line; empty for pages of no application
+	Refresh int    // seconds; a <noscript> refresh, for a page that follows a login without scripts
+	// formAction is the origin, besides our own, that the page's forms post to (an ACS); frameSrc the
+	// origins, space-separated, of the frames it loads (front-channel logout). Empty: none.
+	formAction, frameSrc string
+}
+
+// policy is the page's Content-Security-Policy: scripts, styles and connections only to ourselves, forms only to
+// ourselves and the ACS of a SAML post, frames only those of a front-channel logout, never framed itself.
+func (h pageHead) policy() string {
+	formAction := "'self'"
+	if h.formAction != "" {
+		formAction += " " + h.formAction
+	}
+	frameSrc := "'none'"
+	if h.frameSrc != "" {
+		frameSrc = h.frameSrc
+	}
+	return "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; " +
+		"form-action " + formAction + "; frame-src " + frameSrc + "; frame-ancestors 'none'; base-uri 'none'"
+}
 
 // postForm is the HTTP-POST binding form (saml-bindings §3.5.4) that carries a Response to the ACS URL.
 type postForm struct {
 	ACS          string
 	SAMLResponse string
 	RelayState   string
-	Auto         bool // submitted by script at once (success); error Responses wait for the user's click
 }
 
-// pageData is everything the one page template shows.
-type pageData struct {
-	View             string // identify | waiting | post | paused | error
-	Title            string
-	Message          string
+// identifyView asks for the work email: the first step of a login.
+type identifyView struct {
+	AppName   string
+	Action    string // where the email is posted: the login's own URL
+	Email     string // filled in: what was typed, or the user the application asked for
+	FormError string // why the email typed was not taken; empty when it was not refused
+	State     string // the login state shown, for the events script
+	Events    string // URL of the login's event stream
+}
+
+func (identifyView) template() string { return "identify" }
+func (v identifyView) head() pageHead { return pageHead{Title: "Sign in", AppName: v.AppName} }
+
+// waitingView shows the number to enter on the phone while the login waits for its approval.
+type waitingView struct {
 	AppName          string
-	Action           string
-	ChangeAction     string // where "Not you? Use another email" posts (waiting, paused)
-	Email            string
-	FormError        string
+	Email            string // the address typed, shown so that a typo is caught
 	Number           int
-	ExpiresUnixMilli int64
-	Remaining        string
-	State            string // the login state the page shows, for the events script
-	Events           string // URL of the server-sent events stream; empty: no live updates
-	Refresh          int    // seconds; a <noscript> refresh while waiting
-	Post             *postForm
-	Link             template.URL // built by the server only: custom schemes (passport://) pass
-	LinkText         string
-	Frames           []string // front-channel logout requests to load (View "logout")
-	Nonce            string
+	ExpiresUnixMilli int64  // for the countdown script
+	Remaining        string // m:ss, as the page is sent
+	ChangeAction     string // where "Not you? Use another email" posts
+	State            string // the login state shown, for the events script
+	Events           string // URL of the login's event stream
+	Refresh          int    // seconds; the page refreshes itself when scripts are off
 }
 
-func newNonce() string {
-	b := make([]byte, 18)
-	_, _ = rand.Read(b)
-	return base64.StdEncoding.EncodeToString(b)
+func (waitingView) template() string { return "waiting" }
+func (v waitingView) head() pageHead {
+	return pageHead{Title: "Approve on your phone", AppName: v.AppName, Refresh: v.Refresh}
 }
 
-// renderPage writes the page with a strict Content-Security-Policy: scripts and styles only with this
-// response's nonce, forms only to ourselves and (for SAML posts) the ACS origin.
-func (s *Server) renderPage(c echo.Context, status int, d pageData) error {
-	d.Nonce = newNonce()
-	formAction := "'self'"
-	if d.Post != nil {
-		formAction += " " + acsOrigin(d.Post.ACS)
+// postView hands the application its Response: the form submits itself, or shows a button without scripts.
+type postView struct {
+	AppName string
+	Form    postForm
+}
+
+func (postView) template() string { return "post" }
+func (v postView) head() pageHead {
+	return pageHead{Title: "Signing you in", AppName: v.AppName, formAction: acsOrigin(v.Form.ACS)}
+}
+
+// pausedView says that no request was sent to the phone, why, and until when.
+type pausedView struct {
+	AppName      string
+	Message      string
+	Email        string    // the address typed; empty when unknown
+	ChangeAction string    // where "Not you? Use another email" posts
+	Return       *postForm // the SP's error Response; nil for IdP-initiated logins
+}
+
+func (pausedView) template() string { return "paused" }
+func (v pausedView) head() pageHead {
+	return pageHead{Title: "Sign-in requests paused", AppName: v.AppName, formAction: returnOrigin(v.Return)}
+}
+
+// errorView says why the request cannot go on, with a button handing the SP its error Response when there is one.
+type errorView struct {
+	Title   string
+	Message string
+	AppName string    // empty when the error concerns no application
+	Return  *postForm // nil: nothing to hand back
+}
+
+func (errorView) template() string { return "error" }
+func (v errorView) head() pageHead {
+	return pageHead{Title: v.Title, AppName: v.AppName, formAction: returnOrigin(v.Return)}
+}
+
+// infoView is a page of text with one link (the enroll page).
+type infoView struct {
+	Title    string
+	Message  string
+	Link     template.URL // built by the server only: custom schemes (passport://) pass
+	LinkText string
+}
+
+func (infoView) template() string { return "info" }
+func (v infoView) head() pageHead { return pageHead{Title: v.Title} }
+
+// logoutView loads the front-channel LogoutRequests to the session's other applications in frames, then
+// continues to the application that asked.
+type logoutView struct {
+	AppName  string   // the application that asked
+	Frames   []string // LogoutRequest URLs (HTTP-Redirect binding) for the other applications
+	Continue string   // the LogoutResponse URL back to the application that asked
+}
+
+func (logoutView) template() string { return "logout" }
+func (v logoutView) head() pageHead {
+	return pageHead{Title: "Signing you out", AppName: v.AppName, frameSrc: frameOrigins(v.Frames)}
+}
+
+func returnOrigin(p *postForm) string {
+	if p == nil {
+		return ""
 	}
-	frameSrc := "'none'"
-	if len(d.Frames) > 0 {
-		frameSrc = frameOrigins(d.Frames)
+	return acsOrigin(p.ACS)
+}
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// viewTemplates holds each view's template, parsed with the layout and the shared parts.
+var viewTemplates = parseViews("identify", "waiting", "post", "paused", "error", "info", "logout")
+
+func parseViews(names ...string) map[string]*template.Template {
+	base := template.Must(template.New("").Funcs(template.FuncMap{"static": staticURL}).
+		ParseFS(templateFS, "templates/layout.html", "templates/parts.html"))
+	out := make(map[string]*template.Template, len(names))
+	for _, name := range names {
+		out[name] = template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html"))
 	}
+	return out
+}
+
+// page is what the layout is executed with.
+type page struct {
+	Head pageHead
+	View view
+}
+
+// renderPage writes the view in the layout with status, under the view's Content-Security-Policy and never
+// cached (pages show one login's state).
+func renderPage(c echo.Context, status int, v view) error {
+	t, ok := viewTemplates[v.template()]
+	if !ok {
+		return fmt.Errorf("api: render page: no template %q", v.template())
+	}
+	p := page{Head: v.head(), View: v}
 	var buf bytes.Buffer
-	if err := pageTmpl.ExecuteTemplate(&buf, "page", d); err != nil {
-		return fmt.Errorf("api: render page: %w", err)
+	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
+		return fmt.Errorf("api: render page %s: %w", v.template(), err)
 	}
 	h := c.Response().Header()
-	h.Set("Content-Security-Policy", fmt.Sprintf("default-src 'none'; script-src 'nonce-%s'; style-src 'nonce-%s'; connect-src 'self'; img-src 'self' data:; frame-src %s; form-action %s; frame-ancestors 'none'; base-uri 'none'", d.Nonce, d.Nonce, frameSrc, formAction))
+	h.Set("Content-Security-Policy", p.Head.policy())
 	h.Set("Cache-Control", "no-store")
 	return c.HTMLBlob(status, buf.Bytes())
 }
@@ -99,24 +217,23 @@ func (s *Server) renderError(c echo.Context, ae *apiError) error {
 	if !ok {
 		title = "Sign-in not possible"
 	}
-	d := pageData{View: "error", Title: title, Message: ae.Message}
+	v := errorView{Title: title, Message: ae.Message}
 	if ae.Status >= 500 && c.Request().Method == http.MethodGet && strings.HasPrefix(c.Path(), "/login/") {
 		// Most likely the store is briefly out of reach; the login is still there. Try again by itself
 		// (the Refresh header works with and without scripts).
 		c.Response().Header().Set("Refresh", strconv.Itoa(errorRetrySeconds))
-		d.Message += " This page tries again by itself in a few seconds."
+		v.Message += " This page tries again by itself in a few seconds."
 	}
-	return s.renderPage(c, ae.Status, d)
+	return renderPage(c, ae.Status, v)
 }
 
 // renderPost hands an SP a message (an error Response) through the browser, saying why on the page.
 func (s *Server) renderPost(c echo.Context, status int, appName string, p *sso.Post, message string) error {
-	return s.renderPage(c, status, pageData{
-		View:    "error",
+	return renderPage(c, status, errorView{
 		Title:   "Sign-in not completed",
 		Message: message,
 		AppName: appName,
-		Post:    formOf(p),
+		Return:  formOf(p),
 	})
 }
 

@@ -30,6 +30,7 @@ func (s *Server) routes() {
 	e.POST("/login/:txnID/change", s.handleLoginChange, middleware.BodyLimit("8K"))
 	e.GET("/login/:txnID/events", s.handleLoginEvents)
 	e.GET("/enroll", s.handleEnrollPage)
+	e.Match([]string{http.MethodGet, http.MethodHead}, "/static/:name", s.handleStatic) // scripts, styles: no cookie needed
 
 	// Admin API.
 	admin := e.Group("/api/v1/admin", s.requireAdmin, middleware.BodyLimit("1M"))

@@ -76,8 +76,7 @@ func (s *Server) start(c echo.Context, st sso.Start) error {
 	if st.Login == nil {
 		if st.Success {
 			s.metrics.logins.WithLabelValues("session").Inc()
-			return s.renderPage(c, http.StatusOK, pageData{View: "post", Title: "Signing you in", Message: st.Message, AppName: st.AppName,
-				Post: &postForm{ACS: st.Post.ACS, SAMLResponse: st.Post.SAMLResponse, RelayState: st.Post.RelayState, Auto: true}})
+			return renderPage(c, http.StatusOK, postView{AppName: st.AppName, Form: *formOf(st.Post)})
 		}
 		return s.renderPost(c, http.StatusOK, st.AppName, st.Post, st.Message)
 	}
@@ -114,11 +113,11 @@ func (s *Server) setSessionCookie(c echo.Context, value string, ttl time.Duratio
 	http.SetCookie(c.Response(), ck)
 }
 
-// acsOrigin is the scheme://host of the ACS URL, for the page's form-action policy.
+// acsOrigin is the scheme://host of the ACS URL, for the page's form-action policy ("" when it has none).
 func acsOrigin(acs string) string {
 	u, err := url.Parse(acs)
-	if err != nil {
-		return "'none'"
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
 	}
 	return u.Scheme + "://" + u.Host
 }

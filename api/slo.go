@@ -1,7 +1,6 @@
 package api
 
 import (
-	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -27,8 +26,7 @@ func (s *Server) handleSLO(c echo.Context) error {
 	if len(out.Frames) == 0 {
 		return c.Redirect(http.StatusSeeOther, out.Back)
 	}
-	return s.renderPage(c, http.StatusOK, pageData{View: "logout", Title: "Signing you out", Message: "You are signed out of Passport. Signing you out of your other applications…",
-		AppName: out.AppName, Frames: out.Frames, Link: template.URL(out.Back), LinkText: "Continue to " + out.AppName})
+	return renderPage(c, http.StatusOK, logoutView{AppName: out.AppName, Frames: out.Frames, Continue: out.Back})
 }
 
 // frameOrigins lists the origins of front-channel logout frames, for the page's frame-src policy.
@@ -37,7 +35,7 @@ func frameOrigins(frames []string) string {
 	var out []string
 	for _, f := range frames {
 		u, err := url.Parse(f)
-		if err != nil || seen[u.Host] {
+		if err != nil || u.Scheme == "" || u.Host == "" || seen[u.Host] {
 			continue
 		}
 		seen[u.Host] = true

@@ -99,6 +99,9 @@ func TestSingleLogout(t *testing.T) {
 	if _, ok := out.testID("logout"); !ok {
 		t.Fatalf("no logout page:\n%s", out.Body)
 	}
+	if csp := out.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "; frame-src http://127.0.0.1:9;") {
+		t.Errorf("the logout page's CSP does not allow exactly the frames' origin: %s", csp)
+	}
 
 	t.Run("the other app gets a signed LogoutRequest", func(t *testing.T) {
 		frame := out.find(func(n *htmlNode) bool { return n.Data == "iframe" })
