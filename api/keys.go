@@ -166,7 +166,7 @@ func (s *Server) handleGetKeys(c echo.Context) error {
 }
 
 func (s *Server) staticKeyError() error {
-	return errorf(http.StatusConflict, "static_key", "The signing key is loaded from files (PASSPORT_SIGNING_KEY_FILE): replace the files to roll it over.")
+	return errStaticKey
 }
 
 func (s *Server) handleStageKey(c echo.Context) error {
@@ -197,7 +197,7 @@ func (s *Server) handleActivateKey(c echo.Context) error {
 	if body.Grace != "" {
 		d, err := time.ParseDuration(body.Grace)
 		if err != nil || d < 0 {
-			return errorf(http.StatusBadRequest, "invalid_request", "grace must be a duration such as 720h.")
+			return authn.ErrInvalid.WithMessage("grace must be a duration such as 720h.")
 		}
 		grace = d
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/winkk/passport/api/apierr"
 	"github.com/winkk/passport/authn"
 	"github.com/winkk/passport/saml"
 )
@@ -37,17 +38,17 @@ func (s *Server) loadLogin(c echo.Context) (authn.Login, authn.App, error) {
 	l, err := s.svc.GetLogin(s.ctx(c), c.Param("txnID"), loginSecret(c))
 	if err != nil {
 		if errors.Is(err, authn.ErrForbidden) {
-			return l, authn.App{}, errorf(http.StatusForbidden, "forbidden", "This sign-in was started in another browser. Go back to the application and sign in from this browser.")
+			return l, authn.App{}, authn.ErrForbidden.WithMessage("This sign-in was started in another browser. Go back to the application and sign in from this browser.")
 		}
 		if errors.Is(err, authn.ErrNotFound) {
-			return l, authn.App{}, errorf(http.StatusNotFound, "not_found", "This sign-in does not exist or has expired. Go back to the application and sign in again.")
+			return l, authn.App{}, authn.ErrNotFound.WithMessage("This sign-in does not exist or has expired. Go back to the application and sign in again.")
 		}
 		return l, authn.App{}, err
 	}
 	app, err := s.svc.GetApp(s.ctx(c), l.AppID)
 	if err != nil {
 		if errors.Is(err, authn.ErrNotFound) {
-			return l, authn.App{}, errorf(http.StatusNotFound, "not_found", "The application of this sign-in no longer exists.")
+			return l, authn.App{}, authn.ErrNotFound.WithMessage("The application of this sign-in no longer exists.")
 		}
 		return l, authn.App{}, err
 	}
@@ -90,7 +91,7 @@ func (s *Server) showLogin(c echo.Context, status int, l authn.Login, app authn.
 			switch {
 			case errors.Is(err, authn.ErrForbidden) && state == authn.StateAnswered:
 				// Signed out, suspended or its phone revoked since: the Response it had is not shown again.
-				return errorf(http.StatusForbidden, "sign_in_ended", "This sign-in has ended. Go back to the application and sign in again.")
+				return errSignInEnded
 			case errors.Is(err, authn.ErrForbidden):
 				return s.showFailure(c, l, app, authn.ReasonSuspended)
 			case errors.Is(err, errSubjectMismatch):
@@ -188,9 +189,8 @@ func (s *Server) handleLoginSubmit(c echo.Context) error {
 	}
 	_, err = s.svc.Identify(s.ctx(c), l, c.FormValue("email"), clientKey(c))
 	if err != nil {
-		var de *authn.Error
-		if errors.As(err, &de) && (de.Code == authn.ErrInvalid.Code || de.Code == authn.ErrRateLimited.Code) {
-			return s.showLogin(c, statusOf[de.Code], l, app, de.Message)
+		if de, ok := errors.AsType[*authn.Error](err); ok && (errors.Is(de, authn.ErrInvalid) || errors.Is(de, authn.ErrRateLimited)) {
+			return s.showLogin(c, apierr.Status(de.Code), l, app, de.Message)
 		}
 		return err
 	}
@@ -317,7 +317,7 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 func (s *Server) handleEnrollPage(c echo.Context) error {
 	token := c.QueryParam("token")
 	if _, err := s.svc.GetInvitation(s.ctx(c), token); err != nil {
-		return errorf(http.StatusGone, "invitation_invalid", "This invitation is unknown, already used or expired. Ask your administrator for a new one.")
+		return authn.ErrInvitation.WithMessage("This invitation is unknown, already used or expired. Ask your administrator for a new one.")
 	}
 	deep := "passport://enroll?" + url.Values{"server": {s.cfg.BaseURL}, "token": {token}}.Encode()
 	return s.renderPage(c, http.StatusOK, pageData{

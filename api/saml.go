@@ -35,7 +35,7 @@ func (s *Server) handleCertificate(c echo.Context) error {
 	cert := ring.Current.CertificatePEM
 	if _, next := c.QueryParams()["next"]; next {
 		if ring.Next == nil {
-			return errorf(http.StatusNotFound, "not_found", "No next signing certificate is staged.")
+			return authn.ErrNotFound.WithMessage("No next signing certificate is staged.")
 		}
 		cert = ring.Next.CertificatePEM
 	}
@@ -65,7 +65,7 @@ func (s *Server) handleSSO(c echo.Context) error {
 	var err error
 	if r.Method == http.MethodPost {
 		if err := r.ParseForm(); err != nil {
-			return errorf(http.StatusBadRequest, "malformed_request", "The sign-in request could not be read.")
+			return errMalformedRequest
 		}
 		msg, err = saml.DecodePOST(r.PostForm, "SAMLRequest")
 	} else {
@@ -88,7 +88,7 @@ func (s *Server) handleSSO(c echo.Context) error {
 	}
 	acs, ok := app.ResolveACS(req.AssertionConsumerServiceURL, req.AssertionConsumerServiceIndex)
 	if !ok {
-		return errorf(http.StatusBadRequest, "acs_mismatch", "The request asks for a response at an address that is not registered for this application.")
+		return errACSMismatch
 	}
 	if err := s.svc.Admit(s.ctx(c), clientKey(c), app.ID, req.ID, s.requestIDLifetime()); err != nil {
 		return err
@@ -164,15 +164,13 @@ func (s *Server) handleIdPLogin(c echo.Context) error {
 	}
 	rs := c.QueryParam("RelayState")
 	if len(rs) > saml.MaxRelayStateSize || !authn.RelayStateAllowed(rs, app.RelayStates) {
-		return errorf(http.StatusBadRequest, "relay_state_not_allowed", "This RelayState is not allowed for this application. Ask its administrator to add it to the application's allowed RelayStates.")
+		return errRelayStateNotAllowed
 	}
 	if err := s.svc.Admit(s.ctx(c), clientKey(c), app.ID, "", 0); err != nil {
 		return err
 	}
 	return s.beginLogin(c, app, authn.StartLogin{AppID: app.ID, RelayState: rs, ClientIP: c.RealIP(), UserAgent: c.Request().UserAgent(), Network: clientKey(c)}, false, false)
 }
-
-var errNotConfigured = errorf(http.StatusConflict, "app_not_configured", "This application is not configured yet: its administrator must set the audience and ACS URL in Passport.")
 
 // beginLogin answers at once from the browser's IdP session when it has one (unless forceAuthn), answers
 // NoPassive when the SP forbids interaction and there is no session, and otherwise parks the login and sends
@@ -204,7 +202,7 @@ func (s *Server) beginLogin(c echo.Context, app authn.App, in authn.StartLogin, 
 	}
 	if isPassive {
 		if in.RequestID == "" {
-			return errorf(http.StatusConflict, "no_passive", "Signing in needs your approval on your phone.")
+			return errNoPassive
 		}
 		return s.postError(c, app, in.ACSURL, in.RequestID, in.RelayState, saml.StatusResponder, saml.StatusNoPassive,
 			"Signing in needs your approval on your phone, and the application asked not to interact with you.")

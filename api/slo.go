@@ -43,7 +43,7 @@ func (s *Server) handleSLO(c echo.Context) error {
 		return err
 	}
 	if !app.Configured() || app.SLOURL == "" || len(app.SPCertificates) == 0 {
-		return errorf(http.StatusConflict, "slo_not_configured", "Single logout is not set up for this application: it needs the SP's signing certificate and SLO URL in Passport.")
+		return errSLONotConfigured
 	}
 	req, err := s.idp().ReadLogoutRequest(msg, saml.LogoutCheck{Audience: app.Audience, SLOURL: s.sloURL(app.ID)},
 		saml.SignaturePolicy{Certificates: spCertificates(app), Require: true, AllowSHA1: app.AllowSHA1})

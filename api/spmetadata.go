@@ -27,15 +27,15 @@ func (s *Server) handleImportMetadata(c echo.Context) error {
 	switch mt {
 	case "application/samlmetadata+xml", "text/xml", "application/xml":
 	default:
-		return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Send the SP's metadata XML (Content-Type: application/samlmetadata+xml or text/xml).")
+		return errUnsupportedMediaType.WithMessage("Send the SP's metadata XML (Content-Type: application/samlmetadata+xml or text/xml).")
 	}
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, saml.MaxMetadataSize+1))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return errorf(http.StatusRequestEntityTooLarge, "too_large", "The metadata is too large.")
+			return errTooLarge.WithMessage("The metadata is too large.")
 		}
-		return errorf(http.StatusBadRequest, "invalid_request", "The metadata could not be read.")
+		return authn.ErrInvalid.WithMessage("The metadata could not be read.")
 	}
 	md, err := saml.ParseSPMetadata(body)
 	if err != nil {
@@ -45,7 +45,7 @@ func (s *Server) handleImportMetadata(c echo.Context) error {
 	if def, ok := md.DefaultACS(); ok {
 		p.ACSURL = &def.Location
 	} else {
-		return errorf(http.StatusBadRequest, "no_acs", "The metadata has no HTTP-POST AssertionConsumerService: Passport answers by HTTP-POST only.")
+		return errNoACS
 	}
 	acs := []authn.ACSEndpoint{}
 	for _, e := range md.ACS {
