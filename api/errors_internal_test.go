@@ -57,7 +57,7 @@ func errorCodes(tb testing.TB, dir, typ string) (codes map[string]string, bad []
 	for _, f := range files {
 		ast.Inspect(f, func(n ast.Node) bool {
 			lit, ok := n.(*ast.CompositeLit)
-			if !ok || types(lit.Type) != typ {
+			if !ok || exprName(lit.Type) != typ {
 				return true
 			}
 			for _, el := range lit.Elts {
@@ -79,7 +79,7 @@ func errorCodes(tb testing.TB, dir, typ string) (codes map[string]string, bad []
 					codes[code] = fset.Position(v.Pos()).String()
 				case *ast.SelectorExpr:
 					if v.Sel.Name != "Code" {
-						bad = append(bad, fmt.Sprintf("%s: Code %s.%s", fset.Position(v.Pos()), types(v.X), v.Sel.Name))
+						bad = append(bad, fmt.Sprintf("%s: Code %s.%s", fset.Position(v.Pos()), exprName(v.X), v.Sel.Name))
 					}
 				default:
 					bad = append(bad, fmt.Sprintf("%s: Code given by an expression the test cannot read", fset.Position(v.Pos())))
@@ -91,13 +91,13 @@ func errorCodes(tb testing.TB, dir, typ string) (codes map[string]string, bad []
 	return codes, bad
 }
 
-// types names a type expression: Error, authn.Error.
-func types(e ast.Expr) string {
+// exprName names a type expression: Error, authn.Error.
+func exprName(e ast.Expr) string {
 	switch t := e.(type) {
 	case *ast.Ident:
 		return t.Name
 	case *ast.SelectorExpr:
-		return types(t.X) + "." + t.Sel.Name
+		return exprName(t.X) + "." + t.Sel.Name
 	}
 	return ""
 }
@@ -139,7 +139,7 @@ func samlCodes(tb testing.TB) map[string]string {
 	for _, f := range files {
 		ast.Inspect(f, func(n ast.Node) bool {
 			call, ok := n.(*ast.CallExpr)
-			if !ok || types(call.Fun) != "newError" || len(call.Args) == 0 {
+			if !ok || exprName(call.Fun) != "newError" || len(call.Args) == 0 {
 				return true
 			}
 			if id, ok := call.Args[0].(*ast.Ident); !ok || byName[id.Name] == "" {
