@@ -20,7 +20,7 @@ func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !authorizationMatches(c.Request().Header.Get(echo.HeaderAuthorization), want) {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="passport-admin"`)
-			return errorf(http.StatusUnauthorized, "unauthorized", "A valid admin bearer token is required (Authorization: Bearer <PASSPORT_ADMIN_TOKEN>).")
+			return errUnauthorized
 		}
 		return next(c)
 	}
@@ -159,7 +159,7 @@ func (s *Server) handleInvitationQR(c echo.Context) error {
 func bindJSON(c echo.Context, v any) error {
 	ct := c.Request().Header.Get(echo.HeaderContentType)
 	if ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
-		return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Send JSON (Content-Type: application/json).")
+		return errUnsupportedMediaType
 	}
 	return decodeJSON(c.Request().Body, v)
 }

@@ -239,7 +239,7 @@ func (s *Server) handleWaitForChallenge(c echo.Context) error {
 	if t := c.QueryParam("timeout"); t != "" {
 		d, err := time.ParseDuration(t)
 		if err != nil || d <= 0 {
-			return errorf(http.StatusBadRequest, "invalid_request", "timeout must be a positive duration such as 25s.")
+			return authn.ErrInvalid.WithMessage("timeout must be a positive duration such as 25s.")
 		}
 		timeout = min(d, deviceapi.MaxWait)
 	}
@@ -310,7 +310,7 @@ func (s *Server) handleGetChallenge(c echo.Context) error {
 
 func challengeErr(err error) error {
 	if errors.Is(err, authn.ErrNotFound) {
-		return errorf(http.StatusNotFound, "challenge_not_found", "There is no such sign-in request for this account.")
+		return errChallengeNotFound
 	}
 	return err
 }
@@ -324,16 +324,16 @@ func (s *Server) handleAnswerChallenge(c echo.Context) error {
 	switch req.Decision {
 	case deviceapi.DecisionApprove:
 		if req.Report {
-			return errorf(http.StatusBadRequest, "invalid_request", "report goes with decision \"deny\".")
+			return authn.ErrInvalid.WithMessage("report goes with decision \"deny\".")
 		}
 		if req.Number < 10 || req.Number > 99 {
-			return errorf(http.StatusBadRequest, "invalid_request", "number must be the two-digit number shown in the browser.")
+			return authn.ErrInvalid.WithMessage("number must be the two-digit number shown in the browser.")
 		}
 		dec = authn.Decision{Approve: true, Number: req.Number}
 	case deviceapi.DecisionDeny:
 		dec = authn.Decision{Report: req.Report}
 	default:
-		return errorf(http.StatusBadRequest, "invalid_request", "decision must be \"approve\" or \"deny\".")
+		return authn.ErrInvalid.WithMessage("decision must be \"approve\" or \"deny\".")
 	}
 	l, err := s.svc.Answer(s.ctx(c), device(c), c.Param("challengeID"), dec)
 	if err != nil {
@@ -350,7 +350,7 @@ func (s *Server) handleApproveByNumber(c echo.Context) error {
 		return err
 	}
 	if req.Number < 10 || req.Number > 99 {
-		return errorf(http.StatusBadRequest, "invalid_request", "number must be the two-digit number shown in the browser.")
+		return authn.ErrInvalid.WithMessage("number must be the two-digit number shown in the browser.")
 	}
 	l, err := s.svc.ApproveByNumber(s.ctx(c), device(c), req.Number)
 	if err != nil {

@@ -9,91 +9,52 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/winkk/passport/api/apierr"
 	"github.com/winkk/passport/authn"
 )
 
-// statusOf maps domain error codes to HTTP statuses; anything unlisted is a 400.
-var statusOf = map[string]int{
-	"invalid_request":       http.StatusBadRequest,
-	"not_found":             http.StatusNotFound,
-	"conflict":              http.StatusConflict,
-	"rate_limited":          http.StatusTooManyRequests,
-	"forbidden":             http.StatusForbidden,
-	"challenge_closed":      http.StatusConflict,
-	"number_mismatch":       http.StatusUnprocessableEntity,
-	"no_matching_challenge": http.StatusNotFound,
-	"invitation_invalid":    http.StatusGone,
-	"invalid_proof":         http.StatusUnauthorized,
-	"proof_replayed":        http.StatusUnauthorized,
-	"unknown_device":        http.StatusUnauthorized,
-	"device_revoked":        http.StatusUnauthorized,
-	"app_not_configured":    http.StatusConflict,
-	"email_not_allowed":     http.StatusForbidden,
-	"code_invalid":          http.StatusBadRequest,
-	"code_locked":           http.StatusTooManyRequests,
-	"unauthorized":          http.StatusUnauthorized,
-	"too_large":             http.StatusRequestEntityTooLarge,
-	"internal":              http.StatusInternalServerError,
-	"key_unopenable":        http.StatusConflict,
-	"no_key_ring":           http.StatusConflict,
-	"static_key":            http.StatusConflict,
-	"sign_in_ended":         http.StatusForbidden,
-	"no_passive":            http.StatusConflict,
-	"slo_not_configured":    http.StatusConflict,
-}
+// Refusals package api makes itself, beyond authn's sentinels: of the request's credential, method and body,
+// and of SAML and login-page states. They are *authn.Error like every other error a client is told about, and
+// apierr's table gives each code its status. Answer them as they are or with WithMessage.
+var (
+	errUnauthorized         = &authn.Error{Code: "unauthorized", Message: "A valid admin bearer token is required (Authorization: Bearer <PASSPORT_ADMIN_TOKEN>)."}
+	errMethodNotAllowed     = &authn.Error{Code: "method_not_allowed", Message: "This method is not allowed here."}
+	errTooLarge             = &authn.Error{Code: "too_large", Message: "The request body is too large."}
+	errUnsupportedMediaType = &authn.Error{Code: "unsupported_media_type", Message: "Send JSON (Content-Type: application/json)."}
+	errChallengeNotFound    = &authn.Error{Code: "challenge_not_found", Message: "There is no such sign-in request for this account."}
+	errMalformedRequest     = &authn.Error{Code: "malformed_request", Message: "The sign-in request could not be read."}
+	errNoRoute              = authn.ErrNotFound.WithMessage("There is nothing at this address.")
+	errInternal             = authn.ErrInternal.WithMessage("Something went wrong on our side. Please try again.")
+)
 
-// apiError is an error with a public code and message; Err carries detail for the log only.
-type apiError struct {
-	Status  int
-	Code    string
-	Message string
-	Err     error
-}
-
-func (e *apiError) Error() string {
-	if e.Err != nil {
-		return e.Code + ": " + e.Message + ": " + e.Err.Error()
-	}
-	return e.Code + ": " + e.Message
-}
-
-func (e *apiError) Unwrap() error { return e.Err }
-
-func errorf(status int, code, msg string) *apiError {
-	return &apiError{Status: status, Code: code, Message: msg}
-}
-
-// classify turns any error into a public status, code and message.
-func classify(err error) *apiError {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae
-	}
-	var de *authn.Error
-	if errors.As(err, &de) {
-		st, ok := statusOf[de.Code]
-		if !ok {
-			st = http.StatusBadRequest
-		}
-		return &apiError{Status: st, Code: de.Code, Message: de.Message, Err: err}
-	}
-	var he *echo.HTTPError
-	if errors.As(err, &he) {
+// classify turns any error into what the client is told: an *authn.Error whose code has a status in apierr's
+// table and whose message is safe to show, and that status. An *authn.Error is itself (the flows in authn/sso
+// turn the protocol layer's refusals into one). echo's own refusals (no route, wrong method, body too large, not JSON) get their codes.
+// Anything else, and a code the table lacks, is internal: a 500 that says nothing of the cause.
+func classify(err error) (*authn.Error, int) {
+	pub := errInternal
+	if de, ok := errors.AsType[*authn.Error](err); ok {
+		pub = de
+	} else if he, ok := errors.AsType[*echo.HTTPError](err); ok {
 		switch he.Code {
 		case http.StatusNotFound:
-			return &apiError{Status: he.Code, Code: "not_found", Message: "There is nothing at this address."}
+			pub = errNoRoute
 		case http.StatusMethodNotAllowed:
-			return &apiError{Status: he.Code, Code: "method_not_allowed", Message: "This method is not allowed here."}
+			pub = errMethodNotAllowed
 		case http.StatusRequestEntityTooLarge:
-			return &apiError{Status: he.Code, Code: "too_large", Message: "The request body is too large."}
+			pub = errTooLarge
 		case http.StatusUnsupportedMediaType:
-			return &apiError{Status: he.Code, Code: "unsupported_media_type", Message: "Send JSON (Content-Type: application/json)."}
-		}
-		if he.Code >= 400 && he.Code < 500 {
-			return &apiError{Status: he.Code, Code: "invalid_request", Message: http.StatusText(he.Code), Err: err}
+			pub = errUnsupportedMediaType
+		default:
+			if he.Code >= 400 && he.Code < 500 {
+				pub = &authn.Error{Code: authn.ErrInvalid.Code, Message: http.StatusText(he.Code), Err: err}
+			}
 		}
 	}
-	return &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "Something went wrong on our side. Please try again.", Err: err}
+	if !apierr.Known(pub.Code) {
+		pub = errInternal
+	}
+	return pub, apierr.Status(pub.Code)
 }
 
 // wantsJSON reports whether the request is from a program (API paths, a page's event stream) rather than a
@@ -127,19 +88,23 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.Warn("error after response started", "path", c.Request().URL.Path, "err", err)
 		return
 	}
-	ae := classify(err)
-	attrs := []any{"method", c.Request().Method, "path", c.Request().URL.Path, "status", ae.Status, "code", ae.Code}
+	pub, status := classify(err)
+	attrs := []any{"method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "code", pub.Code}
 	switch {
-	case ae.Status >= 500:
+	case status >= 500:
 		s.log.Error("request failed", append(attrs, "err", err)...)
-	case ae.Err != nil:
-		s.log.Info("request refused", append(attrs, "detail", ae.Err.Error())...)
+	case pub.Err != nil:
+		// The refusal has a cause the client is not told (a proof that does not verify, a SAML message's
+		// flaw): the log keeps it.
+		s.log.Info("request refused", append(attrs, "detail", err.Error())...)
+	default:
+		s.log.Debug("request refused", append(attrs, "err", err)...)
 	}
 	if wantsJSON(c) {
 		var b errorBody
-		b.Error.Code, b.Error.Message = ae.Code, ae.Message
-		_ = c.JSON(ae.Status, b)
+		b.Error.Code, b.Error.Message = pub.Code, pub.Message
+		_ = c.JSON(status, b)
 		return
 	}
-	_ = s.renderError(c, ae)
+	_ = s.renderError(c, status, pub.Message)
 }

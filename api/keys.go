@@ -67,7 +67,7 @@ func (s *Server) handleActivateKey(c echo.Context) error {
 	if body.Grace != "" {
 		d, err := time.ParseDuration(body.Grace)
 		if err != nil || d < 0 {
-			return errorf(http.StatusBadRequest, "invalid_request", "grace must be a duration such as 720h.")
+			return authn.ErrInvalid.WithMessage("grace must be a duration such as 720h.")
 		}
 		grace = d
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/winkk/passport/authn"
 )
 
 // Limits bound what clients may hold of the server (CONTRACT "Abuse limits"): long-lived requests (login event
@@ -168,7 +170,7 @@ const streamRetryAfter = 10
 func (s *Server) refuseStream(c echo.Context, full *streamCap) error {
 	c.Response().Header().Set("Retry-After", strconv.Itoa(streamRetryAfter))
 	s.metrics.streamsRefused.WithLabelValues(full.kind).Inc()
-	return errorf(http.StatusTooManyRequests, "rate_limited", full.refusal)
+	return authn.ErrRateLimited.WithMessage(full.refusal)
 }
 
 // Streams is the number of long-lived requests (login event streams and device long-polls) open right now.

@@ -92,8 +92,8 @@ func (s *Server) handleLoginSubmit(c echo.Context) error {
 		if perr != nil {
 			return perr
 		}
-		ae := classify(err)
-		return s.showLogin(c, ae.Status, pg, ae.Message)
+		pub, status := classify(err)
+		return s.showLogin(c, status, pg, pub.Message)
 	}
 	if err != nil {
 		return err
@@ -218,7 +218,7 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 func (s *Server) handleEnrollPage(c echo.Context) error {
 	token := c.QueryParam("token")
 	if _, err := s.svc.GetInvitation(s.ctx(c), token); err != nil {
-		return errorf(http.StatusGone, "invitation_invalid", "This invitation is unknown, already used or expired. Ask your administrator for a new one.")
+		return authn.ErrInvitation.WithMessage("This invitation is unknown, already used or expired. Ask your administrator for a new one.")
 	}
 	deep := "passport://enroll?" + url.Values{"server": {s.cfg.BaseURL}, "token": {token}}.Encode()
 	return renderPage(c, http.StatusOK, infoView{

@@ -47,7 +47,7 @@ func (s *Server) countRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		err := next(c)
 		code := c.Response().Status
 		if err != nil {
-			code = classify(err).Status
+			_, code = classify(err)
 		}
 		route := c.Path()
 		if route == "" {

@@ -212,19 +212,19 @@ var errorTitles = map[int]string{
 	http.StatusInternalServerError:   "Something went wrong",
 }
 
-func (s *Server) renderError(c echo.Context, ae *apiError) error {
-	title, ok := errorTitles[ae.Status]
+func (s *Server) renderError(c echo.Context, status int, message string) error {
+	title, ok := errorTitles[status]
 	if !ok {
 		title = "Sign-in not possible"
 	}
-	v := errorView{Title: title, Message: ae.Message}
-	if ae.Status >= 500 && c.Request().Method == http.MethodGet && strings.HasPrefix(c.Path(), "/login/") {
+	v := errorView{Title: title, Message: message}
+	if status >= 500 && c.Request().Method == http.MethodGet && strings.HasPrefix(c.Path(), "/login/") {
 		// Most likely the store is briefly out of reach; the login is still there. Try again by itself
 		// (the Refresh header works with and without scripts).
 		c.Response().Header().Set("Refresh", strconv.Itoa(errorRetrySeconds))
 		v.Message += " This page tries again by itself in a few seconds."
 	}
-	return renderPage(c, ae.Status, v)
+	return renderPage(c, status, v)
 }
 
 // renderPost hands an SP a message (an error Response) through the browser, saying why on the page.

@@ -35,7 +35,7 @@ func inbound(c echo.Context) (sso.Inbound, error) {
 	in := sso.Inbound{Method: r.Method, RawQuery: r.URL.RawQuery}
 	if r.Method == http.MethodPost {
 		if err := r.ParseForm(); err != nil {
-			return in, errorf(http.StatusBadRequest, "malformed_request", "The sign-in request could not be read.")
+			return in, errMalformedRequest
 		}
 		in.Form = r.PostForm
 	}

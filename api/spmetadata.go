@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/winkk/passport/authn"
 	"github.com/winkk/passport/authn/sso"
 )
 
@@ -17,15 +18,15 @@ func (s *Server) handleImportMetadata(c echo.Context) error {
 	switch mt {
 	case "application/samlmetadata+xml", "text/xml", "application/xml":
 	default:
-		return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "Send the SP's metadata XML (Content-Type: application/samlmetadata+xml or text/xml).")
+		return errUnsupportedMediaType.WithMessage("Send the SP's metadata XML (Content-Type: application/samlmetadata+xml or text/xml).")
 	}
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, sso.MaxSPMetadataSize+1))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return errorf(http.StatusRequestEntityTooLarge, "too_large", "The metadata is too large.")
+			return errTooLarge.WithMessage("The metadata is too large.")
 		}
-		return errorf(http.StatusBadRequest, "invalid_request", "The metadata could not be read.")
+		return authn.ErrInvalid.WithMessage("The metadata could not be read.")
 	}
 	a, entityID, err := s.idp.ImportSPMetadata(s.ctx(c), c.Param("id"), body)
 	if err != nil {

@@ -86,7 +86,7 @@ func (s *Server) handleStatic(c echo.Context) error {
 	name := c.Param("name")
 	a, ok := assets[name]
 	if !ok {
-		return errorf(http.StatusNotFound, "not_found", "There is nothing at this address.")
+		return errNoRoute
 	}
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, a.contentType)

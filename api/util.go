@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/winkk/passport/authn"
 )
 
 // readAll reads a request body (size-limited by the route's BodyLimit), with an error a client can act on.
@@ -24,9 +26,9 @@ func readAll(r io.Reader) ([]byte, error) {
 		var mbe *http.MaxBytesError
 		var he *echo.HTTPError
 		if errors.As(err, &mbe) || (errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge) {
-			return nil, errorf(http.StatusRequestEntityTooLarge, "too_large", "The request body is too large.")
+			return nil, errTooLarge
 		}
-		return nil, errorf(http.StatusBadRequest, "invalid_request", "The request body could not be read.")
+		return nil, authn.ErrInvalid.WithMessage("The request body could not be read.")
 	}
 	return b, nil
 }
@@ -46,10 +48,10 @@ func decodeJSON(r io.Reader, v any) error {
 // than what was sent.
 func decodeJSONBytes(b []byte, v any) error {
 	if !utf8.Valid(b) {
-		return errorf(http.StatusBadRequest, "invalid_request", "The request body is not valid UTF-8.")
+		return authn.ErrInvalid.WithMessage("The request body is not valid UTF-8.")
 	}
 	if loneSurrogateEscape(b) {
-		return errorf(http.StatusBadRequest, "invalid_request", "The request body holds a \\u escape of half a UTF-16 surrogate pair, which is not a character.")
+		return authn.ErrInvalid.WithMessage("The request body holds a \\u escape of half a UTF-16 surrogate pair, which is not a character.")
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -58,21 +60,21 @@ func decodeJSONBytes(b []byte, v any) error {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.Is(err, io.EOF):
-			return errorf(http.StatusBadRequest, "invalid_request", "The request body is empty; send a JSON object.")
+			return authn.ErrInvalid.WithMessage("The request body is empty; send a JSON object.")
 		case errors.As(err, &se):
-			return errorf(http.StatusBadRequest, "invalid_request", fmt.Sprintf("The request body is not valid JSON (at byte %d).", se.Offset))
+			return authn.ErrInvalid.WithMessage(fmt.Sprintf("The request body is not valid JSON (at byte %d).", se.Offset))
 		case errors.As(err, &te) && te.Field == "":
-			return errorf(http.StatusBadRequest, "invalid_request", "The request body must be a JSON object.")
+			return authn.ErrInvalid.WithMessage("The request body must be a JSON object.")
 		case errors.As(err, &te):
-			return errorf(http.StatusBadRequest, "invalid_request", fmt.Sprintf("Field %q must be %s.", te.Field, jsonKind(te.Type)))
+			return authn.ErrInvalid.WithMessage(fmt.Sprintf("Field %q must be %s.", te.Field, jsonKind(te.Type)))
 		case strings.HasPrefix(err.Error(), "json: unknown field"):
-			return errorf(http.StatusBadRequest, "invalid_request", "Unknown field "+strings.TrimPrefix(err.Error(), "json: unknown field ")+".")
+			return authn.ErrInvalid.WithMessage("Unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ") + ".")
 		default:
-			return errorf(http.StatusBadRequest, "invalid_request", "The request body could not be read as JSON.")
+			return authn.ErrInvalid.WithMessage("The request body could not be read as JSON.")
 		}
 	}
 	if dec.More() {
-		return errorf(http.StatusBadRequest, "invalid_request", "The request body must hold a single JSON object.")
+		return authn.ErrInvalid.WithMessage("The request body must hold a single JSON object.")
 	}
 	return nil
 }

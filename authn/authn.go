@@ -21,52 +21,6 @@ import (
 	"github.com/winkk/passport/store"
 )
 
-// Error is a domain error: Code is stable and machine-readable (the api package maps it to an HTTP status),
-// Message is safe to show to a client. Err, when set, carries internal detail for the log only.
-type Error struct {
-	Code    string
-	Message string
-	Err     error
-}
-
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return e.Code + ": " + e.Message + ": " + e.Err.Error()
-	}
-	return e.Code + ": " + e.Message
-}
-
-func (e *Error) Unwrap() error { return e.Err }
-
-// Is makes errors.Is match on Code, so callers can compare with the sentinel values below.
-func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Code == e.Code && t.Message == ""
-}
-
-// Sentinel errors; compare with errors.Is. Errors returned by Service carry one of these codes.
-var (
-	ErrInvalid         = &Error{Code: "invalid_request"}
-	ErrNotFound        = &Error{Code: "not_found"}
-	ErrConflict        = &Error{Code: "conflict"}
-	ErrRateLimited     = &Error{Code: "rate_limited"}
-	ErrForbidden       = &Error{Code: "forbidden"}
-	ErrChallengeClosed = &Error{Code: "challenge_closed"}
-	ErrNumberMismatch  = &Error{Code: "number_mismatch"}
-	// ErrNoMatchingChallenge: no open sign-in of the user shows the number an approval carries.
-	ErrNoMatchingChallenge = &Error{Code: "no_matching_challenge"}
-	ErrInvitation          = &Error{Code: "invitation_invalid"}
-	ErrInvalidProof        = &Error{Code: "invalid_proof"}
-	ErrProofReplayed       = &Error{Code: "proof_replayed"}
-	ErrUnknownDevice       = &Error{Code: "unknown_device"}
-	ErrNotConfigured       = &Error{Code: "app_not_configured"}
-	ErrEmailNotAllowed     = &Error{Code: "email_not_allowed"}
-)
-
-func newErr(sentinel *Error, format string, args ...any) *Error {
-	return &Error{Code: sentinel.Code, Message: fmt.Sprintf(format, args...)}
-}
-
 // Pusher sends one push message; push.FCM and push.LogSender implement it. It must be safe for concurrent use.
 type Pusher interface {
 	Send(ctx context.Context, m push.Message) error

@@ -80,16 +80,10 @@ func (s *Service) RequestEmailCode(ctx context.Context, rawEmail, clientKey stri
 	body := fmt.Sprintf("Your Passport enrollment code is %s\n\nEnter it in the Passport app to add this phone to %s.\nThe code expires in %d minutes. If you did not ask for it, ignore this mail: nobody can use your account without it.\n",
 		code, email, int(EmailCodeTTL.Minutes()))
 	if err := s.mailer.Send(ctx, email, "Your Passport code: "+code, body); err != nil {
-		return time.Time{}, &Error{Code: "internal", Message: "the code could not be mailed; try again later", Err: err}
+		return time.Time{}, &Error{Code: ErrInternal.Code, Message: "the code could not be mailed; try again later", Err: err}
 	}
 	return expires, nil
 }
-
-// ErrCodeInvalid and ErrCodeLocked are the email-code refusals.
-var (
-	ErrCodeInvalid = &Error{Code: "code_invalid"}
-	ErrCodeLocked  = &Error{Code: "code_locked"}
-)
 
 func (s *Service) checkLocked(ctx context.Context, email string) error {
 	n, reset, err := s.st.Count(ctx, emailFailKey(email))

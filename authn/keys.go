@@ -81,9 +81,6 @@ const keyRingID = "keyring"
 // CertificateLifetime is the validity of a generated signing certificate.
 const CertificateLifetime = 5 * 365 * 24 * time.Hour
 
-// ErrNoNextKey is returned when activating without a staged key.
-var ErrNoNextKey = &Error{Code: "no_next_key", Message: "no next key is staged: stage one first"}
-
 // seal encrypts a private key PEM with the key-encryption key, when one is configured.
 func (s *Service) seal(k *SigningKey) (storedKey, error) {
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k.Key)})
@@ -185,14 +182,6 @@ func (s *Service) newStoredKey(entityID string) (storedKey, error) {
 	return s.seal(k)
 }
 
-// ErrKeyUnopenable: the staged key does not open with this server's key-encryption key (missing or wrong);
-// nothing was changed.
-var ErrKeyUnopenable = &Error{Code: "key_unopenable", Message: "the staged key does not open with this server's key-encryption key (PASSPORT_KEY_ENCRYPTION_KEY missing or different); nothing was changed"}
-
-// ErrNoKeyRing: the store holds no signing keys. A running server never makes new ones to fill the gap (every
-// SP would stop trusting it): the ring is created only when a server starts on a store that never had one.
-var ErrNoKeyRing = &Error{Code: "no_key_ring", Message: "the store holds no signing keys: start passport-idp on it once to create them, or restore them"}
-
 // LoadKeyRing returns the IdP's keys as stored, without ever creating them (ErrNoKeyRing when missing).
 func (s *Service) LoadKeyRing(ctx context.Context) (*KeyRing, error) {
 	sr, err := s.keys.Get(ctx, keyRingID)
@@ -260,7 +249,7 @@ func (s *Service) ActivateNextKey(ctx context.Context, grace time.Duration) (*Ke
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNoKeyRing
 	}
-	if de := (*Error)(nil); errors.As(err, &de) && (de.Code == ErrKeyUnopenable.Code || de.Code == ErrNoNextKey.Code) {
+	if errors.Is(err, ErrKeyUnopenable) || errors.Is(err, ErrNoNextKey) {
 		return nil, err
 	}
 	if err != nil {

@@ -58,7 +58,7 @@ type InboundMessage struct {
 // Signature may appear at most once. The message is base64-decoded, inflated
 // (raw DEFLATE, RFC 1951) through a MaxInflatedSize limit and checked with
 // CheckXML. Errors are *Error with codes missing_parameter,
-// duplicate_parameter, malformed_query, too_large, malformed_base64,
+// duplicate_parameter, malformed_query, message_too_large, malformed_base64,
 // not_deflated or malformed_xml.
 func DecodeRedirect(rawQuery string, param string) (*InboundMessage, error) {
 	if len(rawQuery) > MaxEncodedSize+4*MaxRelayStateSize+4096 {
@@ -143,7 +143,7 @@ func DecodeRedirect(rawQuery string, param string) (*InboundMessage, error) {
 // a parsed form. param is "SAMLRequest" or "SAMLResponse"; it and RelayState
 // may appear at most once. The message is base64-decoded (line breaks
 // tolerated) and checked with CheckXML. Errors are *Error with codes
-// missing_parameter, duplicate_parameter, too_large, malformed_base64 or
+// missing_parameter, duplicate_parameter, message_too_large, malformed_base64 or
 // malformed_xml.
 func DecodePOST(form url.Values, param string) (*InboundMessage, error) {
 	vs := form[param]

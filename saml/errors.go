@@ -11,7 +11,7 @@ const (
 	CodeMalformedQuery     = "malformed_query"     // the query string cannot be percent-decoded
 	CodeMalformedBase64    = "malformed_base64"    // a parameter is not valid base64
 	CodeNotDeflated        = "not_deflated"        // an HTTP-Redirect message is not raw DEFLATE data
-	CodeTooLarge           = "too_large"           // a message or RelayState is over its limit
+	CodeTooLarge           = "message_too_large"   // a message, RelayState or metadata document is over its limit
 	CodeMalformedXML       = "malformed_xml"       // not well-formed, not round-trippable, or has a DTD
 
 	// Message level (saml-core §3.2.1, §3.4.1, §3.7.1).

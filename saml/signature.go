@@ -116,7 +116,7 @@ func VerifyRedirectSignature(m *InboundMessage, certs []*x509.Certificate, allow
 // (validity dates ignored: pinned keys). SHA-1 signature or digest methods
 // are refused unless allowSHA1.
 //
-// Errors are *Error: too_large or malformed_xml (CheckXML),
+// Errors are *Error: message_too_large or malformed_xml (CheckXML),
 // signature_missing, duplicate_element (two signatures on the root),
 // unsupported_algorithm, signature_invalid.
 func VerifyPOSTSignature(xml []byte, certs []*x509.Certificate, allowSHA1 bool) (verifiedRoot *etree.Element, err error) {

@@ -58,7 +58,7 @@ type SPMetadata struct {
 // validUntil and cacheDuration are not enforced: the document is one an
 // administrator uploads, not one fetched from a federation.
 //
-// Errors are *Error: too_large and malformed_xml from those checks;
+// Errors are *Error: message_too_large and malformed_xml from those checks;
 // no_sp_descriptor when no SAML 2.0 SPSSODescriptor is present; several_sps
 // when more than one is; malformed_metadata for a root that is not SAML
 // metadata, an entityID that is absent or over 1024 characters

@@ -27,7 +27,7 @@ const maxXMLAttrs = 128
 // it carries no DTD, entity declaration or other directive, no undeclared
 // prefix, no duplicate attribute, no element with more than 128 attributes
 // and no nesting deeper than 64. Errors are
-// *Error with code too_large or malformed_xml.
+// *Error with code message_too_large or malformed_xml.
 func CheckXML(b []byte) error {
 	_, err := parseXML(b)
 	return err

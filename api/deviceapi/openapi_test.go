@@ -7,13 +7,16 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/winkk/passport/api/apierr"
 	"github.com/winkk/passport/api/deviceapi"
 )
 
@@ -235,6 +238,26 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 			t.Errorf("error table lacks the row %q", row)
 		}
 	}
+	// The description's error table and the enum say what the server's one table says: each code is in it,
+	// with its status, and the table of the document lists the device API's codes, no more, no fewer.
+	var rows []string
+	for _, m := range errorRow.FindAllStringSubmatch(doc.Info.Description, -1) {
+		code, status := m[1], m[2]
+		rows = append(rows, code)
+		if !apierr.Known(code) {
+			t.Errorf("the error table documents %q, which the server's table (apierr) lacks", code)
+		} else if want := strconv.Itoa(apierr.Status(code)); status != want {
+			t.Errorf("the error table gives %s %s, the server answers %s", code, status, want)
+		}
+	}
+	if got, want := sorted(rows), sorted(deviceapi.Codes()); !slices.Equal(got, want) {
+		t.Errorf("error table codes = %v, want %v", got, want)
+	}
+	for _, code := range enum {
+		if !apierr.Known(code) {
+			t.Errorf("Error.code enum has %q, which the server's table (apierr) lacks", code)
+		}
+	}
 	// Every error example in the document uses a known code with its status.
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
@@ -262,6 +285,9 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 		t.Error("answerChallenge statuses differ from the brief (422 number_mismatch, 409 challenge_closed)")
 	}
 }
+
+// errorRow is a row of the error table in the document's description: | `code` | status | meaning |.
+var errorRow = regexp.MustCompile("(?m)^\\s*\\| `([^`]*)` \\| *([0-9]+) *\\|")
 
 func sorted(s []string) []string {
 	s = slices.Clone(s)

@@ -9,8 +9,9 @@
 package deviceapi
 
 import (
-	"net/http"
 	"time"
+
+	"github.com/winkk/passport/api/apierr"
 )
 
 // BasePath is the path prefix of every device API route.
@@ -177,63 +178,34 @@ type ErrorBody struct {
 	Error ErrorDetail `json:"error"`
 }
 
-// Error codes of ErrorBody.Error.Code. HTTPStatus gives each one's status.
+// Error codes of the device API, the values of ErrorBody.Error.Code. HTTPStatus gives each one's status.
 const (
-	CodeInvalidRequest      = "invalid_request"       // 400 body, parameter or header malformed
-	CodeInvalidProof        = "invalid_proof"         // 401 Device-Proof missing, malformed, badly signed, stale or not matching the request
-	CodeProofReplayed       = "proof_replayed"        // 401 the proof's jti was already used
-	CodeUnknownDevice       = "unknown_device"        // 401 the proof's kid names no device
-	CodeDeviceRevoked       = "device_revoked"        // 401 the device was removed
-	CodeInvitationInvalid   = "invitation_invalid"    // 410 invitation token unknown, used or expired
-	CodeEmailNotAllowed     = "email_not_allowed"     // 403 the email's domain may not enroll
-	CodeCodeInvalid         = "code_invalid"          // 400 email code wrong, voided or expired
-	CodeCodeLocked          = "code_locked"           // 429 five wrong codes for this address in the hour
-	CodeRateLimited         = "rate_limited"          // 429 too many requests
-	CodeChallengeNotFound   = "challenge_not_found"   // 404 no such challenge for this device's user
-	CodeChallengeClosed     = "challenge_closed"      // 409 already answered or expired
-	CodeNumberMismatch      = "number_mismatch"       // 422 wrong number; the login is denied
-	CodeNoMatchingChallenge = "no_matching_challenge" // 404 no open sign-in of this account shows the number; nothing was approved
-	CodeNotFound            = "not_found"             // 404 no such route or device
-	CodeInternal            = "internal"              // 500 server fault
+	CodeInvalidRequest      = "invalid_request"       // body, parameter or header malformed
+	CodeInvalidProof        = "invalid_proof"         // Device-Proof missing, malformed, badly signed, stale or not matching the request
+	CodeProofReplayed       = "proof_replayed"        // the proof's jti was already used
+	CodeUnknownDevice       = "unknown_device"        // the proof's kid names no device
+	CodeDeviceRevoked       = "device_revoked"        // the device was removed
+	CodeInvitationInvalid   = "invitation_invalid"    // invitation token unknown, used or expired
+	CodeEmailNotAllowed     = "email_not_allowed"     // the email's domain may not enroll
+	CodeCodeInvalid         = "code_invalid"          // email code wrong, voided or expired
+	CodeCodeLocked          = "code_locked"           // five wrong codes for this address in the hour
+	CodeRateLimited         = "rate_limited"          // too many requests
+	CodeChallengeNotFound   = "challenge_not_found"   // no such challenge for this device's user
+	CodeChallengeClosed     = "challenge_closed"      // already answered or expired
+	CodeNumberMismatch      = "number_mismatch"       // wrong number; the login is denied
+	CodeNoMatchingChallenge = "no_matching_challenge" // no open sign-in of this account shows the number; nothing was approved
+	CodeNotFound            = "not_found"             // no such route or device
+	CodeInternal            = "internal"              // server fault
 
 	// Transport-level refusals, not tied to one operation.
-	CodeMethodNotAllowed     = "method_not_allowed"     // 405 the path exists, not with this method
-	CodeTooLarge             = "too_large"              // 413 body over the limit (64 KiB)
-	CodeUnsupportedMediaType = "unsupported_media_type" // 415 a body that is not application/json
+	CodeMethodNotAllowed     = "method_not_allowed"     // the path exists, not with this method
+	CodeTooLarge             = "too_large"              // body over the limit (64 KiB)
+	CodeUnsupportedMediaType = "unsupported_media_type" // a body that is not application/json
 )
 
-var codeStatus = map[string]int{
-	CodeInvalidRequest:      http.StatusBadRequest,
-	CodeInvalidProof:        http.StatusUnauthorized,
-	CodeProofReplayed:       http.StatusUnauthorized,
-	CodeUnknownDevice:       http.StatusUnauthorized,
-	CodeDeviceRevoked:       http.StatusUnauthorized,
-	CodeInvitationInvalid:   http.StatusGone,
-	CodeEmailNotAllowed:     http.StatusForbidden,
-	CodeCodeInvalid:         http.StatusBadRequest,
-	CodeCodeLocked:          http.StatusTooManyRequests,
-	CodeRateLimited:         http.StatusTooManyRequests,
-	CodeChallengeNotFound:   http.StatusNotFound,
-	CodeChallengeClosed:     http.StatusConflict,
-	CodeNumberMismatch:      http.StatusUnprocessableEntity,
-	CodeNoMatchingChallenge: http.StatusNotFound,
-	CodeNotFound:            http.StatusNotFound,
-	CodeInternal:            http.StatusInternalServerError,
-
-	CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
-	CodeTooLarge:             http.StatusRequestEntityTooLarge,
-	CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
-}
-
-// HTTPStatus returns the HTTP status that goes with an error code (the one
-// table of codes to statuses, as documented in api/openapi.yaml); 500 for an
-// unknown code.
-func HTTPStatus(code string) int {
-	if s, ok := codeStatus[code]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
-}
+// HTTPStatus returns the HTTP status that goes with an error code, as documented in api/openapi.yaml. It
+// reads the server's one table of codes and statuses (package apierr); 500 for an unknown code.
+func HTTPStatus(code string) int { return apierr.Status(code) }
 
 // Codes returns every error code, for tests and documentation.
 func Codes() []string {

@@ -159,9 +159,5 @@ func fromSAML(err error) error {
 	if !errors.As(err, &se) {
 		return err
 	}
-	code := se.Code
-	if code == saml.CodeTooLarge {
-		code = "message_too_large" // a refused SAML message, not a request body over the HTTP limit
-	}
-	return &authn.Error{Code: code, Message: se.Message, Err: err}
+	return &authn.Error{Code: se.Code, Message: se.Message, Err: err}
 }
