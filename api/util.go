@@ -10,21 +10,40 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 )
 
-// decodeJSON decodes exactly one JSON value into v, refusing unknown fields, with a message a client can act on.
+// decodeJSON decodes a request body holding exactly one JSON object into v, a pointer to a struct, with a
+// message a client can act on. Besides what encoding/json refuses (bad syntax, wrong types, numbers out of
+// range, unknown fields), it refuses what encoding/json would let through: invalid UTF-8 (it substitutes
+// U+FFFD), null or anything else that is not an object, a member named twice (it keeps the last) and a name
+// that matches a field only when case is ignored (it takes "Decision" for "decision").
 func decodeJSON(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
+	b, err := io.ReadAll(r)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		var he *echo.HTTPError
+		if errors.As(err, &mbe) || (errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge) {
+			return errorf(http.StatusRequestEntityTooLarge, "too_large", "The request body is too large.")
+		}
+		return errorf(http.StatusBadRequest, "invalid_request", "The request body could not be read.")
+	}
+	return decodeJSONBytes(b, v)
+}
+
+// decodeJSONBytes is decodeJSON for a body already read.
+func decodeJSONBytes(b []byte, v any) error {
+	if !utf8.Valid(b) {
+		return errorf(http.StatusBadRequest, "invalid_request", "The request body is not valid UTF-8.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
 		switch {
-		case errors.As(err, &mbe):
-			return errorf(http.StatusRequestEntityTooLarge, "too_large", "The request body is too large.")
 		case errors.Is(err, io.EOF):
 			return errorf(http.StatusBadRequest, "invalid_request", "The request body is empty; send a JSON object.")
 		case errors.As(err, &se):
@@ -32,20 +51,106 @@ func decodeJSON(r io.Reader, v any) error {
 		case errors.As(err, &te) && te.Field == "":
 			return errorf(http.StatusBadRequest, "invalid_request", "The request body must be a JSON object.")
 		case errors.As(err, &te):
-			return errorf(http.StatusBadRequest, "invalid_request", fmt.Sprintf("Field %q must be %s.", te.Field, jsonKind(te.Type)))
+			return errorf(http.StatusBadRequest, "invalid_request", fmt.Sprintf("Field %q must be %s.", jsonPath(reflect.TypeOf(v), te.Field), jsonKind(te.Type)))
 		case strings.HasPrefix(err.Error(), "json: unknown field"):
 			return errorf(http.StatusBadRequest, "invalid_request", "Unknown field "+strings.TrimPrefix(err.Error(), "json: unknown field ")+".")
 		default:
 			return errorf(http.StatusBadRequest, "invalid_request", "The request body could not be read as JSON.")
 		}
 	}
-	if dec.More() {
+	// Not dec.More, which takes a stray "]" or "}" for the end of the input.
+	if len(bytes.Trim(b[dec.InputOffset():], " \t\r\n")) > 0 {
 		return errorf(http.StatusBadRequest, "invalid_request", "The request body must hold a single JSON object.")
 	}
+	if b = bytes.TrimLeft(b, " \t\r\n"); b[0] != '{' {
+		return errorf(http.StatusBadRequest, "invalid_request", "The request body must be a JSON object.")
+	}
+	// The body is valid JSON that decoded: walk it again for what the decoder let through.
+	return checkNames(json.NewDecoder(bytes.NewReader(b)), reflect.TypeOf(v))
+}
+
+// checkNames walks the JSON value dec is at, decoded into a t, refusing an object member named twice and, in
+// an object decoded into a struct, a name that is not exactly a field's JSON name. dec must hold valid JSON.
+func checkNames(dec *json.Decoder, t reflect.Type) error {
+	tok, _ := dec.Token()
+	delim, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var elem reflect.Type
+	var fields map[string]reflect.Type
+	switch {
+	case t == nil:
+	case t.Kind() == reflect.Struct:
+		fields = jsonFields(t, map[string]reflect.Type{})
+	case t.Kind() == reflect.Slice, t.Kind() == reflect.Array, t.Kind() == reflect.Map:
+		elem = t.Elem()
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		if delim == '{' {
+			tok, _ := dec.Token()
+			name, _ := tok.(string)
+			if seen[name] {
+				return errorf(http.StatusBadRequest, "invalid_request", fmt.Sprintf("Field %q appears more than once.", name))
+			}
+			seen[name] = true
+			if fields != nil {
+				if elem, ok = fields[name]; !ok {
+					return errorf(http.StatusBadRequest, "invalid_request", fmt.Sprintf("Unknown field %q.", name))
+				}
+			}
+		}
+		if err := checkNames(dec, elem); err != nil {
+			return err
+		}
+	}
+	dec.Token() // the closing delimiter
 	return nil
 }
 
-func decodeJSONBytes(b []byte, v any) error { return decodeJSON(bytes.NewReader(b), v) }
+// jsonPath is the JSON member path of a decoding error's field path in t: encoding/json names the Go
+// struct a field was promoted from too ("AnswerRequest.number"), which the client never wrote.
+func jsonPath(t reflect.Type, field string) string {
+	var out []string
+	for name := range strings.SplitSeq(field, ".") {
+		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+			t = t.Elem()
+		}
+		var fields map[string]reflect.Type
+		if t != nil && t.Kind() == reflect.Struct {
+			fields = jsonFields(t, map[string]reflect.Type{})
+		}
+		if ft, ok := fields[name]; ok {
+			out, t = append(out, name), ft
+		}
+	}
+	return strings.Join(out, ".")
+}
+
+// jsonFields adds the JSON member names of struct type t, as encoding/json names them, and their types.
+func jsonFields(t reflect.Type, into map[string]reflect.Type) map[string]reflect.Type {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		name, _, _ := strings.Cut(tag, ",")
+		switch {
+		case tag == "-" || (!f.IsExported() && !f.Anonymous):
+		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+			jsonFields(f.Type, into)
+		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
+			jsonFields(f.Type.Elem(), into)
+		case name == "":
+			into[f.Name] = f.Type
+		default:
+			into[name] = f.Type
+		}
+	}
+	return into
+}
 
 // clientKey names the client for per-client rate limits: its IPv4 address, or the /64 of its IPv6 address
 // (one subscriber usually holds a whole /64, and could otherwise rotate through it to escape the limits).
