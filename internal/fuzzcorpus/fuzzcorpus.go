@@ -1,9 +1,13 @@
 // Package fuzzcorpus keeps the seed corpora of the module's fuzz targets: the files under
 // testdata/fuzz/<FuzzName>/ that go test runs as ordinary test cases and that go test -fuzz starts
 // exploring from. A target declares its seeds in code (valid inputs and the interesting near-misses, some
-// of them signed, which only code can make) and calls [Use]; go test with -fuzzcorpus.write writes them as
-// files in Go's corpus format ("go test fuzz v1"). Crashers the fuzzer finds are written there by go test
-// itself, under names of its own, and stay as regression tests.
+// of them signed, which only code can make) and calls [Use]; go test with -fuzzcorpus.write writes the new
+// ones as files in Go's corpus format ("go test fuzz v1"):
+//
+//	go test ./saml -run '^Fuzz' -fuzzcorpus.write
+//
+// Crashers the fuzzer finds are written there by go test itself, under names of its own, and stay as
+// regression tests.
 //
 // It imports nothing of Passport's, so any package's tests may use it.
 package fuzzcorpus
@@ -30,10 +34,12 @@ type Seed struct {
 	Values []any
 }
 
-// Use makes seeds the corpus of f's target. With -fuzzcorpus.write it writes each seed to
-// testdata/fuzz/<FuzzName>/seed-<Name> and removes seed- files no longer declared; the fuzzer's own finds
-// are left alone. Without it, Use fails f when a declared seed has no file, so the corpus on disk and the
-// code that declares it cannot drift apart unnoticed. It must be called before f.Fuzz.
+// Use makes seeds the corpus of f's target. With -fuzzcorpus.write it writes each seed that has no file yet
+// to testdata/fuzz/<FuzzName>/seed-<Name> and removes seed- files no longer declared; the fuzzer's own finds
+// are left alone, and so are existing seed files (signatures are often drawn anew each run: delete a file to
+// have it written again). Without it, Use fails f when a declared seed has no file, so the corpus on disk and
+// the code that declares it cannot drift apart unnoticed. It must be called before f.Fuzz, and declare the
+// same names on every run: every fuzzing worker process runs it too.
 func Use(f *testing.F, seeds []Seed) {
 	f.Helper()
 	dir := filepath.Join("testdata", "fuzz", f.Name())
@@ -74,7 +80,11 @@ func Use(f *testing.F, seeds []Seed) {
 		if err != nil {
 			f.Fatalf("fuzzcorpus: seed %q: %v", s.Name, err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, Prefix+s.Name), b, 0o644); err != nil {
+		path := filepath.Join(dir, Prefix+s.Name)
+		if _, err := os.Stat(path); err == nil {
+			continue
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
 			f.Fatal(err)
 		}
 	}
