@@ -293,8 +293,8 @@ func redirectSeeds(tb testing.TB) ([]fuzzcorpus.Seed, signedRequests) {
 	}, signed
 }
 
-// FuzzReadRedirect decodes HTTP-Redirect queries and reads what decodes as a signed AuthnRequest and as a
-// signed LogoutRequest. What is accepted must be what the SP signed; with a query signature, the signed
+// FuzzReadRedirect decodes HTTP-Redirect queries, as a SAMLResponse and as a SAMLRequest, and reads what
+// decodes as a signed AuthnRequest and as a signed LogoutRequest. What is accepted must be what the SP signed; with a query signature, the signed
 // octets must be the query's own parameters, carry the XML and RelayState acted on, and verify with the
 // SP's key.
 func FuzzReadRedirect(f *testing.F) {
@@ -304,6 +304,10 @@ func FuzzReadRedirect(f *testing.F) {
 	cert := mustCert(f, "sp-cert.pem")
 	policy := SignaturePolicy{Certificates: []*x509.Certificate{cert}, Require: true}
 	f.Fuzz(func(t *testing.T, query string) {
+		// A LogoutResponse coming back to the SLO endpoint is decoded, then only acknowledged.
+		if _, err := DecodeRedirect(query, "SAMLResponse"); err != nil {
+			mustBeOurError(t, err)
+		}
 		m, err := DecodeRedirect(query, "SAMLRequest")
 		if err != nil {
 			mustBeOurError(t, err)
