@@ -42,10 +42,13 @@ func decodeJSON(r io.Reader, v any) error {
 	return decodeJSONBytes(b, v)
 }
 
-// decodeJSONBytes decodes exactly one JSON value into v, refusing unknown fields, with a message a client can
-// act on. Text that is not valid UTF-8, or a \u escape of half a surrogate pair, is refused before decoding:
-// encoding/json would silently turn it into U+FFFD, and an address or name would be kept as something other
-// than what was sent.
+// decodeJSONBytes decodes a request body holding exactly one JSON object into v, a pointer to a struct, with
+// a message a client can act on. Besides what encoding/json refuses (bad syntax, wrong types, numbers out of
+// range, unknown fields), it refuses what encoding/json would let through: text that is not valid UTF-8 or
+// a \u escape of half a surrogate pair (it substitutes U+FFFD, so an address or name would be kept as
+// something other than what was sent), null or anything else that is not an object, a member named twice
+// (it keeps the last) and a name that matches a field only when case is ignored (it takes "Decision" for
+// "decision").
 func decodeJSONBytes(b []byte, v any) error {
 	if !utf8.Valid(b) {
 		return authn.ErrInvalid.WithMessage("The request body is not valid UTF-8.")
@@ -66,16 +69,64 @@ func decodeJSONBytes(b []byte, v any) error {
 		case errors.As(err, &te) && te.Field == "":
 			return authn.ErrInvalid.WithMessage("The request body must be a JSON object.")
 		case errors.As(err, &te):
-			return authn.ErrInvalid.WithMessage(fmt.Sprintf("Field %q must be %s.", te.Field, jsonKind(te.Type)))
+			return authn.ErrInvalid.WithMessage(fmt.Sprintf("Field %q must be %s.", jsonPath(reflect.TypeOf(v), te.Field), jsonKind(te.Type)))
 		case strings.HasPrefix(err.Error(), "json: unknown field"):
 			return authn.ErrInvalid.WithMessage("Unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ") + ".")
 		default:
 			return authn.ErrInvalid.WithMessage("The request body could not be read as JSON.")
 		}
 	}
-	if dec.More() {
+	// Not dec.More, which takes a stray "]" or "}" for the end of the input.
+	if len(bytes.Trim(b[dec.InputOffset():], " \t\r\n")) > 0 {
 		return authn.ErrInvalid.WithMessage("The request body must hold a single JSON object.")
 	}
+	if b = bytes.TrimLeft(b, " \t\r\n"); b[0] != '{' {
+		return authn.ErrInvalid.WithMessage("The request body must be a JSON object.")
+	}
+	// The body is valid JSON that decoded: walk it again for what the decoder let through.
+	return checkNames(json.NewDecoder(bytes.NewReader(b)), reflect.TypeOf(v))
+}
+
+// checkNames walks the JSON value dec is at, decoded into a t, refusing an object member named twice and, in
+// an object decoded into a struct, a name that is not exactly a field's JSON name. dec must hold valid JSON.
+func checkNames(dec *json.Decoder, t reflect.Type) error {
+	tok, _ := dec.Token()
+	delim, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	var elem reflect.Type
+	var fields map[string]reflect.Type
+	switch {
+	case t == nil:
+	case t.Kind() == reflect.Struct:
+		fields = jsonFields(t, map[string]reflect.Type{})
+	case t.Kind() == reflect.Slice, t.Kind() == reflect.Array, t.Kind() == reflect.Map:
+		elem = t.Elem()
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		if delim == '{' {
+			tok, _ := dec.Token()
+			name, _ := tok.(string)
+			if seen[name] {
+				return authn.ErrInvalid.WithMessage(fmt.Sprintf("Field %q appears more than once.", name))
+			}
+			seen[name] = true
+			if fields != nil {
+				if elem, ok = fields[name]; !ok {
+					return authn.ErrInvalid.WithMessage(fmt.Sprintf("Unknown field %q.", name))
+				}
+			}
+		}
+		if err := checkNames(dec, elem); err != nil {
+			return err
+		}
+	}
+	dec.Token() // the closing delimiter
 	return nil
 }
 
@@ -113,6 +164,46 @@ func loneSurrogateEscape(b []byte) bool {
 		}
 	}
 	return false
+}
+
+// jsonPath is the JSON member path of a decoding error's field path in t: encoding/json names the Go
+// struct a field was promoted from too ("AnswerRequest.number"), which the client never wrote.
+func jsonPath(t reflect.Type, field string) string {
+	var out []string
+	for name := range strings.SplitSeq(field, ".") {
+		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+			t = t.Elem()
+		}
+		var fields map[string]reflect.Type
+		if t != nil && t.Kind() == reflect.Struct {
+			fields = jsonFields(t, map[string]reflect.Type{})
+		}
+		if ft, ok := fields[name]; ok {
+			out, t = append(out, name), ft
+		}
+	}
+	return strings.Join(out, ".")
+}
+
+// jsonFields adds the JSON member names of struct type t, as encoding/json names them, and their types.
+func jsonFields(t reflect.Type, into map[string]reflect.Type) map[string]reflect.Type {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		name, _, _ := strings.Cut(tag, ",")
+		switch {
+		case tag == "-" || (!f.IsExported() && !f.Anonymous):
+		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+			jsonFields(f.Type, into)
+		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Pointer && f.Type.Elem().Kind() == reflect.Struct:
+			jsonFields(f.Type.Elem(), into)
+		case name == "":
+			into[f.Name] = f.Type
+		default:
+			into[name] = f.Type
+		}
+	}
+	return into
 }
 
 // clientKey names the client for per-client rate limits: its IPv4 address, or the /64 of its IPv6 address

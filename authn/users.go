@@ -39,7 +39,9 @@ type UserPatch struct {
 	Status      *string   `json:"status"`
 }
 
-// NormalizeEmail checks that s is a plain address (no display name) and returns it lower-cased.
+// NormalizeEmail checks that s is a plain address (no display name) and returns it lower-cased. Bidi
+// controls (U+202E and the like) are refused: they would make the address show as another wherever it is
+// shown. Normalizing a normalized address gives it back.
 func NormalizeEmail(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -54,10 +56,15 @@ func NormalizeEmail(s string) (string, error) {
 		return "", newErr(ErrInvalid, "%q holds invisible text-direction characters, which an email address may not", s)
 	}
 	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || a.Name != "" || !strings.Contains(s, "@") || !plainText(s) || strings.ContainsFunc(s, unicode.IsSpace) {
+	if err != nil || a.Address != s || a.Name != "" || !strings.Contains(s, "@") || !plainText(s) || strings.ContainsFunc(s, unicode.IsSpace) ||
+		strings.ContainsFunc(s, func(r rune) bool { return unicode.Is(unicode.Bidi_Control, r) }) {
 		return "", newErr(ErrInvalid, "%q is not a valid email address", s)
 	}
-	return strings.ToLower(s), nil
+	lower := strings.ToLower(s)
+	if len(lower) > 254 { // some capitals have longer small letters (U+023A is 2 bytes, U+2C65 3)
+		return "", newErr(ErrInvalid, "email is too long")
+	}
+	return lower, nil
 }
 
 func (p UserPatch) apply(u User) (User, error) {

@@ -69,7 +69,7 @@ func DecodeRedirect(rawQuery string, param string) (*InboundMessage, error) {
 		if part == "" {
 			continue
 		}
-		k, v, _ := strings.Cut(part, "=")
+		k, v, hasValue := strings.Cut(part, "=")
 		key, err := url.QueryUnescape(k)
 		if err != nil {
 			return nil, newError(CodeMalformedQuery, "The request's query string is malformed.", err)
@@ -78,6 +78,10 @@ func DecodeRedirect(rawQuery string, param string) (*InboundMessage, error) {
 		case param, "RelayState", "SigAlg", "Signature":
 		default:
 			continue
+		}
+		if !hasValue {
+			// The signed octets are "key=value" as the query spells them: a bare key is not that.
+			return nil, newError(CodeMalformedQuery, "The request's query string is malformed.", errors.New(key+" without a value"))
 		}
 		if _, dup := raw[key]; dup {
 			return nil, newError(CodeDuplicateParameter, "A SAML parameter appears more than once.", errors.New(key))
@@ -112,6 +116,10 @@ func DecodeRedirect(rawQuery string, param string) (*InboundMessage, error) {
 		return nil, err
 	}
 	if sig, ok := values["Signature"]; ok {
+		if _, ok := values["SigAlg"]; !ok {
+			// The signed octets end with the SigAlg parameter: without it there are none to verify.
+			return nil, newError(CodeMissingParameter, "The request carries a signature but names no signature algorithm.", nil)
+		}
 		m.SigAlg = values["SigAlg"]
 		if m.Signature, err = decodeBase64(sig, true); err != nil {
 			return nil, err

@@ -73,14 +73,12 @@ func TestParseLogoutRequest(t *testing.T) {
 	})
 }
 
-func TestParseLogoutRequestRefuses(t *testing.T) {
+func logoutRequestRefusals() []refusal {
 	tooMany := logoutRequestXML
 	for range maxSessionIndexes {
 		tooMany = replace(tooMany, `</samlp:LogoutRequest>`, `<samlp:SessionIndex>s</samlp:SessionIndex></samlp:LogoutRequest>`)
 	}
-	tests := []struct {
-		name, doc, code string
-	}{
+	return []refusal{
 		{"authn request", authnRequestXML, CodeMalformedRequest},
 		{"wrong namespace", `<LogoutRequest xmlns="urn:evil" ID="a" Version="2.0"/>`, CodeMalformedRequest},
 		{"not xml", `<samlp:LogoutRequest`, CodeMalformedXML},
@@ -103,7 +101,10 @@ func TestParseLogoutRequestRefuses(t *testing.T) {
 		{"too many session indexes", tooMany, CodeMalformedRequest},
 		{"duplicate attribute", replace(logoutRequestXML, `Version="2.0"`, `Version="2.0" ID="_x"`), CodeMalformedXML},
 	}
-	for _, tt := range tests {
+}
+
+func TestParseLogoutRequestRefuses(t *testing.T) {
+	for _, tt := range logoutRequestRefusals() {
 		t.Run(tt.name, func(t *testing.T) {
 			r, err := ParseLogoutRequest([]byte(tt.doc))
 			if r != nil {

@@ -1,13 +1,14 @@
 package saml
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/base64"
 	"math/rand/v2"
 	"net/url"
 	"sync"
 	"testing"
+
+	"github.com/winkk/passport/saml/samltest/fuzzcorpus"
 )
 
 // randomText draws strings from characters that exercise every escaping
@@ -99,9 +100,10 @@ func TestMakeResponseConcurrent(t *testing.T) {
 // anything accepted is consistent.
 
 func FuzzDecodeRedirect(f *testing.F) {
-	f.Add(redirectQuery(f, []byte(authnRequestXML), "rs", mustKey(f, "sp-key.pem"), AlgRSASHA256))
-	f.Add("SAMLRequest=%%&RelayState=")
-	f.Add("SAMLRequest=" + url.QueryEscape(base64.StdEncoding.EncodeToString(mustDeflate(f, []byte("<!DOCTYPE x><x/>")))))
+	seeds, _ := redirectSeeds(f)
+	fuzzcorpus.Use(f, append(seeds,
+		fuzzcorpus.Seed{Name: "bad-escape-in-message", Values: []any{"SAMLRequest=%%&RelayState="}},
+		fuzzcorpus.Seed{Name: "doctype", Values: []any{"SAMLRequest=" + url.QueryEscape(base64.StdEncoding.EncodeToString(mustDeflate(f, []byte("<!DOCTYPE x><x/>"))))}}))
 	f.Fuzz(func(t *testing.T, q string) {
 		m, err := DecodeRedirect(q, "SAMLRequest")
 		if err != nil {
@@ -118,9 +120,16 @@ func FuzzDecodeRedirect(f *testing.F) {
 }
 
 func FuzzParseAuthnRequest(f *testing.F) {
-	f.Add([]byte(authnRequestXML))
-	f.Add(signXML(f, authnRequestXML, signOpts{}))
-	f.Add([]byte(`<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"><saml:Issuer xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">a<!---->b</saml:Issuer></samlp:AuthnRequest>`))
+	seeds := xmlSeeds(authnRequestRefusals(),
+		fuzzcorpus.Seed{Name: "plain", Values: []any{[]byte(authnRequestXML)}},
+		fuzzcorpus.Seed{Name: "signed", Values: []any{signXML(f, authnRequestXML, signOpts{})}},
+		fuzzcorpus.Seed{Name: "rich", Values: []any{[]byte(richRequestXML)}},
+		fuzzcorpus.Seed{Name: "rich-signed", Values: []any{signXML(f, richRequestXML, signOpts{})}},
+		fuzzcorpus.Seed{Name: "comment-in-bare-issuer", Values: []any{[]byte(`<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"><saml:Issuer xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">a<!---->b</saml:Issuer></samlp:AuthnRequest>`)}})
+	for name, doc := range hostileCorpus(f) {
+		seeds = append(seeds, fuzzcorpus.Seed{Name: "hostile-" + seedName(name), Values: []any{doc}})
+	}
+	fuzzcorpus.Use(f, seeds)
 	certs := []*x509.Certificate{mustCert(f, "sp-cert.pem")}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := ParseAuthnRequest(b)
@@ -128,18 +137,34 @@ func FuzzParseAuthnRequest(f *testing.F) {
 			t.Fatal("nil request without error")
 		}
 		root, err := VerifyPOSTSignature(b, certs, false)
-		if err == nil {
-			if _, err := ParseAuthnRequestElement(root); err != nil && !bytes.Contains(b, []byte("AuthnRequest")) {
-				t.Fatal("verified a non-request")
+		if err != nil {
+			mustBeOurError(t, err)
+			return
+		}
+		// What verifies is the document's root, and reads as the document does.
+		doc, err := parseXML(b)
+		if err != nil {
+			t.Fatalf("verified a document CheckXML refuses: %v", err)
+		}
+		if d := doc.Root(); root.Tag != d.Tag || root.NamespaceURI() != d.NamespaceURI() || attr(root, "ID") != attr(d, "ID") {
+			t.Fatalf("verified <%s ID=%q>, the document's root is <%s ID=%q>", root.Tag, attr(root, "ID"), d.Tag, attr(d, "ID"))
+		}
+		if r != nil {
+			v, err := ParseAuthnRequestElement(root)
+			if err != nil || signedAs(t, v) != signedAs(t, r) {
+				t.Fatalf("the verified request reads as %+v (%v), the document as %+v", v, err, r)
 			}
 		}
 	})
 }
 
 func FuzzParseLogoutRequest(f *testing.F) {
-	f.Add([]byte(logoutRequestXML))
-	f.Add(signXML(f, logoutRequestXML, signOpts{}))
-	f.Add([]byte(`<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"><saml:NameID xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">a<!---->b</saml:NameID></samlp:LogoutRequest>`))
+	fuzzcorpus.Use(f, xmlSeeds(logoutRequestRefusals(),
+		fuzzcorpus.Seed{Name: "plain", Values: []any{[]byte(logoutRequestXML)}},
+		fuzzcorpus.Seed{Name: "signed", Values: []any{signXML(f, logoutRequestXML, signOpts{})}},
+		fuzzcorpus.Seed{Name: "signed-sha1", Values: []any{signXML(f, logoutRequestXML, signOpts{method: AlgRSASHA1})}},
+		fuzzcorpus.Seed{Name: "signed-by-idp-key", Values: []any{signXML(f, logoutRequestXML, signOpts{key: mustKey(f, "idp-key.pem"), cert: mustCert(f, "idp-cert.pem")})}},
+		fuzzcorpus.Seed{Name: "comment-in-bare-name-id", Values: []any{[]byte(`<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"><saml:NameID xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">a<!---->b</saml:NameID></samlp:LogoutRequest>`)}}))
 	idp := mustIdP(f)
 	policy := SignaturePolicy{Certificates: []*x509.Certificate{mustCert(f, "sp-cert.pem")}}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -160,9 +185,7 @@ func FuzzParseLogoutRequest(f *testing.F) {
 }
 
 func FuzzParseSPMetadata(f *testing.F) {
-	f.Add(mustReadFile(f, "sp-metadata/atlassian.xml"))
-	f.Add(mustReadFile(f, "sp-metadata/shibboleth.xml"))
-	f.Add([]byte(`<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"><md:EntitiesDescriptor/></md:EntitiesDescriptor>`))
+	fuzzcorpus.Use(f, xmlSeeds(spMetadataRefusals(f), spMetadataSeeds(f)...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := ParseSPMetadata(b)
 		if err != nil {

@@ -63,10 +63,8 @@ func TestParseAuthnRequest(t *testing.T) {
 	})
 }
 
-func TestParseAuthnRequestRefuses(t *testing.T) {
-	tests := []struct {
-		name, doc, code string
-	}{
+func authnRequestRefusals() []refusal {
+	return []refusal{
 		{"wrong root", `<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="a"/>`, CodeMalformedRequest},
 		{"wrong namespace", `<AuthnRequest xmlns="urn:evil" ID="a" Version="2.0"/>`, CodeMalformedRequest},
 		{"undeclared prefix", `<samlp:AuthnRequest ID="a"/>`, CodeMalformedXML},
@@ -83,7 +81,10 @@ func TestParseAuthnRequestRefuses(t *testing.T) {
 		{"bad issue instant", replace(authnRequestXML, `2026-12-01T09:29:50Z`, `yesterday`), CodeMalformedRequest},
 		{"duplicate attribute", replace(authnRequestXML, `Version="2.0"`, `Version="2.0" ID="_other"`), CodeMalformedXML},
 	}
-	for _, tt := range tests {
+}
+
+func TestParseAuthnRequestRefuses(t *testing.T) {
+	for _, tt := range authnRequestRefusals() {
 		t.Run(tt.name, func(t *testing.T) {
 			r, err := ParseAuthnRequest([]byte(tt.doc))
 			if r != nil {

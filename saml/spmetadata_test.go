@@ -244,20 +244,23 @@ func stripDecl(b []byte) string {
 	return string(b)
 }
 
-func TestParseSPMetadataRefuses(t *testing.T) {
+// refusal is a document a parser must refuse, and the code it must refuse it with. The tables of them are
+// seeds of the fuzz targets too.
+type refusal struct{ name, doc, code string }
+
+func spMetadataRefusals(tb testing.TB) []refusal {
+	tb.Helper()
 	post := acsXML(BindingPOST, "https://sp.example.com/acs", 1, "")
 	sp := spMetadataXML(post)
-	idpMD, err := mustIdP(t).Metadata(testSSOURL, testSLOURL, false)
+	idpMD, err := mustIdP(tb).Metadata(testSSOURL, testSLOURL, false)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	atlassian := stripDecl(mustReadFile(t, "sp-metadata/atlassian.xml"))
+	atlassian := stripDecl(mustReadFile(tb, "sp-metadata/atlassian.xml"))
 	aggregate := func(entities ...string) string {
 		return `<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata">` + strings.Join(entities, "") + `</md:EntitiesDescriptor>`
 	}
-	tests := []struct {
-		name, doc, code string
-	}{
+	return []refusal{
 		{"too large", sp + strings.Repeat(" ", MaxMetadataSize), CodeTooLarge},
 		{"not xml", `<md:EntityDescriptor`, CodeMalformedXML},
 		{"doctype", `<!DOCTYPE md:EntityDescriptor [<!ENTITY e "x">]>` + sp, CodeMalformedXML},
@@ -290,7 +293,10 @@ func TestParseSPMetadataRefuses(t *testing.T) {
 		{"comment in certificate", spMetadataXML(`<md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>AA<!---->AA</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>`, post), CodeMalformedMetadata},
 		{"element in name id format", spMetadataXML(`<md:NameIDFormat><x/></md:NameIDFormat>`, post), CodeMalformedMetadata},
 	}
-	for _, tt := range tests {
+}
+
+func TestParseSPMetadataRefuses(t *testing.T) {
+	for _, tt := range spMetadataRefusals(t) {
 		t.Run(tt.name, func(t *testing.T) {
 			m, err := ParseSPMetadata([]byte(tt.doc))
 			if m != nil {

@@ -15,7 +15,6 @@
 package deviceproof
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -28,8 +27,10 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	jose "github.com/go-jose/go-jose/v4"
+	josejson "github.com/go-jose/go-jose/v4/json"
 )
 
 // Header is the name of the HTTP request header that carries the proof.
@@ -155,9 +156,11 @@ type Unverified struct {
 // or embedded JWK, so the caller can look up the key to verify with. It
 // rejects, with ErrMalformed, anything but a single-signature compact JWS
 // whose protected header has alg ES256, typ passport-proof+jwt, no crit/b64,
-// and exactly one of kid and a public P-256 jwk.
+// and exactly one of kid and a public P-256 jwk. Each part must be the one
+// base64url spelling of its bytes, and header and claims valid UTF-8, so a
+// signed proof can be written in one way only.
 func Parse(token string) (*Unverified, error) {
-	if token == "" || len(token) > maxTokenLen || strings.Count(token, ".") != 2 {
+	if token == "" || len(token) > maxTokenLen || strings.Count(token, ".") != 2 || !canonical(token) {
 		return nil, ErrMalformed
 	}
 	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.ES256})
@@ -225,9 +228,11 @@ func (u *Unverified) Verify(key *ecdsa.PublicKey, e Expect) (*Claims, error) {
 	if err != nil {
 		return nil, ErrBadSignature
 	}
+	// go-jose's JSON, as for the header: member names match exactly and
+	// none may appear twice (encoding/json would match "HTM" to htm and keep
+	// the last of two), so every reader of a proof sees the same claims.
 	var c Claims
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	if err := dec.Decode(&c); err != nil || dec.More() {
+	if err := josejson.Unmarshal(payload, &c); err != nil {
 		return nil, ErrMalformed
 	}
 	if c.Method == "" || c.URL == "" || c.IssuedAt == 0 || c.BodyHash == "" {
@@ -243,8 +248,8 @@ func (u *Unverified) Verify(key *ecdsa.PublicKey, e Expect) (*Claims, error) {
 	if skew <= 0 {
 		skew = MaxSkew
 	}
-	d := now.Unix() - c.IssuedAt
-	if d > int64(skew/time.Second) || -d > int64(skew/time.Second) {
+	// Compared as bounds, not as a difference, which a far iat would overflow.
+	if n, s := now.Unix(), int64(skew/time.Second); c.IssuedAt < n-s || c.IssuedAt > n+s {
 		return nil, ErrStale
 	}
 	if c.Method != strings.ToUpper(e.Method) || c.URL != stripURL(e.URL) || c.BodyHash != BodyHash(e.Body) {
@@ -299,6 +304,22 @@ func ParsePublicKey(s string) (*ecdsa.PublicKey, error) {
 		return nil, errors.New("deviceproof: parse key: not a P-256 public key")
 	}
 	return pub, nil
+}
+
+// canonical reports whether each part of a compact JWS is the one base64url
+// spelling of its bytes — unpadded (RFC 7515 §2), pad bits zero (RFC 4648
+// §3.5), no line breaks — and its header and claims valid UTF-8. go-jose
+// decodes the other spellings to the same bytes and signing input.
+func canonical(token string) bool {
+	i := 0
+	for part := range strings.SplitSeq(token, ".") {
+		b, err := base64.RawURLEncoding.Strict().DecodeString(part)
+		if err != nil || base64.RawURLEncoding.EncodedLen(len(b)) != len(part) || (i < 2 && !utf8.Valid(b)) {
+			return false
+		}
+		i++
+	}
+	return true
 }
 
 // stripURL cuts the query and fragment off an absolute URL.

@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"flag"
+	"math"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -113,6 +114,12 @@ func craft(tb testing.TB, header map[string]any, claims any, sign func(input []b
 		tb.Fatal(err)
 	}
 	input := b64(h) + "." + b64(p)
+	return input + "." + b64(sign([]byte(input)))
+}
+
+// rawHeader builds a compact JWS from header bytes as they are, which craft's JSON encoding would repair.
+func rawHeader(header, payload string, sign func(input []byte) []byte) string {
+	input := b64([]byte(header)) + "." + payload
 	return input + "." + b64(sign([]byte(input)))
 }
 
@@ -374,6 +381,21 @@ func TestRejects(t *testing.T) {
 			key: &key.PublicKey, e: expect(testBody), want: deviceproof.ErrMismatch},
 		{name: "payload not JSON", token: craft(t, kidHeader, []byte("hello"), es256(t, key)),
 			key: &key.PublicKey, e: expect(testBody), want: deviceproof.ErrMalformed},
+		{name: "iat at the int64 wrap", token: craft(t, kidHeader, claimsWith(func(c *deviceproof.Claims) { c.IssuedAt = testNow.Unix() + math.MinInt64 }), es256(t, key)),
+			key: &key.PublicKey, e: expect(testBody), want: deviceproof.ErrStale},
+		{name: "claim names in upper case", token: craft(t, kidHeader, []byte(`{"HTM":"POST","HTU":"`+testURL+`","IAT":1767225600,"JTI":"AAECAwQFBgcICQoLDA0ODw","BSH":"`+deviceproof.BodyHash([]byte(testBody))+`"}`), es256(t, key)),
+			key: &key.PublicKey, e: expect(testBody), want: deviceproof.ErrMalformed},
+		{name: "htm twice", token: craft(t, kidHeader, []byte(`{"htm":"GET",`+string(mustJSON(t, goodClaims(testBody)))[1:]), es256(t, key)),
+			key: &key.PublicKey, e: expect(testBody), want: deviceproof.ErrMalformed},
+		{name: "claims with invalid UTF-8", token: craft(t, kidHeader, []byte(`{"x":"`+"\xff"+`",`+string(mustJSON(t, goodClaims(testBody)))[1:]), es256(t, key)),
+			key: &key.PublicKey, e: expect(testBody), want: deviceproof.ErrMalformed},
+		{name: "header with invalid UTF-8", token: rawHeader(`{"alg":"ES256","typ":"passport-proof+jwt","kid":"`+testKID+"\",\"\x81\":\"\"}", parts[1], es256(t, key)),
+			key: &key.PublicKey, e: expect(testBody), want: deviceproof.ErrMalformed},
+		{name: "signature pad bits set", token: parts[0] + "." + parts[1] + "." + parts[2][:len(parts[2])-1] + string(parts[2][len(parts[2])-1]+1),
+			key: &key.PublicKey, e: expect(testBody), want: deviceproof.ErrMalformed},
+		{name: "line break in the signature", token: parts[0] + "." + parts[1] + "." + parts[2][:20] + "\r\n" + parts[2][20:],
+			key: &key.PublicKey, e: expect(testBody), want: deviceproof.ErrMalformed},
+		{name: "padded signature", token: good + "==", key: &key.PublicKey, e: expect(testBody), want: deviceproof.ErrMalformed},
 		{name: "iat as string", token: craft(t, kidHeader, []byte(`{"htm":"POST","htu":"`+testURL+`","iat":"1767225600","jti":"AAECAwQFBgcICQoLDA0ODw","bsh":"x"}`), es256(t, key)),
 			key: &key.PublicKey, e: expect(testBody), want: deviceproof.ErrMalformed},
 	}
