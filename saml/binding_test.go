@@ -10,9 +10,11 @@ import (
 )
 
 func TestDecodeRedirect(t *testing.T) {
+	t.Parallel()
 	msg := []byte(authnRequestXML)
 	relay := "https://start.atlassian.com/?a=1&b=" + strings.Repeat("x", 200)
 	t.Run("unsigned", func(t *testing.T) {
+		t.Parallel()
 		m, err := DecodeRedirect(redirectQuery(t, msg, relay, nil, ""), "SAMLRequest")
 		if err != nil {
 			t.Fatal(err)
@@ -25,6 +27,7 @@ func TestDecodeRedirect(t *testing.T) {
 		}
 	})
 	t.Run("signed keeps raw octets in binding order", func(t *testing.T) {
+		t.Parallel()
 		q := redirectQuery(t, msg, relay, mustKey(t, "sp-key.pem"), AlgRSASHA256)
 		// Move Signature first and add an unrelated parameter: the signed
 		// octets must still be SAMLRequest, RelayState, SigAlg, raw.
@@ -42,6 +45,7 @@ func TestDecodeRedirect(t *testing.T) {
 		}
 	})
 	t.Run("unescaped plus in base64", func(t *testing.T) {
+		t.Parallel()
 		b64 := base64.StdEncoding.EncodeToString(mustDeflate(t, msg))
 		m, err := DecodeRedirect("SAMLRequest="+strings.ReplaceAll(url.QueryEscape(b64), "%2B", "+"), "SAMLRequest")
 		if err != nil {
@@ -52,12 +56,14 @@ func TestDecodeRedirect(t *testing.T) {
 		}
 	})
 	t.Run("SAMLResponse parameter", func(t *testing.T) {
+		t.Parallel()
 		q := strings.Replace(redirectQuery(t, msg, "", nil, ""), "SAMLRequest=", "SAMLResponse=", 1)
 		if _, err := DecodeRedirect(q, "SAMLResponse"); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("relay state at limit", func(t *testing.T) {
+		t.Parallel()
 		m, err := DecodeRedirect(redirectQuery(t, msg, strings.Repeat("r", MaxRelayStateSize), nil, ""), "SAMLRequest")
 		if err != nil || len(m.RelayState) != MaxRelayStateSize {
 			t.Fatalf("err %v", err)
@@ -66,6 +72,7 @@ func TestDecodeRedirect(t *testing.T) {
 }
 
 func TestDecodeRedirectRefuses(t *testing.T) {
+	t.Parallel()
 	msg := []byte(authnRequestXML)
 	good := redirectQuery(t, msg, "", nil, "")
 	b64 := func(b []byte) string { return url.QueryEscape(base64.StdEncoding.EncodeToString(b)) }
@@ -99,6 +106,7 @@ func TestDecodeRedirectRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			m, err := DecodeRedirect(tt.query, "SAMLRequest")
 			if m != nil {
 				t.Fatal("got a message with an error")
@@ -109,8 +117,10 @@ func TestDecodeRedirectRefuses(t *testing.T) {
 }
 
 func TestDecodePOST(t *testing.T) {
+	t.Parallel()
 	msg := []byte(authnRequestXML)
 	t.Run("plain", func(t *testing.T) {
+		t.Parallel()
 		m, err := DecodePOST(postForm(msg, "rs"), "SAMLRequest")
 		if err != nil {
 			t.Fatal(err)
@@ -120,6 +130,7 @@ func TestDecodePOST(t *testing.T) {
 		}
 	})
 	t.Run("line-wrapped base64", func(t *testing.T) {
+		t.Parallel()
 		b := base64.StdEncoding.EncodeToString(msg)
 		var wrapped strings.Builder
 		for i := 0; i < len(b); i += 76 {
@@ -133,6 +144,7 @@ func TestDecodePOST(t *testing.T) {
 }
 
 func TestDecodePOSTRefuses(t *testing.T) {
+	t.Parallel()
 	msg := []byte(authnRequestXML)
 	enc := base64.StdEncoding.EncodeToString
 	tests := []struct {
@@ -156,6 +168,7 @@ func TestDecodePOSTRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			m, err := DecodePOST(tt.form, "SAMLRequest")
 			if m != nil {
 				t.Fatal("got a message with an error")
@@ -166,6 +179,7 @@ func TestDecodePOSTRefuses(t *testing.T) {
 }
 
 func TestCheckXML(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, doc, code string
 	}{
@@ -182,6 +196,7 @@ func TestCheckXML(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			err := CheckXML([]byte(tt.doc))
 			if tt.code == "" {
 				if err != nil {
@@ -195,6 +210,7 @@ func TestCheckXML(t *testing.T) {
 }
 
 func TestErrorIs(t *testing.T) {
+	t.Parallel()
 	_, err := DecodePOST(url.Values{}, "SAMLRequest")
 	if !errors.Is(err, &Error{Code: CodeMissingParameter}) {
 		t.Fatal("errors.Is does not match on code")

@@ -567,7 +567,7 @@ func (idp *IdentityProvider) appendSignature(w *writer, idStart, idEnd int) erro
 	w.s(sigValueOpen)
 	w.b = base64.StdEncoding.AppendEncode(w.b, sig)
 	w.s(sigValueClose)
-	w.b = append(w.b, certBase64(idp.Certificate)...)
+	w.b = append(w.b, idp.certificateBase64()...)
 	w.s(sigClose)
 	return nil
 }
