@@ -213,6 +213,16 @@ func TestMakeResponseEncryptedRefused(t *testing.T) {
 // SP encryption key, and checks that the result holds the signed assertion.
 func mustXMLSecDecrypt(tb testing.TB, resp []byte) {
 	tb.Helper()
+	plain := mustXMLSecDecrypted(tb, resp)
+	if !bytes.Contains(plain, []byte("<saml:Assertion ")) || !bytes.Contains(plain, []byte("jane.doe@example.com")) {
+		tb.Fatalf("xmlsec1 decrypted to %s", plain)
+	}
+}
+
+// mustXMLSecDecrypted returns what xmlsec1 decrypts the EncryptedData of resp
+// to with the SP encryption key.
+func mustXMLSecDecrypted(tb testing.TB, resp []byte) []byte {
+	tb.Helper()
 	doc := mustParseDoc(tb, resp)
 	data := findElement(doc.Root(), "http://www.w3.org/2001/04/xmlenc#", "EncryptedData")
 	standalone := etree.NewDocument()
@@ -221,8 +231,5 @@ func mustXMLSecDecrypt(tb testing.TB, resp []byte) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	plain := samltest.XMLSecDecrypt(tb, b, mustReadFile(tb, "sp-enc-key.pem"))
-	if !bytes.Contains(plain, []byte("<saml:Assertion ")) || !bytes.Contains(plain, []byte("jane.doe@example.com")) {
-		tb.Fatalf("xmlsec1 decrypted to %s", plain)
-	}
+	return samltest.XMLSecDecrypt(tb, b, mustReadFile(tb, "sp-enc-key.pem"))
 }

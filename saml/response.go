@@ -42,26 +42,87 @@ type ResponseParams struct {
 	Attributes           []Attribute
 	SessionNotOnOrAfter  time.Time // optional
 	// EncryptTo, when set, is the SP's encryption certificate (RSA key):
-	// the signed Assertion is then sent as an EncryptedAssertion
+	// the (signed) Assertion is then sent as an EncryptedAssertion
 	// (saml-core §2.3.4) encrypted to it with AES-256-GCM (AlgAES256GCM),
 	// the key wrapped with RSA-OAEP (AlgRSAOAEPMGF1P).
 	EncryptTo *x509.Certificate
+	// Signing says what to sign; the zero value signs both the Response
+	// and the Assertion.
+	Signing Signing
 }
 
+// Signing says which elements of a successful Response carry a signature.
+// saml-profiles §4.1.3.5 (as the SAML 2.0 errata word it) wants every
+// assertion delivered by HTTP-POST protected by a signature, its own or the
+// Response's: each choice does that, and each is accepted by xmlsec1,
+// gosaml2 and crewjam/saml, encrypted or not (tests hold this).
+type Signing uint8
+
+const (
+	// SignBoth signs the Assertion and the Response: two RSA signatures,
+	// and what every SP accepts, whichever of the two it checks. The zero
+	// value.
+	SignBoth Signing = iota
+	// SignAssertion signs the Assertion only: one RSA signature, for SPs
+	// that check the assertion's signature (those whose metadata says
+	// WantAssertionsSigned). The Response's Status, Destination and
+	// InResponseTo are then unsigned; the assertion's signed
+	// SubjectConfirmationData names the ACS URL and the request answered.
+	// Encrypted, the signed Assertion is inside the EncryptedAssertion.
+	SignAssertion
+	// SignResponse signs the Response only: one RSA signature, covering
+	// the Assertion (or the EncryptedAssertion) it carries. An SP that
+	// checks only assertion signatures refuses it. Encrypted, the decrypted
+	// Assertion carries no signature of its own: an SP can trust it only
+	// through the Response it came in, as gosaml2 and crewjam/saml do.
+	SignResponse
+)
+
+// String names s as the admin API does: "both", "assertion" or "response".
+func (s Signing) String() string {
+	switch s {
+	case SignBoth:
+		return "both"
+	case SignAssertion:
+		return "assertion"
+	case SignResponse:
+		return "response"
+	}
+	return fmt.Sprintf("Signing(%d)", uint8(s))
+}
+
+// ParseSigning reads a Signing from its String form; "" is SignBoth.
+func ParseSigning(s string) (Signing, error) {
+	switch s {
+	case "", "both":
+		return SignBoth, nil
+	case "assertion":
+		return SignAssertion, nil
+	case "response":
+		return SignResponse, nil
+	}
+	return SignBoth, fmt.Errorf("saml: signing %q is none of both, assertion, response", s)
+}
+
+func (s Signing) signsAssertion() bool { return s == SignBoth || s == SignAssertion }
+func (s Signing) signsResponse() bool  { return s == SignBoth || s == SignResponse }
+
 // MakeResponse builds a signed samlp:Response carrying one signed
-// saml:Assertion (saml-core §3.3.3, §2.3.3; saml-profiles §4.1.4.2):
+// saml:Assertion (saml-core §3.3.3, §2.3.3; saml-profiles §4.1.4.2), or only
+// one of the two signed, as p.Signing says:
 //
 //   - Response: a fresh ID, Version 2.0, IssueInstant = Clock(), Destination,
 //     InResponseTo (omitted when empty), Issuer (EntityID, entity format),
-//     ds:Signature right after the Issuer, Status Success, the Assertion;
-//   - Assertion: Issuer, ds:Signature, Subject (NameID; bearer
+//     ds:Signature (when signed) right after the Issuer, Status Success, the
+//     Assertion;
+//   - Assertion: Issuer, ds:Signature (when signed), Subject (NameID; bearer
 //     SubjectConfirmation with Recipient = Destination, NotOnOrAfter and
 //     InResponseTo), Conditions (NotBefore = now-ClockSkew, NotOnOrAfter =
 //     now+AssertionLifetime, AudienceRestriction to Audience), AuthnStatement
 //     and, when there are attributes, an AttributeStatement whose values are
 //     xs:string (xmlns:xs on the Assertion, xmlns:xsi on each value).
 //
-// Both signatures are RSA-SHA256 over a SHA-256 digest with exclusive C14N
+// Each signature is RSA-SHA256 over a SHA-256 digest with exclusive C14N
 // and KeyInfo holding exactly Certificate. The document is written directly
 // in exclusive canonical form, so each digest is taken over the very bytes
 // sent (less the xmlns:xs declaration, which exclusive C14N drops because
@@ -69,10 +130,11 @@ type ResponseParams struct {
 // re-canonicalizing; tests check the result against goxmldsig's
 // canonicalizer, xmlsec1, gosaml2 and crewjam/saml.
 //
-// With p.EncryptTo the Assertion is signed first and then encrypted
-// (saml-core §2.3.4, §6.2), and the Response signature covers the
-// EncryptedAssertion. Encryption draws its key and nonce from crypto/rand
-// (not Rand), so such output is never byte-stable.
+// With p.EncryptTo the Assertion is signed first (unless p.Signing is
+// SignResponse) and then encrypted (saml-core §2.3.4, §6.2), and the
+// Response signature, if any, covers the EncryptedAssertion. Encryption
+// draws its key and nonce from crypto/rand (not Rand), so such output is
+// never byte-stable.
 //
 // Destination, Audience and NameID are required; every string must be valid
 // UTF-8 made of XML characters.
@@ -88,8 +150,10 @@ func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := idp.signAssertion(w, &a); err != nil {
-		return nil, err
+	if p.Signing.signsAssertion() {
+		if err := idp.signAssertion(w, &a); err != nil {
+			return nil, err
+		}
 	}
 	var encrypted []byte
 	if p.EncryptTo != nil {
@@ -101,8 +165,10 @@ func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := idp.signResponse(w, &r, &a, encrypted); err != nil {
-		return nil, err
+	if p.Signing.signsResponse() {
+		if err := idp.signResponse(w, &r, &a, encrypted); err != nil {
+			return nil, err
+		}
 	}
 	return r.assemble(w, &a, encrypted), nil
 }
@@ -112,6 +178,9 @@ func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
 func (idp *IdentityProvider) checkResponseParams(p *ResponseParams) error {
 	if p.Destination == "" || p.Audience == "" || p.NameID == "" {
 		return errors.New("saml: make response: destination, audience and name id are required")
+	}
+	if p.Signing > SignResponse {
+		return fmt.Errorf("saml: make response: unknown %v", p.Signing)
 	}
 	if p.NameIDFormat == "" {
 		p.NameIDFormat = NameIDFormatEmailAddress

@@ -44,7 +44,24 @@ type SPMetadata struct {
 	// use lists its certificates in both (saml-metadata §2.4.1.1).
 	SigningCertificates, EncryptionCertificates []*x509.Certificate
 	NameIDFormats                               []string
-	AuthnRequestsSigned, WantAssertionsSigned   bool
+	// AuthnRequestsSigned says the SP signs its AuthnRequests
+	// (saml-metadata §2.4.4), so they may be required signed
+	// (SignaturePolicy.Require).
+	AuthnRequestsSigned bool
+	// WantAssertionsSigned says the SP wants the Assertions it receives
+	// signed (saml-metadata §2.4.4): see Signing.
+	WantAssertionsSigned bool
+}
+
+// Signing returns how to sign Responses to this SP: preferred, except that
+// an SP whose metadata says WantAssertionsSigned gets its Assertion signed
+// whatever else is: SignResponse then becomes SignBoth (the Response
+// signature preferred is kept, in case the SP checks it too).
+func (m *SPMetadata) Signing(preferred Signing) Signing {
+	if m.WantAssertionsSigned && !preferred.signsAssertion() {
+		return SignBoth
+	}
+	return preferred
 }
 
 // ParseSPMetadata reads a service provider's metadata: an md:EntityDescriptor,
