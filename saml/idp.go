@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -34,6 +35,11 @@ type IdentityProvider struct {
 	AssertionLifetime time.Duration       // default 5m: NotOnOrAfter = issue time + lifetime
 	ClockSkew         time.Duration       // default 90s: NotBefore = issue time - skew; also tolerance for request IssueInstant
 	RequestMaxAge     time.Duration       // default 5m: how old a request IssueInstant may be
+
+	// Signer, when set, makes the signatures in Key's place: PKCS#1 v1.5
+	// over a SHA-256 digest, with Certificate's RSA key (rsasigner.New(Key)
+	// gives one backed by OpenSSL). Key may then be nil.
+	Signer crypto.Signer
 
 	// certB64 is Certificate's DER in base64, as every signature's KeyInfo
 	// carries it, computed on first use.
@@ -119,4 +125,13 @@ func (idp *IdentityProvider) certificateBase64() []byte {
 	cc := &certCache{cert: c, b64: base64.StdEncoding.AppendEncode(nil, c.Raw)}
 	idp.certB64.Store(cc)
 	return cc.b64
+}
+
+// sign signs a SHA-256 digest with PKCS#1 v1.5 (RSA-SHA256, xmldsig-core
+// §6.4.2), by Signer when set and Key otherwise.
+func (idp *IdentityProvider) sign(digest []byte) ([]byte, error) {
+	if idp.Signer != nil {
+		return idp.Signer.Sign(idp.rand(), digest, crypto.SHA256)
+	}
+	return rsa.SignPKCS1v15(nil, idp.Key, crypto.SHA256, digest)
 }

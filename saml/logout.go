@@ -3,8 +3,6 @@ package saml
 import (
 	"bytes"
 	"compress/flate"
-	"crypto"
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -334,7 +332,7 @@ var flateWriters = sync.Pool{New: func() any {
 }}
 
 // RedirectURL encodes a SAML message for the HTTP-Redirect binding and
-// signs it with Key (saml-bindings §3.4.4.1): param ("SAMLRequest" or
+// signs it with Signer or Key (saml-bindings §3.4.4.1): param ("SAMLRequest" or
 // "SAMLResponse") carries the raw DEFLATE (RFC 1951) of xml in base64, then
 // RelayState when not empty, SigAlg (RSA-SHA256) and Signature, each value
 // URL-encoded. The signature is over the octets
@@ -378,7 +376,7 @@ func (idp *IdentityProvider) RedirectURL(dest, param string, xml []byte, relaySt
 	}
 	b.WriteString("&SigAlg=" + url.QueryEscape(AlgRSASHA256))
 	digest := sha256.Sum256([]byte(b.String()[signedStart:]))
-	sig, err := rsa.SignPKCS1v15(nil, idp.Key, crypto.SHA256, digest[:])
+	sig, err := idp.sign(digest[:])
 	if err != nil {
 		return "", fmt.Errorf("saml: redirect url: sign: %w", err)
 	}

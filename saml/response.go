@@ -580,11 +580,18 @@ func (idp *IdentityProvider) checkSigner() error {
 	switch {
 	case idp.EntityID == "":
 		return errors.New("no entity id")
-	case idp.Key == nil:
+	case idp.Key == nil && idp.Signer == nil:
 		return errors.New("no signing key")
 	case idp.Certificate == nil:
 		return errors.New("no signing certificate")
-	case !idp.Key.PublicKey.Equal(idp.Certificate.PublicKey):
+	}
+	var pub crypto.PublicKey
+	if idp.Signer != nil {
+		pub = idp.Signer.Public()
+	} else {
+		pub = &idp.Key.PublicKey
+	}
+	if rsaPub, ok := pub.(*rsa.PublicKey); !ok || !rsaPub.Equal(idp.Certificate.PublicKey) {
 		return errors.New("signing key does not match certificate")
 	}
 	return nil
@@ -628,7 +635,7 @@ func (idp *IdentityProvider) appendSignature(w *writer, idStart, idEnd int) erro
 	w.h.Write(w.b[siInner:])
 	var siDigest [sha256.Size]byte
 	w.h.Sum(siDigest[:0])
-	sig, err := rsa.SignPKCS1v15(nil, idp.Key, crypto.SHA256, siDigest[:])
+	sig, err := idp.sign(siDigest[:])
 	if err != nil {
 		w.b = w.b[:sigStart]
 		return fmt.Errorf("saml: sign: %w", err)
