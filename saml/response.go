@@ -218,8 +218,8 @@ func (s *span) close(w *writer) { s.end = len(w.b) }
 
 // writtenAssertion locates an Assertion written in a writer. In the document
 // it is head, then sig (empty while unsigned), then body. The head is the
-// start tag and Issuer, the signature's place (saml-core §5.4.1: an enveloped
-// signature follows the Issuer); xs is the xmlns:xs declaration inside the
+// start tag and Issuer, after which the signature goes (saml-core §2.3.3:
+// ds:Signature follows the Issuer); xs is the xmlns:xs declaration inside the
 // start tag, which exclusive C14N leaves out of the canonical form (the
 // prefix appears only in attribute values); id is the value of the ID
 // attribute.
@@ -395,7 +395,7 @@ func (idp *IdentityProvider) signAssertion(w *writer, a *writtenAssertion) error
 
 // writtenResponse locates the head of a Response written in a writer: its
 // start tag and Issuer, after which its signature (sig, empty while
-// unsigned) goes; id is the value of its ID attribute.
+// unsigned) goes (saml-core §3.2.2); id is the value of its ID attribute.
 type writtenResponse struct {
 	head, id, sig span
 }
