@@ -11,6 +11,7 @@ import (
 // libraries only crewjam/saml's xmlenc package may be used, for XML
 // encryption (it imports nothing of crewjam/saml itself).
 func TestImports(t *testing.T) {
+	t.Parallel()
 	pkg, err := build.ImportDir(".", 0)
 	if err != nil {
 		t.Fatal(err)
@@ -33,6 +34,7 @@ func TestImports(t *testing.T) {
 // TestSamltestImports keeps samltest usable from saml's own tests: it must
 // not import saml (an import cycle) nor any other Passport package.
 func TestSamltestImports(t *testing.T) {
+	t.Parallel()
 	pkg, err := build.ImportDir("samltest", 0)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ const (
 )
 
 func TestAuthnRequestSubjectAndContext(t *testing.T) {
+	t.Parallel()
 	subject := `<saml:Subject><saml:NameID Format="` + NameIDFormatEmailAddress + `"> ada@example.com </saml:NameID>` +
 		`<saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"/></saml:Subject>`
 	context := `<samlp:RequestedAuthnContext Comparison="minimum"><saml:AuthnContextClassRef>` + classPPT +
@@ -32,12 +33,14 @@ func TestAuthnRequestSubjectAndContext(t *testing.T) {
 		t.Errorf("a request without them: %+v, %v", plain, err)
 	}
 	t.Run("default comparison is exact", func(t *testing.T) {
+		t.Parallel()
 		r, err := ParseAuthnRequest([]byte(replace(doc, ` Comparison="minimum"`, "")))
 		if err != nil || r.RequestedAuthnContext.Comparison != "exact" {
 			t.Fatalf("%+v, %v", r, err)
 		}
 	})
 	t.Run("a subject with only a confirmation names nobody", func(t *testing.T) {
+		t.Parallel()
 		only := replace(authnRequestXML, "<samlp:NameIDPolicy", `<saml:Subject><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"/></saml:Subject><samlp:NameIDPolicy`)
 		if r, err := ParseAuthnRequest([]byte(only)); err != nil || r.Subject != nil {
 			t.Fatalf("%+v, %v", r, err)
@@ -55,6 +58,7 @@ func TestAuthnRequestSubjectAndContext(t *testing.T) {
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			r, err := ParseAuthnRequest([]byte(tt.doc))
 			if r != nil {
 				t.Fatalf("got %+v", r)
@@ -65,6 +69,7 @@ func TestAuthnRequestSubjectAndContext(t *testing.T) {
 }
 
 func TestChooseAuthnContext(t *testing.T) {
+	t.Parallel()
 	ours := AuthnContextMobileOneFactorUnregistered
 	tests := []struct {
 		name    string
@@ -87,6 +92,7 @@ func TestChooseAuthnContext(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got, ok := tt.rc.Choose(ours)
 			if ok == tt.wantErr || got != tt.want {
 				t.Fatalf("Choose = %q, %v; want %q, %v", got, ok, tt.want, !tt.wantErr)

@@ -64,6 +64,50 @@ func DecodeRedirect(rawQuery string, param string) (*InboundMessage, error) {
 	if len(rawQuery) > MaxEncodedSize+4*MaxRelayStateSize+4096 {
 		return nil, newError(CodeTooLarge, "The SAML message is too large.", nil)
 	}
+	raw, err := redirectParams(rawQuery, param)
+	if err != nil {
+		return nil, err
+	}
+	encoded, ok := raw[param]
+	if !ok || encoded == "" {
+		return nil, newError(CodeMissingParameter, "The request carries no SAML message.", errors.New(param))
+	}
+	if len(encoded) > MaxEncodedSize {
+		return nil, newError(CodeTooLarge, "The SAML message is too large.", nil)
+	}
+	values := map[string]string{}
+	for k, v := range raw {
+		dv, err := url.QueryUnescape(v)
+		if err != nil {
+			return nil, newError(CodeMalformedQuery, "The request's query string is malformed.", err)
+		}
+		values[k] = dv
+	}
+	m := &InboundMessage{Binding: BindingRedirect}
+	deflated, err := decodeBase64(values[param], true)
+	if err != nil {
+		return nil, err
+	}
+	if m.XML, err = inflate(deflated); err != nil {
+		return nil, err
+	}
+	if m.RelayState, err = relayState(values["RelayState"]); err != nil {
+		return nil, err
+	}
+	if err := m.readRedirectSignature(param, raw, values); err != nil {
+		return nil, err
+	}
+	if m.doc, err = parseXML(m.XML); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// redirectParams returns the raw (still percent-encoded) values of the query
+// parameters the HTTP-Redirect binding defines (saml-bindings §3.4.4.1):
+// param, RelayState, SigAlg and Signature, each at most once. Others are
+// ignored.
+func redirectParams(rawQuery, param string) (map[string]string, error) {
 	raw := map[string]string{}
 	for part := range strings.SplitSeq(rawQuery, "&") {
 		if part == "" {
@@ -88,63 +132,51 @@ func DecodeRedirect(rawQuery string, param string) (*InboundMessage, error) {
 		}
 		raw[key] = v
 	}
-	encoded, ok := raw[param]
-	if !ok || encoded == "" {
-		return nil, newError(CodeMissingParameter, "The request carries no SAML message.", errors.New(param))
+	return raw, nil
+}
+
+// readRedirectSignature fills m's SigAlg, Signature and SignedOctets from a
+// redirect query's raw and decoded values (saml-bindings §3.4.4.1). A SigAlg
+// without a Signature is refused, and so is a Signature without a SigAlg: the
+// signed octets end with the SigAlg parameter, so without it there are none to
+// verify.
+func (m *InboundMessage) readRedirectSignature(param string, raw, values map[string]string) error {
+	sig, ok := values["Signature"]
+	_, hasAlg := values["SigAlg"]
+	switch {
+	case !ok && hasAlg:
+		return newError(CodeMissingParameter, "The request names a signature algorithm but carries no signature.", nil)
+	case !ok:
+		return nil
+	case !hasAlg:
+		return newError(CodeMissingParameter, "The request carries a signature but names no signature algorithm.", nil)
 	}
-	if len(encoded) > MaxEncodedSize {
-		return nil, newError(CodeTooLarge, "The SAML message is too large.", nil)
+	m.SigAlg = values["SigAlg"]
+	var err error
+	if m.Signature, err = decodeBase64(sig, true); err != nil {
+		return err
 	}
-	m := &InboundMessage{Binding: BindingRedirect}
-	values := map[string]string{}
-	for k, v := range raw {
-		dv, err := url.QueryUnescape(v)
-		if err != nil {
-			return nil, newError(CodeMalformedQuery, "The request's query string is malformed.", err)
-		}
-		values[k] = dv
+	if len(m.Signature) == 0 {
+		return newError(CodeMalformedBase64, "The request's signature is empty.", nil)
 	}
-	deflated, err := decodeBase64(values[param], true)
-	if err != nil {
-		return nil, err
+	m.SignedOctets = redirectSignedOctets(param, raw)
+	return nil
+}
+
+// redirectSignedOctets builds what a redirect signature covers:
+// "param=v[&RelayState=v]&SigAlg=v" from the raw values, in that order.
+func redirectSignedOctets(param string, raw map[string]string) []byte {
+	encoded := raw[param]
+	octets := make([]byte, 0, len(param)+len(encoded)+len(raw["RelayState"])+len(raw["SigAlg"])+32)
+	octets = append(octets, param...)
+	octets = append(octets, '=')
+	octets = append(octets, encoded...)
+	if rs, ok := raw["RelayState"]; ok {
+		octets = append(octets, "&RelayState="...)
+		octets = append(octets, rs...)
 	}
-	m.XML, err = inflate(deflated)
-	if err != nil {
-		return nil, err
-	}
-	if m.RelayState, err = relayState(values["RelayState"]); err != nil {
-		return nil, err
-	}
-	if sig, ok := values["Signature"]; ok {
-		if _, ok := values["SigAlg"]; !ok {
-			// The signed octets end with the SigAlg parameter: without it there are none to verify.
-			return nil, newError(CodeMissingParameter, "The request carries a signature but names no signature algorithm.", nil)
-		}
-		m.SigAlg = values["SigAlg"]
-		if m.Signature, err = decodeBase64(sig, true); err != nil {
-			return nil, err
-		}
-		if len(m.Signature) == 0 {
-			return nil, newError(CodeMalformedBase64, "The request's signature is empty.", nil)
-		}
-		octets := make([]byte, 0, len(param)+len(encoded)+len(raw["RelayState"])+len(raw["SigAlg"])+32)
-		octets = append(octets, param...)
-		octets = append(octets, '=')
-		octets = append(octets, encoded...)
-		if rs, ok := raw["RelayState"]; ok {
-			octets = append(octets, "&RelayState="...)
-			octets = append(octets, rs...)
-		}
-		octets = append(octets, "&SigAlg="...)
-		octets = append(octets, raw["SigAlg"]...)
-		m.SignedOctets = octets
-	} else if _, ok := values["SigAlg"]; ok {
-		return nil, newError(CodeMissingParameter, "The request names a signature algorithm but carries no signature.", nil)
-	}
-	if m.doc, err = parseXML(m.XML); err != nil {
-		return nil, err
-	}
-	return m, nil
+	octets = append(octets, "&SigAlg="...)
+	return append(octets, raw["SigAlg"]...)
 }
 
 // DecodePOST decodes an HTTP-POST binding message (saml-bindings §3.5.4) from

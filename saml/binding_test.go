@@ -10,9 +10,11 @@ import (
 )
 
 func TestDecodeRedirect(t *testing.T) {
+	t.Parallel()
 	msg := []byte(authnRequestXML)
 	relay := "https://start.atlassian.com/?a=1&b=" + strings.Repeat("x", 200)
 	t.Run("unsigned", func(t *testing.T) {
+		t.Parallel()
 		m, err := DecodeRedirect(redirectQuery(t, msg, relay, nil, ""), "SAMLRequest")
 		if err != nil {
 			t.Fatal(err)
@@ -25,6 +27,7 @@ func TestDecodeRedirect(t *testing.T) {
 		}
 	})
 	t.Run("signed keeps raw octets in binding order", func(t *testing.T) {
+		t.Parallel()
 		q := redirectQuery(t, msg, relay, mustKey(t, "sp-key.pem"), AlgRSASHA256)
 		// Move Signature first and add an unrelated parameter: the signed
 		// octets must still be SAMLRequest, RelayState, SigAlg, raw.
@@ -42,6 +45,7 @@ func TestDecodeRedirect(t *testing.T) {
 		}
 	})
 	t.Run("unescaped plus in base64", func(t *testing.T) {
+		t.Parallel()
 		b64 := base64.StdEncoding.EncodeToString(mustDeflate(t, msg))
 		m, err := DecodeRedirect("SAMLRequest="+strings.ReplaceAll(url.QueryEscape(b64), "%2B", "+"), "SAMLRequest")
 		if err != nil {
@@ -52,12 +56,14 @@ func TestDecodeRedirect(t *testing.T) {
 		}
 	})
 	t.Run("SAMLResponse parameter", func(t *testing.T) {
+		t.Parallel()
 		q := strings.Replace(redirectQuery(t, msg, "", nil, ""), "SAMLRequest=", "SAMLResponse=", 1)
 		if _, err := DecodeRedirect(q, "SAMLResponse"); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("relay state at limit", func(t *testing.T) {
+		t.Parallel()
 		m, err := DecodeRedirect(redirectQuery(t, msg, strings.Repeat("r", MaxRelayStateSize), nil, ""), "SAMLRequest")
 		if err != nil || len(m.RelayState) != MaxRelayStateSize {
 			t.Fatalf("err %v", err)
@@ -66,6 +72,7 @@ func TestDecodeRedirect(t *testing.T) {
 }
 
 func TestDecodeRedirectRefuses(t *testing.T) {
+	t.Parallel()
 	msg := []byte(authnRequestXML)
 	good := redirectQuery(t, msg, "", nil, "")
 	b64 := func(b []byte) string { return url.QueryEscape(base64.StdEncoding.EncodeToString(b)) }
@@ -102,6 +109,7 @@ func TestDecodeRedirectRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			m, err := DecodeRedirect(tt.query, "SAMLRequest")
 			if m != nil {
 				t.Fatal("got a message with an error")
@@ -112,8 +120,10 @@ func TestDecodeRedirectRefuses(t *testing.T) {
 }
 
 func TestDecodePOST(t *testing.T) {
+	t.Parallel()
 	msg := []byte(authnRequestXML)
 	t.Run("plain", func(t *testing.T) {
+		t.Parallel()
 		m, err := DecodePOST(postForm(msg, "rs"), "SAMLRequest")
 		if err != nil {
 			t.Fatal(err)
@@ -123,6 +133,7 @@ func TestDecodePOST(t *testing.T) {
 		}
 	})
 	t.Run("line-wrapped base64", func(t *testing.T) {
+		t.Parallel()
 		b := base64.StdEncoding.EncodeToString(msg)
 		var wrapped strings.Builder
 		for i := 0; i < len(b); i += 76 {
@@ -136,6 +147,7 @@ func TestDecodePOST(t *testing.T) {
 }
 
 func TestDecodePOSTRefuses(t *testing.T) {
+	t.Parallel()
 	msg := []byte(authnRequestXML)
 	enc := base64.StdEncoding.EncodeToString
 	tests := []struct {
@@ -159,6 +171,7 @@ func TestDecodePOSTRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			m, err := DecodePOST(tt.form, "SAMLRequest")
 			if m != nil {
 				t.Fatal("got a message with an error")
@@ -169,6 +182,7 @@ func TestDecodePOSTRefuses(t *testing.T) {
 }
 
 func TestCheckXML(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, doc, code string
 	}{
@@ -185,6 +199,7 @@ func TestCheckXML(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			err := CheckXML([]byte(tt.doc))
 			if tt.code == "" {
 				if err != nil {
@@ -198,6 +213,7 @@ func TestCheckXML(t *testing.T) {
 }
 
 func TestErrorIs(t *testing.T) {
+	t.Parallel()
 	_, err := DecodePOST(url.Values{}, "SAMLRequest")
 	if !errors.Is(err, &Error{Code: CodeMissingParameter}) {
 		t.Fatal("errors.Is does not match on code")

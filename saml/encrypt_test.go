@@ -58,6 +58,7 @@ func mustDecryptAssertion(tb testing.TB, resp []byte) []byte {
 }
 
 func TestMakeResponseEncrypted(t *testing.T) {
+	t.Parallel()
 	idp := mustIdP(t)
 	p := testResponseParams()
 	resp := mustEncryptedResponse(t, idp, p)
@@ -65,9 +66,11 @@ func TestMakeResponseEncrypted(t *testing.T) {
 	t.Run("schema", func(t *testing.T) { samltest.SchemaValid(t, samltest.ProtocolXSD, resp) })
 	t.Run("xmlsec1 response signature", func(t *testing.T) { samltest.XMLSecVerify(t, resp, idp.Certificate) })
 	t.Run("goxmldsig response signature", func(t *testing.T) {
+		t.Parallel()
 		mustGoxmldsigValidate(t, resp, NamespaceProtocol, "Response", idp.Certificate)
 	})
 	t.Run("structure", func(t *testing.T) {
+		t.Parallel()
 		root := mustParseDoc(t, resp).Root()
 		mustChildOrder(t, root, "Issuer", "Signature", "Status", "EncryptedAssertion")
 		if findElement(root, NamespaceAssertion, "Assertion") != nil {
@@ -99,6 +102,7 @@ func TestMakeResponseEncrypted(t *testing.T) {
 		}
 	})
 	t.Run("plaintext is the signed assertion", func(t *testing.T) {
+		t.Parallel()
 		plain := mustDecryptAssertion(t, resp)
 		samltest.XMLSecVerify(t, plain, idp.Certificate)
 		clear, err := mustIdP(t).MakeResponse(p)
@@ -112,6 +116,7 @@ func TestMakeResponseEncrypted(t *testing.T) {
 		}
 	})
 	t.Run("gosaml2", func(t *testing.T) {
+		t.Parallel()
 		info := mustGosaml2Accept(t, idp, resp, p.Destination, p.Audience, withGosaml2Decryption(t))
 		if info.NameID != p.NameID || info.SessionIndex != p.SessionIndex || !info.ResponseSignatureValidated {
 			t.Fatalf("gosaml2 read NameID %q SessionIndex %q signed %v", info.NameID, info.SessionIndex, info.ResponseSignatureValidated)
@@ -121,6 +126,7 @@ func TestMakeResponseEncrypted(t *testing.T) {
 		}
 	})
 	t.Run("crewjam", func(t *testing.T) {
+		t.Parallel()
 		a := mustCrewjamAccept(t, idp, resp, p.Destination, p.Audience, []string{p.InResponseTo}, func(sp *crewjam.ServiceProvider) {
 			sp.EncryptionKey = mustKey(t, "sp-enc-key.pem")
 			sp.Certificate = mustCert(t, "sp-enc-cert.pem")
@@ -131,6 +137,7 @@ func TestMakeResponseEncrypted(t *testing.T) {
 	})
 	t.Run("xmlsec1 decrypts", func(t *testing.T) { mustXMLSecDecrypt(t, resp) })
 	t.Run("fresh key and nonce each time", func(t *testing.T) {
+		t.Parallel()
 		again := mustEncryptedResponse(t, mustIdP(t), p)
 		cipher := func(b []byte) string {
 			return findElement(mustParseDoc(t, b).Root(), "http://www.w3.org/2001/04/xmlenc#", "CipherValue").Text()
@@ -144,11 +151,13 @@ func TestMakeResponseEncrypted(t *testing.T) {
 // TestMakeResponseEncryptedRefused checks that encryption cannot be undone
 // or altered by someone without the right key.
 func TestMakeResponseEncryptedRefused(t *testing.T) {
+	t.Parallel()
 	idp := mustIdP(t)
 	p := testResponseParams()
 	resp := mustEncryptedResponse(t, idp, p)
 
 	t.Run("gosaml2 with another SP key", func(t *testing.T) {
+		t.Parallel()
 		key, cert := mustKey(t, "sp-key.pem"), mustCert(t, "sp-cert.pem")
 		sp := &saml2.SAMLServiceProvider{
 			IdentityProviderIssuer: idp.EntityID, AssertionConsumerServiceURL: p.Destination, AudienceURI: p.Audience,
@@ -161,12 +170,14 @@ func TestMakeResponseEncryptedRefused(t *testing.T) {
 		}
 	})
 	t.Run("xmlenc with another key", func(t *testing.T) {
+		t.Parallel()
 		data := findElement(mustParseDoc(t, resp).Root(), NamespaceAssertion, "EncryptedAssertion").SelectElement("EncryptedData")
 		if _, err := xmlenc.Decrypt(mustKey(t, "sp-key.pem"), data); err == nil {
 			t.Fatal("decrypted with the wrong key")
 		}
 	})
 	t.Run("modified ciphertext breaks the response signature", func(t *testing.T) {
+		t.Parallel()
 		doc := mustParseDoc(t, resp)
 		cvs := doc.FindElements("//CipherValue")
 		last := cvs[len(cvs)-1]
@@ -188,6 +199,7 @@ func TestMakeResponseEncryptedRefused(t *testing.T) {
 		}
 	})
 	t.Run("certificate without an RSA key", func(t *testing.T) {
+		t.Parallel()
 		_, ec := mustECDSACert(t)
 		p := testResponseParams()
 		p.EncryptTo = ec
@@ -201,6 +213,16 @@ func TestMakeResponseEncryptedRefused(t *testing.T) {
 // SP encryption key, and checks that the result holds the signed assertion.
 func mustXMLSecDecrypt(tb testing.TB, resp []byte) {
 	tb.Helper()
+	plain := mustXMLSecDecrypted(tb, resp)
+	if !bytes.Contains(plain, []byte("<saml:Assertion ")) || !bytes.Contains(plain, []byte("jane.doe@example.com")) {
+		tb.Fatalf("xmlsec1 decrypted to %s", plain)
+	}
+}
+
+// mustXMLSecDecrypted returns what xmlsec1 decrypts the EncryptedData of resp
+// to with the SP encryption key.
+func mustXMLSecDecrypted(tb testing.TB, resp []byte) []byte {
+	tb.Helper()
 	doc := mustParseDoc(tb, resp)
 	data := findElement(doc.Root(), "http://www.w3.org/2001/04/xmlenc#", "EncryptedData")
 	standalone := etree.NewDocument()
@@ -209,8 +231,5 @@ func mustXMLSecDecrypt(tb testing.TB, resp []byte) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	plain := samltest.XMLSecDecrypt(tb, b, mustReadFile(tb, "sp-enc-key.pem"))
-	if !bytes.Contains(plain, []byte("<saml:Assertion ")) || !bytes.Contains(plain, []byte("jane.doe@example.com")) {
-		tb.Fatalf("xmlsec1 decrypted to %s", plain)
-	}
+	return samltest.XMLSecDecrypt(tb, b, mustReadFile(tb, "sp-enc-key.pem"))
 }

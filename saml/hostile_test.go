@@ -26,6 +26,7 @@ import (
 // TestHostileCorpus runs every corpus file through the whole inbound pipeline
 // of an app that requires signed requests: DecodePOST, then ReadAuthnRequest.
 func TestHostileCorpus(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join("testdata", "hostile")
 	if *update {
 		writeHostileCorpus(t, dir)
@@ -46,6 +47,7 @@ func TestHostileCorpus(t *testing.T) {
 			t.Fatalf("%s: name is not <code>.<case>.xml", f)
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			b, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)

@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -20,9 +21,10 @@ const (
 )
 
 // IdentityProvider holds the IdP's identity, signing key and time policy.
-// Its methods only read it, so one value may be shared by concurrent
-// goroutines as long as nobody modifies it meanwhile, and Clock and Rand are
-// themselves safe for concurrent use (time.Now and crypto/rand are).
+// Its methods only read its exported fields, so one value may be shared by
+// concurrent goroutines as long as nobody modifies it meanwhile, and Clock
+// and Rand are themselves safe for concurrent use (time.Now and crypto/rand
+// are). It must not be copied after first use: it keeps a cache.
 type IdentityProvider struct {
 	EntityID          string              // e.g. "Winkk Passport IdP" (spaces allowed)
 	Key               *rsa.PrivateKey     // RSA-2048 signing key
@@ -33,6 +35,15 @@ type IdentityProvider struct {
 	AssertionLifetime time.Duration       // default 5m: NotOnOrAfter = issue time + lifetime
 	ClockSkew         time.Duration       // default 90s: NotBefore = issue time - skew; also tolerance for request IssueInstant
 	RequestMaxAge     time.Duration       // default 5m: how old a request IssueInstant may be
+
+	// Signer, when set, makes the signatures in Key's place: PKCS#1 v1.5
+	// over a SHA-256 digest, with Certificate's RSA key (rsasigner.New(Key)
+	// gives one backed by OpenSSL). Key may then be nil.
+	Signer crypto.Signer
+
+	// certB64 is Certificate's DER in base64, as every signature's KeyInfo
+	// carries it, computed on first use.
+	certB64 atomic.Pointer[certCache]
 }
 
 func (idp *IdentityProvider) now() time.Time {
@@ -97,20 +108,30 @@ func (idp *IdentityProvider) NewID() (string, error) {
 	return string(b), err
 }
 
-// certCache remembers the base64 DER of the last certificate embedded in a
-// signature, so that each Response does not re-encode it.
+// certCache is a certificate and its DER in base64.
 type certCache struct {
 	cert *x509.Certificate
 	b64  []byte
 }
 
-var lastCert atomic.Pointer[certCache]
-
-func certBase64(c *x509.Certificate) []byte {
-	if cc := lastCert.Load(); cc != nil && cc.cert == c {
+// certificateBase64 returns Certificate's DER in base64, encoding it only
+// when Certificate is not the one encoded last. Concurrent callers may both
+// encode it; they store equal values.
+func (idp *IdentityProvider) certificateBase64() []byte {
+	c := idp.Certificate
+	if cc := idp.certB64.Load(); cc != nil && cc.cert == c {
 		return cc.b64
 	}
 	cc := &certCache{cert: c, b64: base64.StdEncoding.AppendEncode(nil, c.Raw)}
-	lastCert.Store(cc)
+	idp.certB64.Store(cc)
 	return cc.b64
+}
+
+// sign signs a SHA-256 digest with PKCS#1 v1.5 (RSA-SHA256, xmldsig-core
+// §6.4.2), by Signer when set and Key otherwise.
+func (idp *IdentityProvider) sign(digest []byte) ([]byte, error) {
+	if idp.Signer != nil {
+		return idp.Signer.Sign(idp.rand(), digest, crypto.SHA256)
+	}
+	return rsa.SignPKCS1v15(nil, idp.Key, crypto.SHA256, digest)
 }

@@ -3,8 +3,6 @@ package saml
 import (
 	"bytes"
 	"compress/flate"
-	"crypto"
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -54,13 +52,30 @@ func ParseLogoutRequest(xml []byte) (*LogoutRequest, error) {
 	return parseLogoutRequestElement(doc.Root())
 }
 
+// parseLogoutRequestElement is ParseLogoutRequest for a parsed element.
 func parseLogoutRequestElement(el *etree.Element) (*LogoutRequest, error) {
-	malformed := func(msg string, err error) error {
-		return newError(CodeMalformedRequest, msg, err)
-	}
 	if el == nil || el.Tag != "LogoutRequest" || el.NamespaceURI() != NamespaceProtocol {
-		return nil, malformed("The SAML message is not a LogoutRequest.", nil)
+		return nil, newError(CodeMalformedRequest, "The SAML message is not a LogoutRequest.", nil)
 	}
+	r, err := readLogoutRequestAttrs(el)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, c := range el.ChildElements() {
+		if err := r.readChild(c, seen); err != nil {
+			return nil, err
+		}
+	}
+	if r.NameID == "" {
+		return nil, newError(CodeMalformedRequest, "The LogoutRequest does not name a user.", nil)
+	}
+	return r, nil
+}
+
+// readLogoutRequestAttrs reads the attributes of a LogoutRequest (saml-core
+// §3.2.1, §3.7.1).
+func readLogoutRequestAttrs(el *etree.Element) (*LogoutRequest, error) {
 	r := &LogoutRequest{
 		ID:          attr(el, "ID"),
 		Version:     attr(el, "Version"),
@@ -73,60 +88,62 @@ func parseLogoutRequestElement(el *etree.Element) (*LogoutRequest, error) {
 		if v, ok := attrOK(el, a.name); ok {
 			t, err := parseDateTime(v)
 			if err != nil {
-				return nil, malformed("The LogoutRequest's "+a.name+" is not a valid time.", err)
+				return nil, newError(CodeMalformedRequest, "The LogoutRequest's "+a.name+" is not a valid time.", err)
 			}
 			*a.t = t
 		}
 	}
-
-	seen := map[string]bool{}
-	identifiers := 0
-	for _, c := range el.ChildElements() {
-		key := c.NamespaceURI() + " " + c.Tag
-		switch key {
-		case NamespaceAssertion + " Issuer", NamespaceDSig + " Signature", NamespaceProtocol + " Extensions":
-			if seen[key] {
-				return nil, newError(CodeDuplicateElement, "The LogoutRequest repeats an element that may appear only once.", errors.New(c.Tag))
-			}
-			seen[key] = true
-		case NamespaceAssertion + " NameID", NamespaceAssertion + " BaseID", NamespaceAssertion + " EncryptedID":
-			if identifiers++; identifiers > 1 {
-				return nil, newError(CodeDuplicateElement, "The LogoutRequest names more than one user.", errors.New(c.Tag))
-			}
-		}
-		var err error
-		switch key {
-		case NamespaceAssertion + " Issuer":
-			if r.Issuer, err = textOnly(c); err != nil {
-				return nil, malformed("The LogoutRequest's Issuer is malformed.", err)
-			}
-			if f, ok := attrOK(c, "Format"); ok && f != NameIDFormatEntity {
-				return nil, malformed("The LogoutRequest's Issuer is malformed.", fmt.Errorf("issuer format %q", f))
-			}
-		case NamespaceDSig + " Signature":
-			r.Signed = true
-		case NamespaceAssertion + " NameID":
-			if r.NameID, err = textOnly(c); err != nil {
-				return nil, malformed("The LogoutRequest's NameID is malformed.", err)
-			}
-			r.NameIDFormat = attr(c, "Format")
-		case NamespaceAssertion + " BaseID", NamespaceAssertion + " EncryptedID":
-			return nil, malformed("The LogoutRequest identifies the user in a form this identity provider does not issue.", errors.New(c.Tag))
-		case NamespaceProtocol + " SessionIndex":
-			if len(r.SessionIndexes) == maxSessionIndexes {
-				return nil, malformed("The LogoutRequest names too many sessions.", nil)
-			}
-			si, err := textOnly(c)
-			if err != nil {
-				return nil, malformed("The LogoutRequest's SessionIndex is malformed.", err)
-			}
-			r.SessionIndexes = append(r.SessionIndexes, si)
-		}
-	}
-	if r.NameID == "" {
-		return nil, malformed("The LogoutRequest does not name a user.", nil)
-	}
 	return r, nil
+}
+
+// readChild reads one child element of a LogoutRequest into r (saml-core
+// §3.7.1: Issuer, Signature and Extensions at most once, exactly one
+// identifier); seen holds the once-only children met so far, and the
+// identifiers under the key "identifier".
+func (r *LogoutRequest) readChild(c *etree.Element, seen map[string]bool) error {
+	key := c.NamespaceURI() + " " + c.Tag
+	switch key {
+	case NamespaceAssertion + " Issuer", NamespaceDSig + " Signature", NamespaceProtocol + " Extensions":
+		if seen[key] {
+			return newError(CodeDuplicateElement, "The LogoutRequest repeats an element that may appear only once.", errors.New(c.Tag))
+		}
+		seen[key] = true
+	case NamespaceAssertion + " NameID", NamespaceAssertion + " BaseID", NamespaceAssertion + " EncryptedID":
+		if seen["identifier"] {
+			return newError(CodeDuplicateElement, "The LogoutRequest names more than one user.", errors.New(c.Tag))
+		}
+		seen["identifier"] = true
+	}
+	var err error
+	switch key {
+	case NamespaceAssertion + " Issuer":
+		r.Issuer, err = readRequestIssuer(c, "LogoutRequest")
+	case NamespaceDSig + " Signature":
+		r.Signed = true
+	case NamespaceAssertion + " NameID":
+		if r.NameID, err = textOnly(c); err != nil {
+			return newError(CodeMalformedRequest, "The LogoutRequest's NameID is malformed.", err)
+		}
+		r.NameIDFormat = attr(c, "Format")
+	case NamespaceAssertion + " BaseID", NamespaceAssertion + " EncryptedID":
+		return newError(CodeMalformedRequest, "The LogoutRequest identifies the user in a form this identity provider does not issue.", errors.New(c.Tag))
+	case NamespaceProtocol + " SessionIndex":
+		err = r.addSessionIndex(c)
+	}
+	return err
+}
+
+// addSessionIndex adds a SessionIndex, at most maxSessionIndexes of them.
+func (r *LogoutRequest) addSessionIndex(c *etree.Element) error {
+	if len(r.SessionIndexes) == maxSessionIndexes {
+		return newError(CodeMalformedRequest, "The LogoutRequest names too many sessions.", nil)
+	}
+	si, err := textOnly(c)
+	if err != nil {
+		return newError(CodeMalformedRequest, "The LogoutRequest's SessionIndex is malformed.", err)
+	}
+	r.SessionIndexes = append(r.SessionIndexes, si)
+	return nil
 }
 
 // LogoutCheck is what ValidateLogoutRequest compares a request against.
@@ -315,7 +332,7 @@ var flateWriters = sync.Pool{New: func() any {
 }}
 
 // RedirectURL encodes a SAML message for the HTTP-Redirect binding and
-// signs it with Key (saml-bindings §3.4.4.1): param ("SAMLRequest" or
+// signs it with Signer or Key (saml-bindings §3.4.4.1): param ("SAMLRequest" or
 // "SAMLResponse") carries the raw DEFLATE (RFC 1951) of xml in base64, then
 // RelayState when not empty, SigAlg (RSA-SHA256) and Signature, each value
 // URL-encoded. The signature is over the octets
@@ -344,37 +361,55 @@ func (idp *IdentityProvider) RedirectURL(dest, param string, xml []byte, relaySt
 	if err := idp.checkSigner(); err != nil {
 		return "", fmt.Errorf("saml: redirect url: %w", err)
 	}
-	var deflated bytes.Buffer
-	fw := flateWriters.Get().(*flate.Writer)
-	defer flateWriters.Put(fw)
-	fw.Reset(&deflated)
-	if _, err := fw.Write(xml); err != nil {
-		return "", fmt.Errorf("saml: redirect url: deflate: %w", err)
-	}
-	if err := fw.Close(); err != nil {
-		return "", fmt.Errorf("saml: redirect url: deflate: %w", err)
+	deflated, err := deflate(xml)
+	if err != nil {
+		return "", fmt.Errorf("saml: redirect url: %w", err)
 	}
 	var b strings.Builder
-	b.Grow(len(dest) + deflated.Len()*14/10 + len(relayState)*3 + 512)
+	b.Grow(len(dest) + len(deflated)*14/10 + len(relayState)*3 + 512)
 	b.WriteString(dest)
-	if u.RawQuery != "" || strings.HasSuffix(dest, "?") {
-		if !strings.HasSuffix(dest, "?") && !strings.HasSuffix(dest, "&") {
-			b.WriteByte('&')
-		}
-	} else {
-		b.WriteByte('?')
-	}
+	b.WriteString(querySeparator(dest, u.RawQuery))
 	signedStart := b.Len()
-	b.WriteString(param + "=" + url.QueryEscape(base64.StdEncoding.EncodeToString(deflated.Bytes())))
+	b.WriteString(param + "=" + url.QueryEscape(base64.StdEncoding.EncodeToString(deflated)))
 	if relayState != "" {
 		b.WriteString("&RelayState=" + url.QueryEscape(relayState))
 	}
 	b.WriteString("&SigAlg=" + url.QueryEscape(AlgRSASHA256))
 	digest := sha256.Sum256([]byte(b.String()[signedStart:]))
-	sig, err := rsa.SignPKCS1v15(nil, idp.Key, crypto.SHA256, digest[:])
+	sig, err := idp.sign(digest[:])
 	if err != nil {
 		return "", fmt.Errorf("saml: redirect url: sign: %w", err)
 	}
 	b.WriteString("&Signature=" + url.QueryEscape(base64.StdEncoding.EncodeToString(sig)))
 	return b.String(), nil
+}
+
+// deflate compresses a message for the HTTP-Redirect binding: raw DEFLATE,
+// RFC 1951, without zlib header (saml-bindings §3.4.4.1).
+func deflate(xml []byte) ([]byte, error) {
+	var deflated bytes.Buffer
+	fw := flateWriters.Get().(*flate.Writer)
+	defer flateWriters.Put(fw)
+	fw.Reset(&deflated)
+	if _, err := fw.Write(xml); err != nil {
+		return nil, fmt.Errorf("deflate: %w", err)
+	}
+	if err := fw.Close(); err != nil {
+		return nil, fmt.Errorf("deflate: %w", err)
+	}
+	return deflated.Bytes(), nil
+}
+
+// querySeparator is what goes between dest and the SAML parameters: "?"
+// when dest has no query, "&" when it has one (Atlassian-style endpoints),
+// nothing when dest already ends in "?" or "&".
+func querySeparator(dest, rawQuery string) string {
+	switch {
+	case strings.HasSuffix(dest, "?"), rawQuery != "" && strings.HasSuffix(dest, "&"):
+		return ""
+	case rawQuery != "":
+		return "&"
+	default:
+		return "?"
+	}
 }

@@ -42,6 +42,7 @@ func spPolicy(tb testing.TB) SignaturePolicy {
 }
 
 func TestParseLogoutRequest(t *testing.T) {
+	t.Parallel()
 	r, err := ParseLogoutRequest([]byte(logoutRequestXML))
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +55,7 @@ func TestParseLogoutRequest(t *testing.T) {
 		t.Fatalf("got %+v", r)
 	}
 	t.Run("several session indexes, no optional attributes", func(t *testing.T) {
+		t.Parallel()
 		doc := replace(logoutRequestXML, ` NotOnOrAfter="2026-12-01T09:34:50Z"`, "")
 		doc = replace(doc, ` Destination="https://passport.example.com/saml/app1/slo"`, "")
 		doc = replace(doc, `</samlp:SessionIndex>`, `</samlp:SessionIndex><samlp:SessionIndex> _sess-2 </samlp:SessionIndex>`)
@@ -66,6 +68,7 @@ func TestParseLogoutRequest(t *testing.T) {
 		}
 	})
 	t.Run("signed", func(t *testing.T) {
+		t.Parallel()
 		r, err := ParseLogoutRequest(signXML(t, logoutRequestXML, signOpts{}))
 		if err != nil || !r.Signed {
 			t.Fatalf("err %v signed %v", err, r != nil && r.Signed)
@@ -104,8 +107,10 @@ func logoutRequestRefusals() []refusal {
 }
 
 func TestParseLogoutRequestRefuses(t *testing.T) {
+	t.Parallel()
 	for _, tt := range logoutRequestRefusals() {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			r, err := ParseLogoutRequest([]byte(tt.doc))
 			if r != nil {
 				t.Fatalf("got %+v with an error", r)
@@ -116,6 +121,7 @@ func TestParseLogoutRequestRefuses(t *testing.T) {
 }
 
 func TestValidateLogoutRequest(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		modify func(*LogoutRequest)
@@ -138,6 +144,7 @@ func TestValidateLogoutRequest(t *testing.T) {
 	idp := mustIdP(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			r, err := ParseLogoutRequest([]byte(logoutRequestXML))
 			if err != nil {
 				t.Fatal(err)
@@ -213,6 +220,7 @@ func mustDecodePOST(tb testing.TB, msg []byte) *InboundMessage {
 }
 
 func TestReadLogoutRequest(t *testing.T) {
+	t.Parallel()
 	check := func(t *testing.T, r *LogoutRequest) {
 		t.Helper()
 		if !r.Signed || r.Issuer != testAudience || r.NameID != "jane.doe@example.com" || r.NameIDFormat != NameIDFormatEmailAddress ||
@@ -221,6 +229,7 @@ func TestReadLogoutRequest(t *testing.T) {
 		}
 	}
 	t.Run("gosaml2, redirect", func(t *testing.T) {
+		t.Parallel()
 		m := mustDecodeRedirect(t, gosaml2LogoutURL(t, gosaml2SP(t), "https://start.atlassian.com"), "SAMLRequest")
 		if m.RelayState != "https://start.atlassian.com" {
 			t.Fatalf("relay state %q", m.RelayState)
@@ -232,6 +241,7 @@ func TestReadLogoutRequest(t *testing.T) {
 		check(t, r)
 	})
 	t.Run("gosaml2, post", func(t *testing.T) {
+		t.Parallel()
 		doc, err := gosaml2SP(t).BuildLogoutRequestDocument("jane.doe@example.com", "_sess-1")
 		if err != nil {
 			t.Fatal(err)
@@ -247,6 +257,7 @@ func TestReadLogoutRequest(t *testing.T) {
 		check(t, r)
 	})
 	t.Run("gosaml2, enveloped signature deflated into a redirect", func(t *testing.T) {
+		t.Parallel()
 		doc, err := gosaml2SP(t).BuildLogoutRequestDocument("jane.doe@example.com", "_sess-1")
 		if err != nil {
 			t.Fatal(err)
@@ -262,6 +273,7 @@ func TestReadLogoutRequest(t *testing.T) {
 		check(t, r)
 	})
 	t.Run("crewjam, redirect", func(t *testing.T) {
+		t.Parallel()
 		idp := mustIdP(t)
 		sp := crewjam.ServiceProvider{
 			EntityID:          testAudience,
@@ -283,6 +295,7 @@ func TestReadLogoutRequest(t *testing.T) {
 		check(t, r)
 	})
 	t.Run("hand-signed post, expiry inside the skew", func(t *testing.T) {
+		t.Parallel()
 		doc := replace(logoutRequestXML, "2026-12-01T09:34:50Z", "2026-12-01T09:29:00Z")
 		r, err := mustIdP(t).ReadLogoutRequest(mustDecodePOST(t, signXML(t, doc, signOpts{})), testLogoutCheck(), spPolicy(t))
 		if err != nil {
@@ -293,6 +306,7 @@ func TestReadLogoutRequest(t *testing.T) {
 }
 
 func TestReadLogoutRequestRefuses(t *testing.T) {
+	t.Parallel()
 	sp := gosaml2SP(t)
 	unsigned, err := sp.BuildLogoutRequestDocumentNoSig("jane.doe@example.com", "_sess-1")
 	if err != nil {
@@ -373,6 +387,7 @@ func TestReadLogoutRequestRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			r, err := mustIdP(t).ReadLogoutRequest(tt.msg(t), tt.check, tt.policy)
 			if r != nil {
 				t.Fatalf("accepted %+v", r)
@@ -412,6 +427,7 @@ func crewjamSP(tb testing.TB, idp *IdentityProvider) *crewjam.ServiceProvider {
 }
 
 func TestMakeLogoutResponse(t *testing.T) {
+	t.Parallel()
 	p := LogoutResponseParams{InResponseTo: "_lo-77c1", Destination: testSPSLOURL}
 	idp := mustIdP(t)
 	resp, err := idp.MakeLogoutResponse(p)
@@ -421,6 +437,7 @@ func TestMakeLogoutResponse(t *testing.T) {
 	mustGolden(t, t.Name(), resp)
 	t.Run("schema", func(t *testing.T) { samltest.SchemaValid(t, samltest.ProtocolXSD, resp) })
 	t.Run("unsigned", func(t *testing.T) {
+		t.Parallel()
 		if bytes.Contains(resp, []byte("Signature")) {
 			t.Fatal("the redirect variant carries an XML signature")
 		}
@@ -430,6 +447,7 @@ func TestMakeLogoutResponse(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("redirect signature", func(t *testing.T) {
+		t.Parallel()
 		pu, err := url.Parse(u)
 		if err != nil {
 			t.Fatal(err)
@@ -450,6 +468,7 @@ func TestMakeLogoutResponse(t *testing.T) {
 		}
 	})
 	t.Run("crewjam", func(t *testing.T) {
+		t.Parallel()
 		sp := crewjamSP(t, idp)
 		lr, err := sp.ParseLogoutResponse(httptest.NewRequest("GET", u, nil), []string{p.InResponseTo})
 		if err != nil {
@@ -468,6 +487,7 @@ func TestMakeLogoutResponse(t *testing.T) {
 }
 
 func TestMakeSignedLogoutResponse(t *testing.T) {
+	t.Parallel()
 	p := LogoutResponseParams{InResponseTo: "_lo-77c1", Destination: testSPSLOURL}
 	idp := mustIdP(t)
 	resp, err := idp.MakeSignedLogoutResponse(p)
@@ -477,17 +497,20 @@ func TestMakeSignedLogoutResponse(t *testing.T) {
 	mustGolden(t, t.Name(), resp)
 	t.Run("schema", func(t *testing.T) { samltest.SchemaValid(t, samltest.ProtocolXSD, resp) })
 	t.Run("xmlsec1", func(t *testing.T) {
+		t.Parallel()
 		samltest.XMLSecVerify(t, resp, idp.Certificate)
 		if err := samltest.XMLSecCheck(t, bytes.Replace(resp, []byte(StatusSuccess), []byte(StatusResponder), 1), idp.Certificate); err == nil {
 			t.Fatal("xmlsec1 accepted a modified status")
 		}
 	})
 	t.Run("structure", func(t *testing.T) {
+		t.Parallel()
 		v := mustGoxmldsigValidate(t, resp, NamespaceProtocol, "LogoutResponse", idp.Certificate)
 		mustChildOrder(t, v, "Issuer", "Status")
 		mustChildOrder(t, mustParseDoc(t, resp).Root(), "Issuer", "Signature", "Status")
 	})
 	t.Run("gosaml2", func(t *testing.T) {
+		t.Parallel()
 		sp := &saml2.SAMLServiceProvider{
 			IdentityProviderIssuer: idp.EntityID,
 			ServiceProviderSLOURL:  testSPSLOURL,
@@ -507,6 +530,7 @@ func TestMakeSignedLogoutResponse(t *testing.T) {
 		}
 	})
 	t.Run("crewjam", func(t *testing.T) {
+		t.Parallel()
 		sp := crewjamSP(t, idp)
 		form := url.Values{"SAMLResponse": {base64.StdEncoding.EncodeToString(resp)}}
 		req := httptest.NewRequest("POST", testSPSLOURL, strings.NewReader(form.Encode()))
@@ -522,6 +546,7 @@ func TestMakeSignedLogoutResponse(t *testing.T) {
 		}
 	})
 	t.Run("partial logout", func(t *testing.T) {
+		t.Parallel()
 		p := p
 		p.StatusCode, p.SubStatusCode, p.Message = StatusResponder, StatusPartialLogout, "Not every session could be ended."
 		resp, err := mustIdP(t).MakeSignedLogoutResponse(p)
@@ -538,6 +563,7 @@ func TestMakeSignedLogoutResponse(t *testing.T) {
 }
 
 func TestMakeLogoutResponseRefuses(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		idp  func(*IdentityProvider)
@@ -549,6 +575,7 @@ func TestMakeLogoutResponseRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			idp := mustIdP(t)
 			if tt.idp != nil {
 				tt.idp(idp)
@@ -561,6 +588,7 @@ func TestMakeLogoutResponseRefuses(t *testing.T) {
 		})
 	}
 	t.Run("signed without key", func(t *testing.T) {
+		t.Parallel()
 		idp := mustIdP(t)
 		idp.Key = nil
 		if out, err := idp.MakeSignedLogoutResponse(LogoutResponseParams{Destination: testSPSLOURL}); err == nil {
@@ -570,6 +598,7 @@ func TestMakeLogoutResponseRefuses(t *testing.T) {
 }
 
 func TestMakeLogoutRequest(t *testing.T) {
+	t.Parallel()
 	idp := mustIdP(t)
 	p := LogoutRequestParams{Destination: testSPSLOURL, NameID: "jane.doe@example.com", SessionIndex: "_sess-1", SPNameQualifier: testAudience}
 	id, req, err := idp.MakeLogoutRequest(p)
@@ -579,6 +608,7 @@ func TestMakeLogoutRequest(t *testing.T) {
 	mustGolden(t, t.Name(), req)
 	t.Run("schema", func(t *testing.T) { samltest.SchemaValid(t, samltest.ProtocolXSD, req) })
 	t.Run("content", func(t *testing.T) {
+		t.Parallel()
 		r, err := ParseLogoutRequest(req)
 		if err != nil {
 			t.Fatal(err)
@@ -594,6 +624,7 @@ func TestMakeLogoutRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("redirect signature", func(t *testing.T) {
+		t.Parallel()
 		pu, err := url.Parse(u)
 		if err != nil {
 			t.Fatal(err)
@@ -607,6 +638,7 @@ func TestMakeLogoutRequest(t *testing.T) {
 		}
 	})
 	t.Run("crewjam", func(t *testing.T) {
+		t.Parallel()
 		sp := crewjamSP(t, idp)
 		lr, err := sp.ValidateLogoutRequest(httptest.NewRequest("GET", u, nil))
 		if err != nil {
@@ -620,6 +652,7 @@ func TestMakeLogoutRequest(t *testing.T) {
 		}
 	})
 	t.Run("defaults and escaping", func(t *testing.T) {
+		t.Parallel()
 		_, req, err := mustIdP(t).MakeLogoutRequest(LogoutRequestParams{Destination: testSPSLOURL + "&x=<1>", NameID: `o'neil&co+<tag>@example.com`})
 		if err != nil {
 			t.Fatal(err)
@@ -636,6 +669,7 @@ func TestMakeLogoutRequest(t *testing.T) {
 }
 
 func TestMakeLogoutRequestRefuses(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		idp  func(*IdentityProvider)
@@ -649,6 +683,7 @@ func TestMakeLogoutRequestRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			idp := mustIdP(t)
 			if tt.idp != nil {
 				tt.idp(idp)
@@ -662,6 +697,7 @@ func TestMakeLogoutRequestRefuses(t *testing.T) {
 }
 
 func TestRedirectURL(t *testing.T) {
+	t.Parallel()
 	msg := []byte(logoutRequestXML)
 	tests := []struct {
 		name, dest, relayState string
@@ -675,6 +711,7 @@ func TestRedirectURL(t *testing.T) {
 	idp := mustIdP(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			u, err := idp.RedirectURL(tt.dest, "SAMLRequest", msg, tt.relayState)
 			if err != nil {
 				t.Fatal(err)
@@ -712,6 +749,7 @@ func TestRedirectURL(t *testing.T) {
 }
 
 func TestRedirectURLRefuses(t *testing.T) {
+	t.Parallel()
 	msg := []byte(logoutRequestXML)
 	tests := []struct {
 		name, dest, param, relayState string
@@ -729,6 +767,7 @@ func TestRedirectURLRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			idp := mustIdP(t)
 			if tt.idp != nil {
 				tt.idp(idp)

@@ -16,6 +16,7 @@ import (
 )
 
 func TestMetadata(t *testing.T) {
+	t.Parallel()
 	idp := mustIdP(t)
 	md, err := idp.Metadata(testSSOURL, testSLOURL, false)
 	if err != nil {
@@ -24,6 +25,7 @@ func TestMetadata(t *testing.T) {
 	mustGolden(t, t.Name(), md)
 	t.Run("schema", func(t *testing.T) { samltest.SchemaValid(t, samltest.MetadataXSD, md) })
 	t.Run("content", func(t *testing.T) {
+		t.Parallel()
 		var ed crewjam.EntityDescriptor
 		if err := xml.Unmarshal(md, &ed); err != nil {
 			t.Fatal(err)
@@ -66,6 +68,7 @@ func TestMetadata(t *testing.T) {
 		}
 	})
 	t.Run("without SLO and extra certificates", func(t *testing.T) {
+		t.Parallel()
 		idp := mustIdP(t)
 		idp.ExtraCertificates = nil
 		md, err := idp.Metadata(testSSOURL, "", false)
@@ -84,6 +87,7 @@ func TestMetadata(t *testing.T) {
 }
 
 func TestMetadataRefuses(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		modify   func(*IdentityProvider)
@@ -97,6 +101,7 @@ func TestMetadataRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			idp := mustIdP(t)
 			tt.modify(idp)
 			if md, err := idp.Metadata(tt.sso, tt.slo, false); err == nil {
@@ -107,6 +112,7 @@ func TestMetadataRefuses(t *testing.T) {
 }
 
 func TestPersistentID(t *testing.T) {
+	t.Parallel()
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	base := PersistentID(secret, "app1", "jane.doe@example.com")
 	if len(base) != 43 {
@@ -130,6 +136,7 @@ func TestPersistentID(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			got := PersistentID(tt.secret, tt.app, tt.email)
 			if (got == base) != tt.wantSameAsID {
 				t.Fatalf("PersistentID = %q, base %q, want same: %v", got, base, tt.wantSameAsID)
@@ -149,6 +156,7 @@ func TestPersistentID(t *testing.T) {
 // switch, then signs with the next key: SPs whose trust comes from the
 // metadata published before the switch keep accepting Responses.
 func TestMetadataRollover(t *testing.T) {
+	t.Parallel()
 	current := mustIdP(t)
 	md, err := current.Metadata(testSSOURL, testSLOURL, false)
 	if err != nil {
@@ -185,6 +193,7 @@ func TestMetadataRollover(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+", gosaml2", func(t *testing.T) {
+			t.Parallel()
 			var ed saml2types.EntityDescriptor
 			if err := xml.Unmarshal(tt.md, &ed); err != nil {
 				t.Fatal(err)
@@ -220,6 +229,7 @@ func TestMetadataRollover(t *testing.T) {
 			}
 		})
 		t.Run(tt.name+", crewjam", func(t *testing.T) {
+			t.Parallel()
 			var ed crewjam.EntityDescriptor
 			if err := xml.Unmarshal(tt.md, &ed); err != nil {
 				t.Fatal(err)

@@ -32,6 +32,7 @@ func randomText(r *rand.Rand) string {
 // canonicalizes on its own: any difference between what MakeResponse digests
 // and the exclusive canonical form of what it sends would fail here.
 func TestMakeResponseCanonicalForm(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(1, 2))
 	idp := mustIdP(t)
 	for i := range 150 {
@@ -70,6 +71,7 @@ func TestMakeResponseCanonicalForm(t *testing.T) {
 // TestMakeResponseConcurrent shares one IdentityProvider between goroutines
 // (run with -race).
 func TestMakeResponseConcurrent(t *testing.T) {
+	t.Parallel()
 	idp := mustIdP(t)
 	idp.Rand = nil // crypto/rand: safe for concurrent use
 	const n = 8
@@ -93,6 +95,67 @@ func TestMakeResponseConcurrent(t *testing.T) {
 			t.Fatalf("response %d carries NameID %q", i, got)
 		}
 	}
+}
+
+// TestCertificatePerIdentityProvider runs two IdentityProviders with
+// different keys side by side (run with -race): each signature's KeyInfo
+// carries its own IdP's certificate, and an IdP given a new key and
+// certificate embeds the new one from its next Response on.
+func TestCertificatePerIdentityProvider(t *testing.T) {
+	t.Parallel()
+	current := mustIdP(t)
+	next := mustIdP(t)
+	next.Key, next.Certificate = mustKey(t, "idp-next-key.pem"), mustCert(t, "idp-next-cert.pem")
+	keyInfoCert := func(t *testing.T, resp []byte) string {
+		t.Helper()
+		certs := mustParseDoc(t, resp).FindElements("//X509Certificate")
+		if len(certs) != 2 || certs[0].Text() != certs[1].Text() {
+			t.Fatalf("%d KeyInfo certificates, want the same one twice", len(certs))
+		}
+		return certs[0].Text()
+	}
+	// Each IdP's deterministic Rand is not safe for concurrent use:
+	// crypto/rand is.
+	current.Rand, next.Rand = nil, nil
+	const rounds = 6
+	out := make([][2][]byte, rounds)
+	var wg sync.WaitGroup
+	for i := range rounds {
+		for j, idp := range []*IdentityProvider{current, next} {
+			wg.Go(func() {
+				p := testResponseParams()
+				p.InResponseTo = "_req-" + string(rune('a'+i))
+				resp, err := idp.MakeResponse(p)
+				if err != nil {
+					t.Error(err)
+				}
+				out[i][j] = resp
+			})
+		}
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for i := range rounds {
+		for j, idp := range []*IdentityProvider{current, next} {
+			if got, want := keyInfoCert(t, out[i][j]), base64.StdEncoding.EncodeToString(idp.Certificate.Raw); got != want {
+				t.Fatalf("round %d, IdP %d: KeyInfo holds another certificate", i, j)
+			}
+			mustGoxmldsigValidate(t, out[i][j], NamespaceProtocol, "Response", idp.Certificate)
+		}
+	}
+
+	// Key rollover: the same IdentityProvider, a new key and certificate.
+	current.Key, current.Certificate = next.Key, next.Certificate
+	resp, err := current.MakeResponse(testResponseParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keyInfoCert(t, resp) != base64.StdEncoding.EncodeToString(next.Certificate.Raw) {
+		t.Fatal("after rollover, KeyInfo still holds the old certificate")
+	}
+	mustGoxmldsigValidate(t, resp, NamespaceAssertion, "Assertion", next.Certificate)
 }
 
 // The fuzz targets' seed corpora run with every go test; go test -fuzz

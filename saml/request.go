@@ -78,6 +78,22 @@ func ParseAuthnRequestElement(el *etree.Element) (*AuthnRequest, error) {
 	if el == nil || el.Tag != "AuthnRequest" || el.NamespaceURI() != NamespaceProtocol {
 		return nil, newError(CodeMalformedRequest, "The SAML message is not an AuthnRequest.", nil)
 	}
+	r, err := readAuthnRequestAttrs(el)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, c := range el.ChildElements() {
+		if err := r.readChild(c, seen); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// readAuthnRequestAttrs reads the attributes of an AuthnRequest (saml-core
+// §3.2.1, §3.4.1).
+func readAuthnRequestAttrs(el *etree.Element) (*AuthnRequest, error) {
 	r := &AuthnRequest{
 		ID:                          attr(el, "ID"),
 		Version:                     attr(el, "Version"),
@@ -105,48 +121,57 @@ func ParseAuthnRequestElement(el *etree.Element) (*AuthnRequest, error) {
 		i := int(n)
 		r.AssertionConsumerServiceIndex = &i
 	}
-
-	seen := map[string]bool{}
-	for _, c := range el.ChildElements() {
-		ns := c.NamespaceURI()
-		key := ns + " " + c.Tag
-		switch key {
-		case NamespaceAssertion + " Issuer", NamespaceDSig + " Signature",
-			NamespaceProtocol + " NameIDPolicy", NamespaceProtocol + " Extensions",
-			NamespaceAssertion + " Subject", NamespaceAssertion + " Conditions",
-			NamespaceProtocol + " RequestedAuthnContext", NamespaceProtocol + " Scoping":
-			if seen[key] {
-				return nil, newError(CodeDuplicateElement, "The AuthnRequest repeats an element that may appear only once.", errors.New(c.Tag))
-			}
-			seen[key] = true
-		}
-		switch key {
-		case NamespaceAssertion + " Issuer":
-			if r.Issuer, err = textOnly(c); err != nil {
-				return nil, newError(CodeMalformedRequest, "The AuthnRequest's Issuer is malformed.", err)
-			}
-			if f, ok := attrOK(c, "Format"); ok && f != NameIDFormatEntity {
-				// saml-profiles §4.1.4.1: the Issuer's Format, if any, MUST be entity.
-				return nil, newError(CodeMalformedRequest, "The AuthnRequest's Issuer is malformed.", fmt.Errorf("issuer format %q", f))
-			}
-		case NamespaceDSig + " Signature":
-			r.Signed = true
-		case NamespaceProtocol + " NameIDPolicy":
-			r.NameIDPolicyFormat = attr(c, "Format")
-			if r.AllowCreate, err = boolAttr(c, "AllowCreate"); err != nil {
-				return nil, err
-			}
-		case NamespaceAssertion + " Subject":
-			if r.Subject, err = parseRequestSubject(c); err != nil {
-				return nil, err
-			}
-		case NamespaceProtocol + " RequestedAuthnContext":
-			if r.RequestedAuthnContext, err = parseRequestedAuthnContext(c); err != nil {
-				return nil, err
-			}
-		}
-	}
 	return r, nil
+}
+
+// authnRequestOnce are the children saml-core §3.4.1 allows an AuthnRequest
+// at most once, by namespace and local name.
+var authnRequestOnce = map[string]bool{
+	NamespaceAssertion + " Issuer": true, NamespaceDSig + " Signature": true,
+	NamespaceProtocol + " NameIDPolicy": true, NamespaceProtocol + " Extensions": true,
+	NamespaceAssertion + " Subject": true, NamespaceAssertion + " Conditions": true,
+	NamespaceProtocol + " RequestedAuthnContext": true, NamespaceProtocol + " Scoping": true,
+}
+
+// readChild reads one child element of an AuthnRequest into r; seen holds
+// the once-only children met so far.
+func (r *AuthnRequest) readChild(c *etree.Element, seen map[string]bool) error {
+	key := c.NamespaceURI() + " " + c.Tag
+	if authnRequestOnce[key] {
+		if seen[key] {
+			return newError(CodeDuplicateElement, "The AuthnRequest repeats an element that may appear only once.", errors.New(c.Tag))
+		}
+		seen[key] = true
+	}
+	var err error
+	switch key {
+	case NamespaceAssertion + " Issuer":
+		r.Issuer, err = readRequestIssuer(c, "AuthnRequest")
+	case NamespaceDSig + " Signature":
+		r.Signed = true
+	case NamespaceProtocol + " NameIDPolicy":
+		r.NameIDPolicyFormat = attr(c, "Format")
+		r.AllowCreate, err = boolAttr(c, "AllowCreate")
+	case NamespaceAssertion + " Subject":
+		r.Subject, err = parseRequestSubject(c)
+	case NamespaceProtocol + " RequestedAuthnContext":
+		r.RequestedAuthnContext, err = parseRequestedAuthnContext(c)
+	}
+	return err
+}
+
+// readRequestIssuer reads the Issuer of a request, what names it in errors
+// ("AuthnRequest"): text only, and in the entity format if it names one
+// (saml-profiles §4.1.4.1, §4.4.4.1).
+func readRequestIssuer(c *etree.Element, what string) (string, error) {
+	issuer, err := textOnly(c)
+	if err != nil {
+		return "", newError(CodeMalformedRequest, "The "+what+"'s Issuer is malformed.", err)
+	}
+	if f, ok := attrOK(c, "Format"); ok && f != NameIDFormatEntity {
+		return "", newError(CodeMalformedRequest, "The "+what+"'s Issuer is malformed.", fmt.Errorf("issuer format %q", f))
+	}
+	return issuer, nil
 }
 
 // parseRequestSubject reads the NameID of an AuthnRequest's Subject. A

@@ -14,6 +14,7 @@ import (
 )
 
 func TestParseAuthnRequest(t *testing.T) {
+	t.Parallel()
 	r, err := ParseAuthnRequest([]byte(authnRequestXML))
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +30,7 @@ func TestParseAuthnRequest(t *testing.T) {
 	}
 
 	t.Run("optional attributes", func(t *testing.T) {
+		t.Parallel()
 		doc := replace(authnRequestXML, `Version="2.0"`, `Version="2.0" ForceAuthn="1" IsPassive="true" AssertionConsumerServiceIndex="3"`)
 		doc = replace(doc, `IssueInstant="2026-12-01T09:29:50Z"`, `IssueInstant="2026-12-01T10:29:50.250+01:00"`)
 		doc = replace(doc, `<saml:Issuer>`, `<saml:Issuer Format="urn:oasis:names:tc:SAML:2.0:nameid-format:entity"> `)
@@ -45,6 +47,7 @@ func TestParseAuthnRequest(t *testing.T) {
 		}
 	})
 	t.Run("default namespace and CDATA issuer", func(t *testing.T) {
+		t.Parallel()
 		doc := `<AuthnRequest xmlns="urn:oasis:names:tc:SAML:2.0:protocol" ID="a" Version="2.0" IssueInstant="2026-12-01T09:29:50">` +
 			`<Issuer xmlns="urn:oasis:names:tc:SAML:2.0:assertion"><![CDATA[https://sp]]></Issuer></AuthnRequest>`
 		r, err := ParseAuthnRequest([]byte(doc))
@@ -56,6 +59,7 @@ func TestParseAuthnRequest(t *testing.T) {
 		}
 	})
 	t.Run("signed", func(t *testing.T) {
+		t.Parallel()
 		r, err := ParseAuthnRequest(signXML(t, authnRequestXML, signOpts{}))
 		if err != nil || !r.Signed {
 			t.Fatalf("err %v signed %v", err, r.Signed)
@@ -84,8 +88,10 @@ func authnRequestRefusals() []refusal {
 }
 
 func TestParseAuthnRequestRefuses(t *testing.T) {
+	t.Parallel()
 	for _, tt := range authnRequestRefusals() {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			r, err := ParseAuthnRequest([]byte(tt.doc))
 			if r != nil {
 				t.Fatalf("got %+v with an error", r)
@@ -96,6 +102,7 @@ func TestParseAuthnRequestRefuses(t *testing.T) {
 }
 
 func TestValidateAuthnRequest(t *testing.T) {
+	t.Parallel()
 	base := func() *AuthnRequest {
 		r, err := ParseAuthnRequest([]byte(authnRequestXML))
 		if err != nil {
@@ -137,6 +144,7 @@ func TestValidateAuthnRequest(t *testing.T) {
 	idp := mustIdP(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			r := base()
 			tt.modify(r)
 			err := idp.ValidateAuthnRequest(r, testCheck())
@@ -150,6 +158,7 @@ func TestValidateAuthnRequest(t *testing.T) {
 		})
 	}
 	t.Run("acs lists", func(t *testing.T) {
+		t.Parallel()
 		const second, third = "https://auth.atlassian.com/login/callback?connection=saml-4567ef", "https://eu.auth.atlassian.com/login/callback"
 		tests := []struct {
 			name    string
@@ -169,6 +178,7 @@ func TestValidateAuthnRequest(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
+				t.Parallel()
 				r := base()
 				r.AssertionConsumerServiceURL = tt.acs
 				c := testCheck()
@@ -185,6 +195,7 @@ func TestValidateAuthnRequest(t *testing.T) {
 		}
 	})
 	t.Run("custom windows", func(t *testing.T) {
+		t.Parallel()
 		idp := mustIdP(t)
 		idp.ClockSkew, idp.RequestMaxAge = time.Second, time.Minute
 		r := base()
@@ -219,6 +230,7 @@ func mustECDSACert(tb testing.TB) (*ecdsa.PrivateKey, *x509.Certificate) {
 }
 
 func TestVerifyRedirectSignature(t *testing.T) {
+	t.Parallel()
 	spKey, spCert := mustKey(t, "sp-key.pem"), mustCert(t, "sp-cert.pem")
 	ecKey, ecCert := mustECDSACert(t)
 	other := mustCert(t, "idp-next-cert.pem")
@@ -247,6 +259,7 @@ func TestVerifyRedirectSignature(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			m, err := DecodeRedirect(tt.query, "SAMLRequest")
 			if err != nil {
 				t.Fatal(err)
@@ -264,6 +277,7 @@ func TestVerifyRedirectSignature(t *testing.T) {
 }
 
 func TestVerifyPOSTSignature(t *testing.T) {
+	t.Parallel()
 	spCert := mustCert(t, "sp-cert.pem")
 	ecKey, ecCert := mustECDSACert(t)
 	other := mustCert(t, "idp-next-cert.pem")
@@ -287,6 +301,7 @@ func TestVerifyPOSTSignature(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			root, err := VerifyPOSTSignature(tt.doc, tt.certs, tt.allowSHA1)
 			if tt.code != "" {
 				if root != nil {
@@ -310,6 +325,7 @@ func TestVerifyPOSTSignature(t *testing.T) {
 }
 
 func TestReadAuthnRequest(t *testing.T) {
+	t.Parallel()
 	spKey, spCert := mustKey(t, "sp-key.pem"), mustCert(t, "sp-cert.pem")
 	msg := []byte(authnRequestXML)
 	signed := signXML(t, authnRequestXML, signOpts{})
@@ -356,6 +372,7 @@ func TestReadAuthnRequest(t *testing.T) {
 	idp := mustIdP(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			r, err := idp.ReadAuthnRequest(tt.m, testCheck(), tt.p)
 			if tt.code != "" {
 				if r != nil {

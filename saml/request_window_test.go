@@ -7,6 +7,7 @@ import (
 
 // A request ID remembered for RequestWindow outlives every IssueInstant ValidateAuthnRequest still accepts.
 func TestRequestWindowCoversValidation(t *testing.T) {
+	t.Parallel()
 	for _, skew := range []time.Duration{0, 30 * time.Second, 10 * time.Minute} {
 		idp := mustIdP(t)
 		idp.ClockSkew = skew

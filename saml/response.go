@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -41,26 +42,87 @@ type ResponseParams struct {
 	Attributes           []Attribute
 	SessionNotOnOrAfter  time.Time // optional
 	// EncryptTo, when set, is the SP's encryption certificate (RSA key):
-	// the signed Assertion is then sent as an EncryptedAssertion
+	// the (signed) Assertion is then sent as an EncryptedAssertion
 	// (saml-core §2.3.4) encrypted to it with AES-256-GCM (AlgAES256GCM),
 	// the key wrapped with RSA-OAEP (AlgRSAOAEPMGF1P).
 	EncryptTo *x509.Certificate
+	// Signing says what to sign; the zero value signs both the Response
+	// and the Assertion.
+	Signing Signing
 }
 
+// Signing says which elements of a successful Response carry a signature.
+// saml-profiles §4.1.3.5 (as the SAML 2.0 errata word it) wants every
+// assertion delivered by HTTP-POST protected by a signature, its own or the
+// Response's: each choice does that, and each is accepted by xmlsec1,
+// gosaml2 and crewjam/saml, encrypted or not (tests hold this).
+type Signing uint8
+
+const (
+	// SignBoth signs the Assertion and the Response: two RSA signatures,
+	// and what every SP accepts, whichever of the two it checks. The zero
+	// value.
+	SignBoth Signing = iota
+	// SignAssertion signs the Assertion only: one RSA signature, for SPs
+	// that check the assertion's signature (those whose metadata says
+	// WantAssertionsSigned). The Response's Status, Destination and
+	// InResponseTo are then unsigned; the assertion's signed
+	// SubjectConfirmationData names the ACS URL and the request answered.
+	// Encrypted, the signed Assertion is inside the EncryptedAssertion.
+	SignAssertion
+	// SignResponse signs the Response only: one RSA signature, covering
+	// the Assertion (or the EncryptedAssertion) it carries. An SP that
+	// checks only assertion signatures refuses it. Encrypted, the decrypted
+	// Assertion carries no signature of its own: an SP can trust it only
+	// through the Response it came in, as gosaml2 and crewjam/saml do.
+	SignResponse
+)
+
+// String names s as the admin API does: "both", "assertion" or "response".
+func (s Signing) String() string {
+	switch s {
+	case SignBoth:
+		return "both"
+	case SignAssertion:
+		return "assertion"
+	case SignResponse:
+		return "response"
+	}
+	return fmt.Sprintf("Signing(%d)", uint8(s))
+}
+
+// ParseSigning reads a Signing from its String form; "" is SignBoth.
+func ParseSigning(s string) (Signing, error) {
+	switch s {
+	case "", "both":
+		return SignBoth, nil
+	case "assertion":
+		return SignAssertion, nil
+	case "response":
+		return SignResponse, nil
+	}
+	return SignBoth, fmt.Errorf("saml: signing %q is none of both, assertion, response", s)
+}
+
+func (s Signing) signsAssertion() bool { return s == SignBoth || s == SignAssertion }
+func (s Signing) signsResponse() bool  { return s == SignBoth || s == SignResponse }
+
 // MakeResponse builds a signed samlp:Response carrying one signed
-// saml:Assertion (saml-core §3.3.3, §2.3.3; saml-profiles §4.1.4.2):
+// saml:Assertion (saml-core §3.3.3, §2.3.3; saml-profiles §4.1.4.2), or only
+// one of the two signed, as p.Signing says:
 //
 //   - Response: a fresh ID, Version 2.0, IssueInstant = Clock(), Destination,
 //     InResponseTo (omitted when empty), Issuer (EntityID, entity format),
-//     ds:Signature right after the Issuer, Status Success, the Assertion;
-//   - Assertion: Issuer, ds:Signature, Subject (NameID; bearer
+//     ds:Signature (when signed) right after the Issuer, Status Success, the
+//     Assertion;
+//   - Assertion: Issuer, ds:Signature (when signed), Subject (NameID; bearer
 //     SubjectConfirmation with Recipient = Destination, NotOnOrAfter and
 //     InResponseTo), Conditions (NotBefore = now-ClockSkew, NotOnOrAfter =
 //     now+AssertionLifetime, AudienceRestriction to Audience), AuthnStatement
 //     and, when there are attributes, an AttributeStatement whose values are
 //     xs:string (xmlns:xs on the Assertion, xmlns:xsi on each value).
 //
-// Both signatures are RSA-SHA256 over a SHA-256 digest with exclusive C14N
+// Each signature is RSA-SHA256 over a SHA-256 digest with exclusive C14N
 // and KeyInfo holding exactly Certificate. The document is written directly
 // in exclusive canonical form, so each digest is taken over the very bytes
 // sent (less the xmlns:xs declaration, which exclusive C14N drops because
@@ -68,16 +130,57 @@ type ResponseParams struct {
 // re-canonicalizing; tests check the result against goxmldsig's
 // canonicalizer, xmlsec1, gosaml2 and crewjam/saml.
 //
-// With p.EncryptTo the Assertion is signed first and then encrypted
-// (saml-core §2.3.4, §6.2), and the Response signature covers the
-// EncryptedAssertion. Encryption draws its key and nonce from crypto/rand
-// (not Rand), so such output is never byte-stable.
+// With p.EncryptTo the Assertion is signed first (unless p.Signing is
+// SignResponse) and then encrypted (saml-core §2.3.4, §6.2), and the
+// Response signature, if any, covers the EncryptedAssertion. Encryption
+// draws its key and nonce from crypto/rand (not Rand), so such output is
+// never byte-stable.
 //
 // Destination, Audience and NameID are required; every string must be valid
 // UTF-8 made of XML characters.
 func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
+	if err := idp.checkResponseParams(&p); err != nil {
+		return nil, err
+	}
+	w := getWriter()
+	defer putWriter(w)
+	now, rnd := idp.now(), idp.rand()
+
+	a, err := idp.writeAssertion(w, &p, now, rnd)
+	if err != nil {
+		return nil, err
+	}
+	if p.Signing.signsAssertion() {
+		if err := idp.signAssertion(w, &a); err != nil {
+			return nil, err
+		}
+	}
+	var encrypted []byte
+	if p.EncryptTo != nil {
+		if encrypted, err = encryptAssertion(a.standalone(w), p.EncryptTo); err != nil {
+			return nil, fmt.Errorf("saml: make response: %w", err)
+		}
+	}
+	r, err := idp.writeResponseHead(w, &p, now, rnd)
+	if err != nil {
+		return nil, err
+	}
+	if p.Signing.signsResponse() {
+		if err := idp.signResponse(w, &r, &a, encrypted); err != nil {
+			return nil, err
+		}
+	}
+	return r.assemble(w, &a, encrypted), nil
+}
+
+// checkResponseParams refuses what MakeResponse cannot write and fills in
+// p's defaults.
+func (idp *IdentityProvider) checkResponseParams(p *ResponseParams) error {
 	if p.Destination == "" || p.Audience == "" || p.NameID == "" {
-		return nil, errors.New("saml: make response: destination, audience and name id are required")
+		return errors.New("saml: make response: destination, audience and name id are required")
+	}
+	if p.Signing > SignResponse {
+		return fmt.Errorf("saml: make response: unknown %v", p.Signing)
 	}
 	if p.NameIDFormat == "" {
 		p.NameIDFormat = NameIDFormatEmailAddress
@@ -86,48 +189,105 @@ func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
 		p.AuthnContextClassRef = AuthnContextMobileOneFactorUnregistered
 	}
 	if err := idp.checkSigner(); err != nil {
-		return nil, fmt.Errorf("saml: make response: %w", err)
+		return fmt.Errorf("saml: make response: %w", err)
 	}
 	if p.EncryptTo != nil {
 		if _, ok := p.EncryptTo.PublicKey.(*rsa.PublicKey); !ok {
-			return nil, errors.New("saml: make response: encryption certificate has no RSA key")
+			return errors.New("saml: make response: encryption certificate has no RSA key")
 		}
 	}
 	if !validXML(idp.EntityID, p.InResponseTo, p.Destination, p.Audience, p.NameID, p.NameIDFormat, p.SessionIndex, p.AuthnContextClassRef) {
-		return nil, errors.New("saml: make response: parameter is not valid XML text")
+		return errors.New("saml: make response: parameter is not valid XML text")
 	}
 	for _, a := range p.Attributes {
 		if a.Name == "" || !validXML(a.Name, a.NameFormat, a.FriendlyName) || !validXML(a.Values...) {
-			return nil, fmt.Errorf("saml: make response: attribute %q: empty name or not valid XML text", a.Name)
+			return fmt.Errorf("saml: make response: attribute %q: empty name or not valid XML text", a.Name)
 		}
 	}
+	return nil
+}
 
-	w := getWriter()
-	defer putWriter(w)
-	now := idp.now()
-	rnd := idp.rand()
+// span is the bytes w.b[start:end] of a writer.
+type span struct{ start, end int }
 
-	// The assertion, in canonical form, without its signature.
+func (s span) of(w *writer) []byte { return w.b[s.start:s.end] }
+
+// mark starts a span at the end of what w holds; close ends it there.
+func mark(w *writer) span       { return span{len(w.b), len(w.b)} }
+func (s *span) close(w *writer) { s.end = len(w.b) }
+
+// writtenAssertion locates an Assertion written in a writer. In the document
+// it is head, then sig (empty while unsigned), then body. The head is the
+// start tag and Issuer, after which the signature goes (saml-core §2.3.3:
+// ds:Signature follows the Issuer); xs is the xmlns:xs declaration inside the
+// start tag, which exclusive C14N leaves out of the canonical form (the
+// prefix appears only in attribute values); id is the value of the ID
+// attribute.
+type writtenAssertion struct {
+	head, xs, id, body, sig span
+}
+
+// digest feeds w.h the assertion's canonical form: everything but xmlns:xs.
+func (a *writtenAssertion) digest(w *writer) {
+	w.h.Write(w.b[a.head.start:a.xs.start])
+	w.h.Write(w.b[a.xs.end:a.head.end])
+	w.h.Write(a.sig.of(w))
+	w.h.Write(a.body.of(w))
+}
+
+// standalone returns the assertion as a document of its own, as sent: the
+// plaintext of an EncryptedAssertion.
+func (a *writtenAssertion) standalone(w *writer) []byte {
+	plain := make([]byte, 0, (a.head.end-a.head.start)+(a.sig.end-a.sig.start)+(a.body.end-a.body.start))
+	plain = append(plain, a.head.of(w)...)
+	plain = append(plain, a.sig.of(w)...)
+	return append(plain, a.body.of(w)...)
+}
+
+// writeAssertion writes the saml:Assertion of a Response (saml-core §2.3.3),
+// unsigned, in canonical form: ID and IssueInstant, Issuer, then the
+// Subject, Conditions, AuthnStatement and AttributeStatement.
+func (idp *IdentityProvider) writeAssertion(w *writer, p *ResponseParams, now time.Time, rnd io.Reader) (writtenAssertion, error) {
+	var a writtenAssertion
 	var err error
-	aStart := len(w.b)
+	a.head = mark(w)
 	w.s(`<saml:Assertion xmlns:saml="` + NamespaceAssertion + `"`)
-	xsStart := len(w.b)
+	a.xs = mark(w)
 	if len(p.Attributes) > 0 {
 		w.s(` xmlns:xs="` + NamespaceXS + `"`)
 	}
-	xsEnd := len(w.b)
+	a.xs.close(w)
 	w.s(` ID="`)
-	idStart := len(w.b)
+	a.id = mark(w)
 	if w.b, err = appendID(w.b, rnd); err != nil {
-		return nil, err
+		return a, err
 	}
-	idEnd := len(w.b)
+	a.id.close(w)
 	w.s(`" IssueInstant="`)
 	w.time(now)
 	w.s(`" Version="2.0"><saml:Issuer Format="` + NameIDFormatEntity + `">`)
 	w.text(idp.EntityID)
 	w.s(`</saml:Issuer>`)
-	aHeadEnd := len(w.b)
+	a.head.close(w)
+
+	a.body = mark(w)
+	idp.writeSubject(w, p, now)
+	idp.writeConditions(w, p, now)
+	if err := writeAuthnStatement(w, p, now, rnd); err != nil {
+		return a, err
+	}
+	writeAttributeStatement(w, p.Attributes)
+	w.s(`</saml:Assertion>`)
+	a.body.close(w)
+	a.sig = mark(w)
+	return a, nil
+}
+
+// writeSubject writes the assertion's saml:Subject (saml-core §2.4): the
+// NameID, and the bearer SubjectConfirmation of Web Browser SSO
+// (saml-profiles §4.1.4.2) whose data names the request answered, the ACS
+// URL as Recipient and the end of the assertion's life.
+func (idp *IdentityProvider) writeSubject(w *writer, p *ResponseParams, now time.Time) {
 	w.s(`<saml:Subject><saml:NameID Format="`)
 	w.attr(p.NameIDFormat)
 	w.s(`">`)
@@ -142,13 +302,26 @@ func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
 	w.time(now.Add(idp.assertionLifetime()))
 	w.s(`" Recipient="`)
 	w.attr(p.Destination)
-	w.s(`"></saml:SubjectConfirmationData></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="`)
+	w.s(`"></saml:SubjectConfirmationData></saml:SubjectConfirmation></saml:Subject>`)
+}
+
+// writeConditions writes the assertion's saml:Conditions (saml-core §2.5):
+// valid from now-ClockSkew until now+AssertionLifetime, for Audience only.
+func (idp *IdentityProvider) writeConditions(w *writer, p *ResponseParams, now time.Time) {
+	w.s(`<saml:Conditions NotBefore="`)
 	w.time(now.Add(-idp.clockSkew()))
 	w.s(`" NotOnOrAfter="`)
 	w.time(now.Add(idp.assertionLifetime()))
 	w.s(`"><saml:AudienceRestriction><saml:Audience>`)
 	w.text(p.Audience)
-	w.s(`</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AuthnStatement AuthnInstant="`)
+	w.s(`</saml:Audience></saml:AudienceRestriction></saml:Conditions>`)
+}
+
+// writeAuthnStatement writes the saml:AuthnStatement (saml-core §2.7.2):
+// when and how the user authenticated, and the session's index (a fresh ID
+// unless p names one) and end.
+func writeAuthnStatement(w *writer, p *ResponseParams, now time.Time, rnd io.Reader) error {
+	w.s(`<saml:AuthnStatement AuthnInstant="`)
 	if p.AuthnInstant.IsZero() {
 		w.time(now)
 	} else {
@@ -156,8 +329,9 @@ func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
 	}
 	w.s(`" SessionIndex="`)
 	if p.SessionIndex == "" {
+		var err error
 		if w.b, err = appendID(w.b, rnd); err != nil {
-			return nil, err
+			return err
 		}
 	} else {
 		w.attr(p.SessionIndex)
@@ -169,69 +343,83 @@ func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
 	w.s(`"><saml:AuthnContext><saml:AuthnContextClassRef>`)
 	w.text(p.AuthnContextClassRef)
 	w.s(`</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>`)
-	if len(p.Attributes) > 0 {
-		w.s(`<saml:AttributeStatement>`)
-		for _, a := range p.Attributes {
-			w.s(`<saml:Attribute`)
-			if a.FriendlyName != "" {
-				w.s(` FriendlyName="`)
-				w.attr(a.FriendlyName)
-				w.s(`"`)
-			}
-			w.s(` Name="`)
-			w.attr(a.Name)
+	return nil
+}
+
+// writeAttributeStatement writes the saml:AttributeStatement (saml-core
+// §2.7.3), every value an xs:string; nothing when there are no attributes
+// (the schema wants at least one).
+func writeAttributeStatement(w *writer, attrs []Attribute) {
+	if len(attrs) == 0 {
+		return
+	}
+	w.s(`<saml:AttributeStatement>`)
+	for _, a := range attrs {
+		w.s(`<saml:Attribute`)
+		if a.FriendlyName != "" {
+			w.s(` FriendlyName="`)
+			w.attr(a.FriendlyName)
 			w.s(`"`)
-			if a.NameFormat != "" {
-				w.s(` NameFormat="`)
-				w.attr(a.NameFormat)
-				w.s(`"`)
-			}
-			w.s(`>`)
-			for _, v := range a.Values {
-				w.s(`<saml:AttributeValue xmlns:xsi="` + NamespaceXSI + `" xsi:type="xs:string">`)
-				w.text(v)
-				w.s(`</saml:AttributeValue>`)
-			}
-			w.s(`</saml:Attribute>`)
 		}
-		w.s(`</saml:AttributeStatement>`)
+		w.s(` Name="`)
+		w.attr(a.Name)
+		w.s(`"`)
+		if a.NameFormat != "" {
+			w.s(` NameFormat="`)
+			w.attr(a.NameFormat)
+			w.s(`"`)
+		}
+		w.s(`>`)
+		for _, v := range a.Values {
+			w.s(`<saml:AttributeValue xmlns:xsi="` + NamespaceXSI + `" xsi:type="xs:string">`)
+			w.text(v)
+			w.s(`</saml:AttributeValue>`)
+		}
+		w.s(`</saml:Attribute>`)
 	}
-	w.s(`</saml:Assertion>`)
-	aEnd := len(w.b)
+	w.s(`</saml:AttributeStatement>`)
+}
 
-	// Digest and sign the assertion (everything but the xmlns:xs declaration).
+// signAssertion appends the assertion's enveloped signature (saml-core
+// §5.4) to w and records it as a.sig. The assertion must be unsigned.
+func (idp *IdentityProvider) signAssertion(w *writer, a *writtenAssertion) error {
 	w.h.Reset()
-	w.h.Write(w.b[aStart:xsStart])
-	w.h.Write(w.b[xsEnd:aEnd])
-	aSigStart := len(w.b)
-	if err := idp.appendSignature(w, idStart, idEnd); err != nil {
-		return nil, err
+	a.digest(w)
+	a.sig = mark(w)
+	if err := idp.appendSignature(w, a.id.start, a.id.end); err != nil {
+		return err
 	}
-	aSigEnd := len(w.b)
+	a.sig.close(w)
+	return nil
+}
 
-	// Encrypted: the signed assertion, as a document of its own, becomes the
-	// plaintext of an EncryptedAssertion, written in canonical form.
-	var encrypted []byte
-	if p.EncryptTo != nil {
-		plain := make([]byte, 0, (aEnd-aStart)+(aSigEnd-aSigStart))
-		plain = append(plain, w.b[aStart:aHeadEnd]...)
-		plain = append(plain, w.b[aSigStart:aSigEnd]...)
-		plain = append(plain, w.b[aHeadEnd:aEnd]...)
-		if encrypted, err = encryptAssertion(plain, p.EncryptTo); err != nil {
-			return nil, fmt.Errorf("saml: make response: %w", err)
-		}
-	}
+// writtenResponse locates the head of a Response written in a writer: its
+// start tag and Issuer, after which its signature (sig, empty while
+// unsigned) goes (saml-core §3.2.2); id is the value of its ID attribute.
+type writtenResponse struct {
+	head, id, sig span
+}
 
-	// The response head: start tag and Issuer.
-	rStart := len(w.b)
+// Fixed parts of a successful Response, after its head and signature.
+const (
+	responseStatus = `<samlp:Status><samlp:StatusCode Value="` + StatusSuccess + `"></samlp:StatusCode></samlp:Status>`
+	responseEnd    = `</samlp:Response>`
+)
+
+// writeResponseHead writes the start tag and Issuer of a samlp:Response
+// (saml-core §3.2.2, §3.3.3) in canonical form.
+func (idp *IdentityProvider) writeResponseHead(w *writer, p *ResponseParams, now time.Time, rnd io.Reader) (writtenResponse, error) {
+	var r writtenResponse
+	var err error
+	r.head = mark(w)
 	w.s(`<samlp:Response xmlns:samlp="` + NamespaceProtocol + `" Destination="`)
 	w.attr(p.Destination)
 	w.s(`" ID="`)
-	rIDStart := len(w.b)
+	r.id = mark(w)
 	if w.b, err = appendID(w.b, rnd); err != nil {
-		return nil, err
+		return r, err
 	}
-	rIDEnd := len(w.b)
+	r.id.close(w)
 	if p.InResponseTo != "" {
 		w.s(`" InResponseTo="`)
 		w.attr(p.InResponseTo)
@@ -241,43 +429,56 @@ func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
 	w.s(`" Version="2.0"><saml:Issuer xmlns:saml="` + NamespaceAssertion + `" Format="` + NameIDFormatEntity + `">`)
 	w.text(idp.EntityID)
 	w.s(`</saml:Issuer>`)
-	rHeadEnd := len(w.b)
-	const status = `<samlp:Status><samlp:StatusCode Value="` + StatusSuccess + `"></samlp:StatusCode></samlp:Status>`
-	const end = `</samlp:Response>`
+	r.head.close(w)
+	r.sig = mark(w)
+	return r, nil
+}
 
-	// Response digest: head, status, signed (or encrypted) assertion, end tag.
+// signResponse appends the Response's enveloped signature (saml-core §5.4)
+// to w and records it as r.sig. Its digest covers the head, the Status, the
+// assertion as sent (encrypted when encrypted is not nil, with its own
+// signature otherwise) and the end tag.
+func (idp *IdentityProvider) signResponse(w *writer, r *writtenResponse, a *writtenAssertion, encrypted []byte) error {
 	w.h.Reset()
-	w.h.Write(w.b[rStart:rHeadEnd])
-	w.h.Write([]byte(status))
+	w.h.Write(r.head.of(w))
+	w.h.Write([]byte(responseStatus))
 	if encrypted != nil {
 		w.h.Write(encrypted)
 	} else {
-		w.h.Write(w.b[aStart:xsStart])
-		w.h.Write(w.b[xsEnd:aHeadEnd])
-		w.h.Write(w.b[aSigStart:aSigEnd])
-		w.h.Write(w.b[aHeadEnd:aEnd])
+		a.digest(w)
 	}
-	w.h.Write([]byte(end))
-	rSigStart := len(w.b)
-	if err := idp.appendSignature(w, rIDStart, rIDEnd); err != nil {
-		return nil, err
+	w.h.Write([]byte(responseEnd))
+	r.sig = mark(w)
+	if err := idp.appendSignature(w, r.id.start, r.id.end); err != nil {
+		return err
 	}
-	rSigEnd := len(w.b)
+	r.sig.close(w)
+	return nil
+}
 
-	out := make([]byte, 0, len(xmlDecl)+(rSigEnd-rStart)+len(status)+(aEnd-aStart)+(aSigEnd-aSigStart)+len(encrypted)+len(end))
+// assemble returns the Response document: the XML declaration, head,
+// signature, Status, the assertion (encrypted when encrypted is not nil)
+// and the end tag.
+func (r *writtenResponse) assemble(w *writer, a *writtenAssertion, encrypted []byte) []byte {
+	size := len(xmlDecl) + (r.head.end - r.head.start) + (r.sig.end - r.sig.start) + len(responseStatus) + len(responseEnd)
+	if encrypted != nil {
+		size += len(encrypted)
+	} else {
+		size += (a.head.end - a.head.start) + (a.sig.end - a.sig.start) + (a.body.end - a.body.start)
+	}
+	out := make([]byte, 0, size)
 	out = append(out, xmlDecl...)
-	out = append(out, w.b[rStart:rHeadEnd]...)
-	out = append(out, w.b[rSigStart:rSigEnd]...)
-	out = append(out, status...)
+	out = append(out, r.head.of(w)...)
+	out = append(out, r.sig.of(w)...)
+	out = append(out, responseStatus...)
 	if encrypted != nil {
 		out = append(out, encrypted...)
 	} else {
-		out = append(out, w.b[aStart:aHeadEnd]...)
-		out = append(out, w.b[aSigStart:aSigEnd]...)
-		out = append(out, w.b[aHeadEnd:aEnd]...)
+		out = append(out, a.head.of(w)...)
+		out = append(out, a.sig.of(w)...)
+		out = append(out, a.body.of(w)...)
 	}
-	out = append(out, end...)
-	return out, nil
+	return append(out, responseEnd...)
 }
 
 // ErrorParams describes a Response that reports a failure (saml-core §3.2.2).
@@ -379,11 +580,18 @@ func (idp *IdentityProvider) checkSigner() error {
 	switch {
 	case idp.EntityID == "":
 		return errors.New("no entity id")
-	case idp.Key == nil:
+	case idp.Key == nil && idp.Signer == nil:
 		return errors.New("no signing key")
 	case idp.Certificate == nil:
 		return errors.New("no signing certificate")
-	case !idp.Key.PublicKey.Equal(idp.Certificate.PublicKey):
+	}
+	var pub crypto.PublicKey
+	if idp.Signer != nil {
+		pub = idp.Signer.Public()
+	} else {
+		pub = &idp.Key.PublicKey
+	}
+	if rsaPub, ok := pub.(*rsa.PublicKey); !ok || !rsaPub.Equal(idp.Certificate.PublicKey) {
 		return errors.New("signing key does not match certificate")
 	}
 	return nil
@@ -427,7 +635,7 @@ func (idp *IdentityProvider) appendSignature(w *writer, idStart, idEnd int) erro
 	w.h.Write(w.b[siInner:])
 	var siDigest [sha256.Size]byte
 	w.h.Sum(siDigest[:0])
-	sig, err := rsa.SignPKCS1v15(nil, idp.Key, crypto.SHA256, siDigest[:])
+	sig, err := idp.sign(siDigest[:])
 	if err != nil {
 		w.b = w.b[:sigStart]
 		return fmt.Errorf("saml: sign: %w", err)
@@ -435,7 +643,7 @@ func (idp *IdentityProvider) appendSignature(w *writer, idStart, idEnd int) erro
 	w.s(sigValueOpen)
 	w.b = base64.StdEncoding.AppendEncode(w.b, sig)
 	w.s(sigValueClose)
-	w.b = append(w.b, certBase64(idp.Certificate)...)
+	w.b = append(w.b, idp.certificateBase64()...)
 	w.s(sigClose)
 	return nil
 }

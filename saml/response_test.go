@@ -14,6 +14,7 @@ import (
 )
 
 func TestMakeResponse(t *testing.T) {
+	t.Parallel()
 	idp := mustIdP(t)
 	p := testResponseParams()
 	resp, err := idp.MakeResponse(p)
@@ -25,9 +26,11 @@ func TestMakeResponse(t *testing.T) {
 	t.Run("schema", func(t *testing.T) { samltest.SchemaValid(t, samltest.ProtocolXSD, resp) })
 	t.Run("xmlsec1 response signature", func(t *testing.T) { samltest.XMLSecVerify(t, resp, idp.Certificate) })
 	t.Run("xmlsec1 assertion signature", func(t *testing.T) {
+		t.Parallel()
 		samltest.XMLSecVerify(t, samltest.ExtractAssertion(t, resp), idp.Certificate)
 	})
 	t.Run("xmlsec1 refuses tampering", func(t *testing.T) {
+		t.Parallel()
 		for _, doc := range [][]byte{
 			bytes.Replace(resp, []byte(">jane.doe@example.com</saml:NameID>"), []byte(">john.doe@example.com</saml:NameID>"), 1),
 			bytes.Replace(resp, []byte("Status"), []byte("Statuz"), 2),
@@ -44,10 +47,12 @@ func TestMakeResponse(t *testing.T) {
 		}
 	})
 	t.Run("goxmldsig", func(t *testing.T) {
+		t.Parallel()
 		mustGoxmldsigValidate(t, resp, NamespaceProtocol, "Response", idp.Certificate)
 		mustGoxmldsigValidate(t, resp, NamespaceAssertion, "Assertion", idp.Certificate)
 	})
 	t.Run("gosaml2", func(t *testing.T) {
+		t.Parallel()
 		info := mustGosaml2Accept(t, idp, resp, p.Destination, p.Audience)
 		if info.NameID != p.NameID || info.SessionIndex != p.SessionIndex {
 			t.Fatalf("gosaml2 read NameID %q SessionIndex %q", info.NameID, info.SessionIndex)
@@ -60,6 +65,7 @@ func TestMakeResponse(t *testing.T) {
 		}
 	})
 	t.Run("crewjam", func(t *testing.T) {
+		t.Parallel()
 		a := mustCrewjamAccept(t, idp, resp, p.Destination, p.Audience, []string{p.InResponseTo})
 		if a.Subject.NameID.Value != p.NameID || a.Subject.NameID.Format != NameIDFormatEmailAddress {
 			t.Fatalf("crewjam read NameID %+v", a.Subject.NameID)
@@ -69,6 +75,7 @@ func TestMakeResponse(t *testing.T) {
 		}
 	})
 	t.Run("structure", func(t *testing.T) {
+		t.Parallel()
 		root := mustParseDoc(t, resp).Root()
 		mustChildOrder(t, root, "Issuer", "Signature", "Status", "Assertion")
 		a := findElement(root, NamespaceAssertion, "Assertion")
@@ -118,6 +125,7 @@ func mustChildOrder(tb testing.TB, el *etree.Element, want ...string) {
 // TestMakeResponseAccepted runs more shapes of Response past every verifier:
 // unsolicited, without attributes, and with values that need escaping.
 func TestMakeResponseAccepted(t *testing.T) {
+	t.Parallel()
 	tricky := "a&b <c> \"d\" 'e' ]]> \t tab\nline\r\ncrlf é 日本 🙂"
 	tests := []struct {
 		name   string
@@ -138,6 +146,7 @@ func TestMakeResponseAccepted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			idp := mustIdP(t)
 			p := testResponseParams()
 			tt.modify(&p)
@@ -177,6 +186,7 @@ func TestMakeResponseAccepted(t *testing.T) {
 }
 
 func TestMakeResponseRefuses(t *testing.T) {
+	t.Parallel()
 	other, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -201,6 +211,7 @@ func TestMakeResponseRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			idp := mustIdP(t)
 			if tt.idp != nil {
 				tt.idp(idp)
@@ -225,6 +236,7 @@ type failingReader struct{}
 func (failingReader) Read([]byte) (int, error) { return 0, errors.New("entropy exhausted") }
 
 func TestMakeErrorResponse(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		p    ErrorParams
@@ -237,6 +249,7 @@ func TestMakeErrorResponse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			idp := mustIdP(t)
 			resp, err := idp.MakeErrorResponse(tt.p)
 			if err != nil {
@@ -270,6 +283,7 @@ func TestMakeErrorResponse(t *testing.T) {
 }
 
 func TestMakeErrorResponseRefuses(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		p    ErrorParams
@@ -281,6 +295,7 @@ func TestMakeErrorResponseRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			if out, err := mustIdP(t).MakeErrorResponse(tt.p); err == nil {
 				t.Fatalf("got %s, want an error", out)
 			}
@@ -291,6 +306,7 @@ func TestMakeErrorResponseRefuses(t *testing.T) {
 // TestMakeResponseDeterministic checks that a frozen clock and fixed
 // randomness give byte-identical output, and fresh randomness fresh IDs.
 func TestMakeResponseDeterministic(t *testing.T) {
+	t.Parallel()
 	a, err := mustIdP(t).MakeResponse(testResponseParams())
 	if err != nil {
 		t.Fatal(err)

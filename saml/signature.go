@@ -125,6 +125,27 @@ func VerifyPOSTSignature(xml []byte, certs []*x509.Certificate, allowSHA1 bool) 
 		return nil, err
 	}
 	root := doc.Root()
+	sig, err := rootSignature(root)
+	if err != nil {
+		return nil, err
+	}
+	id, err := uniqueRootID(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSignatureShape(sig, id, allowSHA1); err != nil {
+		return nil, err
+	}
+	if len(certs) == 0 {
+		return nil, errBadSignature(errors.New("no service provider certificate configured"))
+	}
+	return verifyPinned(root, id, certs)
+}
+
+// rootSignature returns the one ds:Signature of a document, which must be a
+// direct child of root: the only place an enveloped signature over the
+// whole message can be without inviting signature wrapping.
+func rootSignature(root *etree.Element) (*etree.Element, error) {
 	var sigs, stray int
 	var sig *etree.Element
 	walk(root, func(el *etree.Element) {
@@ -145,9 +166,16 @@ func VerifyPOSTSignature(xml []byte, certs []*x509.Certificate, allowSHA1 bool) 
 	case sigs == 0 || stray > 0:
 		return nil, errBadSignature(errors.New("signature not a direct child of the root, or more than one signature"))
 	}
+	return sig, nil
+}
+
+// uniqueRootID returns root's ID, which must be an xs:ID (saml-core §1.3.4)
+// that no other element of the document carries as ID, Id or id: otherwise
+// a Reference to it could resolve to another element than the one read.
+func uniqueRootID(root *etree.Element) (string, error) {
 	id, _ := attrOK(root, "ID")
 	if !isNCName(id) {
-		return nil, errBadSignature(errors.New("root has no valid ID"))
+		return "", errBadSignature(errors.New("root has no valid ID"))
 	}
 	idCount := 0
 	walk(root, func(el *etree.Element) {
@@ -158,17 +186,15 @@ func VerifyPOSTSignature(xml []byte, certs []*x509.Certificate, allowSHA1 bool) 
 		}
 	})
 	if idCount != 1 {
-		return nil, errBadSignature(fmt.Errorf("ID %q is not unique", id))
+		return "", errBadSignature(fmt.Errorf("ID %q is not unique", id))
 	}
-	if err := checkSignatureShape(sig, id, allowSHA1); err != nil {
-		return nil, err
-	}
-	if len(certs) == 0 {
-		return nil, errBadSignature(errors.New("no service provider certificate configured"))
-	}
+	return id, nil
+}
 
-	// Verify against each pinned key in turn, with KeyInfo removed so that
-	// goxmldsig uses the one root certificate it is given.
+// verifyPinned verifies root's enveloped signature against each of certs in
+// turn, with KeyInfo removed so that goxmldsig uses the one certificate it
+// is given, and returns the element the signature covers.
+func verifyPinned(root *etree.Element, id string, certs []*x509.Certificate) (*etree.Element, error) {
 	work := root.Copy()
 	for _, c := range work.ChildElements() {
 		if c.Tag == "Signature" && c.NamespaceURI() == NamespaceDSig {
@@ -200,11 +226,26 @@ func VerifyPOSTSignature(xml []byte, certs []*x509.Certificate, allowSHA1 bool) 
 // element with ID id: algorithms, one Reference to "#"+id, allowed
 // transforms only, and no Object.
 func checkSignatureShape(sig *etree.Element, id string, allowSHA1 bool) error {
+	signedInfo, err := signedInfoOf(sig)
+	if err != nil {
+		return err
+	}
+	ref, err := checkSignedInfo(signedInfo, allowSHA1)
+	if err != nil {
+		return err
+	}
+	return checkReference(ref, id, allowSHA1)
+}
+
+// signedInfoOf returns the SignedInfo of a ds:Signature that holds exactly
+// one SignedInfo and SignatureValue, at most one KeyInfo and nothing else
+// (xmldsig-core §4.1; an Object is where wrapped content hides).
+func signedInfoOf(sig *etree.Element) (*etree.Element, error) {
 	var signedInfo *etree.Element
 	counts := map[string]int{}
 	for _, c := range sig.ChildElements() {
 		if c.NamespaceURI() != NamespaceDSig {
-			return errBadSignature(fmt.Errorf("unexpected <%s> in Signature", c.Tag))
+			return nil, errBadSignature(fmt.Errorf("unexpected <%s> in Signature", c.Tag))
 		}
 		counts[c.Tag]++
 		switch c.Tag {
@@ -212,44 +253,58 @@ func checkSignatureShape(sig *etree.Element, id string, allowSHA1 bool) error {
 			signedInfo = c
 		case "SignatureValue", "KeyInfo":
 		default:
-			return errBadSignature(fmt.Errorf("unexpected <%s> in Signature", c.Tag))
+			return nil, errBadSignature(fmt.Errorf("unexpected <%s> in Signature", c.Tag))
 		}
 	}
 	if counts["SignedInfo"] != 1 || counts["SignatureValue"] != 1 || counts["KeyInfo"] > 1 {
-		return errBadSignature(errors.New("malformed Signature"))
+		return nil, errBadSignature(errors.New("malformed Signature"))
 	}
+	return signedInfo, nil
+}
+
+// checkSignedInfo checks a SignedInfo (xmldsig-core §4.4): one accepted
+// CanonicalizationMethod, one accepted SignatureMethod and exactly one
+// Reference, which it returns.
+func checkSignedInfo(signedInfo *etree.Element, allowSHA1 bool) (*etree.Element, error) {
 	var refs []*etree.Element
 	var c14nMethods, sigMethods int
 	for _, c := range signedInfo.ChildElements() {
 		if c.NamespaceURI() != NamespaceDSig {
-			return errBadSignature(fmt.Errorf("unexpected <%s> in SignedInfo", c.Tag))
+			return nil, errBadSignature(fmt.Errorf("unexpected <%s> in SignedInfo", c.Tag))
 		}
 		switch c.Tag {
 		case "CanonicalizationMethod":
 			c14nMethods++
 			if a := attr(c, "Algorithm"); !requestC14N[a] {
-				return errUnsupportedAlg(fmt.Errorf("canonicalization %q", a))
+				return nil, errUnsupportedAlg(fmt.Errorf("canonicalization %q", a))
 			}
 		case "SignatureMethod":
 			sigMethods++
 			a := attr(c, "Algorithm")
 			alg, ok := signatureAlgs[a]
 			if !ok || (alg.hash == crypto.SHA1 && !allowSHA1) {
-				return errUnsupportedAlg(fmt.Errorf("signature method %q", a))
+				return nil, errUnsupportedAlg(fmt.Errorf("signature method %q", a))
 			}
 		case "Reference":
 			refs = append(refs, c)
 		default:
-			return errBadSignature(fmt.Errorf("unexpected <%s> in SignedInfo", c.Tag))
+			return nil, errBadSignature(fmt.Errorf("unexpected <%s> in SignedInfo", c.Tag))
 		}
 	}
 	if c14nMethods != 1 || sigMethods != 1 {
-		return errBadSignature(errors.New("SignedInfo needs exactly one CanonicalizationMethod and SignatureMethod"))
+		return nil, errBadSignature(errors.New("SignedInfo needs exactly one CanonicalizationMethod and SignatureMethod"))
 	}
 	if len(refs) != 1 {
-		return errBadSignature(fmt.Errorf("%d references, want 1", len(refs)))
+		return nil, errBadSignature(fmt.Errorf("%d references, want 1", len(refs)))
 	}
-	ref := refs[0]
+	return refs[0], nil
+}
+
+// checkReference checks the Reference of an enveloped signature
+// (xmldsig-core §4.4.3): its URI names "#"+id, its transforms are at most
+// the enveloped-signature transform and an accepted canonicalization, and
+// its DigestMethod is accepted.
+func checkReference(ref *etree.Element, id string, allowSHA1 bool) error {
 	if uri, ok := attrOK(ref, "URI"); !ok || uri != "#"+id {
 		return errBadSignature(fmt.Errorf("reference %q does not name the root %q", uri, id))
 	}

@@ -44,7 +44,24 @@ type SPMetadata struct {
 	// use lists its certificates in both (saml-metadata §2.4.1.1).
 	SigningCertificates, EncryptionCertificates []*x509.Certificate
 	NameIDFormats                               []string
-	AuthnRequestsSigned, WantAssertionsSigned   bool
+	// AuthnRequestsSigned says the SP signs its AuthnRequests
+	// (saml-metadata §2.4.4), so they may be required signed
+	// (SignaturePolicy.Require).
+	AuthnRequestsSigned bool
+	// WantAssertionsSigned says the SP wants the Assertions it receives
+	// signed (saml-metadata §2.4.4): see Signing.
+	WantAssertionsSigned bool
+}
+
+// Signing returns how to sign Responses to this SP: preferred, except that
+// an SP whose metadata says WantAssertionsSigned gets its Assertion signed
+// whatever else is: SignResponse then becomes SignBoth (the Response
+// signature preferred is kept, in case the SP checks it too).
+func (m *SPMetadata) Signing(preferred Signing) Signing {
+	if m.WantAssertionsSigned && !preferred.signsAssertion() {
+		return SignBoth
+	}
+	return preferred
 }
 
 // ParseSPMetadata reads a service provider's metadata: an md:EntityDescriptor,
@@ -68,10 +85,29 @@ type SPMetadata struct {
 // Location, a KeyDescriptor with an unknown use, a certificate that does
 // not parse, or a malformed xs:boolean.
 func ParseSPMetadata(xml []byte) (*SPMetadata, error) {
+	doc, err := parseMetadataXML(xml)
+	if err != nil {
+		return nil, err
+	}
+	entity, sp, err := findServiceProvider(doc.Root())
+	if err != nil {
+		return nil, err
+	}
+	m := &SPMetadata{EntityID: strings.TrimSpace(attr(entity, "entityID"))}
+	if m.EntityID == "" || len(m.EntityID) > maxEntityIDLength {
+		return nil, errMetadata("the entityID is missing or too long", nil)
+	}
+	if err := m.readSPDescriptor(sp); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// parseMetadataXML applies the CheckXML checks to a metadata document, with
+// the MaxMetadataSize limit and errors that speak of metadata.
+func parseMetadataXML(xml []byte) (*etree.Document, error) {
 	doc, err := parseXMLLimit(xml, MaxMetadataSize)
 	if err != nil {
-		// The same checks as for messages, but the messages should say
-		// "metadata".
 		if e, ok := err.(*Error); ok {
 			switch e.Code {
 			case CodeTooLarge:
@@ -82,19 +118,24 @@ func ParseSPMetadata(xml []byte) (*SPMetadata, error) {
 		}
 		return nil, err
 	}
-	root := doc.Root()
+	return doc, nil
+}
+
+// findServiceProvider returns the one SAML 2.0 SPSSODescriptor under root, an
+// EntityDescriptor or EntitiesDescriptor (saml-metadata §2.3.1, §2.3.2,
+// §2.4.4), and the EntityDescriptor that holds it.
+func findServiceProvider(root *etree.Element) (entity, sp *etree.Element, err error) {
 	var entities []*etree.Element
 	switch {
 	case root.NamespaceURI() != NamespaceMetadata:
-		return nil, errMetadata("the document is not SAML metadata", fmt.Errorf("root <%s> in %q", root.Tag, root.NamespaceURI()))
+		return nil, nil, errMetadata("the document is not SAML metadata", fmt.Errorf("root <%s> in %q", root.Tag, root.NamespaceURI()))
 	case root.Tag == "EntityDescriptor":
 		entities = []*etree.Element{root}
 	case root.Tag == "EntitiesDescriptor":
 		entities = entityDescriptors(root, nil)
 	default:
-		return nil, errMetadata("the document is not SAML metadata", fmt.Errorf("root <%s>", root.Tag))
+		return nil, nil, errMetadata("the document is not SAML metadata", fmt.Errorf("root <%s>", root.Tag))
 	}
-	var entity, sp *etree.Element
 	n := 0
 	for _, e := range entities {
 		for _, c := range e.ChildElements() {
@@ -106,20 +147,23 @@ func ParseSPMetadata(xml []byte) (*SPMetadata, error) {
 	}
 	switch {
 	case n == 0:
-		return nil, newError(CodeNoSPDescriptor, "The metadata describes no SAML 2.0 service provider.", nil)
+		return nil, nil, newError(CodeNoSPDescriptor, "The metadata describes no SAML 2.0 service provider.", nil)
 	case n > 1:
-		return nil, newError(CodeSeveralSPs, "The metadata describes more than one SAML 2.0 service provider; upload the metadata of one.", fmt.Errorf("%d SPSSODescriptors", n))
+		return nil, nil, newError(CodeSeveralSPs, "The metadata describes more than one SAML 2.0 service provider; upload the metadata of one.", fmt.Errorf("%d SPSSODescriptors", n))
 	}
+	return entity, sp, nil
+}
 
-	m := &SPMetadata{EntityID: strings.TrimSpace(attr(entity, "entityID"))}
-	if m.EntityID == "" || len(m.EntityID) > maxEntityIDLength {
-		return nil, errMetadata("the entityID is missing or too long", nil)
-	}
+// readSPDescriptor reads an SPSSODescriptor (saml-metadata §2.4.4): its two
+// signing flags, then its KeyDescriptors, endpoints and NameID formats in
+// document order, so that the first malformed element is the one reported.
+func (m *SPMetadata) readSPDescriptor(sp *etree.Element) error {
+	var err error
 	if m.AuthnRequestsSigned, err = metadataBool(sp, "AuthnRequestsSigned"); err != nil {
-		return nil, err
+		return err
 	}
 	if m.WantAssertionsSigned, err = metadataBool(sp, "WantAssertionsSigned"); err != nil {
-		return nil, err
+		return err
 	}
 	indexes := map[int]bool{}
 	for _, c := range sp.ChildElements() {
@@ -128,37 +172,58 @@ func ParseSPMetadata(xml []byte) (*SPMetadata, error) {
 		}
 		switch c.Tag {
 		case "KeyDescriptor":
-			if err := m.addKeys(c); err != nil {
-				return nil, err
-			}
+			err = m.addKeys(c)
 		case "AssertionConsumerService":
-			e, err := endpoint(c, true)
-			if err != nil {
-				return nil, err
-			}
-			if indexes[e.Index] {
-				return nil, errMetadata("two AssertionConsumerServices share an index", fmt.Errorf("index %d", e.Index))
-			}
-			indexes[e.Index] = true
-			m.ACS = append(m.ACS, e)
+			err = m.addACS(c, indexes)
 		case "SingleLogoutService":
-			e, err := endpoint(c, false)
-			if err != nil {
-				return nil, err
-			}
-			m.SLO = append(m.SLO, e)
+			err = m.addSLO(c)
 		case "NameIDFormat":
-			f, err := textOnly(c)
-			if err != nil || f == "" {
-				return nil, errMetadata("a NameIDFormat is malformed", err)
-			}
-			m.NameIDFormats = append(m.NameIDFormats, f)
+			err = m.addNameIDFormat(c)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if len(m.ACS) == 0 {
-		return nil, errMetadata("the service provider lists no AssertionConsumerService", nil)
+		return errMetadata("the service provider lists no AssertionConsumerService", nil)
 	}
-	return m, nil
+	return nil
+}
+
+// addACS adds an AssertionConsumerService, an indexed endpoint whose index
+// must be unique among them (saml-metadata §2.2.3, §2.4.4); indexes holds
+// those seen so far.
+func (m *SPMetadata) addACS(el *etree.Element, indexes map[int]bool) error {
+	e, err := endpoint(el, true)
+	if err != nil {
+		return err
+	}
+	if indexes[e.Index] {
+		return errMetadata("two AssertionConsumerServices share an index", fmt.Errorf("index %d", e.Index))
+	}
+	indexes[e.Index] = true
+	m.ACS = append(m.ACS, e)
+	return nil
+}
+
+// addSLO adds a SingleLogoutService endpoint (saml-metadata §2.4.2).
+func (m *SPMetadata) addSLO(el *etree.Element) error {
+	e, err := endpoint(el, false)
+	if err != nil {
+		return err
+	}
+	m.SLO = append(m.SLO, e)
+	return nil
+}
+
+// addNameIDFormat adds a NameIDFormat, a URI as text (saml-metadata §2.4.1).
+func (m *SPMetadata) addNameIDFormat(el *etree.Element) error {
+	f, err := textOnly(el)
+	if err != nil || f == "" {
+		return errMetadata("a NameIDFormat is malformed", err)
+	}
+	m.NameIDFormats = append(m.NameIDFormats, f)
+	return nil
 }
 
 // DefaultACS returns the default HTTP-POST AssertionConsumerService, the one
@@ -279,38 +344,49 @@ func (m *SPMetadata) addKeys(kd *etree.Element) error {
 	if use != "" && use != "signing" && use != "encryption" {
 		return errMetadata("a KeyDescriptor has an unknown use", fmt.Errorf("use %q", use))
 	}
-	for _, ki := range kd.ChildElements() {
-		if ki.Tag != "KeyInfo" || ki.NamespaceURI() != NamespaceDSig {
-			continue
+	for _, xc := range dsigPath(kd, nil, "KeyInfo", "X509Data", "X509Certificate") {
+		cert, err := parseX509Certificate(xc)
+		if err != nil {
+			return err
 		}
-		for _, xd := range ki.ChildElements() {
-			if xd.Tag != "X509Data" || xd.NamespaceURI() != NamespaceDSig {
-				continue
-			}
-			for _, xc := range xd.ChildElements() {
-				if xc.Tag != "X509Certificate" || xc.NamespaceURI() != NamespaceDSig {
-					continue
-				}
-				text, err := textOnly(xc)
-				if err != nil {
-					return errMetadata("a certificate is malformed", err)
-				}
-				der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(text), ""))
-				if err != nil {
-					return errMetadata("a certificate is not valid base64", err)
-				}
-				cert, err := x509.ParseCertificate(der)
-				if err != nil {
-					return errMetadata("a certificate does not parse", err)
-				}
-				if use != "encryption" {
-					m.SigningCertificates = append(m.SigningCertificates, cert)
-				}
-				if use != "signing" {
-					m.EncryptionCertificates = append(m.EncryptionCertificates, cert)
-				}
-			}
+		if use != "encryption" {
+			m.SigningCertificates = append(m.SigningCertificates, cert)
+		}
+		if use != "signing" {
+			m.EncryptionCertificates = append(m.EncryptionCertificates, cert)
 		}
 	}
 	return nil
+}
+
+// dsigPath appends to out the elements reached from el through children in
+// the xmldsig namespace named by path, in document order.
+func dsigPath(el *etree.Element, out []*etree.Element, path ...string) []*etree.Element {
+	if len(path) == 0 {
+		return append(out, el)
+	}
+	for _, c := range el.ChildElements() {
+		if c.Tag == path[0] && c.NamespaceURI() == NamespaceDSig {
+			out = dsigPath(c, out, path[1:]...)
+		}
+	}
+	return out
+}
+
+// parseX509Certificate reads a ds:X509Certificate: base64 DER, whitespace
+// allowed (xmldsig-core §4.4.4).
+func parseX509Certificate(el *etree.Element) (*x509.Certificate, error) {
+	text, err := textOnly(el)
+	if err != nil {
+		return nil, errMetadata("a certificate is malformed", err)
+	}
+	der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(text), ""))
+	if err != nil {
+		return nil, errMetadata("a certificate is not valid base64", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, errMetadata("a certificate does not parse", err)
+	}
+	return cert, nil
 }

@@ -65,8 +65,10 @@ func certsEqual(got []*x509.Certificate, want ...*x509.Certificate) bool {
 }
 
 func TestParseSPMetadata(t *testing.T) {
+	t.Parallel()
 	spCert, encCert := mustCert(t, "sp-cert.pem"), mustCert(t, "sp-enc-cert.pem")
 	t.Run("atlassian", func(t *testing.T) {
+		t.Parallel()
 		b := mustReadFile(t, "sp-metadata/atlassian.xml")
 		samltest.SchemaValid(t, samltest.MetadataXSD, b)
 		m := mustParseSPMetadata(t, b)
@@ -88,12 +90,14 @@ func TestParseSPMetadata(t *testing.T) {
 		}
 	})
 	t.Run("atlassian with a byte order mark", func(t *testing.T) {
+		t.Parallel()
 		b := append([]byte("\xEF\xBB\xBF"), mustReadFile(t, "sp-metadata/atlassian.xml")...)
 		if m := mustParseSPMetadata(t, b); m.EntityID != atlassianEntityID {
 			t.Fatalf("entity ID %q", m.EntityID)
 		}
 	})
 	t.Run("shibboleth", func(t *testing.T) {
+		t.Parallel()
 		b := mustReadFile(t, "sp-metadata/shibboleth.xml")
 		samltest.SchemaValid(t, samltest.MetadataXSD, b)
 		m := mustParseSPMetadata(t, b)
@@ -141,6 +145,7 @@ func TestParseSPMetadata(t *testing.T) {
 		}
 	})
 	t.Run("crewjam", func(t *testing.T) {
+		t.Parallel()
 		acs, _ := url.Parse("https://app.example.com/saml/acs")
 		slo, _ := url.Parse("https://app.example.com/saml/slo")
 		mdURL, _ := url.Parse("https://app.example.com/saml/metadata")
@@ -178,6 +183,7 @@ func TestParseSPMetadata(t *testing.T) {
 		}
 	})
 	t.Run("gosaml2", func(t *testing.T) {
+		t.Parallel()
 		key := mustKey(t, "sp-enc-key.pem")
 		sp := &saml2.SAMLServiceProvider{
 			ServiceProviderIssuer:       "https://go.example.com/saml",
@@ -207,6 +213,7 @@ func TestParseSPMetadata(t *testing.T) {
 		}
 	})
 	t.Run("federation aggregate with one SP", func(t *testing.T) {
+		t.Parallel()
 		idpMD, err := mustIdP(t).Metadata(testSSOURL, testSLOURL, false)
 		if err != nil {
 			t.Fatal(err)
@@ -220,6 +227,7 @@ func TestParseSPMetadata(t *testing.T) {
 		}
 	})
 	t.Run("SAML 1.1 descriptor beside a SAML 2.0 one", func(t *testing.T) {
+		t.Parallel()
 		doc := replace(spMetadataXML(acsXML(BindingPOST, "https://sp.example.com/acs", 1, "")), `<md:SPSSODescriptor`,
 			`<md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:1.1:protocol"><md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:1.0:profiles:browser-post" Location="https://sp.example.com/saml1" index="1"/></md:SPSSODescriptor><md:SPSSODescriptor`)
 		m := mustParseSPMetadata(t, []byte(doc))
@@ -228,6 +236,7 @@ func TestParseSPMetadata(t *testing.T) {
 		}
 	})
 	t.Run("key descriptor without use", func(t *testing.T) {
+		t.Parallel()
 		kd := `<md:KeyDescriptor><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>` +
 			base64.StdEncoding.EncodeToString(spCert.Raw) + `</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>`
 		m := mustParseSPMetadata(t, []byte(spMetadataXML(kd, acsXML(BindingPOST, "https://sp.example.com/acs", 1, ""))))
@@ -296,8 +305,10 @@ func spMetadataRefusals(tb testing.TB) []refusal {
 }
 
 func TestParseSPMetadataRefuses(t *testing.T) {
+	t.Parallel()
 	for _, tt := range spMetadataRefusals(t) {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			m, err := ParseSPMetadata([]byte(tt.doc))
 			if m != nil {
 				t.Fatalf("got %+v with an error", m)
@@ -308,6 +319,7 @@ func TestParseSPMetadataRefuses(t *testing.T) {
 }
 
 func TestDefaultACS(t *testing.T) {
+	t.Parallel()
 	const a, b, c = "https://sp.example.com/a", "https://sp.example.com/b", "https://sp.example.com/c"
 	tests := []struct {
 		name    string
@@ -328,6 +340,7 @@ func TestDefaultACS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			m := mustParseSPMetadata(t, []byte(spMetadataXML(tt.acs...)))
 			d, ok := m.DefaultACS()
 			if tt.want == "" {
@@ -342,6 +355,7 @@ func TestDefaultACS(t *testing.T) {
 		})
 	}
 	t.Run("built by hand", func(t *testing.T) {
+		t.Parallel()
 		m := &SPMetadata{ACS: []Endpoint{{Binding: bindingArtifact, Location: c}, {Binding: BindingPOST, Location: a, Index: 3}, {Binding: BindingPOST, Location: b, Index: 1}}}
 		if d, ok := m.DefaultACS(); !ok || d.Location != a {
 			t.Fatalf("got %+v %v", d, ok)
@@ -355,6 +369,7 @@ func TestDefaultACS(t *testing.T) {
 // TestSPMetadataDrivesRequestCheck wires parsed metadata into RequestCheck:
 // an AuthnRequest may name any of the SP's HTTP-POST ACS URLs.
 func TestSPMetadataDrivesRequestCheck(t *testing.T) {
+	t.Parallel()
 	m := mustParseSPMetadata(t, []byte(spMetadataXML(
 		acsXML(BindingPOST, "https://sp.example.com/acs", 1, ""),
 		acsXML(BindingPOST, "https://sp.example.com/acs?tenant=2", 2, ""),
@@ -378,6 +393,7 @@ func TestSPMetadataDrivesRequestCheck(t *testing.T) {
 		{"unlisted", "https://sp.example.com/acs?tenant=3", CodeACSMismatch},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			r := &AuthnRequest{ID: "_r", Version: "2.0", IssueInstant: testNow, Issuer: m.EntityID, AssertionConsumerServiceURL: tt.acs}
 			err := idp.ValidateAuthnRequest(r, c)
 			if tt.code == "" {

@@ -35,6 +35,18 @@ func mustGoxmldsigValidate(tb testing.TB, doc []byte, ns, tag string, cert *x509
 // read. opts adjust the SP (trust store, decryption key) before it runs.
 func mustGosaml2Accept(tb testing.TB, idp *IdentityProvider, resp []byte, acs, audience string, opts ...func(*saml2.SAMLServiceProvider)) *saml2.AssertionInfo {
 	tb.Helper()
+	info, err := gosaml2Retrieve(idp, resp, acs, audience, opts...)
+	if err != nil {
+		tb.Fatalf("gosaml2: %v", err)
+	}
+	if w := info.WarningInfo; w.NotInAudience || w.InvalidTime || w.OneTimeUse || w.ProxyRestriction != nil {
+		tb.Fatalf("gosaml2 warnings: %+v", *w)
+	}
+	return info
+}
+
+// gosaml2Retrieve is mustGosaml2Accept returning gosaml2's refusal instead.
+func gosaml2Retrieve(idp *IdentityProvider, resp []byte, acs, audience string, opts ...func(*saml2.SAMLServiceProvider)) (*saml2.AssertionInfo, error) {
 	sp := &saml2.SAMLServiceProvider{
 		IdentityProviderIssuer:      idp.EntityID,
 		AssertionConsumerServiceURL: acs,
@@ -47,19 +59,25 @@ func mustGosaml2Accept(tb testing.TB, idp *IdentityProvider, resp []byte, acs, a
 	for _, o := range opts {
 		o(sp)
 	}
-	info, err := sp.RetrieveAssertionInfo(base64.StdEncoding.EncodeToString(resp))
-	if err != nil {
-		tb.Fatalf("gosaml2: %v", err)
-	}
-	if w := info.WarningInfo; w.NotInAudience || w.InvalidTime || w.OneTimeUse || w.ProxyRestriction != nil {
-		tb.Fatalf("gosaml2 warnings: %+v", *w)
-	}
-	return info
+	return sp.RetrieveAssertionInfo(base64.StdEncoding.EncodeToString(resp))
 }
 
 // mustCrewjamAccept runs crewjam/saml's SP over a Response, with our metadata
 // as the IdP's. opts adjust the SP (metadata, decryption key) before it runs.
 func mustCrewjamAccept(tb testing.TB, idp *IdentityProvider, resp []byte, acs, audience string, requestIDs []string, opts ...func(*crewjam.ServiceProvider)) *crewjam.Assertion {
+	tb.Helper()
+	a, err := crewjamParse(tb, idp, resp, acs, audience, requestIDs, opts...)
+	if err != nil {
+		if ire, ok := err.(*crewjam.InvalidResponseError); ok {
+			tb.Fatalf("crewjam: %v: %v", err, ire.PrivateErr)
+		}
+		tb.Fatalf("crewjam: %v", err)
+	}
+	return a
+}
+
+// crewjamParse is mustCrewjamAccept returning crewjam's refusal instead.
+func crewjamParse(tb testing.TB, idp *IdentityProvider, resp []byte, acs, audience string, requestIDs []string, opts ...func(*crewjam.ServiceProvider)) (*crewjam.Assertion, error) {
 	tb.Helper()
 	md, err := idp.Metadata(testSSOURL, testSLOURL, false)
 	if err != nil {
@@ -83,12 +101,5 @@ func mustCrewjamAccept(tb testing.TB, idp *IdentityProvider, resp []byte, acs, a
 	for _, o := range opts {
 		o(&sp)
 	}
-	a, err := sp.ParseXMLResponse(resp, requestIDs, *acsURL)
-	if err != nil {
-		if ire, ok := err.(*crewjam.InvalidResponseError); ok {
-			tb.Fatalf("crewjam: %v: %v", err, ire.PrivateErr)
-		}
-		tb.Fatalf("crewjam: %v", err)
-	}
-	return a
+	return sp.ParseXMLResponse(resp, requestIDs, *acsURL)
 }

@@ -94,26 +94,36 @@ func checkTokens(tokens []etree.Token, top bool) error {
 				return fmt.Errorf("processing instruction %q not allowed", t.Target)
 			}
 		case *etree.Element:
-			if t.Space != "" && t.Space != "xml" && t.NamespaceURI() == "" {
-				return fmt.Errorf("undeclared namespace prefix %q", t.Space)
-			}
-			// Bounded, because the checks below and every namespace
-			// lookup scan an element's attributes.
-			if len(t.Attr) > maxXMLAttrs {
-				return fmt.Errorf("<%s> has %d attributes", t.Tag, len(t.Attr))
-			}
-			for i := range t.Attr {
-				if sp := t.Attr[i].Space; sp != "" && sp != "xml" && sp != "xmlns" && t.Attr[i].NamespaceURI() == "" {
-					return fmt.Errorf("undeclared namespace prefix %q", sp)
-				}
-				for j := i + 1; j < len(t.Attr); j++ {
-					if t.Attr[i].Space == t.Attr[j].Space && t.Attr[i].Key == t.Attr[j].Key {
-						return fmt.Errorf("duplicate attribute %q on <%s>", t.Attr[i].FullKey(), t.Tag)
-					}
-				}
+			if err := checkElement(t); err != nil {
+				return err
 			}
 			if err := checkTokens(t.Child, false); err != nil {
 				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkElement refuses an element with an undeclared namespace prefix, on
+// itself or an attribute, more than maxXMLAttrs attributes, or one attribute
+// twice (XML Namespaces §6.3).
+func checkElement(t *etree.Element) error {
+	if t.Space != "" && t.Space != "xml" && t.NamespaceURI() == "" {
+		return fmt.Errorf("undeclared namespace prefix %q", t.Space)
+	}
+	// Bounded, because the checks below and every namespace lookup scan an
+	// element's attributes.
+	if len(t.Attr) > maxXMLAttrs {
+		return fmt.Errorf("<%s> has %d attributes", t.Tag, len(t.Attr))
+	}
+	for i := range t.Attr {
+		if sp := t.Attr[i].Space; sp != "" && sp != "xml" && sp != "xmlns" && t.Attr[i].NamespaceURI() == "" {
+			return fmt.Errorf("undeclared namespace prefix %q", sp)
+		}
+		for j := i + 1; j < len(t.Attr); j++ {
+			if t.Attr[i].Space == t.Attr[j].Space && t.Attr[i].Key == t.Attr[j].Key {
+				return fmt.Errorf("duplicate attribute %q on <%s>", t.Attr[i].FullKey(), t.Tag)
 			}
 		}
 	}

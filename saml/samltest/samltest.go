@@ -124,18 +124,7 @@ func ExtractAssertion(tb testing.TB, resp []byte) []byte {
 	if err := doc.ReadFromBytes(resp); err != nil {
 		tb.Fatalf("samltest: parse: %v", err)
 	}
-	var a *etree.Element
-	var walk func(*etree.Element)
-	walk = func(el *etree.Element) {
-		if a == nil && el.Tag == "Assertion" && el.NamespaceURI() == "urn:oasis:names:tc:SAML:2.0:assertion" {
-			a = el
-			return
-		}
-		for _, c := range el.ChildElements() {
-			walk(c)
-		}
-	}
-	walk(doc.Root())
+	a := findAssertion(doc.Root())
 	if a == nil {
 		tb.Fatal("samltest: no Assertion")
 	}
@@ -146,24 +135,44 @@ func ExtractAssertion(tb testing.TB, resp []byte) []byte {
 	if i < 0 || j < i || bytes.Count(resp, open) != 1 {
 		tb.Fatal("samltest: cannot find exactly one assertion")
 	}
+	out := append([]byte{}, open...)
+	out = append(out, inheritedNamespaces(a)...)
+	return append(out, resp[i+len(open):j+len(closeTag)]...)
+}
+
+// findAssertion returns the first saml:Assertion at or under el, in document order.
+func findAssertion(el *etree.Element) *etree.Element {
+	if el.Tag == "Assertion" && el.NamespaceURI() == "urn:oasis:names:tc:SAML:2.0:assertion" {
+		return el
+	}
+	for _, c := range el.ChildElements() {
+		if a := findAssertion(c); a != nil {
+			return a
+		}
+	}
+	return nil
+}
+
+// inheritedNamespaces returns, as attributes to add to el's start tag, the namespace declarations in scope
+// from el's ancestors that el does not make itself, the nearest first.
+func inheritedNamespaces(el *etree.Element) []byte {
+	isDecl := func(at etree.Attr) bool { return at.Space == "xmlns" || (at.Space == "" && at.Key == "xmlns") }
 	declared := map[string]bool{}
-	for _, at := range a.Attr {
-		if at.Space == "xmlns" || (at.Space == "" && at.Key == "xmlns") {
+	for _, at := range el.Attr {
+		if isDecl(at) {
 			declared[at.Key] = true
 		}
 	}
 	var extra []byte
-	for p := a.Parent(); p != nil; p = p.Parent() {
+	for p := el.Parent(); p != nil; p = p.Parent() {
 		for _, at := range p.Attr {
-			if (at.Space == "xmlns" || (at.Space == "" && at.Key == "xmlns")) && !declared[at.Key] {
+			if isDecl(at) && !declared[at.Key] {
 				declared[at.Key] = true
 				extra = append(extra, " "+at.FullKey()+"=\""+at.Value+"\""...)
 			}
 		}
 	}
-	out := append([]byte{}, open...)
-	out = append(out, extra...)
-	return append(out, resp[i+len(open):j+len(closeTag)]...)
+	return extra
 }
 
 // catalog is the XML catalog mapping the W3C schemas the SAML XSDs import to local copies.
