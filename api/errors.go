@@ -68,6 +68,8 @@ type errorBody struct {
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		// Fields, on invalid_request, names each field's problem.
+		Fields []authn.FieldError `json:"fields,omitempty"`
 	} `json:"error"`
 }
 
@@ -102,7 +104,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	if wantsJSON(c) {
 		var b errorBody
-		b.Error.Code, b.Error.Message = pub.Code, pub.Message
+		b.Error.Code, b.Error.Message, b.Error.Fields = pub.Code, pub.Message, pub.Fields
 		_ = c.JSON(status, b)
 		return
 	}

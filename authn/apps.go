@@ -5,10 +5,11 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -55,8 +56,12 @@ type App struct {
 	// AttributeMap renames user fields in the assertion (field → attribute name), over the profile's
 	// names; a field mapped to "" is not sent. Fields: email, given_name, family_name, display_name, groups.
 	AttributeMap map[string]string `json:"attribute_map"`
-	CreatedAt    time.Time         `json:"created_at"`
-	UpdatedAt    time.Time         `json:"updated_at"`
+	// Sign is what the Response signs: SignBoth (the default), SignAssertion or SignResponse.
+	Sign string `json:"sign"`
+	// AllowedGroups, when not empty, lets only users in at least one of these groups use the application.
+	AllowedGroups []string  `json:"allowed_groups"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // ACSEndpoint is an indexed Assertion Consumer Service (saml-metadata §2.2.3).
@@ -121,12 +126,35 @@ type AppPatch struct {
 	EncryptAssertions     *bool              `json:"encrypt_assertions"`
 	AllowSHA1             *bool              `json:"allow_sha1"`
 	AttributeMap          *map[string]string `json:"attribute_map"`
+	Sign                  *string            `json:"sign"`
+	AllowedGroups         *[]string          `json:"allowed_groups"`
 }
 
 const (
 	maxNameLen = 200
 	maxURLLen  = 2048
 )
+
+// What an application's Responses sign (App.Sign).
+const (
+	SignBoth      = "both"      // the Response and the Assertion (the default)
+	SignAssertion = "assertion" // the Assertion only: one signature
+	SignResponse  = "response"  // the Response only: one signature
+)
+
+// Allowed reports whether user u may use the application: every active user when AllowedGroups is empty,
+// else a user in at least one of them.
+func (a App) Allowed(u User) bool {
+	if len(a.AllowedGroups) == 0 {
+		return true
+	}
+	for _, g := range u.Groups {
+		if slices.Contains(a.AllowedGroups, g) {
+			return true
+		}
+	}
+	return false
+}
 
 func (p AppPatch) apply(a App) (App, error) {
 	set := func(dst *string, src *string) {
@@ -143,6 +171,10 @@ func (p AppPatch) apply(a App) (App, error) {
 	set(&a.NameIDFormat, p.NameIDFormat)
 	set(&a.AttributeProfile, p.AttributeProfile)
 	set(&a.SLOURL, p.SLOURL)
+	set(&a.Sign, p.Sign)
+	if p.AllowedGroups != nil {
+		a.AllowedGroups = trimAll(*p.AllowedGroups)
+	}
 	if p.SPCertificates != nil {
 		a.SPCertificates = append([]string(nil), (*p.SPCertificates)...)
 	}
@@ -189,101 +221,134 @@ func (p AppPatch) apply(a App) (App, error) {
 	if a.RelayStates == nil {
 		a.RelayStates = []string{}
 	}
+	if a.Sign == "" {
+		a.Sign = SignBoth
+	}
+	if a.AllowedGroups == nil {
+		a.AllowedGroups = []string{}
+	}
 	return a, a.validate()
 }
 
+// validate checks every field of a and returns all their problems at once (an *Error with Fields).
 func (a App) validate() error {
-	switch {
-	case a.Name == "":
-		return newErr(ErrInvalid, "name is required")
-	case len(a.Name) > maxNameLen:
-		return newErr(ErrInvalid, "name is longer than %d characters", maxNameLen)
-	case a.Interface != "saml2":
-		return newErr(ErrInvalid, "interface %q is not supported: use \"saml2\"", a.Interface)
-	case len(a.AuthType) > maxNameLen:
-		return newErr(ErrInvalid, "auth_type is longer than %d characters", maxNameLen)
-	case len(a.Audience) > maxURLLen:
-		return newErr(ErrInvalid, "audience is longer than %d characters", maxURLLen)
+	var v fieldCheck
+	v.text("name", a.Name, maxNameLen, true)
+	if a.Interface != "saml2" {
+		v.add("interface", "interface %q is not supported: use \"saml2\"", a.Interface)
 	}
-	for _, f := range []struct{ field, v string }{{"name", a.Name}, {"auth_type", a.AuthType}, {"audience", a.Audience}} {
-		if err := checkText(f.field, f.v); err != nil {
-			return err
-		}
-	}
-	if a.URL != "" {
-		if err := checkURL("url", a.URL, false); err != nil {
-			return err
-		}
-	}
-	if a.ACSURL != "" {
-		if err := checkURL("acs_url", a.ACSURL, true); err != nil {
-			return err
-		}
-	}
-	if a.SLOURL != "" {
-		if err := checkURL("slo_url", a.SLOURL, true); err != nil {
-			return err
-		}
-	}
-	switch a.NameIDFormat {
-	case NameIDEmail, NameIDPersistent, NameIDTransient, NameIDUnspecified:
-	default:
-		return newErr(ErrInvalid, "nameid_format must be one of emailAddress, persistent, transient, unspecified")
-	}
-	switch a.AttributeProfile {
-	case ProfileDefault, ProfileAtlassian:
-	default:
-		return newErr(ErrInvalid, "attribute_profile must be \"default\" or \"atlassian\"")
-	}
+	v.text("auth_type", a.AuthType, maxNameLen, false)
+	v.text("audience", a.Audience, maxURLLen, false)
+	v.url("url", a.URL, false)
+	v.url("acs_url", a.ACSURL, true)
+	v.url("slo_url", a.SLOURL, true)
+	v.oneOf("nameid_format", a.NameIDFormat, "nameid_format must be one of emailAddress, persistent, transient, unspecified",
+		NameIDEmail, NameIDPersistent, NameIDTransient, NameIDUnspecified)
+	v.oneOf("attribute_profile", a.AttributeProfile, "attribute_profile must be \"default\" or \"atlassian\"", ProfileDefault, ProfileAtlassian)
+	v.oneOf("sign", a.Sign, "sign must be \"both\", \"assertion\" or \"response\"", SignBoth, SignAssertion, SignResponse)
+	a.validateCertificates(&v)
+	a.validateACSURLs(&v)
+	a.validateAttributeMap(&v)
+	a.validateRelayStates(&v)
+	validateGroups(&v, "allowed_groups", a.AllowedGroups)
+	return invalidFields(v.errs)
+}
+
+func (a App) validateCertificates(v *fieldCheck) {
 	if len(a.SPCertificates) > 10 {
-		return newErr(ErrInvalid, "at most 10 sp_certificates")
+		v.add("sp_certificates", "at most 10 sp_certificates")
 	}
 	for i, c := range a.SPCertificates {
 		if _, err := ParseCertificatePEM(c); err != nil {
-			return newErr(ErrInvalid, "sp_certificates[%d] is not a PEM X.509 certificate", i)
+			v.add(fmt.Sprintf("sp_certificates[%d]", i), "sp_certificates[%d] is not a PEM X.509 certificate", i)
 		}
-	}
-	if len(a.ACSURLs) > 20 {
-		return newErr(ErrInvalid, "at most 20 acs_urls")
-	}
-	seen := map[int]bool{}
-	for i, e := range a.ACSURLs {
-		if err := checkURL("acs_urls["+strconv.Itoa(i)+"].url", e.URL, true); err != nil {
-			return err
-		}
-		if e.Index < 0 || seen[e.Index] {
-			return newErr(ErrInvalid, "acs_urls[%d].index must be a unique number of 0 or more", i)
-		}
-		seen[e.Index] = true
 	}
 	if a.EncryptionCertificate != "" {
 		if _, err := ParseCertificatePEM(a.EncryptionCertificate); err != nil {
-			return newErr(ErrInvalid, "encryption_certificate is not a PEM X.509 certificate")
+			v.add("encryption_certificate", "encryption_certificate is not a PEM X.509 certificate")
 		}
 	}
 	if a.EncryptAssertions && a.EncryptionCertificate == "" {
-		return newErr(ErrInvalid, "encrypt_assertions needs an encryption_certificate")
+		v.add("encrypt_assertions", "encrypt_assertions needs an encryption_certificate")
 	}
-	for field, name := range a.AttributeMap {
-		if !slices.Contains(UserFields, field) {
-			return newErr(ErrInvalid, "attribute_map: %q is not a user field (email, given_name, family_name, display_name, groups)", field)
+}
+
+func (a App) validateACSURLs(v *fieldCheck) {
+	if len(a.ACSURLs) > 20 {
+		v.add("acs_urls", "at most 20 acs_urls")
+	}
+	seen := map[int]bool{}
+	for i, e := range a.ACSURLs {
+		v.url(fmt.Sprintf("acs_urls[%d].url", i), e.URL, true)
+		if e.URL == "" {
+			v.add(fmt.Sprintf("acs_urls[%d].url", i), "acs_urls[%d].url is required", i)
 		}
-		if len(name) > maxURLLen {
-			return newErr(ErrInvalid, "attribute_map: the name for %s is too long", field)
+		if e.Index < 0 || seen[e.Index] {
+			v.add(fmt.Sprintf("acs_urls[%d].index", i), "acs_urls[%d].index must be a unique number of 0 or more", i)
 		}
-		if err := checkText("attribute_map: the name for "+field, name); err != nil {
-			return err
+		seen[e.Index] = true
+	}
+}
+
+func (a App) validateAttributeMap(v *fieldCheck) {
+	for _, field := range slices.Sorted(maps.Keys(a.AttributeMap)) {
+		name, f := a.AttributeMap[field], "attribute_map."+field
+		switch {
+		case !slices.Contains(UserFields, field):
+			v.add(f, "attribute_map: %q is not a user field (%s)", field, strings.Join(UserFields, ", "))
+		case len(name) > maxURLLen:
+			v.add(f, "attribute_map: the name for %s is too long", field)
+		case !plainText(name):
+			v.add(f, "attribute_map: the name for %s holds characters that are not allowed (control characters, U+FFFE, U+FFFF or invalid UTF-8)", field)
 		}
 	}
+}
+
+func (a App) validateRelayStates(v *fieldCheck) {
 	if len(a.RelayStates) > 50 {
-		return newErr(ErrInvalid, "at most 50 relay_states")
+		v.add("relay_states", "at most 50 relay_states")
 	}
 	for i, r := range a.RelayStates {
 		if err := checkRelayStatePattern(r); err != nil {
-			return newErr(ErrInvalid, "relay_states[%d]: %s", i, err.(*Error).Message)
+			v.add(fmt.Sprintf("relay_states[%d]", i), "relay_states[%d]: %s", i, err.(*Error).Message)
 		}
 	}
-	return nil
+}
+
+// fieldCheck collects the problems of a record's fields.
+type fieldCheck struct{ errs []FieldError }
+
+func (v *fieldCheck) add(field, format string, args ...any) {
+	v.errs = append(v.errs, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+// text checks a free-text field: present when required, at most max bytes, plain text.
+func (v *fieldCheck) text(field, s string, max int, required bool) {
+	switch {
+	case required && s == "":
+		v.add(field, "%s is required", field)
+	case len(s) > max:
+		v.add(field, "%s is longer than %d characters", field, max)
+	case !plainText(s):
+		v.add(field, "%s holds characters that are not allowed (control characters, U+FFFE, U+FFFF or invalid UTF-8)", field)
+	}
+}
+
+// url checks an optional URL field (see checkURL).
+func (v *fieldCheck) url(field, raw string, endpoint bool) {
+	if raw == "" {
+		return
+	}
+	if err := checkURL(field, raw, endpoint); err != nil {
+		v.add(field, "%s", err.(*Error).Message)
+	}
+}
+
+// oneOf checks that s is one of allowed.
+func (v *fieldCheck) oneOf(field, s, message string, allowed ...string) {
+	if !slices.Contains(allowed, s) {
+		v.add(field, "%s", message)
+	}
 }
 
 // The user fields an application can receive as attributes (User's JSON names).

@@ -1,6 +1,9 @@
 package authn
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Error is Passport's one error model, used by this package and by the api package alike. Code is stable and
 // machine-readable: clients see it, and the api package answers it with the HTTP status of its one table.
@@ -13,6 +16,28 @@ type Error struct {
 	Code    string
 	Message string
 	Err     error
+	// Fields, on an invalid_request, holds each field's problem, for a form to show beside its field and a
+	// program to report them all at once; Message then says them all in one sentence.
+	Fields []FieldError
+}
+
+// FieldError is one field's problem: the field as the client named it (JSON name, with an index for a list
+// entry: "acs_urls[2].url") and what is wrong with it, in words.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// invalidFields is the invalid_request error of fields, nil when there are none.
+func invalidFields(fields []FieldError) error {
+	if len(fields) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(fields))
+	for i, f := range fields {
+		msgs[i] = f.Message
+	}
+	return &Error{Code: ErrInvalid.Code, Message: strings.Join(msgs, "; "), Fields: fields}
 }
 
 func (e *Error) Error() string {

@@ -42,6 +42,8 @@ const (
 	ReasonNoDevice       = "no_device"       // unknown email or no enrolled device
 	// ReasonSubjectMismatch: the application asked about one user and another identified.
 	ReasonSubjectMismatch = "subject_mismatch"
+	// ReasonNotAllowed: the user is in none of the application's allowed groups (App.AllowedGroups).
+	ReasonNotAllowed = "not_allowed"
 )
 
 // Login is a parked sign-in: the SP's request as the api package parsed it, the browser it is bound to, and
@@ -297,6 +299,14 @@ func (s *Service) Identify(ctx context.Context, l Login, rawEmail, clientKey str
 			cur.State, cur.Reason, cur.DecidedAt = StateFailed, ReasonSubjectMismatch, now
 		})
 	}
+	if ok, err := s.mayUse(ctx, l.AppID, facts); err != nil {
+		return Login{}, err
+	} else if !ok {
+		s.log.Info("login refused: not in the application's allowed groups", "login", id, "email", email, "app", l.AppID)
+		return leave(store.Effects{}, func(cur *Login, now time.Time) {
+			cur.State, cur.Reason, cur.DecidedAt = StateFailed, ReasonNotAllowed, now
+		})
+	}
 	devs, reachable, err := facts.reachable()
 	if err != nil {
 		return Login{}, err
@@ -377,6 +387,27 @@ func (s *Service) queueIdentifyFacts(b *store.Batch, email, net string) *identif
 		pending: s.logins.ListIndexIn(b, pendingIndex(email)),
 		pause:   s.st.GetValueIn(b, pauseKey(email, net)),
 	}
+}
+
+// mayUse reports whether the user of facts may use application appID: every user when it has no allowed
+// groups; else an active user in one of them. An unknown email may not: for such an application the page
+// says "not allowed" to every address outside its groups, known or not.
+func (s *Service) mayUse(ctx context.Context, appID string, facts *identifyFacts) (bool, error) {
+	app, err := s.GetApp(ctx, appID)
+	if err != nil {
+		return false, err
+	}
+	if len(app.AllowedGroups) == 0 {
+		return true, nil
+	}
+	u, err := facts.user.Get()
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, internal("get user", err)
+	}
+	return u.Status == UserActive && app.Allowed(u), nil
 }
 
 // reachable returns the user's devices, sorted, and whether the user can be asked at all: the account

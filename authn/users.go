@@ -3,6 +3,7 @@ package authn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/mail"
 	"strings"
 	"time"
@@ -67,53 +68,26 @@ func NormalizeEmail(s string) (string, error) {
 	return lower, nil
 }
 
+// apply changes u by p and checks every field, returning all their problems at once (an *Error with Fields).
 func (p UserPatch) apply(u User) (User, error) {
-	set := func(dst *string, src *string, max int, field string) error {
-		if src == nil {
-			return nil
-		}
-		v := strings.TrimSpace(*src)
-		if len(v) > max {
-			return newErr(ErrInvalid, "%s is longer than %d characters", field, max)
-		}
-		if err := checkText(field, v); err != nil {
-			return err
-		}
-		*dst = v
-		return nil
-	}
+	var v fieldCheck
 	for _, f := range []struct {
 		dst   *string
 		src   *string
 		field string
 	}{{&u.GivenName, p.GivenName, FieldGivenName}, {&u.FamilyName, p.FamilyName, FieldFamilyName}, {&u.DisplayName, p.DisplayName, FieldDisplayName}} {
-		if err := set(f.dst, f.src, maxNameLen, f.field); err != nil {
-			return u, err
+		if f.src != nil {
+			*f.dst = strings.TrimSpace(*f.src)
+			v.text(f.field, *f.dst, maxNameLen, false)
 		}
 	}
 	if p.Groups != nil {
-		if len(*p.Groups) > 100 {
-			return u, newErr(ErrInvalid, "at most 100 groups")
-		}
-		u.Groups = []string{}
-		for _, g := range *p.Groups {
-			g = strings.TrimSpace(g)
-			if g == "" || len(g) > maxNameLen {
-				return u, newErr(ErrInvalid, "group names must be 1 to %d characters", maxNameLen)
-			}
-			if err := checkText("a group name", g); err != nil {
-				return u, err
-			}
-			u.Groups = append(u.Groups, g)
-		}
+		u.Groups = trimAll(*p.Groups)
+		validateGroups(&v, FieldGroups, u.Groups)
 	}
 	if p.Status != nil {
-		switch *p.Status {
-		case UserActive, UserSuspended:
-			u.Status = *p.Status
-		default:
-			return u, newErr(ErrInvalid, "status must be \"active\" or \"suspended\"")
-		}
+		u.Status = *p.Status
+		v.oneOf("status", u.Status, "status must be \"active\" or \"suspended\"", UserActive, UserSuspended)
 	}
 	if u.Status == "" {
 		u.Status = UserActive
@@ -121,7 +95,35 @@ func (p UserPatch) apply(u User) (User, error) {
 	if u.Groups == nil {
 		u.Groups = []string{}
 	}
-	return u, nil
+	return u, invalidFields(v.errs)
+}
+
+// maxGroups bounds the groups of a user, and of an application's allowed groups.
+const maxGroups = 100
+
+// validateGroups checks a list of group names: at most maxGroups, each 1 to maxNameLen characters of plain
+// text.
+func validateGroups(v *fieldCheck, field string, groups []string) {
+	if len(groups) > maxGroups {
+		v.add(field, "at most %d %s", maxGroups, field)
+	}
+	for i, g := range groups {
+		switch {
+		case g == "" || len(g) > maxNameLen:
+			v.add(fmt.Sprintf("%s[%d]", field, i), "group names must be 1 to %d characters", maxNameLen)
+		case !plainText(g):
+			v.add(fmt.Sprintf("%s[%d]", field, i), "a group name holds characters that are not allowed (control characters, U+FFFE, U+FFFF or invalid UTF-8)")
+		}
+	}
+}
+
+// trimAll returns a copy of ss with each string's surrounding space trimmed.
+func trimAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.TrimSpace(s)
+	}
+	return out
 }
 
 // CreateUser creates a user; an existing email is an error matching ErrConflict.

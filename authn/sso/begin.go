@@ -134,6 +134,10 @@ func (p *IdP) begin(ctx context.Context, app authn.App, in authn.StartLogin, ses
 				return Start{}, err
 			}
 			answered, _, err := p.respond(ctx, app, l)
+			if errors.Is(err, errNotAllowed) {
+				return p.refuse(app, acsFor(app, l), in.RequestID, in.RelayState, saml.StatusRequester, saml.StatusRequestDenied,
+					failureMessages[authn.ReasonNotAllowed])
+			}
 			if err != nil {
 				return Start{}, err
 			}

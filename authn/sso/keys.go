@@ -7,6 +7,7 @@ import (
 
 	"github.com/winkk/passport/authn"
 	"github.com/winkk/passport/saml"
+	"github.com/winkk/passport/saml/rsasigner"
 )
 
 // keyState is the key ring in use and the saml.IdentityProvider that signs with its current key.
@@ -19,6 +20,7 @@ func (p *IdP) newKeyState(ring *authn.KeyRing) *keyState {
 	return &keyState{ring: ring, idp: &saml.IdentityProvider{
 		EntityID:          p.cfg.EntityID,
 		Key:               ring.Current.Key,
+		Signer:            rsasigner.New(ring.Current.Key), // OpenSSL when it loads: about three times faster
 		Certificate:       ring.Current.Certificate,
 		ExtraCertificates: ring.Published(p.cfg.Clock()),
 		Clock:             p.cfg.Clock,

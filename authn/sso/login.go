@@ -76,6 +76,8 @@ func (p *IdP) Page(ctx context.Context, id, secret string) (Page, error) {
 			return p.failure(pg, authn.ReasonSuspended)
 		case errors.Is(err, errSubjectMismatch):
 			return p.failure(pg, authn.ReasonSubjectMismatch)
+		case errors.Is(err, errNotAllowed):
+			return p.failure(pg, authn.ReasonNotAllowed)
 		case err != nil:
 			return Page{}, err
 		}
@@ -118,6 +120,7 @@ var failureMessages = map[string]string{
 	authn.ReasonSuspended:       "Sign-in is not allowed for this account. Contact your administrator.",
 	authn.ReasonNoDevice:        "We couldn't send a sign-in request to that address. Check the email, or ask your administrator to enroll a phone for it.",
 	authn.ReasonSubjectMismatch: "The application asked for a different user to sign in. Go back to the application and sign in as that user, or sign out of it first.",
+	authn.ReasonNotAllowed:      "Your account is not allowed to use this application. Ask your administrator for access.",
 }
 
 // failure ends a login that did not succeed: the words to show and, for an SP-initiated login, a signed error
@@ -178,7 +181,7 @@ func (p *IdP) errorPost(app authn.App, l authn.Login, status, sub, msg string) (
 // errorStatus maps why a login did not succeed to the SAML status the SP receives.
 func errorStatus(reason string) (string, string) {
 	switch reason {
-	case authn.ReasonSuspended, authn.ReasonReported:
+	case authn.ReasonSuspended, authn.ReasonReported, authn.ReasonNotAllowed:
 		return saml.StatusRequester, saml.StatusRequestDenied
 	case authn.ReasonSubjectMismatch:
 		return saml.StatusRequester, saml.StatusUnknownPrincipal

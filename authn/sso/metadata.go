@@ -65,6 +65,16 @@ func (p *IdP) ImportSPMetadata(ctx context.Context, appID string, xml []byte) (a
 	if err != nil {
 		return authn.App{}, "", err
 	}
+	app, err := p.svc.GetApp(ctx, appID)
+	if err != nil {
+		return authn.App{}, "", err
+	}
+	// An SP that wants signed assertions gets them, whatever the application signed before.
+	if preferred, err := saml.ParseSigning(app.Sign); err == nil {
+		if sign := md.Signing(preferred).String(); sign != app.Sign {
+			patch.Sign = &sign
+		}
+	}
 	a, err := p.svc.UpdateApp(ctx, appID, patch)
 	return a, md.EntityID, err
 }

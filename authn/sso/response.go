@@ -23,6 +23,9 @@ var nameIDFormats = map[string]string{
 // errSubjectMismatch: the user who signed in is not the one the request named.
 var errSubjectMismatch = errors.New("sso: not the subject the request named")
 
+// errNotAllowed: the user is in none of the application's allowed groups.
+var errNotAllowed = errors.New("sso: the user may not use this application")
+
 // respond makes (once) or shows again the Response of an approved login l of app (see authn.Service.Respond),
 // returning the answered login and, when the approval opened an IdP session, its cookie value.
 func (p *IdP) respond(ctx context.Context, app authn.App, l authn.Login) (authn.Login, string, error) {
@@ -44,6 +47,13 @@ func (p *IdP) buildResponse(app authn.App, l authn.Login, u authn.User) ([]byte,
 	}
 	if !p.subjectMatches(app, l.Subject, u.Email) {
 		return nil, authn.SessionApp{}, errSubjectMismatch
+	}
+	if !app.Allowed(u) { // checked again as the Response is made: groups may have changed since
+		return nil, authn.SessionApp{}, errNotAllowed
+	}
+	signing, err := saml.ParseSigning(app.Sign)
+	if err != nil {
+		return nil, authn.SessionApp{}, fmt.Errorf("sso: app %s: %w", app.ID, err)
 	}
 	nameID, format, err := p.nameID(app, u)
 	if err != nil {
@@ -68,6 +78,7 @@ func (p *IdP) buildResponse(app authn.App, l authn.Login, u authn.User) ([]byte,
 		Attributes:   Attributes(app, u),
 		// The context class chosen for the request's RequestedAuthnContext; empty: Passport's own.
 		AuthnContextClassRef: l.AuthnContext,
+		Signing:              signing,
 	})
 	return resp, authn.SessionApp{AppID: app.ID, NameID: nameID, NameIDFormat: format}, err
 }

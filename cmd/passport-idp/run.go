@@ -20,6 +20,7 @@ import (
 	"github.com/winkk/passport/api"
 	"github.com/winkk/passport/authn"
 	"github.com/winkk/passport/push"
+	"github.com/winkk/passport/saml/rsasigner"
 	"github.com/winkk/passport/store"
 )
 
@@ -141,6 +142,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"push", pushMode,
 		"mail", mailMode,
 		"signing_key", keySource,
+		"signer", rsasigner.Backend(),
 		"login_ttl", cfg.LoginTTL.String(),
 		"metrics", metricsMode,
 	}
