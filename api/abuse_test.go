@@ -227,7 +227,7 @@ func TestLockoutFromAnotherNetwork(t *testing.T) {
 		ph := e.enroll(employee)
 		for range 3 {
 			plant(t, e, app, 1)
-			e.clock.Advance(e.svc.LoginTTL() + time.Second)
+			e.clock.Advance(e.svc.Logins.TTL() + time.Second)
 		}
 		strangerPaused(t, e, app, "denied or not answered", 3)
 		victimSignsIn(t, e, app, ph)

@@ -64,7 +64,7 @@ func (s *Server) handleCreateApp(c echo.Context) error {
 	if err := bindJSON(c, &p); err != nil {
 		return err
 	}
-	a, err := s.svc.CreateApp(s.ctx(c), p)
+	a, err := s.svc.Apps.Create(s.ctx(c), p)
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func (s *Server) handleCreateApp(c echo.Context) error {
 }
 
 func (s *Server) handleListApps(c echo.Context) error {
-	apps, err := s.svc.ListApps(s.ctx(c))
+	apps, err := s.svc.Apps.List(s.ctx(c))
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ func (s *Server) handleListApps(c echo.Context) error {
 }
 
 func (s *Server) handleGetApp(c echo.Context) error {
-	a, err := s.svc.GetApp(s.ctx(c), c.Param("id"))
+	a, err := s.svc.Apps.Get(s.ctx(c), c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ func (s *Server) handleUpdateApp(c echo.Context) error {
 	if err := bindJSON(c, &p); err != nil {
 		return err
 	}
-	a, err := s.svc.UpdateApp(s.ctx(c), c.Param("id"), p)
+	a, err := s.svc.Apps.Update(s.ctx(c), c.Param("id"), p)
 	if err != nil {
 		return err
 	}
@@ -106,7 +106,7 @@ func (s *Server) handleUpdateApp(c echo.Context) error {
 }
 
 func (s *Server) handleDeleteApp(c echo.Context) error {
-	if err := s.svc.DeleteApp(s.ctx(c), c.Param("id")); err != nil {
+	if err := s.svc.Apps.Delete(s.ctx(c), c.Param("id")); err != nil {
 		return err
 	}
 	s.log.Info("application deleted", "app", c.Param("id"))
@@ -128,7 +128,7 @@ func (s *Server) handleCreateInvitation(c echo.Context) error {
 	if err := bindJSON(c, &body); err != nil {
 		return err
 	}
-	inv, token, err := s.svc.CreateInvitation(s.ctx(c), body.Email)
+	inv, token, err := s.svc.Devices.Invite(s.ctx(c), body.Email)
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func (s *Server) handleCreateInvitation(c echo.Context) error {
 	return c.JSON(http.StatusCreated, invitationView{
 		Token:     token,
 		Email:     inv.Email,
-		EnrollURL: s.svc.EnrollURL(token),
+		EnrollURL: s.svc.Devices.EnrollURL(token),
 		QRURL:     s.url("/api/v1/admin/invitations/qr?token=" + url.QueryEscape(token)),
 		ExpiresAt: inv.ExpiresAt,
 	})
@@ -144,10 +144,10 @@ func (s *Server) handleCreateInvitation(c echo.Context) error {
 
 func (s *Server) handleInvitationQR(c echo.Context) error {
 	token := c.QueryParam("token")
-	if _, err := s.svc.GetInvitation(s.ctx(c), token); err != nil {
+	if _, err := s.svc.Devices.Invitation(s.ctx(c), token); err != nil {
 		return err
 	}
-	png, err := qrcode.Encode(s.svc.EnrollURL(token), qrcode.Medium, 320)
+	png, err := qrcode.Encode(s.svc.Devices.EnrollURL(token), qrcode.Medium, 320)
 	if err != nil {
 		return err
 	}

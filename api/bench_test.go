@@ -53,7 +53,7 @@ func newBenchServer(tb testing.TB, st *store.Store) *benchServer {
 	svc := authn.New(st, pusher, push.LogMailer{Logger: log}, authn.Config{BaseURL: base, Logger: log,
 		IdentifyLimit: 1 << 40, Limits: authn.Limits{PushesPerHour: 1 << 40, PushesPerHourPerUser: 1 << 40, MaxPending: 1 << 20, ParksPerMinute: 1 << 40}})
 	tb.Cleanup(svc.Close)
-	ring, err := svc.KeyRing(ctx, "Winkk Passport IdP")
+	ring, err := svc.Keys.Ring(ctx, "Winkk Passport IdP")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -63,11 +63,11 @@ func newBenchServer(tb testing.TB, st *store.Store) *benchServer {
 	}
 	tb.Cleanup(srv.Closing)
 	name, aud, acs := "Jira", atlassianAudience, "https://auth.atlassian.com/login/callback?connection=saml-bench"
-	app, err := svc.CreateApp(ctx, authn.AppPatch{Name: &name, Audience: &aud, ACSURL: &acs})
+	app, err := svc.Apps.Create(ctx, authn.AppPatch{Name: &name, Audience: &aud, ACSURL: &acs})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	_, token, err := svc.CreateInvitation(ctx, employee)
+	_, token, err := svc.Devices.Invite(ctx, employee)
 	if err != nil {
 		tb.Fatal(err)
 	}

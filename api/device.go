@@ -55,7 +55,7 @@ func (s *Server) requireDevice(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		d, err := s.svc.AuthenticateDevice(s.ctx(c), pr)
+		d, err := s.svc.Devices.Authenticate(s.ctx(c), pr)
 		if err != nil {
 			return err
 		}
@@ -89,7 +89,7 @@ func (s *Server) handleEnrollByInvitation(c echo.Context) error {
 	if err := decodeJSONBytes(pr.Body, &req); err != nil {
 		return err
 	}
-	d, err := s.svc.EnrollByInvitation(s.ctx(c), pr, req.Token, authn.EnrollRequest{Name: req.Name, FCMToken: req.FCMToken, Platform: req.Platform})
+	d, err := s.svc.Devices.EnrollByInvitation(s.ctx(c), pr, req.Token, authn.EnrollRequest{Name: req.Name, FCMToken: req.FCMToken, Platform: req.Platform})
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func (s *Server) handleRequestEmailCode(c echo.Context) error {
 	if err := decodeJSONBytes(body, &req); err != nil {
 		return err
 	}
-	expires, err := s.svc.RequestEmailCode(s.ctx(c), req.Email, clientKey(c))
+	expires, err := s.svc.Devices.RequestEmailCode(s.ctx(c), req.Email, clientKey(c))
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func (s *Server) handleEnrollByEmail(c echo.Context) error {
 	if err := decodeJSONBytes(pr.Body, &req); err != nil {
 		return err
 	}
-	d, err := s.svc.EnrollByEmail(s.ctx(c), pr, req.Email, req.Code, clientKey(c), authn.EnrollRequest{Name: req.Name, FCMToken: req.FCMToken, Platform: req.Platform})
+	d, err := s.svc.Devices.EnrollByEmail(s.ctx(c), pr, req.Email, req.Code, clientKey(c), authn.EnrollRequest{Name: req.Name, FCMToken: req.FCMToken, Platform: req.Platform})
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func (s *Server) handleEnrollByEmail(c echo.Context) error {
 
 func (s *Server) handleListDevices(c echo.Context) error {
 	me := device(c)
-	ds, err := s.svc.ListDevices(s.ctx(c), me.Email)
+	ds, err := s.svc.Devices.List(s.ctx(c), me.Email)
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func (s *Server) handleRenameDevice(c echo.Context) error {
 	if err := decodeJSONBytes(c.Get(ctxBody).([]byte), &req); err != nil {
 		return err
 	}
-	d, err := s.svc.RenameDevice(s.ctx(c), me.Email, c.Param("deviceID"), req.Name)
+	d, err := s.svc.Devices.Rename(s.ctx(c), me.Email, c.Param("deviceID"), req.Name)
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func (s *Server) handleRenameDevice(c echo.Context) error {
 
 func (s *Server) handleRemoveDevice(c echo.Context) error {
 	me := device(c)
-	if err := s.svc.RemoveDevice(s.ctx(c), me.Email, c.Param("deviceID")); err != nil {
+	if err := s.svc.Devices.Remove(s.ctx(c), me.Email, c.Param("deviceID")); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -168,7 +168,7 @@ func (s *Server) handleUpdatePushToken(c echo.Context) error {
 	if err := decodeJSONBytes(c.Get(ctxBody).([]byte), &req); err != nil {
 		return err
 	}
-	d, err := s.svc.UpdatePushToken(s.ctx(c), me.Email, me.ID, req.FCMToken)
+	d, err := s.svc.Devices.UpdatePushToken(s.ctx(c), me.Email, me.ID, req.FCMToken)
 	if err != nil {
 		return err
 	}
@@ -186,7 +186,7 @@ func (s *Server) viewChallenge(c echo.Context, l authn.Login) deviceapi.Challeng
 		ExpiresAt: l.ExpiresAt,
 		State:     challengeState(l.Current(s.cfg.Clock())),
 	}
-	if a, err := s.svc.GetApp(s.ctx(c), l.AppID); err == nil {
+	if a, err := s.svc.Apps.Get(s.ctx(c), l.AppID); err == nil {
 		ch.AppName, ch.AppURL = a.Name, a.URL
 	}
 	ua := useragent.New(l.UserAgent)
@@ -218,7 +218,7 @@ func challengeState(st authn.LoginState) string {
 }
 
 func (s *Server) handleListChallenges(c echo.Context) error {
-	ls, err := s.svc.Challenges(s.ctx(c), device(c))
+	ls, err := s.svc.Logins.Challenges(s.ctx(c), device(c))
 	if err != nil {
 		return err
 	}
@@ -267,7 +267,7 @@ func (s *Server) handleWaitForChallenge(c echo.Context) error {
 // nextChallenge waits up to timeout for a challenge of me's user to be pending and returns the first; nil when
 // none came, the server is shutting down or the client left.
 func (s *Server) nextChallenge(ctx context.Context, me authn.Device, timeout time.Duration) (*authn.Login, error) {
-	watch, err := s.svc.WatchChallenges(ctx, me.Email)
+	watch, err := s.svc.Logins.WatchChallenges(ctx, me.Email)
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +277,7 @@ func (s *Server) nextChallenge(ctx context.Context, me authn.Device, timeout tim
 	recheck := time.NewTicker(recheckEvery)
 	defer recheck.Stop()
 	for {
-		ls, err := s.svc.Challenges(ctx, me)
+		ls, err := s.svc.Logins.Challenges(ctx, me)
 		if err != nil {
 			return nil, err
 		}
@@ -301,7 +301,7 @@ func (s *Server) nextChallenge(ctx context.Context, me authn.Device, timeout tim
 }
 
 func (s *Server) handleGetChallenge(c echo.Context) error {
-	l, err := s.svc.Challenge(s.ctx(c), device(c), c.Param("challengeID"))
+	l, err := s.svc.Logins.Challenge(s.ctx(c), device(c), c.Param("challengeID"))
 	if err != nil {
 		return challengeErr(err)
 	}
@@ -335,7 +335,7 @@ func (s *Server) handleAnswerChallenge(c echo.Context) error {
 	default:
 		return authn.ErrInvalid.WithMessage("decision must be \"approve\" or \"deny\".")
 	}
-	l, err := s.svc.Answer(s.ctx(c), device(c), c.Param("challengeID"), dec)
+	l, err := s.svc.Logins.Answer(s.ctx(c), device(c), c.Param("challengeID"), dec)
 	if err != nil {
 		return challengeErr(err)
 	}
@@ -352,7 +352,7 @@ func (s *Server) handleApproveByNumber(c echo.Context) error {
 	if req.Number < 10 || req.Number > 99 {
 		return authn.ErrInvalid.WithMessage("number must be the two-digit number shown in the browser.")
 	}
-	l, err := s.svc.ApproveByNumber(s.ctx(c), device(c), req.Number)
+	l, err := s.svc.Logins.ApproveByNumber(s.ctx(c), device(c), req.Number)
 	if err != nil {
 		return err
 	}

@@ -139,7 +139,7 @@ func TestShutdownTellsBrowsersToReload(t *testing.T) {
 // activates it (the change is announced through the store).
 func TestReplicasFollowRollover(t *testing.T) {
 	e := newEnv(t)
-	ring, err := e.svc.KeyRing(context.Background(), "Winkk Passport IdP")
+	ring, err := e.svc.Keys.Ring(context.Background(), "Winkk Passport IdP")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestKeysGoneFromTheStore(t *testing.T) {
 	if after := fetch(t, e.URL+"/saml/certificate.pem"); !bytes.Equal(after, before) {
 		t.Error("the server changed its certificate when the key ring vanished")
 	}
-	if _, err := e.svc.LoadKeyRing(context.Background()); !errors.Is(err, authn.ErrNoKeyRing) {
+	if _, err := e.svc.Keys.Load(context.Background()); !errors.Is(err, authn.ErrNoKeyRing) {
 		t.Errorf("a new key ring was created: %v", err)
 	}
 }
@@ -214,7 +214,7 @@ func TestActivateUnopenableKey(t *testing.T) {
 	e := newEnv(t)
 	sealer := authn.New(e.svc.Store(), nil, nil, authn.Config{KeyEncryptionKey: bytes.Repeat([]byte{9}, 32)})
 	defer sealer.Close()
-	if _, err := sealer.StageNextKey(context.Background(), "Winkk Passport IdP"); err != nil {
+	if _, err := sealer.Keys.Stage(context.Background(), "Winkk Passport IdP"); err != nil {
 		t.Fatal(err)
 	}
 	before := fetch(t, e.URL+"/saml/certificate.pem")
@@ -222,7 +222,7 @@ func TestActivateUnopenableKey(t *testing.T) {
 	if st != http.StatusConflict || code != "key_unopenable" {
 		t.Fatalf("activate: %d %s %s", st, code, body)
 	}
-	ring, err := sealer.LoadKeyRing(context.Background())
+	ring, err := sealer.Keys.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func (s *Server) showLogin(c echo.Context, status int, pg sso.Page, formError st
 	switch {
 	case pg.Answer != nil:
 		if pg.SessionCookie != "" {
-			s.setSessionCookie(c, pg.SessionCookie, s.svc.SessionTTL())
+			s.setSessionCookie(c, pg.SessionCookie, s.svc.Sessions.TTL())
 			s.metrics.logins.WithLabelValues("success").Inc()
 		}
 		v = postView{AppName: app.Name, Form: *formOf(pg.Answer)}
@@ -131,7 +131,7 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 	}
 	defer release()
 	ctx := s.ctx(c)
-	watch, err := s.svc.WatchLogin(ctx, l.ID)
+	watch, err := s.svc.Logins.Watch(ctx, l.ID)
 	if err != nil {
 		return err
 	}
@@ -159,7 +159,7 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 	var last string
 	for {
 		// Re-read after subscribing so a change between the first read and the subscription is not missed.
-		fresh, err := s.svc.GetLogin(ctx, l.ID, loginSecret(c))
+		fresh, err := s.svc.Logins.Get(ctx, l.ID, loginSecret(c))
 		switch {
 		case errors.Is(err, authn.ErrNotFound) || errors.Is(err, authn.ErrForbidden):
 			_ = send("reload", "gone")
@@ -217,7 +217,7 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 // (passport://enroll?server=...&token=...); on a computer it explains what to do.
 func (s *Server) handleEnrollPage(c echo.Context) error {
 	token := c.QueryParam("token")
-	if _, err := s.svc.GetInvitation(s.ctx(c), token); err != nil {
+	if _, err := s.svc.Devices.Invitation(s.ctx(c), token); err != nil {
 		return authn.ErrInvitation.WithMessage("This invitation is unknown, already used or expired. Ask your administrator for a new one.")
 	}
 	deep := "passport://enroll?" + url.Values{"server": {s.cfg.BaseURL}, "token": {token}}.Encode()

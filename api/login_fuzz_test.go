@@ -57,7 +57,7 @@ func FuzzLoginForm(f *testing.F) {
 	fuzzcorpus.Use(f, loginFormSeeds())
 	s := apitest.Start(f, func(c *authn.Config) { c.IdentifyLimit = 1 << 40 })
 	name, audience, acs := "Fuzz", "https://sp.example.test/saml", "https://sp.example.test/acs"
-	app, err := s.Svc.CreateApp(context.Background(), authn.AppPatch{Name: &name, Audience: &audience, ACSURL: &acs})
+	app, err := s.Svc.Apps.Create(context.Background(), authn.AppPatch{Name: &name, Audience: &audience, ACSURL: &acs})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func FuzzLoginForm(f *testing.F) {
 		form, _ := url.ParseQuery(body) // what net/http reads: the pairs it can
 		typed := form.Get("email")
 		email, invalid := authn.NormalizeEmail(typed)
-		l, err := s.Svc.GetLogin(context.Background(), id, cookie.Value)
+		l, err := s.Svc.Logins.Get(context.Background(), id, cookie.Value)
 		if err != nil {
 			t.Fatalf("login after POST %q: %v", body, err)
 		}

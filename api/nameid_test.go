@@ -81,7 +81,7 @@ func TestSlowApprovalGetsAFreshAssertion(t *testing.T) {
 	ph := e.enroll(employee)
 	b := newBrowser(t)
 	waiting := b.identify(b.startLogin(e.sp(app), ""), employee)
-	e.clock.Advance(e.svc.LoginTTL() - 20*time.Second) // the user takes almost five minutes
+	e.clock.Advance(e.svc.Logins.TTL() - 20*time.Second) // the user takes almost five minutes
 	resp, _ := samlForm(t, approve(t, b, waiting, ph), acsURL)
 	// Four minutes after the Response is issued (nine after the request) the assertion is still good.
 	sp := e.sp(app)

@@ -167,7 +167,7 @@ func TestApprovalRefusals(t *testing.T) {
 	// Last: it moves the clock.
 	t.Run("expired", func(t *testing.T) {
 		b, waiting, ch := loginTo(t, e, app, ada)
-		e.clock.Advance(e.svc.LoginTTL() + time.Second)
+		e.clock.Advance(e.svc.Logins.TTL() + time.Second)
 		wantFailurePage(t, e, b.get(waiting.URL), e.sp(app), "expired", "AuthnFailed")
 		if _, err := ada.AnswerChallenge(ctx, ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionApprove, Number: waiting.number(t)}); apiCode(err) != "409 challenge_closed" {
 			t.Errorf("late approval: %s, want 409 challenge_closed", apiCode(err))

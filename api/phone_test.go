@@ -402,7 +402,7 @@ func TestPushBombing(t *testing.T) {
 		ph := e.enroll(employee)
 		for range 3 {
 			loginTo(t, e, app, ph)
-			e.clock.Advance(e.svc.LoginTTL() + time.Second)
+			e.clock.Advance(e.svc.Logins.TTL() + time.Second)
 		}
 		paused(t, e, app, employee, "denied or not answered", 3)
 	})

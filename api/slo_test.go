@@ -406,7 +406,7 @@ func TestSingleLogoutAcrossSessions(t *testing.T) {
 	samltest.SchemaValid(t, samltest.ProtocolXSD, m.XML)
 	for _, idx := range indexes {
 		id, _ := authn.SessionIDFromIndex(idx)
-		if _, err := e.svc.GetSession(context.Background(), id); !errors.Is(err, authn.ErrNotFound) {
+		if _, err := e.svc.Sessions.Get(context.Background(), id); !errors.Is(err, authn.ErrNotFound) {
 			t.Errorf("session %s survived the logout: %v", id, err)
 		}
 	}

@@ -14,7 +14,7 @@ func (s *Server) handleCreateUser(c echo.Context) error {
 	if err := bindJSON(c, &p); err != nil {
 		return err
 	}
-	u, err := s.svc.CreateUser(s.ctx(c), p)
+	u, err := s.svc.Users.Create(s.ctx(c), p)
 	if err != nil {
 		return err
 	}
@@ -23,7 +23,7 @@ func (s *Server) handleCreateUser(c echo.Context) error {
 }
 
 func (s *Server) handleListUsers(c echo.Context) error {
-	us, err := s.svc.ListUsers(s.ctx(c))
+	us, err := s.svc.Users.List(s.ctx(c))
 	if err != nil {
 		return err
 	}
@@ -31,7 +31,7 @@ func (s *Server) handleListUsers(c echo.Context) error {
 }
 
 func (s *Server) handleGetUser(c echo.Context) error {
-	u, err := s.svc.GetUser(s.ctx(c), c.Param("email"))
+	u, err := s.svc.Users.Get(s.ctx(c), c.Param("email"))
 	if err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func (s *Server) handleUpdateUser(c echo.Context) error {
 	if err := bindJSON(c, &p); err != nil {
 		return err
 	}
-	u, err := s.svc.UpdateUser(s.ctx(c), c.Param("email"), p)
+	u, err := s.svc.Users.Update(s.ctx(c), c.Param("email"), p)
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func (s *Server) handleUpdateUser(c echo.Context) error {
 }
 
 func (s *Server) handleDeleteUser(c echo.Context) error {
-	if err := s.svc.DeleteUser(s.ctx(c), c.Param("email")); err != nil {
+	if err := s.svc.Users.Delete(s.ctx(c), c.Param("email")); err != nil {
 		return err
 	}
 	s.log.Info("user deleted", "email", c.Param("email"))
@@ -61,10 +61,10 @@ func (s *Server) handleDeleteUser(c echo.Context) error {
 }
 
 func (s *Server) handleEndUserSessions(c echo.Context) error {
-	if _, err := s.svc.GetUser(s.ctx(c), c.Param("email")); err != nil {
+	if _, err := s.svc.Users.Get(s.ctx(c), c.Param("email")); err != nil {
 		return err
 	}
-	n, err := s.svc.EndUserSessions(s.ctx(c), c.Param("email"))
+	n, err := s.svc.Sessions.EndUser(s.ctx(c), c.Param("email"))
 	if err != nil {
 		return err
 	}
@@ -73,10 +73,10 @@ func (s *Server) handleEndUserSessions(c echo.Context) error {
 }
 
 func (s *Server) handleListUserDevices(c echo.Context) error {
-	if _, err := s.svc.GetUser(s.ctx(c), c.Param("email")); err != nil {
+	if _, err := s.svc.Users.Get(s.ctx(c), c.Param("email")); err != nil {
 		return err
 	}
-	ds, err := s.svc.ListDevices(s.ctx(c), c.Param("email"))
+	ds, err := s.svc.Devices.List(s.ctx(c), c.Param("email"))
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func (s *Server) handleListUserDevices(c echo.Context) error {
 }
 
 func (s *Server) handleGetUserDevice(c echo.Context) error {
-	d, err := s.svc.GetDevice(s.ctx(c), c.Param("email"), c.Param("deviceID"))
+	d, err := s.svc.Devices.Get(s.ctx(c), c.Param("email"), c.Param("deviceID"))
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func (s *Server) handleGetUserDevice(c echo.Context) error {
 }
 
 func (s *Server) handleRevokeUserDevice(c echo.Context) error {
-	if err := s.svc.RemoveDevice(s.ctx(c), c.Param("email"), c.Param("deviceID")); err != nil {
+	if err := s.svc.Devices.Remove(s.ctx(c), c.Param("email"), c.Param("deviceID")); err != nil {
 		return err
 	}
 	s.log.Info("device revoked by admin", "email", c.Param("email"), "device", c.Param("deviceID"))
@@ -105,7 +105,7 @@ func (s *Server) handleRevokeUserDevice(c echo.Context) error {
 
 // handleRevokeUserDevices revokes every device of a user.
 func (s *Server) handleRevokeUserDevices(c echo.Context) error {
-	n, err := s.svc.RemoveDevices(s.ctx(c), c.Param("email"))
+	n, err := s.svc.Devices.RemoveAll(s.ctx(c), c.Param("email"))
 	if err != nil {
 		return err
 	}

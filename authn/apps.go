@@ -410,8 +410,8 @@ func checkURL(field, raw string, endpoint bool) error {
 
 func audienceKey(aud string) string { return "app-audience:" + aud }
 
-// CreateApp registers an application from p. Audience and ACS URL may be left empty and set later.
-func (s *Service) CreateApp(ctx context.Context, p AppPatch) (App, error) {
+// Create registers an application from p. Audience and ACS URL may be left empty and set later.
+func (s *Apps) Create(ctx context.Context, p AppPatch) (App, error) {
 	now := s.now()
 	a, err := p.apply(App{CreatedAt: now, UpdatedAt: now})
 	if err != nil {
@@ -428,7 +428,7 @@ func (s *Service) CreateApp(ctx context.Context, p AppPatch) (App, error) {
 	return a, nil
 }
 
-func (s *Service) claimAudience(ctx context.Context, aud, appID string) error {
+func (s *core) claimAudience(ctx context.Context, aud, appID string) error {
 	if aud == "" {
 		return nil
 	}
@@ -449,7 +449,7 @@ func (s *Service) claimAudience(ctx context.Context, aud, appID string) error {
 	return newErr(ErrConflict, "audience %q is already used by another application", aud)
 }
 
-func (s *Service) releaseAudience(ctx context.Context, aud, appID string) {
+func (s *core) releaseAudience(ctx context.Context, aud, appID string) {
 	if aud == "" {
 		return
 	}
@@ -458,12 +458,12 @@ func (s *Service) releaseAudience(ctx context.Context, aud, appID string) {
 	}
 }
 
-// GetApp returns the application with id, or an error matching ErrNotFound.
+// Get returns the application with id, or an error matching ErrNotFound.
 //
 // Applications are read on every step of every login but change rarely, so a read is kept in memory for
 // AppCacheTTL: a change made through this Service is seen at once, one made by another replica within
 // AppCacheTTL.
-func (s *Service) GetApp(ctx context.Context, id string) (App, error) {
+func (s *Apps) Get(ctx context.Context, id string) (App, error) {
 	if !plausibleID(id) {
 		return App{}, newErr(ErrNotFound, "application not found")
 	}
@@ -492,8 +492,8 @@ type cachedApp struct {
 	until time.Time
 }
 
-// ListApps returns every application, oldest first.
-func (s *Service) ListApps(ctx context.Context) ([]App, error) {
+// List returns every application, oldest first.
+func (s *Apps) List(ctx context.Context) ([]App, error) {
 	apps, err := s.apps.List(ctx)
 	if err != nil {
 		return nil, internal("list apps", err)
@@ -502,9 +502,9 @@ func (s *Service) ListApps(ctx context.Context) ([]App, error) {
 	return apps, nil
 }
 
-// UpdateApp applies p to the application id atomically. A changed audience must stay unique across apps.
-func (s *Service) UpdateApp(ctx context.Context, id string, p AppPatch) (App, error) {
-	old, err := s.GetApp(ctx, id)
+// Update applies p to the application id atomically. A changed audience must stay unique across apps.
+func (s *Apps) Update(ctx context.Context, id string, p AppPatch) (App, error) {
+	old, err := s.svc.Apps.Get(ctx, id)
 	if err != nil {
 		return App{}, err
 	}
@@ -539,8 +539,8 @@ func (s *Service) UpdateApp(ctx context.Context, id string, p AppPatch) (App, er
 	return a, nil
 }
 
-// DeleteApp removes the application id.
-func (s *Service) DeleteApp(ctx context.Context, id string) error {
+// Delete removes the application id.
+func (s *Apps) Delete(ctx context.Context, id string) error {
 	defer s.appCache.Delete(id)
 	a, err := s.apps.Take(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {

@@ -43,23 +43,58 @@ type Config struct {
 	KeyEncryptionKey []byte
 	// Limits bound the pushes a user can be sent (push-bombing protection).
 	Limits Limits
+	// OnChange, when set, is told of every state change the services make, once it has landed (see Change):
+	// synchronously, on the goroutine that made it, so it must be quick and must not fail.
+	OnChange func(ctx context.Context, c Change)
 }
 
-// Service is the login state machine and its records. It is safe for concurrent use.
+// Service is Passport's core: the records and the login state machine, as small services by concern over
+// shared tables. Every state change any of them makes passes through one place (see Config.OnChange). It is
+// safe for concurrent use.
 type Service struct {
+	Apps     *Apps     // the applications (SPs) and their settings
+	Users    *Users    // the employees
+	Devices  *Devices  // enrolled phones, invitations, email codes and device proofs
+	Logins   *Logins   // the login state machine: park, identify, approve, respond, and the limits
+	Sessions *Sessions // IdP sessions
+	Keys     *Keys     // the IdP's signing keys and secrets
+
+	*core
+}
+
+// The services by concern. Each is the shared core seen from one concern; they reach each other through it.
+type (
+	// Apps registers applications and keeps them cached briefly.
+	Apps struct{ *core }
+	// Users keeps the employees: names, groups, status.
+	Users struct{ *core }
+	// Devices enrolls phones (by invitation or emailed code), authenticates their proofs and keeps them.
+	Devices struct{ *core }
+	// Logins runs the login state machine and the limits on it.
+	Logins struct{ *core }
+	// Sessions keeps the IdP sessions an approval opens.
+	Sessions struct{ *core }
+	// Keys keeps the IdP's signing keys (rollover) and its secrets.
+	Keys struct{ *core }
+)
+
+// core is what the services share: configuration, the store and its tables, the push and mail senders, and
+// background work.
+type core struct {
 	cfg    Config
 	st     *store.Store
 	pusher Pusher
 	mailer Mailer
 	log    *slog.Logger
+	svc    *Service // the services, for one to call another
 
-	apps        *store.Table[App]
-	users       *store.Table[User]
-	devices     *store.Table[Device]
-	invitations *store.Table[Invitation]
-	logins      *store.Table[Login]
-	sessions    *store.Table[Session]
-	keys        *store.Table[storedRing]
+	apps        table[App]
+	users       table[User]
+	devices     table[Device]
+	invitations table[Invitation]
+	logins      table[Login]
+	sessions    table[Session]
+	keys        table[storedRing]
 
 	appCache sync.Map // app ID → cachedApp
 
@@ -90,22 +125,25 @@ func New(st *store.Store, p Pusher, m Mailer, cfg Config) *Service {
 		cfg.AllowedDomains[i] = strings.ToLower(strings.TrimSpace(d))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{
-		cfg:         cfg,
-		st:          st,
-		pusher:      p,
-		mailer:      m,
-		log:         cfg.Logger,
-		apps:        store.NewTable[App](st, "app"),
-		users:       store.NewTable[User](st, "user"),
-		devices:     store.NewTable[Device](st, "device"),
-		invitations: store.NewTable[Invitation](st, "invitation"),
-		logins:      store.NewTable[Login](st, "login"),
-		sessions:    store.NewTable[Session](st, "session"),
-		keys:        store.NewTable[storedRing](st, "idp"),
-		bgCtx:       ctx,
-		bgCancel:    cancel,
+	c := &core{
+		cfg:      cfg,
+		st:       st,
+		pusher:   p,
+		mailer:   m,
+		log:      cfg.Logger,
+		bgCtx:    ctx,
+		bgCancel: cancel,
 	}
+	c.apps = newTable[App](c, "app")
+	c.users = newTable[User](c, "user")
+	c.devices = newTable[Device](c, "device")
+	c.invitations = newTable[Invitation](c, "invitation")
+	c.logins = newTable[Login](c, "login")
+	c.sessions = newTable[Session](c, "session")
+	c.keys = newTable[storedRing](c, "idp")
+	s := &Service{Apps: &Apps{c}, Users: &Users{c}, Devices: &Devices{c}, Logins: &Logins{c}, Sessions: &Sessions{c}, Keys: &Keys{c}, core: c}
+	c.svc = s
+	return s
 }
 
 // Close stops background work (pushes in flight) and waits for it to end.
@@ -124,15 +162,15 @@ func (s *Service) Ping(ctx context.Context) error { return s.st.Ping(ctx) }
 // StoreStats counts the round trips and commands the services have asked of the store (for metrics).
 func (s *Service) StoreStats() store.Stats { return s.st.Stats() }
 
-// LoginTTL is how long a parked login waits for the phone.
-func (s *Service) LoginTTL() time.Duration { return s.cfg.LoginTTL }
+// TTL is how long a parked login waits for the phone.
+func (s *Logins) TTL() time.Duration { return s.cfg.LoginTTL }
 
-func (s *Service) now() time.Time { return s.cfg.Clock().UTC() }
+func (s *core) now() time.Time { return s.cfg.Clock().UTC() }
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // randomID returns n random bytes encoded in lower-case base32.
-func (s *Service) randomID(n int) string {
+func (s *core) randomID(n int) string {
 	b := make([]byte, n)
 	if _, err := io.ReadFull(s.cfg.Rand, b); err != nil {
 		panic(fmt.Sprintf("authn: random source failed: %v", err))
@@ -177,7 +215,7 @@ type Watch struct {
 	Stop func()
 }
 
-func (s *Service) watch(ctx context.Context, channel string) (Watch, error) {
+func (s *core) watch(ctx context.Context, channel string) (Watch, error) {
 	c, stop, err := s.st.Subscribe(ctx, channel)
 	if err != nil {
 		return Watch{}, internal("watch", err)
@@ -185,17 +223,17 @@ func (s *Service) watch(ctx context.Context, channel string) (Watch, error) {
 	return Watch{C: c, Stop: stop}, nil
 }
 
-// WatchLogin watches login id: its state changed (the phone answered, the browser identified, ...).
-func (s *Service) WatchLogin(ctx context.Context, id string) (Watch, error) {
+// Watch watches login id: its state changed (the phone answered, the browser identified, ...).
+func (s *Logins) Watch(ctx context.Context, id string) (Watch, error) {
 	return s.watch(ctx, LoginChannel(id))
 }
 
 // WatchChallenges watches the challenges of the user with email: one was opened, answered or withdrawn.
-func (s *Service) WatchChallenges(ctx context.Context, email string) (Watch, error) {
+func (s *Logins) WatchChallenges(ctx context.Context, email string) (Watch, error) {
 	return s.watch(ctx, UserChannel(email))
 }
 
-// WatchKeys watches the signing keys: a replica staged or activated a key.
-func (s *Service) WatchKeys(ctx context.Context) (Watch, error) {
+// Watch watches the signing keys: a replica staged or activated a key.
+func (s *Keys) Watch(ctx context.Context) (Watch, error) {
 	return s.watch(ctx, KeysChannel)
 }

@@ -61,11 +61,11 @@ func enrollProof(tb testing.TB, key *ecdsa.PrivateKey, body []byte) authn.ProofR
 func mustEnroll(tb testing.TB, svc *authn.Service, email string) authn.Device {
 	tb.Helper()
 	ctx := context.Background()
-	_, token, err := svc.CreateInvitation(ctx, email)
+	_, token, err := svc.Devices.Invite(ctx, email)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	d, err := svc.EnrollByInvitation(ctx, enrollProof(tb, mustKey(tb), []byte(token)), token, authn.EnrollRequest{Name: "phone"})
+	d, err := svc.Devices.EnrollByInvitation(ctx, enrollProof(tb, mustKey(tb), []byte(token)), token, authn.EnrollRequest{Name: "phone"})
 	if err != nil {
 		tb.Fatalf("enroll: %v", err)
 	}
@@ -75,7 +75,7 @@ func mustEnroll(tb testing.TB, svc *authn.Service, email string) authn.Device {
 func mustApp(tb testing.TB, svc *authn.Service) authn.App {
 	tb.Helper()
 	name, aud, acs := "Jira", "https://sp.example.test/"+rand.Text(), "https://sp.example.test/acs"
-	a, err := svc.CreateApp(context.Background(), authn.AppPatch{Name: &name, Audience: &aud, ACSURL: &acs})
+	a, err := svc.Apps.Create(context.Background(), authn.AppPatch{Name: &name, Audience: &aud, ACSURL: &acs})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -86,11 +86,11 @@ func mustApp(tb testing.TB, svc *authn.Service) authn.App {
 func mustPending(tb testing.TB, svc *authn.Service, app authn.App, email string) (authn.Login, string) {
 	tb.Helper()
 	ctx := context.Background()
-	l, secret, err := svc.Park(ctx, authn.StartLogin{AppID: app.ID, RequestID: "_req" + rand.Text(), ClientIP: "192.0.2.1"})
+	l, secret, err := svc.Logins.Park(ctx, authn.StartLogin{AppID: app.ID, RequestID: "_req" + rand.Text(), ClientIP: "192.0.2.1"})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	l, err = svc.Identify(ctx, mustGetLogin(tb, svc, l.ID, secret), email, "client-"+rand.Text())
+	l, err = svc.Logins.Identify(ctx, mustGetLogin(tb, svc, l.ID, secret), email, "client-"+rand.Text())
 	if err != nil || l.State != authn.StatePending {
 		tb.Fatalf("identify: %v (state %s)", err, l.State)
 	}
@@ -133,7 +133,7 @@ func TestExactlyOnce(t *testing.T) {
 		phones := []authn.Device{mustEnroll(t, svc, email), mustEnroll(t, svc, email)}
 		l, _ := mustPending(t, svc, app, email)
 		wins, errs := race(40, func(i int) error {
-			_, err := svc.Answer(ctx, phones[i%2], l.ID, authn.Decision{Approve: true, Number: l.Number})
+			_, err := svc.Logins.Answer(ctx, phones[i%2], l.ID, authn.Decision{Approve: true, Number: l.Number})
 			return err
 		})
 		if wins != 1 {
@@ -148,7 +148,7 @@ func TestExactlyOnce(t *testing.T) {
 
 	t.Run("using an invitation", func(t *testing.T) {
 		svc := mustService(t)
-		_, token, err := svc.CreateInvitation(ctx, "inv-"+rand.Text()+"@example.com")
+		_, token, err := svc.Devices.Invite(ctx, "inv-"+rand.Text()+"@example.com")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +157,7 @@ func TestExactlyOnce(t *testing.T) {
 			keys[i] = mustKey(t)
 		}
 		wins, errs := race(len(keys), func(i int) error {
-			_, err := svc.EnrollByInvitation(ctx, enrollProof(t, keys[i], []byte(token)), token, authn.EnrollRequest{})
+			_, err := svc.Devices.EnrollByInvitation(ctx, enrollProof(t, keys[i], []byte(token)), token, authn.EnrollRequest{})
 			return err
 		})
 		if wins != 1 {
@@ -176,18 +176,18 @@ func TestExactlyOnce(t *testing.T) {
 		email := "resp-" + rand.Text() + "@example.com"
 		d := mustEnroll(t, svc, email)
 		l, secret := mustPending(t, svc, app, email)
-		if _, err := svc.Answer(ctx, d, l.ID, authn.Decision{Approve: true, Number: l.Number}); err != nil {
+		if _, err := svc.Logins.Answer(ctx, d, l.ID, authn.Decision{Approve: true, Number: l.Number}); err != nil {
 			t.Fatal(err)
 		}
 		var built atomic.Int64
 		var mu sync.Mutex
 		seen := map[string]bool{}
 		wins, errs := race(20, func(int) error {
-			mine, err := svc.GetLogin(ctx, l.ID, secret)
+			mine, err := svc.Logins.Get(ctx, l.ID, secret)
 			if err != nil {
 				return err
 			}
-			got, _, err := svc.Respond(ctx, mine, func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
+			got, _, err := svc.Logins.Respond(ctx, mine, func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
 				built.Add(1)
 				return []byte("response-" + rand.Text()), authn.SessionApp{AppID: app.ID}, nil
 			})
@@ -209,7 +209,7 @@ func TestExactlyOnce(t *testing.T) {
 	t.Run("consuming an AuthnRequest ID", func(t *testing.T) {
 		svc := mustService(t)
 		id := "_" + rand.Text()
-		wins, _ := race(30, func(int) error { return svc.ConsumeRequestID(ctx, "app", id, time.Minute) })
+		wins, _ := race(30, func(int) error { return svc.Logins.ConsumeRequestID(ctx, "app", id, time.Minute) })
 		if wins != 1 {
 			t.Fatalf("%d consumers won, want exactly 1", wins)
 		}
@@ -225,11 +225,11 @@ func TestLoginStates(t *testing.T) {
 	// like an enrolled user, but nothing is pushed and nothing can approve them.
 	decoy := func(t *testing.T, email string) authn.Login {
 		t.Helper()
-		l, secret, err := svc.Park(ctx, authn.StartLogin{AppID: app.ID, Network: "192.0.2.9"})
+		l, secret, err := svc.Logins.Park(ctx, authn.StartLogin{AppID: app.ID, Network: "192.0.2.9"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err = svc.Identify(ctx, mustGetLogin(t, svc, l.ID, secret), email, "192.0.2.9")
+		l, err = svc.Logins.Identify(ctx, mustGetLogin(t, svc, l.ID, secret), email, "192.0.2.9")
 		if err != nil || l.State != authn.StatePending || l.Number < 10 || l.Number > 99 || !l.Decoy || len(l.Devices) != 0 {
 			t.Fatalf("state %s number %d decoy %v devices %v err %v", l.State, l.Number, l.Decoy, l.Devices, err)
 		}
@@ -240,7 +240,7 @@ func TestLoginStates(t *testing.T) {
 	})
 	t.Run("user without a phone waits without a push", func(t *testing.T) {
 		email := "nophone-" + rand.Text() + "@example.com"
-		if _, err := svc.CreateUser(ctx, authn.UserPatch{Email: &email}); err != nil {
+		if _, err := svc.Users.Create(ctx, authn.UserPatch{Email: &email}); err != nil {
 			t.Fatal(err)
 		}
 		decoy(t, email)
@@ -249,38 +249,38 @@ func TestLoginStates(t *testing.T) {
 		email := "sus-" + rand.Text() + "@example.com"
 		d := mustEnroll(t, svc, email)
 		st := authn.UserSuspended
-		if _, err := svc.UpdateUser(ctx, email, authn.UserPatch{Status: &st}); err != nil {
+		if _, err := svc.Users.Update(ctx, email, authn.UserPatch{Status: &st}); err != nil {
 			t.Fatal(err)
 		}
 		l := decoy(t, email)
-		if ls, err := svc.Challenges(ctx, d); err != nil || len(ls) != 0 {
+		if ls, err := svc.Logins.Challenges(ctx, d); err != nil || len(ls) != 0 {
 			t.Fatalf("the phone lists %v (%v)", ls, err)
 		}
-		if _, err := svc.ApproveByNumber(ctx, d, l.Number); !errors.Is(err, authn.ErrNoMatchingChallenge) {
+		if _, err := svc.Logins.ApproveByNumber(ctx, d, l.Number); !errors.Is(err, authn.ErrNoMatchingChallenge) {
 			t.Fatalf("approve by number: %v, want ErrNoMatchingChallenge", err)
 		}
-		if _, err := svc.Answer(ctx, d, l.ID, authn.Decision{Approve: true, Number: l.Number}); !errors.Is(err, authn.ErrNotFound) {
+		if _, err := svc.Logins.Answer(ctx, d, l.ID, authn.Decision{Approve: true, Number: l.Number}); !errors.Is(err, authn.ErrNotFound) {
 			t.Fatalf("answer: %v, want ErrNotFound", err)
 		}
 	})
 
 	t.Run("wrong browser secret", func(t *testing.T) {
-		l, _, _ := svc.Park(ctx, authn.StartLogin{AppID: app.ID})
-		if _, err := svc.GetLogin(ctx, l.ID, "not-the-secret"); !errors.Is(err, authn.ErrForbidden) {
+		l, _, _ := svc.Logins.Park(ctx, authn.StartLogin{AppID: app.ID})
+		if _, err := svc.Logins.Get(ctx, l.ID, "not-the-secret"); !errors.Is(err, authn.ErrForbidden) {
 			t.Fatalf("got %v, want ErrForbidden", err)
 		}
-		if _, err := svc.GetLogin(ctx, l.ID, ""); !errors.Is(err, authn.ErrForbidden) {
+		if _, err := svc.Logins.Get(ctx, l.ID, ""); !errors.Is(err, authn.ErrForbidden) {
 			t.Fatalf("empty secret: got %v, want ErrForbidden", err)
 		}
 	})
 
 	t.Run("email submissions are rate limited per client", func(t *testing.T) {
 		svc := mustServiceWith(t, authn.Config{IdentifyLimit: 10})
-		l, secret, _ := svc.Park(ctx, authn.StartLogin{AppID: app.ID})
+		l, secret, _ := svc.Logins.Park(ctx, authn.StartLogin{AppID: app.ID})
 		client := "flood-" + rand.Text()
 		var err error
 		for range 11 {
-			_, err = svc.Identify(ctx, mustGetLogin(t, svc, l.ID, secret), "not an email", client)
+			_, err = svc.Logins.Identify(ctx, mustGetLogin(t, svc, l.ID, secret), "not an email", client)
 		}
 		if !errors.Is(err, authn.ErrRateLimited) {
 			t.Fatalf("11th submission: %v, want ErrRateLimited", err)
@@ -291,11 +291,11 @@ func TestLoginStates(t *testing.T) {
 		email := "pend-" + rand.Text() + "@example.com"
 		mustEnroll(t, svc, email)
 		l, secret := mustPending(t, svc, app, email)
-		mine, err := svc.GetLogin(ctx, l.ID, secret)
+		mine, err := svc.Logins.Get(ctx, l.ID, secret)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _, err = svc.Respond(ctx, mine, func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
+		_, _, err = svc.Logins.Respond(ctx, mine, func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
 			return []byte("x"), authn.SessionApp{}, nil
 		})
 		if !errors.Is(err, authn.ErrConflict) {
@@ -306,7 +306,7 @@ func TestLoginStates(t *testing.T) {
 
 func mustGetLogin(tb testing.TB, svc *authn.Service, id, secret string) authn.Login {
 	tb.Helper()
-	l, err := svc.GetLogin(context.Background(), id, secret)
+	l, err := svc.Logins.Get(context.Background(), id, secret)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -319,22 +319,22 @@ func TestEnrollmentKeepsInvitationOnFailure(t *testing.T) {
 	ctx := context.Background()
 	svc := mustService(t)
 	taken := mustKey(t)
-	_, first, _ := svc.CreateInvitation(ctx, "ken@example.com")
-	if _, err := svc.EnrollByInvitation(ctx, enrollProof(t, taken, []byte(first)), first, authn.EnrollRequest{}); err != nil {
+	_, first, _ := svc.Devices.Invite(ctx, "ken@example.com")
+	if _, err := svc.Devices.EnrollByInvitation(ctx, enrollProof(t, taken, []byte(first)), first, authn.EnrollRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	_, token, _ := svc.CreateInvitation(ctx, "ken@example.com")
-	if _, err := svc.EnrollByInvitation(ctx, enrollProof(t, taken, []byte(token)), token, authn.EnrollRequest{}); !errors.Is(err, authn.ErrConflict) {
+	_, token, _ := svc.Devices.Invite(ctx, "ken@example.com")
+	if _, err := svc.Devices.EnrollByInvitation(ctx, enrollProof(t, taken, []byte(token)), token, authn.EnrollRequest{}); !errors.Is(err, authn.ErrConflict) {
 		t.Fatalf("enrolling a key twice: %v, want ErrConflict", err)
 	}
-	if _, err := svc.EnrollByInvitation(ctx, enrollProof(t, mustKey(t), []byte(token)), token, authn.EnrollRequest{}); err != nil {
+	if _, err := svc.Devices.EnrollByInvitation(ctx, enrollProof(t, mustKey(t), []byte(token)), token, authn.EnrollRequest{}); err != nil {
 		t.Fatalf("the invitation was used up by the refused enrollment: %v", err)
 	}
 	for _, id := range []string{"", "UPPER", "../x", strings.Repeat("a", 65), "a b"} {
-		if _, err := svc.GetLogin(ctx, id, "secret"); !errors.Is(err, authn.ErrNotFound) {
+		if _, err := svc.Logins.Get(ctx, id, "secret"); !errors.Is(err, authn.ErrNotFound) {
 			t.Errorf("GetLogin(%q): %v, want ErrNotFound", id, err)
 		}
-		if _, err := svc.GetApp(ctx, id); !errors.Is(err, authn.ErrNotFound) {
+		if _, err := svc.Apps.Get(ctx, id); !errors.Is(err, authn.ErrNotFound) {
 			t.Errorf("GetApp(%q): %v, want ErrNotFound", id, err)
 		}
 	}
@@ -364,7 +364,7 @@ func TestEmailCodeGuessBurst(t *testing.T) {
 	t.Cleanup(svc.Close)
 	ctx := context.Background()
 	const victim = "victim@example.com"
-	if _, err := svc.RequestEmailCode(ctx, victim, "victim-phone"); err != nil {
+	if _, err := svc.Devices.RequestEmailCode(ctx, victim, "victim-phone"); err != nil {
 		t.Fatal(err)
 	}
 	code := mail.last
@@ -383,7 +383,7 @@ func TestEmailCodeGuessBurst(t *testing.T) {
 	var compared, locked atomic.Int64
 	race(n, func(i int) error {
 		body := []byte(`{"email":"` + victim + `"}`)
-		_, err := svc.EnrollByEmail(ctx, enrollProof(t, keys[i], body), victim, guesses[i], fmt.Sprint("client-", i), authn.EnrollRequest{Name: "guess"})
+		_, err := svc.Devices.EnrollByEmail(ctx, enrollProof(t, keys[i], body), victim, guesses[i], fmt.Sprint("client-", i), authn.EnrollRequest{Name: "guess"})
 		switch {
 		case err == nil, errors.Is(err, authn.ErrCodeInvalid):
 			compared.Add(1)
@@ -398,7 +398,7 @@ func TestEmailCodeGuessBurst(t *testing.T) {
 		t.Fatalf("%d guesses compared with the code, %d refused as locked; want at most %d compared", compared.Load(), locked.Load(), authn.EmailCodeMaxWrong)
 	}
 	body := []byte(`{"email":"` + victim + `"}`)
-	if _, err := svc.EnrollByEmail(ctx, enrollProof(t, mustKey(t), body), victim, code, "victim-phone", authn.EnrollRequest{Name: "phone"}); !errors.Is(err, authn.ErrCodeLocked) {
+	if _, err := svc.Devices.EnrollByEmail(ctx, enrollProof(t, mustKey(t), body), victim, code, "victim-phone", authn.EnrollRequest{Name: "phone"}); !errors.Is(err, authn.ErrCodeLocked) {
 		t.Fatalf("the right code after the burst: %v, want ErrCodeLocked", err)
 	}
 }
@@ -411,7 +411,7 @@ func TestEmailCodeTriesPerClient(t *testing.T) {
 	for i := range authn.EmailClientLimit + 1 {
 		email := fmt.Sprintf("user%d@example.com", i)
 		body := []byte(`{"email":"` + email + `"}`)
-		_, last = svc.EnrollByEmail(ctx, enrollProof(t, mustKey(t), body), email, "123456", "one-client", authn.EnrollRequest{Name: "guess"})
+		_, last = svc.Devices.EnrollByEmail(ctx, enrollProof(t, mustKey(t), body), email, "123456", "one-client", authn.EnrollRequest{Name: "guess"})
 		if i < authn.EmailClientLimit && !errors.Is(last, authn.ErrCodeInvalid) {
 			t.Fatalf("try %d: %v, want ErrCodeInvalid", i+1, last)
 		}
@@ -430,14 +430,14 @@ func TestRightCodeGivesItsTryBack(t *testing.T) {
 	ctx := context.Background()
 	const email = "ada@example.com"
 	for i := range authn.EmailCodeMaxWrong + 1 { // more right codes than wrong tries allowed
-		if _, err := svc.RequestEmailCode(ctx, email, fmt.Sprint("phone-", i)); err != nil {
+		if _, err := svc.Devices.RequestEmailCode(ctx, email, fmt.Sprint("phone-", i)); err != nil {
 			if errors.Is(err, authn.ErrRateLimited) {
 				break // sends are limited too; enough right codes were used by then
 			}
 			t.Fatal(err)
 		}
 		body := []byte(`{"email":"` + email + `"}`)
-		if _, err := svc.EnrollByEmail(ctx, enrollProof(t, mustKey(t), body), email, mail.last, fmt.Sprint("phone-", i), authn.EnrollRequest{Name: "phone"}); err != nil {
+		if _, err := svc.Devices.EnrollByEmail(ctx, enrollProof(t, mustKey(t), body), email, mail.last, fmt.Sprint("phone-", i), authn.EnrollRequest{Name: "phone"}); err != nil {
 			t.Fatalf("right code %d: %v", i+1, err)
 		}
 	}
@@ -452,20 +452,20 @@ func TestDeletedUserStaysDeleted(t *testing.T) {
 	ctx := context.Background()
 	svc := mustService(t)
 	const leaver = "leaver@example.com"
-	_, token, err := svc.CreateInvitation(ctx, leaver)
+	_, token, err := svc.Devices.Invite(ctx, leaver)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.DeleteUser(ctx, leaver); err != nil {
+	if err := svc.Users.Delete(ctx, leaver); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.GetInvitation(ctx, token); !errors.Is(err, authn.ErrNotFound) {
+	if _, err := svc.Devices.Invitation(ctx, token); !errors.Is(err, authn.ErrNotFound) {
 		t.Fatalf("invitation after its user was deleted: %v, want ErrNotFound", err)
 	}
-	if _, err := svc.EnrollByInvitation(ctx, enrollProof(t, mustKey(t), []byte(token)), token, authn.EnrollRequest{}); !errors.Is(err, authn.ErrInvitation) {
+	if _, err := svc.Devices.EnrollByInvitation(ctx, enrollProof(t, mustKey(t), []byte(token)), token, authn.EnrollRequest{}); !errors.Is(err, authn.ErrInvitation) {
 		t.Fatalf("enrolling with a withdrawn invitation: %v, want ErrInvitation", err)
 	}
-	if _, err := svc.GetUser(ctx, leaver); !errors.Is(err, authn.ErrNotFound) {
+	if _, err := svc.Users.Get(ctx, leaver); !errors.Is(err, authn.ErrNotFound) {
 		t.Fatalf("the deleted user came back: %v", err)
 	}
 }
@@ -484,7 +484,7 @@ func TestRespondRace(t *testing.T) {
 	approved := func(t *testing.T) (authn.Login, string) {
 		t.Helper()
 		l, secret := mustPending(t, svc, app, email)
-		if _, err := svc.Answer(ctx, d, l.ID, authn.Decision{Approve: true, Number: l.Number}); err != nil {
+		if _, err := svc.Logins.Answer(ctx, d, l.ID, authn.Decision{Approve: true, Number: l.Number}); err != nil {
 			t.Fatal(err)
 		}
 		return l, secret
@@ -497,7 +497,7 @@ func TestRespondRace(t *testing.T) {
 				n++
 			}
 		}
-		sessions, err := svc.EndUserSessions(ctx, email)
+		sessions, err := svc.Sessions.EndUser(ctx, email)
 		if n != 1 || sessions != 1 || len(responses) != 1 || err != nil {
 			t.Fatalf("%d cookies, %d sessions, %d different Responses (%v); want 1, 1, 1", n, sessions, len(responses), err)
 		}
@@ -508,7 +508,7 @@ func TestRespondRace(t *testing.T) {
 		responses := map[string]bool{}
 		var cookies []string
 		for _, read := range []authn.Login{first, second} {
-			got, cookie, err := svc.Respond(ctx, read, build)
+			got, cookie, err := svc.Logins.Respond(ctx, read, build)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -523,7 +523,7 @@ func TestRespondRace(t *testing.T) {
 		responses := map[string]bool{}
 		var cookies []string
 		race(10, func(int) error {
-			got, cookie, err := svc.Respond(ctx, read, build)
+			got, cookie, err := svc.Logins.Respond(ctx, read, build)
 			mu.Lock()
 			defer mu.Unlock()
 			cookies, responses[string(got.Response)] = append(cookies, cookie), true
@@ -542,30 +542,30 @@ func TestRemovedPhoneOpensNoSession(t *testing.T) {
 	const email = "lost@example.com"
 	d := mustEnroll(t, svc, email)
 	l, secret := mustPending(t, svc, app, email)
-	if _, err := svc.Answer(ctx, d, l.ID, authn.Decision{Approve: true, Number: l.Number}); err != nil {
+	if _, err := svc.Logins.Answer(ctx, d, l.ID, authn.Decision{Approve: true, Number: l.Number}); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.RemoveDevice(ctx, email, d.ID); err != nil {
+	if err := svc.Devices.Remove(ctx, email, d.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, cookie, err := svc.Respond(ctx, mustGetLogin(t, svc, l.ID, secret), func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
+	_, cookie, err := svc.Logins.Respond(ctx, mustGetLogin(t, svc, l.ID, secret), func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
 		return []byte("response"), authn.SessionApp{AppID: app.ID}, nil
 	})
 	if !errors.Is(err, authn.ErrForbidden) || cookie != "" {
 		t.Fatalf("Respond after the approving phone was removed: cookie %q, %v; want ErrForbidden", cookie, err)
 	}
-	if n, _ := svc.EndUserSessions(ctx, email); n != 0 {
+	if n, _ := svc.Sessions.EndUser(ctx, email); n != 0 {
 		t.Fatalf("%d sessions opened", n)
 	}
 
 	t.Run("removed while the Response is being signed", func(t *testing.T) {
 		d := mustEnroll(t, svc, email)
 		l, secret := mustPending(t, svc, app, email)
-		if _, err := svc.Answer(ctx, d, l.ID, authn.Decision{Approve: true, Number: l.Number}); err != nil {
+		if _, err := svc.Logins.Answer(ctx, d, l.ID, authn.Decision{Approve: true, Number: l.Number}); err != nil {
 			t.Fatal(err)
 		}
-		_, cookie, err := svc.Respond(ctx, mustGetLogin(t, svc, l.ID, secret), func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
-			if err := svc.RemoveDevice(ctx, email, d.ID); err != nil { // the admin acts while we sign
+		_, cookie, err := svc.Logins.Respond(ctx, mustGetLogin(t, svc, l.ID, secret), func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
+			if err := svc.Devices.Remove(ctx, email, d.ID); err != nil { // the admin acts while we sign
 				return nil, authn.SessionApp{}, err
 			}
 			return []byte("response"), authn.SessionApp{AppID: app.ID}, nil
@@ -573,7 +573,7 @@ func TestRemovedPhoneOpensNoSession(t *testing.T) {
 		if !errors.Is(err, authn.ErrForbidden) || cookie != "" {
 			t.Fatalf("Respond while the approving phone was removed: cookie %q, %v; want ErrForbidden", cookie, err)
 		}
-		if n, _ := svc.EndUserSessions(ctx, email); n != 0 {
+		if n, _ := svc.Sessions.EndUser(ctx, email); n != 0 {
 			t.Fatalf("%d sessions opened by a removed phone's approval", n)
 		}
 	})
@@ -586,7 +586,7 @@ func TestDeleteUserRacesInvitation(t *testing.T) {
 	svc := mustService(t)
 	for i := range 150 {
 		email := fmt.Sprintf("del%d@example.com", i)
-		_, token, err := svc.CreateInvitation(ctx, email)
+		_, token, err := svc.Devices.Invite(ctx, email)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -594,15 +594,15 @@ func TestDeleteUserRacesInvitation(t *testing.T) {
 		race(2, func(j int) error {
 			if j == 0 {
 				time.Sleep(time.Duration(i%30) * 50 * time.Microsecond)
-				return svc.DeleteUser(ctx, email)
+				return svc.Users.Delete(ctx, email)
 			}
-			_, err := svc.EnrollByInvitation(ctx, pr, token, authn.EnrollRequest{Name: "phone"})
+			_, err := svc.Devices.EnrollByInvitation(ctx, pr, token, authn.EnrollRequest{Name: "phone"})
 			return err
 		})
-		if _, err := svc.GetUser(ctx, email); !errors.Is(err, authn.ErrNotFound) {
+		if _, err := svc.Users.Get(ctx, email); !errors.Is(err, authn.ErrNotFound) {
 			t.Fatalf("race %d: the deleted user exists afterwards (%v)", i, err)
 		}
-		if ds, err := svc.ListDevices(ctx, email); err != nil || len(ds) != 0 {
+		if ds, err := svc.Devices.List(ctx, email); err != nil || len(ds) != 0 {
 			t.Fatalf("race %d: %d devices left for the deleted user (%v)", i, len(ds), err)
 		}
 	}

@@ -47,7 +47,7 @@ type Invitation struct {
 }
 
 // EnrollURL is the https enrollment link of an invitation token (also the fallback page on a computer).
-func (s *Service) EnrollURL(token string) string {
+func (s *Devices) EnrollURL(token string) string {
 	return strings.TrimRight(s.cfg.BaseURL, "/") + "/enroll?token=" + url.QueryEscape(token)
 }
 
@@ -62,7 +62,7 @@ func invitationID(token string) string {
 	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
-func (s *Service) domainAllowed(email string) bool {
+func (s *core) domainAllowed(email string) bool {
 	if len(s.cfg.AllowedDomains) == 0 {
 		return true
 	}
@@ -75,9 +75,9 @@ func (s *Service) domainAllowed(email string) bool {
 	return false
 }
 
-// CreateInvitation makes a one-time enrollment token for email, creating the user when it does not exist.
+// Invite makes a one-time enrollment token for email, creating the user when it does not exist.
 // It returns the invitation and the token (which is not stored in clear).
-func (s *Service) CreateInvitation(ctx context.Context, rawEmail string) (Invitation, string, error) {
+func (s *Devices) Invite(ctx context.Context, rawEmail string) (Invitation, string, error) {
 	email, err := NormalizeEmail(rawEmail)
 	if err != nil {
 		return Invitation{}, "", err
@@ -102,8 +102,8 @@ func (s *Service) CreateInvitation(ctx context.Context, rawEmail string) (Invita
 	return inv, token, nil
 }
 
-// GetInvitation returns the live invitation of token.
-func (s *Service) GetInvitation(ctx context.Context, token string) (Invitation, error) {
+// Invitation returns the live invitation of token.
+func (s *Devices) Invitation(ctx context.Context, token string) (Invitation, error) {
 	if token == "" || len(token) > 200 {
 		return Invitation{}, newErr(ErrNotFound, "invitation not found, used or expired")
 	}
@@ -123,9 +123,9 @@ type ProofRequest struct {
 	Body   []byte
 }
 
-// AuthenticateDevice verifies a proof made with an enrolled device's key, consumes its one-time id, and
+// Authenticate verifies a proof made with an enrolled device's key, consumes its one-time id, and
 // returns that device. A removed device is refused (ErrUnknownDevice).
-func (s *Service) AuthenticateDevice(ctx context.Context, pr ProofRequest) (Device, error) {
+func (s *Devices) Authenticate(ctx context.Context, pr ProofRequest) (Device, error) {
 	if pr.Proof == "" {
 		return Device{}, newErr(ErrInvalidProof, "the Device-Proof header is missing")
 	}
@@ -166,7 +166,7 @@ func (s *Service) AuthenticateDevice(ctx context.Context, pr ProofRequest) (Devi
 	return d, nil
 }
 
-func (s *Service) consumeJTI(ctx context.Context, thumbprint, jti string) error {
+func (s *core) consumeJTI(ctx context.Context, thumbprint, jti string) error {
 	if jti == "" || len(jti) > 128 {
 		return newErr(ErrInvalidProof, "the device proof has no valid jti")
 	}
@@ -205,7 +205,7 @@ func (r EnrollRequest) validate() error {
 
 // verifyEnrollmentProof checks a proof signed by the key being enrolled (the JWK rides in the proof header)
 // and returns that key as stored JWK JSON plus its thumbprint.
-func (s *Service) verifyEnrollmentProof(ctx context.Context, pr ProofRequest) (string, string, error) {
+func (s *core) verifyEnrollmentProof(ctx context.Context, pr ProofRequest) (string, string, error) {
 	if pr.Proof == "" {
 		return "", "", newErr(ErrInvalidProof, "the Device-Proof header is missing")
 	}
@@ -230,7 +230,7 @@ func (s *Service) verifyEnrollmentProof(ctx context.Context, pr ProofRequest) (s
 
 // EnrollByInvitation enrolls the key that signed pr for the invitation's user, consuming the invitation.
 // The proof is checked before the invitation is used, so a bad proof does not burn it.
-func (s *Service) EnrollByInvitation(ctx context.Context, pr ProofRequest, token string, r EnrollRequest) (Device, error) {
+func (s *Devices) EnrollByInvitation(ctx context.Context, pr ProofRequest, token string, r EnrollRequest) (Device, error) {
 	if err := r.validate(); err != nil {
 		return Device{}, err
 	}
@@ -272,7 +272,7 @@ var errUserGone = errors.New("authn: user deleted")
 // addDevice enrolls a device for email, creating the user when create is set (self-service) and otherwise
 // requiring it to exist (errUserGone). A user deleted while the device was being added takes the device
 // along: the user is read again once the device exists, and DeleteUser removes devices after the user.
-func (s *Service) addDevice(ctx context.Context, email, jwk, thumb string, r EnrollRequest, create bool) (Device, error) {
+func (s *core) addDevice(ctx context.Context, email, jwk, thumb string, r EnrollRequest, create bool) (Device, error) {
 	if !s.domainAllowed(email) {
 		return Device{}, newErr(ErrEmailNotAllowed, "%s is not in an allowed domain", email)
 	}
@@ -280,7 +280,7 @@ func (s *Service) addDevice(ctx context.Context, email, jwk, thumb string, r Enr
 	var err error
 	if create {
 		u, err = s.ensureUser(ctx, email)
-	} else if u, err = s.GetUser(ctx, email); errors.Is(err, ErrNotFound) {
+	} else if u, err = s.svc.Users.Get(ctx, email); errors.Is(err, ErrNotFound) {
 		err = errUserGone
 	}
 	if err != nil {
@@ -320,8 +320,8 @@ func (s *Service) addDevice(ctx context.Context, email, jwk, thumb string, r Enr
 	if err := s.devices.Create(ctx, d.ID, d, 0, "user:"+email); err != nil {
 		return Device{}, internal("create device", err)
 	}
-	if _, err := s.GetUser(ctx, email); errors.Is(err, ErrNotFound) {
-		if rerr := s.RemoveDevice(ctx, email, d.ID); rerr != nil && !errors.Is(rerr, ErrNotFound) {
+	if _, err := s.svc.Users.Get(ctx, email); errors.Is(err, ErrNotFound) {
+		if rerr := s.svc.Devices.Remove(ctx, email, d.ID); rerr != nil && !errors.Is(rerr, ErrNotFound) {
 			s.log.Warn("remove the device of a user deleted meanwhile", "device", d.ID, "err", rerr)
 		}
 		return Device{}, errUserGone
@@ -333,8 +333,8 @@ func (s *Service) addDevice(ctx context.Context, email, jwk, thumb string, r Enr
 	return d, nil
 }
 
-// ListDevices returns the devices enrolled for email, oldest first.
-func (s *Service) ListDevices(ctx context.Context, email string) ([]Device, error) {
+// List returns the devices enrolled for email, oldest first.
+func (s *Devices) List(ctx context.Context, email string) ([]Device, error) {
 	ds, err := s.devices.ListIndex(ctx, "user:"+strings.ToLower(email))
 	if err != nil {
 		return nil, internal("list devices", err)
@@ -348,8 +348,8 @@ func sortDevices(ds []Device) {
 	sortBy(ds, func(d Device) string { return d.CreatedAt.Format(time.RFC3339Nano) + d.ID })
 }
 
-// GetDevice returns the device id of the user email.
-func (s *Service) GetDevice(ctx context.Context, email, id string) (Device, error) {
+// Get returns the device id of the user email.
+func (s *Devices) Get(ctx context.Context, email, id string) (Device, error) {
 	if !plausibleID(id) {
 		return Device{}, newErr(ErrNotFound, "device not found")
 	}
@@ -360,8 +360,8 @@ func (s *Service) GetDevice(ctx context.Context, email, id string) (Device, erro
 	return d, internal("get device", err)
 }
 
-// RenameDevice changes the name of a device of email.
-func (s *Service) RenameDevice(ctx context.Context, email, id, name string) (Device, error) {
+// Rename changes the name of a device of email.
+func (s *Devices) Rename(ctx context.Context, email, id, name string) (Device, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || len(name) > maxNameLen {
 		return Device{}, newErr(ErrInvalid, "name must be 1 to %d characters", maxNameLen)
@@ -374,7 +374,7 @@ func (s *Service) RenameDevice(ctx context.Context, email, id, name string) (Dev
 
 // UpdatePushToken replaces the FCM token of a device (empty: no pushes, the device pulls). Besides enrollment
 // this is the only way a device's token changes.
-func (s *Service) UpdatePushToken(ctx context.Context, email, id, token string) (Device, error) {
+func (s *Devices) UpdatePushToken(ctx context.Context, email, id, token string) (Device, error) {
 	token = strings.TrimSpace(token)
 	if len(token) > 4096 {
 		return Device{}, newErr(ErrInvalid, "fcm_token is longer than 4096 characters")
@@ -390,7 +390,7 @@ func (s *Service) UpdatePushToken(ctx context.Context, email, id, token string) 
 	})
 }
 
-func (s *Service) updateDevice(ctx context.Context, email, id string, change func(Device) Device) (Device, error) {
+func (s *core) updateDevice(ctx context.Context, email, id string, change func(Device) Device) (Device, error) {
 	if !plausibleID(id) {
 		return Device{}, newErr(ErrNotFound, "device not found")
 	}
@@ -407,7 +407,7 @@ func (s *Service) updateDevice(ctx context.Context, email, id string, change fun
 }
 
 // markPushDead records that FCM refused the device's token (unless it was replaced meanwhile).
-func (s *Service) markPushDead(ctx context.Context, id, token string) {
+func (s *core) markPushDead(ctx context.Context, id, token string) {
 	_, err := s.devices.Update(ctx, id, func(cur Device) (Device, error) {
 		if cur.FCMToken == token {
 			cur.PushStatus = PushDead
@@ -419,9 +419,9 @@ func (s *Service) markPushDead(ctx context.Context, id, token string) {
 	}
 }
 
-// RemoveDevice revokes a device of email: its signatures are refused from the next request on.
-func (s *Service) RemoveDevice(ctx context.Context, email, id string) error {
-	d, err := s.GetDevice(ctx, email, id)
+// Remove revokes a device of email: its signatures are refused from the next request on.
+func (s *Devices) Remove(ctx context.Context, email, id string) error {
+	d, err := s.svc.Devices.Get(ctx, email, id)
 	if err != nil {
 		return err
 	}
@@ -447,7 +447,7 @@ func (s *Service) RemoveDevice(ctx context.Context, email, id string) error {
 }
 
 // announceDevice mails the account's address that a device was added, so a stranger's enrollment is noticed.
-func (s *Service) announceDevice(d Device) {
+func (s *core) announceDevice(d Device) {
 	body := fmt.Sprintf("A new device, %q, was added to your Passport account %s at %s UTC.\n\nIt can now approve sign-ins for you. If this was not you, tell your administrator at once: they can remove the device.\n",
 		d.Name, d.Email, d.CreatedAt.UTC().Format("2006-01-02 15:04"))
 	s.bg.Add(1)
@@ -461,15 +461,15 @@ func (s *Service) announceDevice(d Device) {
 	}()
 }
 
-// RemoveDevices revokes every device of email and returns how many there were.
-func (s *Service) RemoveDevices(ctx context.Context, email string) (int, error) {
-	devs, err := s.ListDevices(ctx, email)
+// RemoveAll revokes every device of email and returns how many there were.
+func (s *Devices) RemoveAll(ctx context.Context, email string) (int, error) {
+	devs, err := s.svc.Devices.List(ctx, email)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, d := range devs {
-		switch err := s.RemoveDevice(ctx, email, d.ID); {
+		switch err := s.svc.Devices.Remove(ctx, email, d.ID); {
 		case err == nil:
 			n++
 		case !errors.Is(err, ErrNotFound): // already gone is fine

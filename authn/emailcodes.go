@@ -37,7 +37,7 @@ func emailClientKey(key string) string { return "email-code-client:" + key }
 func emailEnrollClientKey(key string) string {
 	return "email-enroll-client:" + key
 }
-func (s *Service) codeHash(code string) string {
+func (s *core) codeHash(code string) string {
 	m := hmac.New(sha256.New, []byte("passport email code"))
 	m.Write([]byte(code))
 	return hex.EncodeToString(m.Sum(nil))
@@ -45,7 +45,7 @@ func (s *Service) codeHash(code string) string {
 
 // RequestEmailCode mails a fresh six-digit code to email, voiding the one before. Sends are limited per address
 // and per client; an address whose wrong tries are used up gets ErrCodeLocked until its hour is over.
-func (s *Service) RequestEmailCode(ctx context.Context, rawEmail, clientKey string) (time.Time, error) {
+func (s *Devices) RequestEmailCode(ctx context.Context, rawEmail, clientKey string) (time.Time, error) {
 	email, err := NormalizeEmail(rawEmail)
 	if err != nil {
 		return time.Time{}, err
@@ -85,7 +85,7 @@ func (s *Service) RequestEmailCode(ctx context.Context, rawEmail, clientKey stri
 	return expires, nil
 }
 
-func (s *Service) checkLocked(ctx context.Context, email string) error {
+func (s *core) checkLocked(ctx context.Context, email string) error {
 	n, reset, err := s.st.Count(ctx, emailFailKey(email))
 	if err != nil {
 		return internal("count wrong codes", err)
@@ -100,7 +100,7 @@ func (s *Service) checkLocked(ctx context.Context, email string) error {
 // consumed atomically (two racing correct answers: one wins); wrong tries count per address, not per code,
 // and each try takes its place in that count before the code is looked at, so however many tries arrive at
 // once, no more than EmailCodeMaxWrong are ever compared. Tries are limited per client as well.
-func (s *Service) EnrollByEmail(ctx context.Context, pr ProofRequest, rawEmail, code, clientKey string, r EnrollRequest) (Device, error) {
+func (s *Devices) EnrollByEmail(ctx context.Context, pr ProofRequest, rawEmail, code, clientKey string, r EnrollRequest) (Device, error) {
 	if err := r.validate(); err != nil {
 		return Device{}, err
 	}

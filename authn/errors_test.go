@@ -57,18 +57,18 @@ func TestActivateRefusals(t *testing.T) {
 	rand.Read(other)
 	sealed := serviceOn(st, kek)
 	defer sealed.Close()
-	if _, err := sealed.KeyRing(ctx, "IdP"); err != nil {
+	if _, err := sealed.Keys.Ring(ctx, "IdP"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sealed.ActivateNextKey(ctx, 0); !errors.Is(err, authn.ErrNoNextKey) {
+	if _, err := sealed.Keys.Activate(ctx, 0); !errors.Is(err, authn.ErrNoNextKey) {
 		t.Fatalf("activate with nothing staged: %v, want %v", err, authn.ErrNoNextKey)
 	}
-	if _, err := sealed.StageNextKey(ctx, "IdP"); err != nil {
+	if _, err := sealed.Keys.Stage(ctx, "IdP"); err != nil {
 		t.Fatal(err)
 	}
 	stranger := serviceOn(st, other)
 	defer stranger.Close()
-	_, err := stranger.ActivateNextKey(ctx, 0)
+	_, err := stranger.Keys.Activate(ctx, 0)
 	if !errors.Is(err, authn.ErrKeyUnopenable) {
 		t.Fatalf("activate a key sealed under another key-encryption key: %v, want %v", err, authn.ErrKeyUnopenable)
 	}
@@ -77,7 +77,7 @@ func TestActivateRefusals(t *testing.T) {
 		t.Errorf("refusal %#v: want the sentinel's message and the cause", de)
 	}
 	// Nothing changed: the key that opens still activates.
-	if _, err := sealed.ActivateNextKey(ctx, 0); err != nil {
+	if _, err := sealed.Keys.Activate(ctx, 0); err != nil {
 		t.Errorf("activate with the right key-encryption key: %v", err)
 	}
 }

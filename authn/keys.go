@@ -82,7 +82,7 @@ const keyRingID = "keyring"
 const CertificateLifetime = 5 * 365 * 24 * time.Hour
 
 // seal encrypts a private key PEM with the key-encryption key, when one is configured.
-func (s *Service) seal(k *SigningKey) (storedKey, error) {
+func (s *core) seal(k *SigningKey) (storedKey, error) {
 	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k.Key)})
 	sk := storedKey{CertPEM: string(k.CertificatePEM)}
 	if len(s.cfg.KeyEncryptionKey) == 0 {
@@ -101,7 +101,7 @@ func (s *Service) seal(k *SigningKey) (storedKey, error) {
 	return sk, nil
 }
 
-func (s *Service) kek() (cipher.AEAD, error) {
+func (s *core) kek() (cipher.AEAD, error) {
 	if len(s.cfg.KeyEncryptionKey) != 32 {
 		return nil, errors.New("authn: the key-encryption key must be 32 bytes")
 	}
@@ -112,7 +112,7 @@ func (s *Service) kek() (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-func (s *Service) unseal(sk storedKey) (*SigningKey, error) {
+func (s *core) unseal(sk storedKey) (*SigningKey, error) {
 	keyPEM := []byte(sk.KeyPEM)
 	if sk.KeySeal != "" {
 		if len(s.cfg.KeyEncryptionKey) == 0 {
@@ -136,7 +136,7 @@ func (s *Service) unseal(sk storedKey) (*SigningKey, error) {
 	return ParseSigningKey([]byte(sk.CertPEM), keyPEM)
 }
 
-func (s *Service) loadRing(sr storedRing) (*KeyRing, error) {
+func (s *core) loadRing(sr storedRing) (*KeyRing, error) {
 	cur, err := s.unseal(sr.Current)
 	if err != nil {
 		return nil, err
@@ -157,10 +157,10 @@ func (s *Service) loadRing(sr storedRing) (*KeyRing, error) {
 	return r, nil
 }
 
-// KeyRing returns the IdP's keys, creating an RSA-2048 key and self-signed certificate on first start.
+// Ring returns the IdP's keys, creating an RSA-2048 key and self-signed certificate on first start.
 // Concurrent first starts (several replicas) agree on one key: the first to store it wins.
-func (s *Service) KeyRing(ctx context.Context, entityID string) (*KeyRing, error) {
-	if r, err := s.LoadKeyRing(ctx); !errors.Is(err, ErrNoKeyRing) {
+func (s *Keys) Ring(ctx context.Context, entityID string) (*KeyRing, error) {
+	if r, err := s.svc.Keys.Load(ctx); !errors.Is(err, ErrNoKeyRing) {
 		return r, err
 	}
 	sk, err := s.newStoredKey(entityID)
@@ -170,11 +170,11 @@ func (s *Service) KeyRing(ctx context.Context, entityID string) (*KeyRing, error
 	if err := s.keys.Create(ctx, keyRingID, storedRing{Current: sk}, 0); err != nil && !errors.Is(err, store.ErrAlreadyExists) {
 		return nil, internal("store signing key", err)
 	}
-	return s.LoadKeyRing(ctx) // ours, or the one a concurrent first start stored first
+	return s.svc.Keys.Load(ctx) // ours, or the one a concurrent first start stored first
 }
 
 // newStoredKey generates a signing key for entityID, sealed for the store when a key-encryption key is set.
-func (s *Service) newStoredKey(entityID string) (storedKey, error) {
+func (s *core) newStoredKey(entityID string) (storedKey, error) {
 	k, err := GenerateSigningKey(entityID, s.now())
 	if err != nil {
 		return storedKey{}, err
@@ -182,8 +182,8 @@ func (s *Service) newStoredKey(entityID string) (storedKey, error) {
 	return s.seal(k)
 }
 
-// LoadKeyRing returns the IdP's keys as stored, without ever creating them (ErrNoKeyRing when missing).
-func (s *Service) LoadKeyRing(ctx context.Context) (*KeyRing, error) {
+// Load returns the IdP's keys as stored, without ever creating them (ErrNoKeyRing when missing).
+func (s *Keys) Load(ctx context.Context) (*KeyRing, error) {
 	sr, err := s.keys.Get(ctx, keyRingID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNoKeyRing
@@ -194,10 +194,10 @@ func (s *Service) LoadKeyRing(ctx context.Context) (*KeyRing, error) {
 	return s.loadRing(sr)
 }
 
-// StageNextKey generates the next signing key (if none is staged) so metadata publishes it beside the
+// Stage generates the next signing key (if none is staged) so metadata publishes it beside the
 // current one. SPs that refresh metadata then trust it before it ever signs. Every replica is told.
-func (s *Service) StageNextKey(ctx context.Context, entityID string) (*KeyRing, error) {
-	if _, err := s.LoadKeyRing(ctx); err != nil {
+func (s *Keys) Stage(ctx context.Context, entityID string) (*KeyRing, error) {
+	if _, err := s.svc.Keys.Load(ctx); err != nil {
 		return nil, err
 	}
 	sk, err := s.newStoredKey(entityID)
@@ -224,8 +224,8 @@ func (s *Service) StageNextKey(ctx context.Context, entityID string) (*KeyRing, 
 	return r, nil
 }
 
-// ActivateNextKey makes the staged key the signing key. The old certificate stays published for grace.
-func (s *Service) ActivateNextKey(ctx context.Context, grace time.Duration) (*KeyRing, error) {
+// Activate makes the staged key the signing key. The old certificate stays published for grace.
+func (s *Keys) Activate(ctx context.Context, grace time.Duration) (*KeyRing, error) {
 	now := s.now()
 	sr, err := s.keys.Update(ctx, keyRingID, func(cur storedRing) (storedRing, error) {
 		if cur.Next == nil {
@@ -269,17 +269,17 @@ const (
 	staticKeyMarkTTL = 3 * time.Minute
 )
 
-// NoteStaticKey records, for the keys command, that a server on this store signs with a key from files (so
+// NoteStatic records, for the keys command, that a server on this store signs with a key from files (so
 // the keys in the store are not the ones in use). Call it at start and then every minute.
-func (s *Service) NoteStaticKey(ctx context.Context) error {
+func (s *Keys) NoteStatic(ctx context.Context) error {
 	if err := s.st.SetValue(ctx, staticKeyMark, s.now().UTC().Format(time.RFC3339), staticKeyMarkTTL); err != nil {
 		return internal("note static key", err)
 	}
 	return nil
 }
 
-// StaticKeyInUse reports whether a server noted in the last few minutes that it signs with a key from files.
-func (s *Service) StaticKeyInUse(ctx context.Context) (bool, error) {
+// StaticInUse reports whether a server noted in the last few minutes that it signs with a key from files.
+func (s *Keys) StaticInUse(ctx context.Context) (bool, error) {
 	_, err := s.st.GetValue(ctx, staticKeyMark)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
@@ -348,7 +348,7 @@ func ParseSigningKey(certPEM, keyPEM []byte) (*SigningKey, error) {
 
 // Secret returns the 32-byte secret called name, creating it on first use; every replica gets the same one.
 // It keys derived identifiers (persistent NameIDs) that must stay stable and reveal nothing.
-func (s *Service) Secret(ctx context.Context, name string) ([]byte, error) {
+func (s *Keys) Secret(ctx context.Context, name string) ([]byte, error) {
 	key := "idp:secret:" + name
 	fresh := make([]byte, 32)
 	if _, err := rand.Read(fresh); err != nil {

@@ -33,7 +33,7 @@ func TestKeyRingFirstStartRace(t *testing.T) {
 			defer wg.Done()
 			svc := serviceOn(st, nil)
 			defer svc.Close()
-			r, err := svc.KeyRing(context.Background(), "IdP")
+			r, err := svc.Keys.Ring(context.Background(), "IdP")
 			if err != nil {
 				t.Error(err)
 				return
@@ -55,11 +55,11 @@ func TestKeyEncryptionAtRest(t *testing.T) {
 	rand.Read(kek)
 	sealed := serviceOn(st, kek)
 	defer sealed.Close()
-	r, err := sealed.KeyRing(context.Background(), "IdP")
+	r, err := sealed.Keys.Ring(context.Background(), "IdP")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sealed.StageNextKey(context.Background(), "IdP"); err != nil {
+	if _, err := sealed.Keys.Stage(context.Background(), "IdP"); err != nil {
 		t.Fatal(err)
 	}
 	// The store holds no private key in clear.
@@ -77,7 +77,7 @@ func TestKeyEncryptionAtRest(t *testing.T) {
 	// The same key-encryption key opens it again; another one or none does not.
 	again := serviceOn(st, kek)
 	defer again.Close()
-	r2, err := again.KeyRing(context.Background(), "IdP")
+	r2, err := again.Keys.Ring(context.Background(), "IdP")
 	if err != nil || !r2.Current.Key.Equal(r.Current.Key) {
 		t.Fatalf("reopen with the same key-encryption key: %v", err)
 	}
@@ -85,7 +85,7 @@ func TestKeyEncryptionAtRest(t *testing.T) {
 	rand.Read(other)
 	for name, k := range map[string][]byte{"another key": other, "no key": nil} {
 		svc := serviceOn(st, k)
-		if _, err := svc.KeyRing(context.Background(), "IdP"); err == nil {
+		if _, err := svc.Keys.Ring(context.Background(), "IdP"); err == nil {
 			t.Errorf("%s opened the sealed signing key", name)
 		}
 		svc.Close()

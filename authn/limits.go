@@ -105,12 +105,12 @@ type Pause struct {
 }
 
 // pause returns the pause in force for email and net, if any.
-func (s *Service) pause(ctx context.Context, email, net string) (Pause, bool, error) {
+func (s *core) pause(ctx context.Context, email, net string) (Pause, bool, error) {
 	return s.parsePause(s.st.GetValue(ctx, pauseKey(email, net)))
 }
 
 // parsePause reads a pause as stored (v, err from GetValue).
-func (s *Service) parsePause(v string, err error) (Pause, bool, error) {
+func (s *core) parsePause(v string, err error) (Pause, bool, error) {
 	if errors.Is(err, store.ErrNotFound) {
 		return Pause{}, false, nil
 	}
@@ -124,7 +124,7 @@ func (s *Service) parsePause(v string, err error) (Pause, bool, error) {
 }
 
 // pausePushes stops pushes to email from net for d, keeping the later of an existing pause and this one.
-func (s *Service) pausePushes(ctx context.Context, email, net, reason string, d time.Duration) {
+func (s *core) pausePushes(ctx context.Context, email, net, reason string, d time.Duration) {
 	until := s.now().Add(d)
 	if cur, ok, _ := s.pause(ctx, email, net); ok && cur.Until.After(until) {
 		return
@@ -137,7 +137,7 @@ func (s *Service) pausePushes(ctx context.Context, email, net, reason string, d 
 }
 
 // noteRefused counts a denied or ignored push from net; reaching the limit starts a cool-down for that net.
-func (s *Service) noteRefused(ctx context.Context, email, net string) {
+func (s *core) noteRefused(ctx context.Context, email, net string) {
 	lim := s.cfg.Limits
 	n, _, err := s.st.Hit(ctx, refusedKey(email, net), lim.RefusedWindow)
 	if err != nil {
@@ -152,7 +152,7 @@ func (s *Service) noteRefused(ctx context.Context, email, net string) {
 
 // sweepIgnored counts the user's challenges that expired unanswered as refused (each once, against the
 // network that started it) and drops them from the indexes; it returns the challenges still pending.
-func (s *Service) sweepIgnored(ctx context.Context, email string) ([]Login, error) {
+func (s *core) sweepIgnored(ctx context.Context, email string) ([]Login, error) {
 	ls, err := s.logins.ListIndex(ctx, pendingIndex(email))
 	if err != nil {
 		return nil, internal("list challenges", err)
@@ -162,7 +162,7 @@ func (s *Service) sweepIgnored(ctx context.Context, email string) ([]Login, erro
 
 // sweepListed is sweepIgnored on ls, the user's pending index as just listed. Decoys (see Login.Decoy) stay
 // in the result: they hold their number and their place under the limits like any open sign-in.
-func (s *Service) sweepListed(ctx context.Context, email string, ls []Login) []Login {
+func (s *core) sweepListed(ctx context.Context, email string, ls []Login) []Login {
 	now := s.now()
 	out := ls[:0]
 	for _, l := range ls {
@@ -185,7 +185,7 @@ func (s *Service) sweepListed(ctx context.Context, email string, ls []Login) []L
 // checkPushAllowed returns the pause that stops a new challenge to email from net, or ok when one may be
 // sent (and counts it against the hourly caps). facts are the user's open challenges and the network's pause
 // as Identify read them; pending is what is still open after sweeping.
-func (s *Service) checkPushAllowed(ctx context.Context, email, net string, facts *identifyFacts) (p Pause, pending []Login, ok bool, err error) {
+func (s *core) checkPushAllowed(ctx context.Context, email, net string, facts *identifyFacts) (p Pause, pending []Login, ok bool, err error) {
 	lim := s.cfg.Limits
 	listed, err := facts.pending.Get()
 	if err != nil {
@@ -239,7 +239,7 @@ func (s *Service) checkPushAllowed(ctx context.Context, email, net string, facts
 }
 
 // giveBackHit takes back one hit of a counter, logging a failure (the limit then errs on the safe side).
-func (s *Service) giveBackHit(ctx context.Context, key string) {
+func (s *core) giveBackHit(ctx context.Context, key string) {
 	if err := s.st.Unhit(ctx, key); err != nil {
 		s.log.Warn("give back a counted push", "key", key, "err", err)
 	}

@@ -144,7 +144,7 @@ func BrowserSecret(secret string) string {
 // limit (ErrRateLimited past Limits.ParksPerMinute) and, for an SP's request, remembers the request's ID for
 // ttl so that a second use is refused (saml-core §3.2.1: a replay), both in one round trip. Nothing is parked
 // yet: requests that cannot lead anywhere are refused before they cost the store anything.
-func (s *Service) Admit(ctx context.Context, net, appID, requestID string, ttl time.Duration) error {
+func (s *Logins) Admit(ctx context.Context, net, appID, requestID string, ttl time.Duration) error {
 	b := s.st.Batch(ctx)
 	hit := s.st.HitIn(b, parkKey(net), time.Minute)
 	var claim *store.Result[bool]
@@ -173,7 +173,7 @@ func (s *Service) Admit(ctx context.Context, net, appID, requestID string, ttl t
 
 // Park stores a new login waiting for the user to identify, bound to a fresh browser secret, and returns the
 // login and that secret (for the binding cookie). The login was admitted first (Admit).
-func (s *Service) Park(ctx context.Context, in StartLogin) (Login, string, error) {
+func (s *Logins) Park(ctx context.Context, in StartLogin) (Login, string, error) {
 	l, secret := s.newLogin(in)
 	if err := s.logins.Create(ctx, l.ID, l, s.cfg.LoginTTL+loginGrace); err != nil {
 		return Login{}, "", internal("park login", err)
@@ -182,7 +182,7 @@ func (s *Service) Park(ctx context.Context, in StartLogin) (Login, string, error
 }
 
 // newLogin makes (but does not store) a login waiting for the user to identify, and its browser secret.
-func (s *Service) newLogin(in StartLogin) (Login, string) {
+func (s *core) newLogin(in StartLogin) (Login, string) {
 	now := s.now()
 	secret := s.randomID(20)
 	return Login{
@@ -215,9 +215,9 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// GetLogin returns the login id if secret is the one its browser holds. A wrong or missing secret is
+// Get returns the login id if secret is the one its browser holds. A wrong or missing secret is
 // ErrForbidden; an unknown (or long gone) login is ErrNotFound.
-func (s *Service) GetLogin(ctx context.Context, id, secret string) (Login, error) {
+func (s *Logins) Get(ctx context.Context, id, secret string) (Login, error) {
 	if !plausibleID(id) {
 		return Login{}, newErr(ErrNotFound, "this sign-in does not exist or has expired")
 	}
@@ -247,7 +247,7 @@ func (s *Service) GetLogin(ctx context.Context, id, secret string) (Login, error
 // network (Login.Network), under per-user ceilings; see Limits.
 //
 // l is the login as the caller read it through GetLogin (which proved the browser); it is not read again.
-func (s *Service) Identify(ctx context.Context, l Login, rawEmail, clientKey string) (Login, error) {
+func (s *Logins) Identify(ctx context.Context, l Login, rawEmail, clientKey string) (Login, error) {
 	id := l.ID
 	if l.Current(s.now()) != StateIdentify {
 		return l, nil // already past this step: show it as it stands
@@ -380,7 +380,7 @@ type identifyFacts struct {
 	pause   *store.Result[string]
 }
 
-func (s *Service) queueIdentifyFacts(b *store.Batch, email, net string) *identifyFacts {
+func (s *core) queueIdentifyFacts(b *store.Batch, email, net string) *identifyFacts {
 	return &identifyFacts{
 		user:    s.users.GetIn(b, email),
 		devices: s.devices.ListIndexIn(b, "user:"+email),
@@ -392,8 +392,8 @@ func (s *Service) queueIdentifyFacts(b *store.Batch, email, net string) *identif
 // mayUse reports whether the user of facts may use application appID: every user when it has no allowed
 // groups; else an active user in one of them. An unknown email may not: for such an application the page
 // says "not allowed" to every address outside its groups, known or not.
-func (s *Service) mayUse(ctx context.Context, appID string, facts *identifyFacts) (bool, error) {
-	app, err := s.GetApp(ctx, appID)
+func (s *core) mayUse(ctx context.Context, appID string, facts *identifyFacts) (bool, error) {
+	app, err := s.svc.Apps.Get(ctx, appID)
 	if err != nil {
 		return false, err
 	}
@@ -437,7 +437,7 @@ func (f *identifyFacts) reachable() ([]Device, bool, error) {
 // most maxEmailChanges times.
 //
 // l is the login as the caller read it through GetLogin (which proved the browser).
-func (s *Service) ChangeEmail(ctx context.Context, l Login) (Login, error) {
+func (s *Logins) ChangeEmail(ctx context.Context, l Login) (Login, error) {
 	st := l.Current(s.now())
 	if st != StatePending && st != StatePaused {
 		return l, nil // nothing to change: show it as it stands
@@ -477,7 +477,7 @@ func roundUp(d time.Duration) string {
 }
 
 // drawNumber draws a two-digit number (10–99) that is not in used, from the service's random source.
-func (s *Service) drawNumber(used map[int]bool) (int, error) {
+func (s *core) drawNumber(used map[int]bool) (int, error) {
 	free := make([]int, 0, 90)
 	for n := 10; n <= 99; n++ {
 		if !used[n] {
@@ -500,7 +500,7 @@ var errUnchanged = errors.New("authn: unchanged")
 // transition applies fn to login id atomically and, in the same round trip, announces the change to the
 // browser waiting on it and carries out also. seen, when not nil, is the login as the caller read it: if it
 // is still current, the whole transition is that one round trip.
-func (s *Service) transition(ctx context.Context, id string, seen *Login, also store.Effects, fn func(cur Login, now time.Time) (Login, error)) (Login, error) {
+func (s *core) transition(ctx context.Context, id string, seen *Login, also store.Effects, fn func(cur Login, now time.Time) (Login, error)) (Login, error) {
 	var unchanged Login
 	also.Publish = append(also.Publish, store.Message{Channel: LoginChannel(id), Payload: "changed"})
 	l, err := s.logins.Change(ctx, id, seen, func(cur Login) (Login, error) {
@@ -531,7 +531,7 @@ func UserChannel(email string) string { return "challenges:" + email }
 
 // pushChallenge sends the challenge to devs in the background, for at most the login's remaining life.
 // A token FCM refuses as dead is marked so; the device then pulls.
-func (s *Service) pushChallenge(l Login, devs []Device) {
+func (s *core) pushChallenge(l Login, devs []Device) {
 	var msgs []push.Message
 	var targets []Device
 	ttl := time.Until(l.ExpiresAt)
@@ -577,7 +577,7 @@ type Decision struct {
 }
 
 // Challenges returns the pending challenges of the device's user, oldest first.
-func (s *Service) Challenges(ctx context.Context, d Device) ([]Login, error) {
+func (s *Logins) Challenges(ctx context.Context, d Device) ([]Login, error) {
 	ls, err := s.sweepIgnored(ctx, d.Email)
 	if err != nil {
 		return nil, err
@@ -592,7 +592,7 @@ func (s *Service) Challenges(ctx context.Context, d Device) ([]Login, error) {
 }
 
 // Challenge returns challenge id if it belongs to the device's user.
-func (s *Service) Challenge(ctx context.Context, d Device, id string) (Login, error) {
+func (s *Logins) Challenge(ctx context.Context, d Device, id string) (Login, error) {
 	if !plausibleID(id) {
 		return Login{}, errNoChallenge
 	}
@@ -612,7 +612,7 @@ func (l Login) challengeOf(d Device) bool { return l.Email != "" && l.Email == d
 // user's devices wins; later ones, and answers after expiry, get ErrChallengeClosed. Approving with a number
 // that is not the one shown in that login's browser denies the login and returns ErrNumberMismatch. To
 // approve the sign-in whose browser shows a number, whichever it is, see ApproveByNumber.
-func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision) (Login, error) {
+func (s *Logins) Answer(ctx context.Context, d Device, id string, dec Decision) (Login, error) {
 	if !plausibleID(id) {
 		return Login{}, errNoChallenge
 	}
@@ -631,7 +631,7 @@ func (s *Service) Answer(ctx context.Context, d Device, id string, dec Decision)
 // shows it, never another open login of the same user (a request planted by someone who knows the user's
 // email shows another number). Numbers are unique among a user's open sign-ins (Identify). A number that no
 // open sign-in of the user shows completes nothing: ErrNoMatchingChallenge.
-func (s *Service) ApproveByNumber(ctx context.Context, d Device, number int) (Login, error) {
+func (s *Logins) ApproveByNumber(ctx context.Context, d Device, number int) (Login, error) {
 	if number < 10 || number > 99 {
 		return Login{}, newErr(ErrInvalid, "number must be the two-digit number shown in the browser")
 	}
@@ -653,7 +653,7 @@ func (s *Service) ApproveByNumber(ctx context.Context, d Device, number int) (Lo
 }
 
 // answer records dec on l, the challenge as just read, exactly once (see Answer).
-func (s *Service) answer(ctx context.Context, d Device, l Login, dec Decision) (Login, error) {
+func (s *core) answer(ctx context.Context, d Device, l Login, dec Decision) (Login, error) {
 	// The challenge leaves the user's indexes, and the phones' long-polls hear of it, in the same write.
 	answered := store.Effects{RemoveFrom: openIndexes(l), Publish: []store.Message{{Channel: UserChannel(d.Email), Payload: "changed"}}}
 	l, err := s.transition(ctx, l.ID, &l, answered, func(cur Login, now time.Time) (Login, error) {
@@ -708,7 +708,7 @@ func (s *Service) answer(ctx context.Context, d Device, l Login, dec Decision) (
 //
 // l is the login as the caller read it through GetLogin (which proved the browser) or ParkFromSession; it
 // is not read again.
-func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) ([]byte, SessionApp, error)) (Login, string, error) {
+func (s *Logins) Respond(ctx context.Context, l Login, build func(Login, User) ([]byte, SessionApp, error)) (Login, string, error) {
 	id := l.ID
 	if l.State == StateAnswered {
 		return l, "", s.stillSignedIn(ctx, l)
@@ -716,7 +716,7 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 	if l.State != StateApproved {
 		return Login{}, "", newErr(ErrConflict, "this sign-in is not approved")
 	}
-	u, err := s.GetUser(ctx, l.Email)
+	u, err := s.svc.Users.Get(ctx, l.Email)
 	if err != nil {
 		return Login{}, "", err
 	}
@@ -745,7 +745,7 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 		// before or while the Response was signed: RemoveDevice deletes the device and then ends its sessions,
 		// so reading the device once this session exists leaves no gap.
 		if _, err := s.devices.Get(ctx, l.AnsweredBy); errors.Is(err, store.ErrNotFound) {
-			if _, derr := s.EndSession(context.WithoutCancel(ctx), sess.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
+			if _, derr := s.svc.Sessions.End(context.WithoutCancel(ctx), sess.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
 				s.log.Warn("drop the session of a removed phone", "session", sess.ID, "err", derr)
 			}
 			return Login{}, "", newErr(ErrForbidden, "the phone that approved this sign-in was removed")
@@ -775,14 +775,14 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 	}
 	if err != nil || !won {
 		if sess != nil {
-			if _, derr := s.EndSession(context.WithoutCancel(ctx), sess.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
+			if _, derr := s.svc.Sessions.End(context.WithoutCancel(ctx), sess.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
 				s.log.Warn("drop the session of a Response not stored", "session", sess.ID, "err", derr)
 			}
 		}
 		return l, "", err
 	}
 	if sess == nil {
-		return l, "", s.RecordSessionApp(ctx, l.SessionID, told)
+		return l, "", s.svc.Sessions.RecordApp(ctx, l.SessionID, told)
 	}
 	return l, cookie, nil
 }
@@ -790,7 +790,7 @@ func (s *Service) Respond(ctx context.Context, l Login, build func(Login, User) 
 // stillSignedIn checks, before an answered login's Response is shown again, that what it asserts still
 // holds: the user is active and the IdP session it belongs to has not ended (logout, suspension, an admin,
 // a revoked device). Otherwise a reload would hand out a valid Success for someone signed out.
-func (s *Service) stillSignedIn(ctx context.Context, l Login) error {
+func (s *core) stillSignedIn(ctx context.Context, l Login) error {
 	b := s.st.Batch(ctx)
 	user := s.users.GetIn(b, l.Email)
 	var sess *store.Result[Session]
@@ -817,7 +817,7 @@ func (s *Service) stillSignedIn(ctx context.Context, l Login) error {
 }
 
 // ConsumeRequestID remembers an AuthnRequest ID of app for ttl; a second use is refused (replay).
-func (s *Service) ConsumeRequestID(ctx context.Context, appID, requestID string, ttl time.Duration) error {
+func (s *Logins) ConsumeRequestID(ctx context.Context, appID, requestID string, ttl time.Duration) error {
 	ok, err := s.st.Claim(ctx, "authnrequest:"+appID+":"+requestID, ttl)
 	if err != nil {
 		return internal("consume request id", err)

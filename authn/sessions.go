@@ -43,10 +43,10 @@ func SessionIDFromIndex(index string) (string, bool) {
 // DefaultSessionTTL is how long an IdP session lasts unless configured.
 const DefaultSessionTTL = 8 * time.Hour
 
-// SessionTTL is the life of an IdP session.
-func (s *Service) SessionTTL() time.Duration { return s.sessionTTL() }
+// TTL is the life of an IdP session.
+func (s *Sessions) TTL() time.Duration { return s.sessionTTL() }
 
-func (s *Service) sessionTTL() time.Duration {
+func (s *core) sessionTTL() time.Duration {
 	if s.cfg.SessionTTL > 0 {
 		return s.cfg.SessionTTL
 	}
@@ -60,7 +60,7 @@ func splitSessionCookie(v string) (string, string, bool) {
 }
 
 // newSession makes (but does not store) a session for the user of login l, and the cookie value naming it.
-func (s *Service) newSession(l Login) (*Session, string) {
+func (s *core) newSession(l Login) (*Session, string) {
 	now := s.now()
 	secret := s.randomID(20)
 	sess := &Session{
@@ -76,9 +76,9 @@ func (s *Service) newSession(l Login) (*Session, string) {
 	return sess, sess.ID + "." + secret
 }
 
-// SessionFromCookie returns the live session a cookie names, for an active user. Anything else — no cookie,
+// FromCookie returns the live session a cookie names, for an active user. Anything else — no cookie,
 // a forged or ended session, a suspended user — is ErrNotFound.
-func (s *Service) SessionFromCookie(ctx context.Context, cookie string) (Session, error) {
+func (s *Sessions) FromCookie(ctx context.Context, cookie string) (Session, error) {
 	none := newErr(ErrNotFound, "no session")
 	id, secret, ok := splitSessionCookie(cookie)
 	if !ok || !plausibleID(id) {
@@ -94,15 +94,15 @@ func (s *Service) SessionFromCookie(ctx context.Context, cookie string) (Session
 	if subtle.ConstantTimeCompare([]byte(sess.SecretHash), []byte(BrowserSecret(secret))) != 1 || !s.now().Before(sess.ExpiresAt) {
 		return Session{}, none
 	}
-	u, err := s.GetUser(ctx, sess.Email)
+	u, err := s.svc.Users.Get(ctx, sess.Email)
 	if err != nil || u.Status != UserActive {
 		return Session{}, none
 	}
 	return sess, nil
 }
 
-// GetSession returns session id.
-func (s *Service) GetSession(ctx context.Context, id string) (Session, error) {
+// Get returns session id.
+func (s *Sessions) Get(ctx context.Context, id string) (Session, error) {
 	if !plausibleID(id) {
 		return Session{}, newErr(ErrNotFound, "session not found")
 	}
@@ -113,8 +113,8 @@ func (s *Service) GetSession(ctx context.Context, id string) (Session, error) {
 	return sess, internal("get session", err)
 }
 
-// RecordSessionApp notes that app was answered in session id, for single logout.
-func (s *Service) RecordSessionApp(ctx context.Context, id string, a SessionApp) error {
+// RecordApp notes that app was answered in session id, for single logout.
+func (s *Sessions) RecordApp(ctx context.Context, id string, a SessionApp) error {
 	_, err := s.sessions.Update(ctx, id, func(cur Session) (Session, error) {
 		for i, x := range cur.Apps {
 			if x.AppID == a.AppID {
@@ -131,8 +131,8 @@ func (s *Service) RecordSessionApp(ctx context.Context, id string, a SessionApp)
 	return internal("record session app", err)
 }
 
-// EndSession ends session id and returns it as it was (ErrNotFound when it was already gone).
-func (s *Service) EndSession(ctx context.Context, id string) (Session, error) {
+// End ends session id and returns it as it was (ErrNotFound when it was already gone).
+func (s *Sessions) End(ctx context.Context, id string) (Session, error) {
 	sess, err := s.sessions.Take(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return Session{}, newErr(ErrNotFound, "session not found")
@@ -145,13 +145,13 @@ func (s *Service) EndSession(ctx context.Context, id string) (Session, error) {
 	return sess, nil
 }
 
-// EndUserSessions ends every session of email and returns how many there were.
-func (s *Service) EndUserSessions(ctx context.Context, email string) (int, error) {
+// EndUser ends every session of email and returns how many there were.
+func (s *Sessions) EndUser(ctx context.Context, email string) (int, error) {
 	return s.endSessionsWhere(ctx, strings.ToLower(strings.TrimSpace(email)), func(Session) bool { return true })
 }
 
 // endSessionsWhere ends the sessions of email for which end is true and returns how many there were.
-func (s *Service) endSessionsWhere(ctx context.Context, email string, end func(Session) bool) (int, error) {
+func (s *core) endSessionsWhere(ctx context.Context, email string, end func(Session) bool) (int, error) {
 	ss, err := s.sessions.ListIndex(ctx, "user:"+email)
 	if err != nil {
 		return 0, internal("list sessions", err)
@@ -161,7 +161,7 @@ func (s *Service) endSessionsWhere(ctx context.Context, email string, end func(S
 		if !end(sess) {
 			continue
 		}
-		if _, err := s.EndSession(ctx, sess.ID); err == nil {
+		if _, err := s.svc.Sessions.End(ctx, sess.ID); err == nil {
 			n++
 		}
 	}
@@ -170,7 +170,7 @@ func (s *Service) endSessionsWhere(ctx context.Context, email string, end func(S
 
 // ParkFromSession makes an already approved login for sess: the browser proved it holds the session, so no
 // push is needed. The login is answered through Respond like any other, once.
-func (s *Service) ParkFromSession(ctx context.Context, in StartLogin, sess Session) (Login, error) {
+func (s *Logins) ParkFromSession(ctx context.Context, in StartLogin, sess Session) (Login, error) {
 	l, _ := s.newLogin(in) // the browser secret is not needed: the login is answered in the request that parks it
 	l.State, l.Email, l.SessionID, l.DecidedAt = StateApproved, sess.Email, sess.ID, sess.AuthnInstant
 	if err := s.logins.Create(ctx, l.ID, l, s.cfg.LoginTTL+loginGrace); err != nil {

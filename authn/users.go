@@ -126,8 +126,8 @@ func trimAll(ss []string) []string {
 	return out
 }
 
-// CreateUser creates a user; an existing email is an error matching ErrConflict.
-func (s *Service) CreateUser(ctx context.Context, p UserPatch) (User, error) {
+// Create creates a user; an existing email is an error matching ErrConflict.
+func (s *Users) Create(ctx context.Context, p UserPatch) (User, error) {
 	if p.Email == nil {
 		return User{}, newErr(ErrInvalid, "email is required")
 	}
@@ -148,18 +148,18 @@ func (s *Service) CreateUser(ctx context.Context, p UserPatch) (User, error) {
 }
 
 // ensureUser returns the user with email, creating an active one when there is none.
-func (s *Service) ensureUser(ctx context.Context, email string) (User, error) {
+func (s *core) ensureUser(ctx context.Context, email string) (User, error) {
 	now := s.now()
 	u := User{Email: email, Status: UserActive, Groups: []string{}, CreatedAt: now, UpdatedAt: now}
 	err := s.users.Create(ctx, email, u, 0)
 	if errors.Is(err, store.ErrAlreadyExists) {
-		return s.GetUser(ctx, email)
+		return s.svc.Users.Get(ctx, email)
 	}
 	return u, internal("create user", err)
 }
 
-// GetUser returns the user with email, or an error matching ErrNotFound.
-func (s *Service) GetUser(ctx context.Context, email string) (User, error) {
+// Get returns the user with email, or an error matching ErrNotFound.
+func (s *Users) Get(ctx context.Context, email string) (User, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if email == "" || len(email) > 254 {
 		return User{}, newErr(ErrNotFound, "user not found")
@@ -171,8 +171,8 @@ func (s *Service) GetUser(ctx context.Context, email string) (User, error) {
 	return u, internal("get user", err)
 }
 
-// ListUsers returns every user ordered by email.
-func (s *Service) ListUsers(ctx context.Context) ([]User, error) {
+// List returns every user ordered by email.
+func (s *Users) List(ctx context.Context) ([]User, error) {
 	us, err := s.users.List(ctx)
 	if err != nil {
 		return nil, internal("list users", err)
@@ -181,8 +181,8 @@ func (s *Service) ListUsers(ctx context.Context) ([]User, error) {
 	return us, nil
 }
 
-// UpdateUser applies p to the user atomically. The email cannot change. Suspending a user ends its sessions.
-func (s *Service) UpdateUser(ctx context.Context, email string, p UserPatch) (User, error) {
+// Update applies p to the user atomically. The email cannot change. Suspending a user ends its sessions.
+func (s *Users) Update(ctx context.Context, email string, p UserPatch) (User, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if p.Email != nil && !strings.EqualFold(strings.TrimSpace(*p.Email), email) {
 		return User{}, newErr(ErrInvalid, "email cannot be changed")
@@ -199,15 +199,15 @@ func (s *Service) UpdateUser(ctx context.Context, email string, p UserPatch) (Us
 		return User{}, internal("update user", err)
 	}
 	if u.Status != UserActive {
-		if _, err := s.EndUserSessions(ctx, email); err != nil {
+		if _, err := s.svc.Sessions.EndUser(ctx, email); err != nil {
 			return u, err
 		}
 	}
 	return u, nil
 }
 
-// DeleteUser removes the user, its sessions, its outstanding invitations and every device enrolled for it.
-func (s *Service) DeleteUser(ctx context.Context, email string) error {
+// Delete removes the user, its sessions, its outstanding invitations and every device enrolled for it.
+func (s *Users) Delete(ctx context.Context, email string) error {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if err := s.users.Delete(ctx, email); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -215,7 +215,7 @@ func (s *Service) DeleteUser(ctx context.Context, email string) error {
 		}
 		return internal("delete user", err)
 	}
-	if _, err := s.EndUserSessions(ctx, email); err != nil {
+	if _, err := s.svc.Sessions.EndUser(ctx, email); err != nil {
 		return err
 	}
 	invs, err := s.invitations.IndexIDs(ctx, "user:"+email)
@@ -227,6 +227,6 @@ func (s *Service) DeleteUser(ctx context.Context, email string) error {
 			return internal("withdraw invitation", err)
 		}
 	}
-	_, err = s.RemoveDevices(ctx, email)
+	_, err = s.svc.Devices.RemoveAll(ctx, email)
 	return err
 }

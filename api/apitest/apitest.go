@@ -117,7 +117,7 @@ func start(tb testing.TB, st *store.Store, apiOpt APIOption, opts ...Option) *Se
 		o(&cfg)
 	}
 	svc := authn.New(st, pusher, mailer, cfg)
-	ring, err := svc.KeyRing(ctx, EntityID)
+	ring, err := svc.Keys.Ring(ctx, EntityID)
 	if err != nil {
 		tb.Fatalf("apitest: signing key: %v", err)
 	}

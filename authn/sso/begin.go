@@ -48,7 +48,7 @@ func (p *IdP) SSO(ctx context.Context, appID string, in Inbound, c Client, sessi
 	if err != nil {
 		return Start{}, err
 	}
-	app, err := p.svc.GetApp(ctx, appID)
+	app, err := p.svc.Apps.Get(ctx, appID)
 	if err != nil {
 		return Start{}, err
 	}
@@ -64,7 +64,7 @@ func (p *IdP) SSO(ctx context.Context, appID string, in Inbound, c Client, sessi
 	if !ok {
 		return Start{}, ErrACSMismatch
 	}
-	if err := p.svc.Admit(ctx, c.Network, app.ID, req.ID, p.requestIDLifetime()); err != nil {
+	if err := p.svc.Logins.Admit(ctx, c.Network, app.ID, req.ID, p.requestIDLifetime()); err != nil {
 		return Start{}, err
 	}
 	if f := req.NameIDPolicyFormat; f != "" && f != saml.NameIDFormatUnspecified && f != nameIDFormats[app.NameIDFormat] {
@@ -104,7 +104,7 @@ func (p *IdP) SSO(ctx context.Context, appID string, in Inbound, c Client, sessi
 // IdPInitiated is IdP-initiated login (saml-profiles §4.1.5): the same approval, then an unsolicited Response
 // to the application's ACS URL. A RelayState must be on the application's allowed list.
 func (p *IdP) IdPInitiated(ctx context.Context, appID, relayState string, c Client, sessionCookie string) (Start, error) {
-	app, err := p.svc.GetApp(ctx, appID)
+	app, err := p.svc.Apps.Get(ctx, appID)
 	if err != nil {
 		return Start{}, err
 	}
@@ -114,7 +114,7 @@ func (p *IdP) IdPInitiated(ctx context.Context, appID, relayState string, c Clie
 	if len(relayState) > saml.MaxRelayStateSize || !authn.RelayStateAllowed(relayState, app.RelayStates) {
 		return Start{}, ErrRelayStateNotAllowed
 	}
-	if err := p.svc.Admit(ctx, c.Network, app.ID, "", 0); err != nil {
+	if err := p.svc.Logins.Admit(ctx, c.Network, app.ID, "", 0); err != nil {
 		return Start{}, err
 	}
 	return p.begin(ctx, app, authn.StartLogin{AppID: app.ID, RelayState: relayState, ClientIP: c.IP, UserAgent: c.UserAgent, Network: c.Network}, sessionCookie, false, false)
@@ -124,12 +124,12 @@ func (p *IdP) IdPInitiated(ctx context.Context, appID, relayState string, c Clie
 // when the SP forbids interaction and there is no session, and otherwise parks the login.
 func (p *IdP) begin(ctx context.Context, app authn.App, in authn.StartLogin, sessionCookie string, forceAuthn, isPassive bool) (Start, error) {
 	if !forceAuthn {
-		sess, err := p.svc.SessionFromCookie(ctx, sessionCookie)
+		sess, err := p.svc.Sessions.FromCookie(ctx, sessionCookie)
 		if err == nil && !p.subjectMatches(app, in.Subject, sess.Email) {
 			err = authn.ErrNotFound // the session is someone else's: sign in as the user asked for
 		}
 		if err == nil {
-			l, err := p.svc.ParkFromSession(ctx, in, sess)
+			l, err := p.svc.Logins.ParkFromSession(ctx, in, sess)
 			if err != nil {
 				return Start{}, err
 			}
@@ -154,7 +154,7 @@ func (p *IdP) begin(ctx context.Context, app authn.App, in authn.StartLogin, ses
 		return p.refuse(app, in.ACSURL, in.RequestID, in.RelayState, saml.StatusResponder, saml.StatusNoPassive,
 			"Signing in needs your approval on your phone, and the application asked not to interact with you.")
 	}
-	l, secret, err := p.svc.Park(ctx, in)
+	l, secret, err := p.svc.Logins.Park(ctx, in)
 	if err != nil {
 		return Start{}, err
 	}

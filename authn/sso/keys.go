@@ -46,7 +46,7 @@ func (p *IdP) StageKey(ctx context.Context) (*authn.KeyRing, error) {
 	if p.cfg.StaticKey {
 		return nil, ErrStaticKey
 	}
-	r, err := p.svc.StageNextKey(ctx, p.cfg.EntityID)
+	r, err := p.svc.Keys.Stage(ctx, p.cfg.EntityID)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +59,7 @@ func (p *IdP) ActivateKey(ctx context.Context, grace time.Duration) (*authn.KeyR
 	if p.cfg.StaticKey {
 		return nil, ErrStaticKey
 	}
-	r, err := p.svc.ActivateNextKey(ctx, grace)
+	r, err := p.svc.Keys.Activate(ctx, grace)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func (p *IdP) ActivateKey(ctx context.Context, grace time.Duration) (*authn.KeyR
 // ring gone from the store (a Redis restarted without persistence, evicted or failed over empty) leaves the
 // IdP signing with the keys it holds, loudly, rather than with new ones no SP trusts.
 func (p *IdP) reloadKeys(ctx context.Context) error {
-	ring, err := p.svc.LoadKeyRing(ctx)
+	ring, err := p.svc.Keys.Load(ctx)
 	if errors.Is(err, authn.ErrNoKeyRing) {
 		p.log.Error("the signing keys are gone from the store; still signing with the keys loaded before. Restore the store's data: a server started on it now would create new keys that no SP trusts")
 		return nil
@@ -89,7 +89,7 @@ func (p *IdP) noteStaticKey() {
 	note := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := p.svc.NoteStaticKey(ctx); err != nil {
+		if err := p.svc.Keys.NoteStatic(ctx); err != nil {
 			p.log.Warn("note the static signing key in the store", "err", err)
 		}
 	}
@@ -119,7 +119,7 @@ func (p *IdP) followKeys() {
 	var w authn.Watch
 	watch := func() bool {
 		var err error
-		if w, err = p.svc.WatchKeys(ctx); err != nil {
+		if w, err = p.svc.Keys.Watch(ctx); err != nil {
 			if ctx.Err() == nil {
 				p.log.Warn("watch key changes; trying again", "err", err)
 			}

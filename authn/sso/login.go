@@ -39,7 +39,7 @@ var (
 
 // Load returns login id and its application, if secret is the one its browser holds.
 func (p *IdP) Load(ctx context.Context, id, secret string) (authn.Login, authn.App, error) {
-	l, err := p.svc.GetLogin(ctx, id, secret)
+	l, err := p.svc.Logins.Get(ctx, id, secret)
 	switch {
 	case errors.Is(err, authn.ErrForbidden):
 		return l, authn.App{}, errForeignBrowser
@@ -48,7 +48,7 @@ func (p *IdP) Load(ctx context.Context, id, secret string) (authn.Login, authn.A
 	case err != nil:
 		return l, authn.App{}, err
 	}
-	app, err := p.svc.GetApp(ctx, l.AppID)
+	app, err := p.svc.Apps.Get(ctx, l.AppID)
 	if errors.Is(err, authn.ErrNotFound) {
 		return l, authn.App{}, errAppGone
 	}
@@ -90,24 +90,24 @@ func (p *IdP) Page(ctx context.Context, id, secret string) (Page, error) {
 	}
 }
 
-// Identify takes the email typed in the browser of login id (see authn.Service.Identify). A malformed address
+// Identify takes the email typed in the browser of login id (see authn.Logins.Identify). A malformed address
 // or too many attempts are errors for the form (authn.ErrInvalid, authn.ErrRateLimited).
 func (p *IdP) Identify(ctx context.Context, id, secret, email string, c Client) error {
 	l, _, err := p.Load(ctx, id, secret)
 	if err != nil {
 		return err
 	}
-	_, err = p.svc.Identify(ctx, l, email, c.Network)
+	_, err = p.svc.Logins.Identify(ctx, l, email, c.Network)
 	return err
 }
 
-// ChangeEmail takes login id back to the email step ("Not you?"; see authn.Service.ChangeEmail).
+// ChangeEmail takes login id back to the email step ("Not you?"; see authn.Logins.ChangeEmail).
 func (p *IdP) ChangeEmail(ctx context.Context, id, secret string) error {
 	l, _, err := p.Load(ctx, id, secret)
 	if err != nil {
 		return err
 	}
-	_, err = p.svc.ChangeEmail(ctx, l)
+	_, err = p.svc.Logins.ChangeEmail(ctx, l)
 	return err
 }
 
@@ -192,4 +192,4 @@ func errorStatus(reason string) (string, string) {
 
 // LoginCookieTTL is how long the browser keeps a login's binding cookie: the login's life and the time a
 // finished login stays readable.
-func (p *IdP) LoginCookieTTL() time.Duration { return p.svc.LoginTTL() + 15*time.Minute }
+func (p *IdP) LoginCookieTTL() time.Duration { return p.svc.Logins.TTL() + 15*time.Minute }

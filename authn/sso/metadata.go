@@ -13,7 +13,7 @@ import (
 // NameID format the application is issued — only that one, so an SP that asks for the first format it reads
 // gets one it can have — and whether its requests must be signed.
 func (p *IdP) Metadata(ctx context.Context, appID string) ([]byte, error) {
-	a, err := p.svc.GetApp(ctx, appID)
+	a, err := p.svc.Apps.Get(ctx, appID)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +65,7 @@ func (p *IdP) ImportSPMetadata(ctx context.Context, appID string, xml []byte) (a
 	if err != nil {
 		return authn.App{}, "", err
 	}
-	app, err := p.svc.GetApp(ctx, appID)
+	app, err := p.svc.Apps.Get(ctx, appID)
 	if err != nil {
 		return authn.App{}, "", err
 	}
@@ -75,7 +75,7 @@ func (p *IdP) ImportSPMetadata(ctx context.Context, appID string, xml []byte) (a
 			patch.Sign = &sign
 		}
 	}
-	a, err := p.svc.UpdateApp(ctx, appID, patch)
+	a, err := p.svc.Apps.Update(ctx, appID, patch)
 	return a, md.EntityID, err
 }
 

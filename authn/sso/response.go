@@ -26,10 +26,10 @@ var errSubjectMismatch = errors.New("sso: not the subject the request named")
 // errNotAllowed: the user is in none of the application's allowed groups.
 var errNotAllowed = errors.New("sso: the user may not use this application")
 
-// respond makes (once) or shows again the Response of an approved login l of app (see authn.Service.Respond),
+// respond makes (once) or shows again the Response of an approved login l of app (see authn.Logins.Respond),
 // returning the answered login and, when the approval opened an IdP session, its cookie value.
 func (p *IdP) respond(ctx context.Context, app authn.App, l authn.Login) (authn.Login, string, error) {
-	return p.svc.Respond(ctx, l, func(l authn.Login, u authn.User) ([]byte, authn.SessionApp, error) {
+	return p.svc.Logins.Respond(ctx, l, func(l authn.Login, u authn.User) ([]byte, authn.SessionApp, error) {
 		return p.buildResponse(app, l, u)
 	})
 }

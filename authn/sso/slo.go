@@ -41,7 +41,7 @@ func (p *IdP) SingleLogout(ctx context.Context, appID string, in Inbound, sessio
 	if param == "SAMLResponse" {
 		return Logout{Acknowledged: true}, nil
 	}
-	app, err := p.svc.GetApp(ctx, appID)
+	app, err := p.svc.Apps.Get(ctx, appID)
 	if err != nil {
 		return Logout{}, err
 	}
@@ -52,7 +52,7 @@ func (p *IdP) SingleLogout(ctx context.Context, appID string, in Inbound, sessio
 	if err != nil {
 		return Logout{}, fromSAML(err)
 	}
-	if err := p.svc.ConsumeRequestID(ctx, app.ID, "logout:"+req.ID, p.requestIDLifetime()); err != nil {
+	if err := p.svc.Logins.ConsumeRequestID(ctx, app.ID, "logout:"+req.ID, p.requestIDLifetime()); err != nil {
 		return Logout{}, err
 	}
 	ended, err := p.endSessions(ctx, app, p.SessionsToEnd(ctx, req.SessionIndexes, sessionCookie), req.NameID)
@@ -108,7 +108,7 @@ func (p *IdP) SessionsToEnd(ctx context.Context, sessionIndexes []string, sessio
 		}
 	}
 	if len(ids) == 0 {
-		if sess, err := p.svc.SessionFromCookie(ctx, sessionCookie); err == nil {
+		if sess, err := p.svc.Sessions.FromCookie(ctx, sessionCookie); err == nil {
 			ids = append(ids, sess.ID)
 		}
 	}
@@ -121,7 +121,7 @@ func (p *IdP) SessionsToEnd(ctx context.Context, sessionIndexes []string, sessio
 func (p *IdP) endSessions(ctx context.Context, app authn.App, ids []string, nameID string) ([]authn.Session, error) {
 	var ended []authn.Session
 	for _, id := range ids {
-		sess, err := p.svc.GetSession(ctx, id)
+		sess, err := p.svc.Sessions.Get(ctx, id)
 		if errors.Is(err, authn.ErrNotFound) {
 			continue
 		}
@@ -132,7 +132,7 @@ func (p *IdP) endSessions(ctx context.Context, app authn.App, ids []string, name
 			p.log.Warn("logout request names a session of another subject; ignored", "app", app.ID, "session", id)
 			continue
 		}
-		gone, err := p.svc.EndSession(ctx, id)
+		gone, err := p.svc.Sessions.End(ctx, id)
 		if errors.Is(err, authn.ErrNotFound) {
 			continue
 		}
@@ -157,7 +157,7 @@ func namesSubject(sess authn.Session, appID, nameID string) bool {
 // logoutRequestURL is the signed front-channel LogoutRequest for another application of the session ("" when
 // that application has no SLO endpoint).
 func (p *IdP) logoutRequestURL(ctx context.Context, other authn.SessionApp, sess authn.Session) (string, error) {
-	app, err := p.svc.GetApp(ctx, other.AppID)
+	app, err := p.svc.Apps.Get(ctx, other.AppID)
 	if errors.Is(err, authn.ErrNotFound) || (err == nil && app.SLOURL == "") {
 		return "", nil
 	}

@@ -67,7 +67,7 @@ func New(ctx context.Context, cfg Config, svc *authn.Service, ring *authn.KeyRin
 	p := &IdP{cfg: cfg, svc: svc, log: cfg.Logger, closing: make(chan struct{})}
 	p.keys.Store(p.newKeyState(ring))
 	var err error
-	if p.persistentSecret, err = svc.Secret(ctx, "persistent-nameid"); err != nil {
+	if p.persistentSecret, err = svc.Keys.Secret(ctx, "persistent-nameid"); err != nil {
 		return nil, fmt.Errorf("sso: %w", err)
 	}
 	// Background work starts last, once nothing can fail: a New that returns an error leaves nothing running.

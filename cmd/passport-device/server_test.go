@@ -53,15 +53,15 @@ func parkPending(t *testing.T, s *apitest.Server, email string) authn.Login {
 	t.Helper()
 	ctx := context.Background()
 	name, aud, acs := "Jira", "https://sp.example.test/"+strconv.FormatInt(time.Now().UnixNano(), 36), "https://sp.example.test/acs"
-	app, err := s.Svc.CreateApp(ctx, authn.AppPatch{Name: &name, Audience: &aud, ACSURL: &acs})
+	app, err := s.Svc.Apps.Create(ctx, authn.AppPatch{Name: &name, Audience: &aud, ACSURL: &acs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, _, err := s.Svc.Park(ctx, authn.StartLogin{AppID: app.ID, RequestID: "_r", ClientIP: "192.0.2.1"})
+	l, _, err := s.Svc.Logins.Park(ctx, authn.StartLogin{AppID: app.ID, RequestID: "_r", ClientIP: "192.0.2.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l, err = s.Svc.Identify(ctx, l, email, "cli-test"); err != nil || l.State != authn.StatePending {
+	if l, err = s.Svc.Logins.Identify(ctx, l, email, "cli-test"); err != nil || l.State != authn.StatePending {
 		t.Fatalf("identify: %v %s", err, l.State)
 	}
 	return l

@@ -71,7 +71,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	svc := authn.New(st, push.LogSender{Logger: log}, push.LogMailer{Logger: log}, authn.Config{Logger: log, KeyEncryptionKey: cfg.keyEncryptionKey()})
 	defer svc.Close()
 
-	if static, err := svc.StaticKeyInUse(ctx); err != nil {
+	if static, err := svc.Keys.StaticInUse(ctx); err != nil {
 		return fmt.Errorf("keys: %w", err)
 	} else if static {
 		return errors.New("keys: the servers on this store sign with a key from files (PASSPORT_SIGNING_KEY_FILE); roll it over by replacing the files")
@@ -79,11 +79,11 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	var ring *authn.KeyRing
 	switch action {
 	case "status":
-		ring, err = svc.LoadKeyRing(ctx)
+		ring, err = svc.Keys.Load(ctx)
 	case "stage":
-		ring, err = svc.StageNextKey(ctx, cfg.EntityID)
+		ring, err = svc.Keys.Stage(ctx, cfg.EntityID)
 	case "activate":
-		ring, err = svc.ActivateNextKey(ctx, grace)
+		ring, err = svc.Keys.Activate(ctx, grace)
 	default:
 		fmt.Fprintln(stderr, keysUsage)
 		return fmt.Errorf("keys: unknown action %q", action)

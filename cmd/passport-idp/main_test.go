@@ -305,7 +305,7 @@ func TestKeysCommand(t *testing.T) {
 		defer st.Close()
 		svc := authn.New(st, nil, nil, authn.Config{KeyEncryptionKey: kek})
 		defer svc.Close()
-		if _, err := svc.KeyRing(context.Background(), "Winkk Passport IdP"); err != nil {
+		if _, err := svc.Keys.Ring(context.Background(), "Winkk Passport IdP"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -204,7 +204,7 @@ func keyRing(ctx context.Context, cfg config, svc *authn.Service) (*authn.KeyRin
 		}
 		return authn.StaticKeyRing(k), "files " + cfg.SigningKeyFile, nil
 	}
-	r, err := svc.KeyRing(ctx, cfg.EntityID)
+	r, err := svc.Keys.Ring(ctx, cfg.EntityID)
 	if err != nil {
 		return nil, "", fmt.Errorf("signing key: %w", err)
 	}

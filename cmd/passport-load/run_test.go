@@ -61,7 +61,7 @@ func metric(t *testing.T, s *apitest.Server, name string) float64 {
 func assertCleanedUp(t *testing.T, s *apitest.Server, run string) {
 	t.Helper()
 	ctx := context.Background()
-	users, err := s.Svc.ListUsers(ctx)
+	users, err := s.Svc.Users.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,14 +70,14 @@ func assertCleanedUp(t *testing.T, s *apitest.Server, run string) {
 			t.Errorf("user %s left behind", u.Email)
 		}
 	}
-	apps, err := s.Svc.ListApps(ctx)
+	apps, err := s.Svc.Apps.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range apps {
 		t.Errorf("application %s (%s) left behind", a.ID, a.Name)
 	}
-	if devs, err := s.Svc.ListDevices(ctx, "load-"+run+"-1@example.com"); err != nil || len(devs) != 0 {
+	if devs, err := s.Svc.Devices.List(ctx, "load-"+run+"-1@example.com"); err != nil || len(devs) != 0 {
 		t.Errorf("devices of the first user: %d left behind (%v)", len(devs), err)
 	}
 }
