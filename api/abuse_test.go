@@ -44,6 +44,7 @@ func idpLogin(t *testing.T, e *env, b *browser, app appView, email string) *page
 // TestNumberSelectsTheLogin: a stranger's request planted before the employee's own never receives the
 // employee's approval; the approval completes exactly the login whose browser shows the number typed.
 func TestNumberSelectsTheLogin(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	ada := e.enroll(employee)
@@ -106,6 +107,7 @@ func TestNumberSelectsTheLogin(t *testing.T) {
 // TestNumbersUniquePerUser: however many sign-ins of one user are open at once, from however many networks,
 // and submitted at the same moment, no two show the same number.
 func TestNumbersUniquePerUser(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *authn.Config) { c.Limits.MaxPendingPerUser, c.Limits.PushesPerHourPerUser = 40, 40 })
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	e.enroll(employee)
@@ -134,6 +136,7 @@ func TestNumbersUniquePerUser(t *testing.T) {
 // requests up to every limit, have them denied, reported or left to expire — the employee's own next login
 // from their own network shows its number and is approved. The stranger's network is what gets paused.
 func TestLockoutFromAnotherNetwork(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	// victimSignsIn is the employee's own login from their own network, start to Response.
 	victimSignsIn := func(t *testing.T, e *env, app appView, ph *phone) {
@@ -276,6 +279,7 @@ func TestLockoutFromAnotherNetwork(t *testing.T) {
 // and an enrolled user get the same page with the same status — only the enrolled one gets a push — and the
 // page shows the address typed, with a way to change it.
 func TestNoAccountProbing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	e.enroll("enrolled@example.com")
@@ -322,6 +326,7 @@ func TestNoAccountProbing(t *testing.T) {
 
 // TestChangeEmail: "Not you?" takes the login back to the email step and withdraws the challenge.
 func TestChangeEmail(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	ph := e.enroll(employee)
@@ -366,6 +371,7 @@ func TestChangeEmail(t *testing.T) {
 // TestOfficeBehindOneAddress: 300 different employees sign in within a minute from one client address, none
 // refused.
 func TestOfficeBehindOneAddress(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("300 whole logins")
 	}
@@ -431,6 +437,7 @@ func formValue(p *page, name string) string {
 // TestParkFlood: one client address parks at most 1,000 logins a minute, then gets 429; other addresses go
 // on; requests that cannot lead anywhere park nothing; a parked login is small.
 func TestParkFlood(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	logins := store.NewTable[authn.Login](e.svc.Store(), "login") // the table authn parks logins in

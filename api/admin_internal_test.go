@@ -9,6 +9,7 @@ import (
 // TestAuthorizationMatches: the admin credential is accepted exactly, and refused whatever the length of what
 // is sent instead (shorter, longer, empty, a prefix or an extension of the right one).
 func TestAuthorizationMatches(t *testing.T) {
+	t.Parallel()
 	const token = "s3cret-admin-token"
 	want := sha256.Sum256([]byte("Bearer " + token))
 	for _, tc := range []struct {

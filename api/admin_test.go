@@ -45,6 +45,7 @@ func (e *env) call(method, path, token, contentType, body string) (int, string, 
 }
 
 func TestAdminApps(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 
 	t.Run("setup guide flow", func(t *testing.T) {
@@ -149,6 +150,7 @@ func TestAdminApps(t *testing.T) {
 }
 
 func TestInvitationQR(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var inv struct {
 		Token     string `json:"token"`
@@ -175,6 +177,7 @@ func TestInvitationQR(t *testing.T) {
 
 // TestEnrollPage: an invitation's https link offers the app's deep link, and says so when it is no longer valid.
 func TestEnrollPage(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	token := e.invite("ada@example.com")
 	p := newBrowser(t).get(e.URL + "/enroll?token=" + token)

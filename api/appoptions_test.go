@@ -15,6 +15,7 @@ import (
 // TestSignWhatTheSPNeeds: an application's sign setting (both, assertion, response) decides which elements
 // of its Responses are signed; every variant is accepted by gosaml2 and crewjam/saml and verified by xmlsec1.
 func TestSignWhatTheSPNeeds(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ada := e.enroll(employee)
 	for _, tc := range []struct {
@@ -65,6 +66,7 @@ func TestSignWhatTheSPNeeds(t *testing.T) {
 // TestAllowedGroups: an application with allowed_groups refuses everyone outside them before any push, with
 // a clear page and a RequestDenied Response, from a login and from an IdP session alike.
 func TestAllowedGroups(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	conf := e.newApp("Confluence", "https://sp.example.test/confluence", "http://127.0.0.1:9/confluence/acs")
@@ -117,6 +119,7 @@ func TestAllowedGroups(t *testing.T) {
 // TestFieldErrors: the admin API reports every field's problem at once, each named, for a form to show
 // beside its field.
 func TestFieldErrors(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	st, _, body := e.call("POST", "/api/v1/admin/apps", adminToken, "application/json",
 		`{"name":"","interface":"saml3","acs_url":"javascript:alert(1)","nameid_format":"x","relay_states":["ftp://x"]}`)
@@ -149,6 +152,7 @@ func TestFieldErrors(t *testing.T) {
 // TestMetadataNameIDFormat: an application's metadata advertises only the NameID format it issues, so an SP
 // that asks for the first format it reads there is answered, not refused InvalidNameIDPolicy.
 func TestMetadataNameIDFormat(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ada := e.enroll(employee)
 	for _, f := range []struct{ setting, urn string }{

@@ -176,6 +176,7 @@ const loginRoundTrips = 16
 // TestLoginRoundTrips pins loginRoundTrips: a login costs no more round trips than that, whichever store
 // runs the test.
 func TestLoginRoundTrips(t *testing.T) {
+	t.Parallel()
 	st := storetest.Open(t)
 	bs := newBenchServer(t, st)
 	bs.login(t, bs.authnRequest(t, 0)) // loads the scripts, opens the connections

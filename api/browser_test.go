@@ -64,6 +64,7 @@ func (lk look) email(kind string) string {
 }
 
 func TestBrowserLogin(t *testing.T) {
+	t.Parallel()
 	browser := mustBrowser(t) // first: without Chromium nothing else is started
 	e := newEnv(t)
 	shots := screenshotDir(t)

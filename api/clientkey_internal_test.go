@@ -8,6 +8,7 @@ import (
 )
 
 func TestClientKey(t *testing.T) {
+	t.Parallel()
 	e := echo.New()
 	e.IPExtractor = echo.ExtractIPDirect()
 	for _, tc := range []struct{ remote, want string }{

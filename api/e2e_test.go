@@ -30,6 +30,7 @@ const acsURL = "http://127.0.0.1:9/login/callback?connection=saml-2b3f1c7e"
 // sees a number, approves on the phone with it; the browser gets a signed Response that an independent SP
 // library, xmlsec1 and the SAML XSD all accept.
 func TestEndToEnd(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	app := e.newApp("Jira", atlassianAudience, acsURL)
 	ph := e.enroll(employee)

@@ -12,6 +12,7 @@ import (
 // U+FFFD in place of what was sent; and an address holding invisible text-direction characters, which would
 // show as another address, is refused too.
 func TestEmailsAreTakenAsSent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	endpoints := []struct{ name, path, token string }{
 		{"admin users", "/api/v1/admin/users", adminToken},

@@ -155,6 +155,7 @@ func samlCodes(tb testing.TB) map[string]string {
 // TestEveryCodeHasAStatus: no code that reaches a client lacks an entry in the one table (it would be
 // answered as internal), and the table holds no code that nothing answers with.
 func TestEveryCodeHasAStatus(t *testing.T) {
+	t.Parallel()
 	authnCodes, bad := errorCodes(t, "../authn", "Error")
 	apiCodes, badAPI := errorCodes(t, ".", "authn.Error")
 	ssoCodes, badSSO := errorCodes(t, "../authn/sso", "authn.Error")
@@ -209,6 +210,7 @@ func TestEveryCodeHasAStatus(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	const generic = "Something went wrong on our side. Please try again."
 	cause := errors.New("dial tcp 127.0.0.1:6379: connection refused")
 	for _, tc := range []struct {

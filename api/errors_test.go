@@ -15,6 +15,7 @@ import (
 // message, whichever layer made it: package saml (through the one boundary that turns its errors into the
 // application's), package api, or the router.
 func TestRefusalsKeepTheirCodes(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var app appView
 	e.do("POST", "/api/v1/admin/apps", adminToken, map[string]any{"name": "Metadata app"}, http.StatusCreated, &app)

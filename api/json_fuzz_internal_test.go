@@ -298,6 +298,7 @@ func mustBeJSONMessage(t *testing.T, typ reflect.Type, body []byte, msg string) 
 
 // TestDecodeJSONRefuses pins what encoding/json alone would have let through.
 func TestDecodeJSONRefuses(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ name, body, want string }{
 		{"member twice", `{"decision":"deny","decision":"approve","number":42}`, `Field "decision" appears more than once.`},
 		{"member twice, nested", `{"acs_urls":[{"url":"https://a/","url":"https://b/"}]}`, `Field "url" appears more than once.`},

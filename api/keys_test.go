@@ -26,6 +26,7 @@ import (
 // TestKeyRollover stages a next key, checks it is published beside the current one, activates it, and checks
 // that an SP which loaded the metadata before the switch accepts Responses signed after it.
 func TestKeyRollover(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	app := e.newApp("Jira", atlassianAudience, acsURL)
 	ph := e.enroll(employee)
@@ -96,6 +97,7 @@ func pemBody(p []byte) string {
 // TestShutdownTellsBrowsersToReload: a waiting login page's event stream gets "reload" when the server
 // shuts down, so the browser comes back to a server that is up.
 func TestShutdownTellsBrowsersToReload(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	app := e.newApp("Jira", atlassianAudience, acsURL)
 	e.enroll(employee)
@@ -138,6 +140,7 @@ func TestShutdownTellsBrowsersToReload(t *testing.T) {
 // TestReplicasFollowRollover: a second server on the same store signs with the new key as soon as the first
 // activates it (the change is announced through the store).
 func TestReplicasFollowRollover(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	ring, err := e.svc.Keys.Ring(context.Background(), "Winkk Passport IdP")
 	if err != nil {
@@ -184,6 +187,7 @@ func TestReplicasFollowRollover(t *testing.T) {
 // TestKeysGoneFromTheStore: when the key ring vanishes from the store (Redis restarted without its data),
 // a running server keeps signing with the keys it holds and says so loudly; it never makes new ones.
 func TestKeysGoneFromTheStore(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	before := fetch(t, e.URL+"/saml/certificate.pem")
 	st := e.svc.Store()
@@ -211,6 +215,7 @@ func TestKeysGoneFromTheStore(t *testing.T) {
 // TestActivateUnopenableKey: a staged key this server cannot open (staged by one with a key-encryption key
 // it lacks) is not activated, and the admin hears why.
 func TestActivateUnopenableKey(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	sealer := authn.New(e.svc.Store(), nil, nil, authn.Config{KeyEncryptionKey: bytes.Repeat([]byte{9}, 32)})
 	defer sealer.Close()

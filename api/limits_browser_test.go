@@ -27,6 +27,7 @@ func (tb *tab) streamRequestsAfter(u string, since time.Time) []time.Time {
 // many as it may) does not reload itself in a loop: it opens the stream again later, and once a place is free
 // it follows the login to the ACS by itself.
 func TestBrowserRefusedStream(t *testing.T) {
+	t.Parallel()
 	browser := mustBrowser(t)
 	e := envOf(t, apitest.StartAPI(t, func(c *api.Config) { c.Limits.StreamsPerClient = 2 }))
 	shots := screenshotDir(t)

@@ -115,6 +115,7 @@ func waitStreams(t *testing.T, srv *api.Server, n int) {
 // number (here five); past that the stream is refused with 429, a JSON body saying why and Retry-After, while
 // other logins and other addresses are served; a closed stream frees its place.
 func TestEventStreamLimits(t *testing.T) {
+	t.Parallel()
 	e := envOf(t, apitest.StartAPI(t, func(c *api.Config) {
 		c.Limits.StreamsPerClient = 5
 		c.TrustedProxies = loopbackProxies(t)
@@ -190,6 +191,7 @@ func loopbackProxies(t *testing.T) []*net.IPNet {
 // TestStreamCeiling: past the process's ceiling on long-lived requests, event streams and long-polls are
 // refused from any address, while /healthz, a new login and ordinary device calls are still served.
 func TestStreamCeiling(t *testing.T) {
+	t.Parallel()
 	e := envOf(t, apitest.StartAPI(t, func(c *api.Config) {
 		c.Limits.MaxStreams = 4
 		c.TrustedProxies = loopbackProxies(t)
@@ -228,6 +230,7 @@ func TestStreamCeiling(t *testing.T) {
 // TestLongPollsPerDevice: a device has at most three long-polls waiting at once; a fourth is refused with 429
 // at once, and the three are answered when a challenge arrives.
 func TestLongPollsPerDevice(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	app := e.newApp("Jira", atlassianAudience, acsURL)
 	ph := e.enroll(employee)
@@ -270,6 +273,7 @@ func TestLongPollsPerDevice(t *testing.T) {
 // the HTTP server, before any handler runs; a Redirect-binding request at the SAML layer's own limits still
 // reaches the SAML layer.
 func TestHeaderLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	app := e.newApp("Jira", atlassianAudience, acsURL)
 	for _, size := range []int{100 << 10, 1 << 20} {
@@ -304,6 +308,7 @@ func TestHeaderLimit(t *testing.T) {
 // disconnected once a write to it has waited WriteTimeout (here half a second, a minute at most in
 // production), instead of holding a connection and a goroutine for ever.
 func TestStalledReaderIsDisconnected(t *testing.T) {
+	t.Parallel()
 	e := envOf(t, apitest.StartAPI(t, func(c *api.Config) { c.Limits.WriteTimeout = 500 * time.Millisecond }))
 	conn, err := net.Dial("tcp", strings.TrimPrefix(e.URL, "http://"))
 	if err != nil {
@@ -330,6 +335,7 @@ func TestStalledReaderIsDisconnected(t *testing.T) {
 // TestStreamsOutliveWriteTimeout: the write timeout counts from each write on a stream and a long-poll, not
 // from the request: a stream that is read keeps going past it, and a long-poll longer than it is answered.
 func TestStreamsOutliveWriteTimeout(t *testing.T) {
+	t.Parallel()
 	const writeTimeout = 300 * time.Millisecond
 	e := envOf(t, apitest.StartAPI(t, func(c *api.Config) { c.Limits.WriteTimeout = writeTimeout }))
 	app := e.newApp("Jira", atlassianAudience, acsURL)

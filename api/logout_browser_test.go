@@ -61,6 +61,7 @@ func (s *sloServer) wait(tb *tab, d time.Duration) sloHit {
 // application's LogoutRequest in a hidden frame under its CSP, then goes on by itself to the application that
 // asked, carrying the LogoutResponse and its RelayState, with no console error or CSP violation.
 func TestBrowserLogout(t *testing.T) {
+	t.Parallel()
 	browser := mustBrowser(t)
 	e := newEnv(t)
 	shots := screenshotDir(t)

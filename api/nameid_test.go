@@ -17,6 +17,7 @@ import (
 // nothing, transient ones change every time, and a request asking for a format the app does not issue gets
 // InvalidNameIDPolicy instead of a login.
 func TestNameIDFormats(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	conf := e.newApp("Confluence", "https://sp.example.test/confluence", "http://127.0.0.1:9/confluence/acs")
@@ -76,6 +77,7 @@ func TestNameIDFormats(t *testing.T) {
 // TestSlowApprovalGetsAFreshAssertion: validity windows count from the moment the Response is issued, so an
 // approval that took most of the login's life still yields an assertion valid for its whole lifetime.
 func TestSlowApprovalGetsAFreshAssertion(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	app := e.newApp("Jira", atlassianAudience, acsURL)
 	ph := e.enroll(employee)

@@ -67,6 +67,7 @@ func wantFailurePage(t *testing.T, e *env, p *page, sp *saml2.SAMLServiceProvide
 }
 
 func TestApprovalRefusals(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	app := e.newApp("Jira", atlassianAudience, acsURL)
 	ada := e.enroll(employee)
@@ -198,6 +199,7 @@ func rawPost(t *testing.T, u, proof string, body []byte) (int, string) {
 
 // TestSSORefusals: a request that fails a check gets our error page, never a Response and never a login.
 func TestSSORefusals(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	app := e.newApp("Jira", atlassianAudience, acsURL)
 	good := e.sp(app)
@@ -309,6 +311,7 @@ func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // TestForwardedForIsNotTrusted: without trusted proxies, a client cannot choose the address the phone shows
 // or dodge per-client limits with X-Forwarded-For.
 func TestForwardedForIsNotTrusted(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	app := e.newApp("Jira", atlassianAudience, acsURL)
 	ph := e.enroll(employee)

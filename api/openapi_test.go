@@ -16,6 +16,7 @@ import (
 // TestRoutesMatchOpenAPI checks every device route the server registers against api/openapi.yaml, and every
 // operation of the document against the server: the document is the mobile team's contract.
 func TestRoutesMatchOpenAPI(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(api.OpenAPI)

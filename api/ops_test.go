@@ -16,6 +16,7 @@ import (
 // same host gets the 404 of an unknown path. With a metrics listener, the main handler serves no /metrics at
 // all, and the operations handler serves it (and no profiles unless asked).
 func TestMetricsOnlyForLoopback(t *testing.T) {
+	t.Parallel()
 	e := envOf(t, apitest.StartAPI(t, func(c *api.Config) { c.TrustedProxies = loopbackProxies(t) }))
 	get := func(base, path, forwardedFor string) (int, string) {
 		t.Helper()

@@ -129,6 +129,7 @@ func (p *cutProxy) setCut(cut bool) {
 // gone, and the page it reloads to retries by itself; once the store is back, the phone's approval reaches
 // the browser.
 func TestStoreOutageDuringLogin(t *testing.T) {
+	t.Parallel()
 	proxy := mustProxiedRedis(t)
 	e := envOf(t, apitest.StartOn(t, storetest.OpenURL(t, proxy.url)))
 	app := e.newApp("Jira", atlassianAudience, acsURL)
@@ -201,6 +202,7 @@ func TestStoreOutageDuringLogin(t *testing.T) {
 // failure (500 internal, JSON), not served as if it came from no device at all; the next request of the same
 // phone is served.
 func TestDeviceRequestWhenLastSeenFails(t *testing.T) {
+	t.Parallel()
 	proxy := mustProxiedRedis(t)
 	e := envOf(t, apitest.StartOn(t, storetest.OpenURL(t, proxy.url)))
 	ph := e.enroll(employee)

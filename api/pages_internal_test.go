@@ -117,6 +117,7 @@ func viewCases() []viewCase {
 // TestViews renders every view, with its zero value and with hostile strings in every field it shows, and
 // checks each page: escaped, no inline script or style, a strict CSP without nonce, and its test IDs.
 func TestViews(t *testing.T) {
+	t.Parallel()
 	cases := viewCases()
 	covered := map[string]bool{}
 	for _, tc := range cases {
@@ -210,6 +211,7 @@ func TestViews(t *testing.T) {
 }
 
 func TestRenderUnknownView(t *testing.T) {
+	t.Parallel()
 	c := echo.New().NewContext(httptest.NewRequest(http.MethodGet, "/", nil), httptest.NewRecorder())
 	if err := renderPage(c, http.StatusOK, unknownView{}); err == nil || !strings.Contains(err.Error(), "nowhere") {
 		t.Errorf("rendering a view without a template: %v", err)

@@ -61,6 +61,7 @@ func staticLinks(p *page) []string {
 // TestStaticFiles: the pages' scripts and stylesheet are served without any cookie, with their content type,
 // cached for a year under the hashed names the pages link, revalidated by ETag under their plain names.
 func TestStaticFiles(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	ph := e.enroll(employee)

@@ -15,6 +15,7 @@ import (
 // TestPanicIsLoggedWithItsStack: a panicking handler answers a plain 500 (no stack to the client) and the
 // log says it was a panic, where.
 func TestPanicIsLoggedWithItsStack(t *testing.T) {
+	t.Parallel()
 	var logs bytes.Buffer
 	s := &Server{log: slog.New(slog.NewJSONHandler(&logs, nil))}
 	e := echo.New()

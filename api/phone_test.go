@@ -46,6 +46,7 @@ func (e *env) drainMails() {
 }
 
 func TestEnrollByEmail(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, func(c *authn.Config) { c.AllowedDomains = []string{"example.com"} })
 	ctx := context.Background()
 	var addr string
@@ -170,6 +171,7 @@ func TestEnrollByEmail(t *testing.T) {
 }
 
 func TestManyDevices(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	app := e.newApp("Jira", atlassianAudience, acsURL)
 	ctx := context.Background()
@@ -273,6 +275,7 @@ func TestManyDevices(t *testing.T) {
 
 // TestLongPoll: an open app learns of a new challenge as soon as it is parked, without a push.
 func TestLongPoll(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	app := e.newApp("Jira", atlassianAudience, acsURL)
 	ph := e.enroll(employee)
@@ -345,6 +348,7 @@ func (e *env) callDevice(ph *phone, method, path string) (int, string, []byte) {
 }
 
 func TestPushBombing(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	// paused checks that a new login for email is refused with the pause page and sends nothing. pushed is
 	// how many pushes the test's earlier logins made: they are sent in the background, so wait for them first.
@@ -469,6 +473,7 @@ func TestPushBombing(t *testing.T) {
 // TestChallengeDetails: the phone sees enough to tell a real sign-in from an attack — the app, the browser
 // and OS, the IP address and the time — and never the number.
 func TestChallengeDetails(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	app := e.newApp("Jira", atlassianAudience, acsURL)
 	ph := e.enroll(employee)

@@ -101,6 +101,7 @@ func requestID(t *testing.T, sp *saml2.SAMLServiceProvider) (string, string) {
 }
 
 func TestSessionAcrossApps(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	conf := e.newApp("Confluence", "https://sp.example.test/confluence", "http://127.0.0.1:9/confluence/acs")
@@ -173,6 +174,7 @@ func TestSessionAcrossApps(t *testing.T) {
 }
 
 func TestIdPInitiatedLogin(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	e.do("PATCH", "/api/v1/admin/apps/"+jira.ID, adminToken, map[string]any{"relay_states": []string{"https://start.atlassian.com", "https://*.atlassian.net", "https://partner.example/app"}}, http.StatusOK, nil)
@@ -245,6 +247,7 @@ func TestIdPInitiatedLogin(t *testing.T) {
 }
 
 func TestUsersAndSuspension(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	e.do("PATCH", "/api/v1/admin/apps/"+jira.ID, adminToken, map[string]any{"attribute_profile": "atlassian"}, http.StatusOK, nil)
@@ -350,6 +353,7 @@ func TestUsersAndSuspension(t *testing.T) {
 // its browser out (a stolen phone's own logins included), and no reload hands out the Success Response again
 // once the user is signed out, suspended, or the approving phone is gone.
 func TestEndedSignIns(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	conf := e.newApp("Confluence", "https://sp.example.test/confluence", "http://127.0.0.1:9/confluence/acs")

@@ -44,6 +44,7 @@ func (e *env) signingSP(a appView, sloURL string) (*saml2.SAMLServiceProvider, d
 }
 
 func TestSingleLogout(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	conf := e.newApp("Confluence", "https://sp.example.test/confluence", "http://127.0.0.1:9/confluence/acs")
@@ -170,6 +171,7 @@ func TestSingleLogout(t *testing.T) {
 // TestSPMetadataImport: an admin hands Passport the SP's metadata and gets the app filled in; requests may
 // then name any of its ACS endpoints by index.
 func TestSPMetadataImport(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var a appView
 	e.do("POST", "/api/v1/admin/apps", adminToken, map[string]any{"name": "Shibboleth app"}, http.StatusCreated, &a)
@@ -216,6 +218,7 @@ func TestSPMetadataImport(t *testing.T) {
 // TestACSIndexAndEncryption: AssertionConsumerServiceIndex picks the registered endpoint, and an app that asks
 // for encrypted assertions gets them, which gosaml2 decrypts with the SP key.
 func TestACSIndexAndEncryption(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	app := e.newApp("Jira", atlassianAudience, acsURL)
 	encKS := dsig.RandomKeyStoreForTest()
@@ -296,6 +299,7 @@ func crewjamDetail(err error) error {
 // TestSignedRequests: a signature on a request is verified whenever the app has SP certificates, a bad one is
 // refused, and an app that requires signed requests refuses unsigned ones.
 func TestSignedRequests(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	app := e.newApp("Jira", atlassianAudience, acsURL)
 	signed, _ := e.signingSP(app, "http://127.0.0.1:9/jira/slo")
@@ -339,6 +343,7 @@ func TestSignedRequests(t *testing.T) {
 // TestSingleLogoutAcrossSessions: a LogoutRequest naming two sessions signs out of every app of both, and
 // says PartialLogout when an app of theirs has no SLO endpoint to be told.
 func TestSingleLogoutAcrossSessions(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	conf := e.newApp("Confluence", "https://sp.example.test/confluence", "http://127.0.0.1:9/confluence/acs")

@@ -69,6 +69,7 @@ func requestWith(t *testing.T, sp *saml2.SAMLServiceProvider, nameID, format, co
 // TestRequestedSubject: a request that names its user gets an assertion about that user or none
 // (saml-core §3.4.1).
 func TestRequestedSubject(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	ada, bob := e.enroll(employee), e.enroll("bob@example.com")
@@ -133,6 +134,7 @@ func TestRequestedSubject(t *testing.T) {
 // TestRequestedAuthnContext: what the SP requires of the authentication is met, or answered NoAuthnContext
 // (saml-core §3.3.2.2.1).
 func TestRequestedAuthnContext(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	ada := e.enroll(employee)

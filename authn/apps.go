@@ -408,8 +408,6 @@ func checkURL(field, raw string, endpoint bool) error {
 	return nil
 }
 
-func audienceKey(aud string) string { return "app-audience:" + aud }
-
 // Create registers an application from p. Audience and ACS URL may be left empty and set later.
 func (s *Apps) Create(ctx context.Context, p AppPatch) (App, error) {
 	now := s.now()

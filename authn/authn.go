@@ -32,8 +32,11 @@ type Config struct {
 	AllowedDomains []string      // email domains that may enroll; empty means any
 	BaseURL        string        // public URL, for enrollment links
 	Clock          func() time.Time
-	Rand           io.Reader
-	Logger         *slog.Logger
+	// Rand is the source of every random value the services draw (IDs, numbers, codes, secrets, nonces),
+	// crypto/rand's Reader by default. New RSA keys are the exception: Go's crypto/rsa draws their
+	// randomness itself.
+	Rand   io.Reader
+	Logger *slog.Logger
 	// IdentifyLimit caps email submissions per client network per minute (default 1000: an office of
 	// hundreds behind one address signs in at nine without a refusal; pushes are limited per user, see Limits).
 	IdentifyLimit int64

@@ -124,6 +124,7 @@ func race(n int, fn func(i int) error) (wins int, errs []error) {
 
 // Every state change that must happen once is atomic: of many concurrent attempts exactly one wins.
 func TestExactlyOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 
 	t.Run("approving a login from two phones", func(t *testing.T) {
@@ -217,6 +218,7 @@ func TestExactlyOnce(t *testing.T) {
 }
 
 func TestLoginStates(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	svc := mustService(t)
 	app := mustApp(t, svc)
@@ -316,6 +318,7 @@ func mustGetLogin(tb testing.TB, svc *authn.Service, id, secret string) authn.Lo
 // A refused enrollment (here: a key that is already enrolled) does not use up the invitation, and IDs that
 // cannot be ours are not found without touching the store.
 func TestEnrollmentKeepsInvitationOnFailure(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	svc := mustService(t)
 	taken := mustKey(t)
@@ -358,6 +361,7 @@ func (m *codeMailer) Send(_ context.Context, _, subject, _ string) error {
 // TestEmailCodeGuessBurst: however many guesses at one address's code arrive at once, and from however many
 // clients, no more than EmailCodeMaxWrong are compared with it; the rest are refused as locked.
 func TestEmailCodeGuessBurst(t *testing.T) {
+	t.Parallel()
 	log := slog.New(slog.DiscardHandler)
 	mail := &codeMailer{}
 	svc := authn.New(storetest.Open(t), push.LogSender{Logger: log}, mail, authn.Config{BaseURL: base, Logger: log})
@@ -405,6 +409,7 @@ func TestEmailCodeGuessBurst(t *testing.T) {
 
 // TestEmailCodeTriesPerClient: one client cannot try codes for address after address without limit.
 func TestEmailCodeTriesPerClient(t *testing.T) {
+	t.Parallel()
 	svc := mustService(t)
 	ctx := context.Background()
 	var last error
@@ -423,6 +428,7 @@ func TestEmailCodeTriesPerClient(t *testing.T) {
 
 // TestRightCodeGivesItsTryBack: a right code does not count among the address's wrong tries.
 func TestRightCodeGivesItsTryBack(t *testing.T) {
+	t.Parallel()
 	log := slog.New(slog.DiscardHandler)
 	mail := &codeMailer{}
 	svc := authn.New(storetest.Open(t), push.LogSender{Logger: log}, mail, authn.Config{BaseURL: base, Logger: log})
@@ -449,6 +455,7 @@ func TestRightCodeGivesItsTryBack(t *testing.T) {
 // TestDeletedUserStaysDeleted: deleting a user withdraws the invitations it still had, and an invitation
 // used anyway does not bring the user back.
 func TestDeletedUserStaysDeleted(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	svc := mustService(t)
 	const leaver = "leaver@example.com"
@@ -473,6 +480,7 @@ func TestDeletedUserStaysDeleted(t *testing.T) {
 // TestRespondRace: of page loads that read the same approved login, the one whose Response is stored opens
 // the session and gets its cookie; the others show that Response and leave no session behind.
 func TestRespondRace(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	svc := mustService(t)
 	app := mustApp(t, svc)
@@ -536,6 +544,7 @@ func TestRespondRace(t *testing.T) {
 // TestRemovedPhoneOpensNoSession: a login approved by a phone removed before the browser collects the
 // Response does not open a session.
 func TestRemovedPhoneOpensNoSession(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	svc := mustService(t)
 	app := mustApp(t, svc)
@@ -582,6 +591,7 @@ func TestRemovedPhoneOpensNoSession(t *testing.T) {
 // TestDeleteUserRacesInvitation: an admin deletes a user while its phone uses the invitation; whichever
 // comes first, the user and any phone are gone afterwards.
 func TestDeleteUserRacesInvitation(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	svc := mustService(t)
 	for i := range 150 {

@@ -11,6 +11,7 @@ import (
 // TestEveryChangeIsReported: the state changes of a whole login, and of the records around it, reach
 // Config.OnChange once each, after they landed, with the record before and after.
 func TestEveryChangeIsReported(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var changes []authn.Change
 	svc := mustServiceWith(t, authn.Config{OnChange: func(_ context.Context, c authn.Change) {

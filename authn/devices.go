@@ -96,7 +96,7 @@ func (s *Devices) Invite(ctx context.Context, rawEmail string) (Invitation, stri
 		CreatedAt: now,
 		ExpiresAt: now.Add(InvitationTTL),
 	}
-	if err := s.invitations.Create(ctx, inv.ID, inv, InvitationTTL, "user:"+email); err != nil {
+	if err := s.invitations.Create(ctx, inv.ID, inv, InvitationTTL, userIndex(email)); err != nil {
 		return Invitation{}, "", internal("create invitation", err)
 	}
 	return inv, token, nil
@@ -170,7 +170,7 @@ func (s *core) consumeJTI(ctx context.Context, thumbprint, jti string) error {
 	if jti == "" || len(jti) > 128 {
 		return newErr(ErrInvalidProof, "the device proof has no valid jti")
 	}
-	ok, err := s.st.Claim(ctx, "proof-jti:"+thumbprint+":"+jti, 2*ProofMaxSkew+time.Minute)
+	ok, err := s.st.Claim(ctx, proofJTIKey(thumbprint, jti), 2*ProofMaxSkew+time.Minute)
 	if err != nil {
 		return internal("claim proof id", err)
 	}
@@ -257,7 +257,7 @@ func (s *Devices) EnrollByInvitation(ctx context.Context, pr ProofRequest, token
 	if err != nil {
 		// No device was added: give the invitation back for the rest of its life.
 		if left := inv.ExpiresAt.Sub(s.now()); left > 0 {
-			if rerr := s.invitations.Create(ctx, inv.ID, inv, left, "user:"+inv.Email); rerr != nil {
+			if rerr := s.invitations.Create(ctx, inv.ID, inv, left, userIndex(inv.Email)); rerr != nil {
 				s.log.Warn("restore invitation after a failed enrollment", "email", inv.Email, "err", rerr)
 			}
 		}
@@ -317,7 +317,7 @@ func (s *core) addDevice(ctx context.Context, email, jwk, thumb string, r Enroll
 		d.PushStatus = PushOK
 		d.PushTokenUpdatedAt = &now
 	}
-	if err := s.devices.Create(ctx, d.ID, d, 0, "user:"+email); err != nil {
+	if err := s.devices.Create(ctx, d.ID, d, 0, userIndex(email)); err != nil {
 		return Device{}, internal("create device", err)
 	}
 	if _, err := s.svc.Users.Get(ctx, email); errors.Is(err, ErrNotFound) {
@@ -335,7 +335,7 @@ func (s *core) addDevice(ctx context.Context, email, jwk, thumb string, r Enroll
 
 // List returns the devices enrolled for email, oldest first.
 func (s *Devices) List(ctx context.Context, email string) ([]Device, error) {
-	ds, err := s.devices.ListIndex(ctx, "user:"+strings.ToLower(email))
+	ds, err := s.devices.ListIndex(ctx, userIndex(strings.ToLower(email)))
 	if err != nil {
 		return nil, internal("list devices", err)
 	}
@@ -431,7 +431,7 @@ func (s *Devices) Remove(ctx context.Context, email, id string) error {
 		}
 		return internal("delete device", err)
 	}
-	if err := s.devices.RemoveFromIndex(ctx, "user:"+d.Email, id); err != nil {
+	if err := s.devices.RemoveFromIndex(ctx, userIndex(d.Email), id); err != nil {
 		s.log.Warn("unindex device", "device", id, "err", err)
 	}
 	if _, err := s.st.DeleteValueIf(ctx, "device-key:"+d.KeyThumbprint, d.Email); err != nil {

@@ -99,6 +99,7 @@ func FuzzNormalizeEmail(f *testing.F) {
 // TestNormalizeEmailRefusesBidiControls: each bidi control, anywhere in an address, is refused, so that no
 // address can be shown as another (U+202E turns "moc.elpmaxe@ecila" into what reads as alice@example.com).
 func TestNormalizeEmailRefusesBidiControls(t *testing.T) {
+	t.Parallel()
 	if len(bidiControls) != 12 {
 		t.Fatalf("%d bidi controls listed", len(bidiControls))
 	}

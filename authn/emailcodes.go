@@ -30,10 +30,6 @@ const (
 	EmailClientLimit   = 20 // codes requested, and codes tried, per client per EmailCodeWindow
 )
 
-func emailCodeKey(email string) string { return "email-code:" + email }
-func emailFailKey(email string) string { return "email-code-fail:" + email }
-func emailSendKey(email string) string { return "email-code-send:" + email }
-func emailClientKey(key string) string { return "email-code-client:" + key }
 func emailEnrollClientKey(key string) string {
 	return "email-enroll-client:" + key
 }
@@ -68,7 +64,7 @@ func (s *Devices) RequestEmailCode(ctx context.Context, rawEmail, clientKey stri
 			return time.Time{}, newErr(ErrRateLimited, "too many codes requested; try again in %s", roundUp(reset))
 		}
 	}
-	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	n, err := rand.Int(s.cfg.Rand, big.NewInt(1_000_000))
 	if err != nil {
 		return time.Time{}, internal("draw code", err)
 	}

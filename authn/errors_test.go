@@ -14,6 +14,7 @@ import (
 // errors.Is matches on the code alone: a copy carrying a message or a cause is still the sentinel's kind, and
 // another code never is.
 func TestErrorIsMatchesTheCode(t *testing.T) {
+	t.Parallel()
 	cause := errors.New("store: connection refused")
 	for _, tc := range []struct {
 		name   string
@@ -50,6 +51,7 @@ func TestErrorIsMatchesTheCode(t *testing.T) {
 // Activating a staged key this server cannot open is refused with the sentinel's code and message, and the
 // cause kept for the log; activating with nothing staged is ErrNoNextKey.
 func TestActivateRefusals(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st := storetest.Open(t)
 	kek, other := make([]byte, 32), make([]byte, 32)

@@ -94,7 +94,7 @@ func (s *core) seal(k *SigningKey) (storedKey, error) {
 		return sk, err
 	}
 	nonce := make([]byte, aead.NonceSize())
-	if _, err := io.ReadFull(rand.Reader, nonce); err != nil {
+	if _, err := io.ReadFull(s.cfg.Rand, nonce); err != nil {
 		return sk, fmt.Errorf("authn: seal key: %w", err)
 	}
 	sk.KeySeal = base64.StdEncoding.EncodeToString(aead.Seal(nonce, nonce, keyPEM, []byte(sk.CertPEM)))
@@ -349,9 +349,9 @@ func ParseSigningKey(certPEM, keyPEM []byte) (*SigningKey, error) {
 // Secret returns the 32-byte secret called name, creating it on first use; every replica gets the same one.
 // It keys derived identifiers (persistent NameIDs) that must stay stable and reveal nothing.
 func (s *Keys) Secret(ctx context.Context, name string) ([]byte, error) {
-	key := "idp:secret:" + name
+	key := secretKey(name)
 	fresh := make([]byte, 32)
-	if _, err := rand.Read(fresh); err != nil {
+	if _, err := io.ReadFull(s.cfg.Rand, fresh); err != nil {
 		return nil, fmt.Errorf("authn: secret: %w", err)
 	}
 	if _, err := s.st.SetIfAbsent(ctx, key, base64.RawStdEncoding.EncodeToString(fresh), 0); err != nil {

@@ -23,6 +23,7 @@ func serviceOn(st *store.Store, kek []byte) *authn.Service {
 
 // Replicas starting at once agree on one signing key.
 func TestKeyRingFirstStartRace(t *testing.T) {
+	t.Parallel()
 	st := storetest.Open(t)
 	var mu sync.Mutex
 	seen := map[string]bool{}
@@ -50,6 +51,7 @@ func TestKeyRingFirstStartRace(t *testing.T) {
 }
 
 func TestKeyEncryptionAtRest(t *testing.T) {
+	t.Parallel()
 	st := storetest.Open(t)
 	kek := make([]byte, 32)
 	rand.Read(kek)
@@ -93,6 +95,7 @@ func TestKeyEncryptionAtRest(t *testing.T) {
 }
 
 func TestCertificateWarning(t *testing.T) {
+	t.Parallel()
 	k, err := authn.GenerateSigningKey("IdP", time.Now())
 	if err != nil {
 		t.Fatal(err)

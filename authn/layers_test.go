@@ -38,6 +38,7 @@ func layerOf(pkg string) string {
 // TestLayers holds the architecture: each layer imports only what allowed lets it, only the faces (api)
 // know echo, and saml, push and store import nothing of ours.
 func TestLayers(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "github.com/winkk/passport/...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)

@@ -77,22 +77,6 @@ const (
 	PauseTooPending = "too_pending" // several requests already wait on the phone
 )
 
-// Store names of the limits' records. A normalized email holds no space, so "email net" is unambiguous; an
-// empty net names the user's ceiling.
-func pauseKey(email, net string) string   { return "push-pause:" + email + " " + net }
-func refusedKey(email, net string) string { return "push-refused:" + email + " " + net }
-func hourKey(email, net string) string    { return "push-hour:" + email + " " + net }
-func parkKey(net string) string           { return "ratelimit:park:" + net }
-func identifyKey(net string) string       { return "ratelimit:identify:" + net }
-
-// Login indexes: a user's open sign-ins, those of them started from one network, and the one that shows a
-// number (at most one: numbers are unique among a user's open sign-ins).
-func pendingIndex(email string) string         { return "pending:" + email }
-func pendingNetIndex(email, net string) string { return "pending:" + email + " " + net }
-func numberIndex(email string, number int) string {
-	return "number:" + email + " " + strconv.Itoa(number)
-}
-
 // openIndexes are the indexes an open challenge l is in.
 func openIndexes(l Login) []string {
 	return []string{pendingIndex(l.Email), pendingNetIndex(l.Email, l.Network), numberIndex(l.Email, l.Number)}
@@ -172,7 +156,7 @@ func (s *core) sweepListed(ctx context.Context, email string, ls []Login) []Logi
 		case !l.Open(now):
 			_ = s.logins.RemoveFromIndexes(ctx, l.ID, openIndexes(l)...)
 			if l.Current(now) == StateExpired && l.State == StatePending {
-				if first, err := s.st.Claim(ctx, "ignored:"+l.ID, s.cfg.LoginTTL+loginGrace); err == nil && first {
+				if first, err := s.st.Claim(ctx, ignoredKey(l.ID), s.cfg.LoginTTL+loginGrace); err == nil && first {
 					s.noteRefused(ctx, email, l.Network)
 				}
 			}

@@ -149,7 +149,7 @@ func (s *Logins) Admit(ctx context.Context, net, appID, requestID string, ttl ti
 	hit := s.st.HitIn(b, parkKey(net), time.Minute)
 	var claim *store.Result[bool]
 	if requestID != "" {
-		claim = s.st.ClaimIn(b, "authnrequest:"+appID+":"+requestID, ttl)
+		claim = s.st.ClaimIn(b, requestIDKey(appID, requestID), ttl)
 	}
 	b.Run()
 	h, err := hit.Get()
@@ -383,7 +383,7 @@ type identifyFacts struct {
 func (s *core) queueIdentifyFacts(b *store.Batch, email, net string) *identifyFacts {
 	return &identifyFacts{
 		user:    s.users.GetIn(b, email),
-		devices: s.devices.ListIndexIn(b, "user:"+email),
+		devices: s.devices.ListIndexIn(b, userIndex(email)),
 		pending: s.logins.ListIndexIn(b, pendingIndex(email)),
 		pause:   s.st.GetValueIn(b, pauseKey(email, net)),
 	}
@@ -534,7 +534,7 @@ func UserChannel(email string) string { return "challenges:" + email }
 func (s *core) pushChallenge(l Login, devs []Device) {
 	var msgs []push.Message
 	var targets []Device
-	ttl := time.Until(l.ExpiresAt)
+	ttl := l.ExpiresAt.Sub(s.now())
 	for _, d := range devs {
 		if d.FCMToken == "" || d.PushStatus == PushDead {
 			continue
@@ -738,7 +738,7 @@ func (s *Logins) Respond(ctx context.Context, l Login, build func(Login, User) (
 	// session missing; if another caller's Response is stored instead, this session is dropped.
 	if sess != nil {
 		sess.Apps = []SessionApp{told}
-		if err := s.sessions.Create(ctx, sess.ID, *sess, s.sessionTTL(), "user:"+sess.Email); err != nil {
+		if err := s.sessions.Create(ctx, sess.ID, *sess, s.sessionTTL(), userIndex(sess.Email)); err != nil {
 			return Login{}, "", internal("create session", err)
 		}
 		// A login that opens a session must not outlive the removal of the phone that approved it, removed
@@ -818,7 +818,7 @@ func (s *core) stillSignedIn(ctx context.Context, l Login) error {
 
 // ConsumeRequestID remembers an AuthnRequest ID of app for ttl; a second use is refused (replay).
 func (s *Logins) ConsumeRequestID(ctx context.Context, appID, requestID string, ttl time.Duration) error {
-	ok, err := s.st.Claim(ctx, "authnrequest:"+appID+":"+requestID, ttl)
+	ok, err := s.st.Claim(ctx, requestIDKey(appID, requestID), ttl)
 	if err != nil {
 		return internal("consume request id", err)
 	}

@@ -140,7 +140,7 @@ func (s *Sessions) End(ctx context.Context, id string) (Session, error) {
 	if err != nil {
 		return Session{}, internal("end session", err)
 	}
-	_ = s.sessions.RemoveFromIndex(ctx, "user:"+sess.Email, id)
+	_ = s.sessions.RemoveFromIndex(ctx, userIndex(sess.Email), id)
 	s.log.Info("session ended", "email", sess.Email, "session", id)
 	return sess, nil
 }
@@ -152,7 +152,7 @@ func (s *Sessions) EndUser(ctx context.Context, email string) (int, error) {
 
 // endSessionsWhere ends the sessions of email for which end is true and returns how many there were.
 func (s *core) endSessionsWhere(ctx context.Context, email string, end func(Session) bool) (int, error) {
-	ss, err := s.sessions.ListIndex(ctx, "user:"+email)
+	ss, err := s.sessions.ListIndex(ctx, userIndex(email))
 	if err != nil {
 		return 0, internal("list sessions", err)
 	}

@@ -218,7 +218,7 @@ func (s *Users) Delete(ctx context.Context, email string) error {
 	if _, err := s.svc.Sessions.EndUser(ctx, email); err != nil {
 		return err
 	}
-	invs, err := s.invitations.IndexIDs(ctx, "user:"+email)
+	invs, err := s.invitations.IndexIDs(ctx, userIndex(email))
 	if err != nil {
 		return internal("list invitations", err)
 	}

@@ -90,6 +90,7 @@ func mustReadState(tb testing.TB, path string) state {
 }
 
 func TestUsage(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	st := filepath.Join(dir, "s.json")
 	tests := []struct {
@@ -147,6 +148,7 @@ func TestUsage(t *testing.T) {
 }
 
 func TestEnrollByToken(t *testing.T) {
+	t.Parallel()
 	f := deviceapitest.NewServer(t)
 	path, dev := mustEnroll(t, f, "ann@example.com")
 
@@ -232,6 +234,7 @@ func (r *codeReader) Read(p []byte) (int, error) {
 }
 
 func TestEnrollByEmail(t *testing.T) {
+	t.Parallel()
 	f := deviceapitest.NewServer(t)
 
 	t.Run("code from stdin", func(t *testing.T) {
@@ -277,6 +280,7 @@ func TestEnrollByEmail(t *testing.T) {
 }
 
 func TestDevicesAndManagement(t *testing.T) {
+	t.Parallel()
 	f := deviceapitest.NewServer(t)
 	path, me := mustEnroll(t, f, "ann@example.com")
 	otherPath, other := mustEnroll(t, f, "ann@example.com")
@@ -327,6 +331,7 @@ func TestDevicesAndManagement(t *testing.T) {
 }
 
 func TestPendingApproveDeny(t *testing.T) {
+	t.Parallel()
 	f := deviceapitest.NewServer(t)
 	path, _ := mustEnroll(t, f, "ann@example.com")
 

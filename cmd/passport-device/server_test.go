@@ -69,6 +69,7 @@ func parkPending(t *testing.T, s *apitest.Server, email string) authn.Login {
 
 // TestAgainstServer drives passport-device through everything the phone app does, against the real server.
 func TestAgainstServer(t *testing.T) {
+	t.Parallel()
 	s := apitest.Start(t)
 	dir := t.TempDir()
 	first, second := filepath.Join(dir, "first.json"), filepath.Join(dir, "second.json")

@@ -83,6 +83,7 @@ func assertCleanedUp(t *testing.T, s *apitest.Server, run string) {
 }
 
 func TestLogins(t *testing.T) {
+	t.Parallel()
 	s := apitest.Start(t)
 	successes := metric(t, s, "passport_logins_total")
 	code, rep := loadJSON(t, s, "--logins", "6", "--concurrency", "3")
@@ -138,6 +139,7 @@ func TestLogins(t *testing.T) {
 
 // A run bounded by time alone learns its rate in a warm-up and enrolls users enough for it.
 func TestDuration(t *testing.T) {
+	t.Parallel()
 	s := apitest.Start(t)
 	code, rep := loadJSON(t, s, "--duration", "1s", "--concurrency", "2")
 	if code != exitOK || rep.Logins.Succeeded == 0 || rep.Logins.Failed != 0 {
@@ -156,6 +158,7 @@ func TestDuration(t *testing.T) {
 }
 
 func TestTextReport(t *testing.T) {
+	t.Parallel()
 	s := apitest.Start(t)
 	code, out, errOut := load(t, s, "--logins", "2", "--concurrency", "2")
 	if code != exitOK || errOut != "" {
@@ -176,6 +179,7 @@ func TestTextReport(t *testing.T) {
 }
 
 func TestWaiting(t *testing.T) {
+	t.Parallel()
 	s := apitest.Start(t)
 	code, rep := loadJSON(t, s, "--waiting", "4", "--logins", "0", "--concurrency", "2")
 	if code != exitOK {
@@ -207,6 +211,7 @@ func TestWaiting(t *testing.T) {
 }
 
 func TestWrongAdminToken(t *testing.T) {
+	t.Parallel()
 	s := apitest.Start(t)
 	code, out, errOut := load(t, s, "--logins", "2", "--admin-token", "not-the-token")
 	if code != exitFail {
@@ -221,6 +226,7 @@ func TestWrongAdminToken(t *testing.T) {
 }
 
 func TestUsage(t *testing.T) {
+	t.Parallel()
 	s := apitest.Start(t)
 	for _, args := range [][]string{
 		{"--concurrency", "0"},
@@ -244,6 +250,7 @@ func TestUsage(t *testing.T) {
 // The IdP limits email submissions per client address; the run's browsers come from many addresses so the
 // limit does not bite, and when it does bite, the failures are counted by step and kind.
 func TestPerAddressLimit(t *testing.T) {
+	t.Parallel()
 	limit := func(c *authn.Config) { c.IdentifyLimit = 3 }
 	t.Run("spread", func(t *testing.T) {
 		s := apitest.Start(t, limit)
@@ -277,6 +284,7 @@ func TestPerAddressLimit(t *testing.T) {
 
 // Interrupted (Ctrl-C) in the middle, the run stops, reports what it did, and still deletes what it created.
 func TestInterrupted(t *testing.T) {
+	t.Parallel()
 	s := apitest.Start(t)
 	cfg, err := parseConfig([]string{"--idp", s.URL, "--admin-token", apitest.AdminToken, "--duration", "30s", "--concurrency", "2", "--users", "4"}, func(string) string { return "" })
 	if err != nil {
@@ -304,6 +312,7 @@ func TestInterrupted(t *testing.T) {
 }
 
 func TestAuthnRequestShape(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2030, 1, 2, 3, 4, 5, 6e6, time.UTC)
 	got := authnRequest("_abc", "https://idp.example/saml/x/sso", "https://auth.atlassian.com/login/callback?connection=saml-1&x=<y>", "https://auth.atlassian.com/saml/1", at)
 	for _, want := range []string{
@@ -319,6 +328,7 @@ func TestAuthnRequestShape(t *testing.T) {
 }
 
 func TestSourceAddresses(t *testing.T) {
+	t.Parallel()
 	for i, want := range map[int]string{0: "127.100.0.1", 253: "127.100.0.254", 254: "127.100.1.1", 254 * 256: "127.101.0.1", maxSourceAddrs - 1: "127.104.8.16"} {
 		if got := sourceAt(i).String(); got != want {
 			t.Errorf("source %d: %s, want %s", i, got, want)
