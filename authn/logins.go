@@ -248,7 +248,6 @@ func (s *Logins) Get(ctx context.Context, id, secret string) (Login, error) {
 //
 // l is the login as the caller read it through GetLogin (which proved the browser); it is not read again.
 func (s *Logins) Identify(ctx context.Context, l Login, rawEmail, clientKey string) (Login, error) {
-	id := l.ID
 	if l.Current(s.now()) != StateIdentify {
 		return l, nil // already past this step: show it as it stands
 	}
@@ -275,37 +274,16 @@ func (s *Logins) Identify(ctx context.Context, l Login, rawEmail, clientKey stri
 	if emailErr != nil {
 		return Login{}, emailErr
 	}
-
-	// leave moves the login out of the identify step, unless a concurrent submission already did.
-	leave := func(also store.Effects, set func(cur *Login, now time.Time)) (Login, error) {
-		return s.transition(ctx, id, &l, also, func(cur Login, now time.Time) (Login, error) {
-			if cur.Current(now) != StateIdentify {
-				return cur, errUnchanged
-			}
-			cur.Email, cur.Network = email, net
-			set(&cur, now)
-			return cur, nil
-		})
-	}
-	pause := func(p Pause) (Login, error) {
-		s.log.Warn("login not pushed: pushes paused", "login", id, "email", email, "network", net, "reason", p.Reason, "until", p.Until)
-		return leave(store.Effects{}, func(cur *Login, now time.Time) {
-			cur.State, cur.Reason, cur.PausedUntil, cur.DecidedAt = StatePaused, p.Reason, p.Until, now
-		})
-	}
+	in := &identifying{s: s, ctx: ctx, l: l, email: email, net: net}
 	if l.Subject.Email != "" && email != l.Subject.Email {
-		s.log.Info("login refused: not the user the application asked for", "login", id, "email", email, "asked_for", l.Subject.Email)
-		return leave(store.Effects{}, func(cur *Login, now time.Time) {
-			cur.State, cur.Reason, cur.DecidedAt = StateFailed, ReasonSubjectMismatch, now
-		})
+		s.log.Info("login refused: not the user the application asked for", "login", l.ID, "email", email, "asked_for", l.Subject.Email)
+		return in.fail(ReasonSubjectMismatch)
 	}
 	if ok, err := s.mayUse(ctx, l.AppID, facts); err != nil {
 		return Login{}, err
 	} else if !ok {
-		s.log.Info("login refused: not in the application's allowed groups", "login", id, "email", email, "app", l.AppID)
-		return leave(store.Effects{}, func(cur *Login, now time.Time) {
-			cur.State, cur.Reason, cur.DecidedAt = StateFailed, ReasonNotAllowed, now
-		})
+		s.log.Info("login refused: not in the application's allowed groups", "login", l.ID, "email", email, "app", l.AppID)
+		return in.fail(ReasonNotAllowed)
 	}
 	devs, reachable, err := facts.reachable()
 	if err != nil {
@@ -316,8 +294,51 @@ func (s *Logins) Identify(ctx context.Context, l Login, rawEmail, clientKey stri
 		return Login{}, err
 	}
 	if !ok {
-		return pause(p)
+		return in.pause(p)
 	}
+	return in.open(devs, reachable, pending)
+}
+
+// identifying is one submission of the email step: the login as read, and the address and network it is
+// for, with the ways it can leave the identify step.
+type identifying struct {
+	s          *Logins
+	ctx        context.Context
+	l          Login
+	email, net string
+}
+
+// leave moves the login out of the identify step (set says how), with also in the same write, unless a
+// concurrent submission already did.
+func (in *identifying) leave(also store.Effects, set func(cur *Login, now time.Time)) (Login, error) {
+	return in.s.transition(in.ctx, in.l.ID, &in.l, also, func(cur Login, now time.Time) (Login, error) {
+		if cur.Current(now) != StateIdentify {
+			return cur, errUnchanged
+		}
+		cur.Email, cur.Network = in.email, in.net
+		set(&cur, now)
+		return cur, nil
+	})
+}
+
+// fail ends the login at once, for reason, without a push.
+func (in *identifying) fail(reason string) (Login, error) {
+	return in.leave(store.Effects{}, func(cur *Login, now time.Time) { cur.State, cur.Reason, cur.DecidedAt = StateFailed, reason, now })
+}
+
+// pause ends the login without a push: pushes to the user from this network are paused (p says why, until
+// when).
+func (in *identifying) pause(p Pause) (Login, error) {
+	in.s.log.Warn("login not pushed: pushes paused", "login", in.l.ID, "email", in.email, "network", in.net, "reason", p.Reason, "until", p.Until)
+	return in.leave(store.Effects{}, func(cur *Login, now time.Time) {
+		cur.State, cur.Reason, cur.PausedUntil, cur.DecidedAt = StatePaused, p.Reason, p.Until, now
+	})
+}
+
+// open moves the login to Pending with a number that none of the user's open sign-ins (pending) shows, and
+// pushes the challenge to devs when the account can be asked (reachable; else the login is a decoy).
+func (in *identifying) open(devs []Device, reachable bool, pending []Login) (Login, error) {
+	s, email, net := in.s, in.email, in.net
 	ids := make([]string, len(devs))
 	for i, d := range devs {
 		ids[i] = d.ID
@@ -343,7 +364,7 @@ func (s *Logins) Identify(ctx context.Context, l Login, rawEmail, clientKey stri
 		if reachable {
 			also.Publish = []store.Message{{Channel: UserChannel(email), Payload: "changed"}}
 		}
-		next, err := leave(also, func(cur *Login, _ time.Time) {
+		next, err := in.leave(also, func(cur *Login, _ time.Time) {
 			cur.State, cur.Number, cur.Devices, cur.Decoy = StatePending, number, ids, !reachable
 		})
 		var full *store.IndexFullError
@@ -352,16 +373,16 @@ func (s *Logins) Identify(ctx context.Context, l Login, rawEmail, clientKey stri
 			used[number] = true // drawn by a submission racing this one: draw again
 			continue
 		case errors.As(err, &full):
-			s.giveBackHit(ctx, hourKey(email, net))
-			s.giveBackHit(ctx, hourKey(email, ""))
-			return pause(Pause{Reason: PauseTooPending, Until: s.now().Add(s.cfg.LoginTTL)})
+			s.giveBackHit(in.ctx, hourKey(email, net))
+			s.giveBackHit(in.ctx, hourKey(email, ""))
+			return in.pause(Pause{Reason: PauseTooPending, Until: s.now().Add(s.cfg.LoginTTL)})
 		case err != nil || next.State != StatePending || next.Number != number:
 			return next, err
 		}
 		if reachable {
 			s.pushChallenge(next, devs)
 		} else {
-			s.log.Info("login waits without a push: the account cannot be asked", "login", id, "email", email)
+			s.log.Info("login waits without a push: the account cannot be asked", "login", next.ID, "email", email)
 		}
 		return next, nil
 	}
@@ -709,7 +730,6 @@ func (s *core) answer(ctx context.Context, d Device, l Login, dec Decision) (Log
 // l is the login as the caller read it through GetLogin (which proved the browser) or ParkFromSession; it
 // is not read again.
 func (s *Logins) Respond(ctx context.Context, l Login, build func(Login, User) ([]byte, SessionApp, error)) (Login, string, error) {
-	id := l.ID
 	if l.State == StateAnswered {
 		return l, "", s.stillSignedIn(ctx, l)
 	}
@@ -734,28 +754,53 @@ func (s *Logins) Respond(ctx context.Context, l Login, build func(Login, User) (
 	if err != nil {
 		return Login{}, "", err
 	}
-	// A new session exists before the login points to it, so a reload never finds the login answered and its
-	// session missing; if another caller's Response is stored instead, this session is dropped.
 	if sess != nil {
 		sess.Apps = []SessionApp{told}
-		if err := s.sessions.Create(ctx, sess.ID, *sess, s.sessionTTL(), userIndex(sess.Email)); err != nil {
-			return Login{}, "", internal("create session", err)
-		}
-		// A login that opens a session must not outlive the removal of the phone that approved it, removed
-		// before or while the Response was signed: RemoveDevice deletes the device and then ends its sessions,
-		// so reading the device once this session exists leaves no gap.
-		if _, err := s.devices.Get(ctx, l.AnsweredBy); errors.Is(err, store.ErrNotFound) {
-			if _, derr := s.svc.Sessions.End(context.WithoutCancel(ctx), sess.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
-				s.log.Warn("drop the session of a removed phone", "session", sess.ID, "err", derr)
-			}
-			return Login{}, "", newErr(ErrForbidden, "the phone that approved this sign-in was removed")
-		} else if err != nil {
-			return Login{}, "", internal("get device", err)
+		if err := s.openSession(ctx, sess, l.AnsweredBy); err != nil {
+			return Login{}, "", err
 		}
 	}
-	won := false
-	sessionID := l.SessionID
-	l, err = s.transition(ctx, id, &stored, store.Effects{}, func(cur Login, now time.Time) (Login, error) {
+	answered, won, err := s.storeResponse(ctx, stored, l.SessionID, resp)
+	if err != nil && sess != nil {
+		// The write may have landed although its answer was lost: then this session is the login's.
+		if cur, gerr := s.logins.Get(context.WithoutCancel(ctx), l.ID); gerr == nil && cur.State == StateAnswered && cur.SessionID == sess.ID {
+			return cur, cookie, nil
+		}
+	}
+	if err != nil || !won {
+		if sess != nil {
+			s.dropSession(ctx, sess.ID, "drop the session of a Response not stored")
+		}
+		return answered, "", err
+	}
+	if sess == nil {
+		return answered, "", s.svc.Sessions.RecordApp(ctx, answered.SessionID, told)
+	}
+	return answered, cookie, nil
+}
+
+// openSession stores the IdP session a login opens, before the login points to it, so a reload never finds
+// the login answered and its session missing. A login that opens a session must not outlive the removal of
+// the phone that approved it (approver), removed before or while the Response was signed: Devices.Remove
+// deletes the device and then ends its sessions, so reading the device once this session exists leaves no
+// gap; the session is then dropped again and the login refused.
+func (s *Logins) openSession(ctx context.Context, sess *Session, approver string) error {
+	if err := s.sessions.Create(ctx, sess.ID, *sess, s.sessionTTL(), userIndex(sess.Email)); err != nil {
+		return internal("create session", err)
+	}
+	if _, err := s.devices.Get(ctx, approver); errors.Is(err, store.ErrNotFound) {
+		s.dropSession(ctx, sess.ID, "drop the session of a removed phone")
+		return newErr(ErrForbidden, "the phone that approved this sign-in was removed")
+	} else if err != nil {
+		return internal("get device", err)
+	}
+	return nil
+}
+
+// storeResponse moves approved login l (as read) to Answered with resp, in session sessionID, exactly once.
+// won is false when another caller's Response was stored first (answered is then that login).
+func (s *Logins) storeResponse(ctx context.Context, l Login, sessionID string, resp []byte) (answered Login, won bool, err error) {
+	answered, err = s.transition(ctx, l.ID, &l, store.Effects{}, func(cur Login, now time.Time) (Login, error) {
 		won = false // fn may run again on the stored login after a lost race: only its last call counts
 		if cur.State == StateAnswered {
 			return cur, errUnchanged
@@ -767,24 +812,14 @@ func (s *Logins) Respond(ctx context.Context, l Login, build func(Login, User) (
 		won = true
 		return cur, nil
 	})
-	if err != nil && sess != nil {
-		// The write may have landed although its answer was lost: then this session is the login's.
-		if cur, gerr := s.logins.Get(context.WithoutCancel(ctx), id); gerr == nil && cur.State == StateAnswered && cur.SessionID == sessionID {
-			return cur, cookie, nil
-		}
+	return answered, won, err
+}
+
+// dropSession ends session id that a login did not keep, logging (not returning) a failure.
+func (s *core) dropSession(ctx context.Context, id, why string) {
+	if _, err := s.svc.Sessions.End(context.WithoutCancel(ctx), id); err != nil && !errors.Is(err, ErrNotFound) {
+		s.log.Warn(why, "session", id, "err", err)
 	}
-	if err != nil || !won {
-		if sess != nil {
-			if _, derr := s.svc.Sessions.End(context.WithoutCancel(ctx), sess.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
-				s.log.Warn("drop the session of a Response not stored", "session", sess.ID, "err", derr)
-			}
-		}
-		return l, "", err
-	}
-	if sess == nil {
-		return l, "", s.svc.Sessions.RecordApp(ctx, l.SessionID, told)
-	}
-	return l, cookie, nil
 }
 
 // stillSignedIn checks, before an answered login's Response is shown again, that what it asserts still
