@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"ChangeIndexTTL", testChangeIndexTTL},
 		{"RemoveFromIndexes", testRemoveFromIndexes},
 		{"MemoryUsage", testMemoryUsage},
+		{"Stream", testStream},
 		{"CreateIndexed", testCreateIndexed},
 		{"Batch", testBatch},
 		{"List", testList},
