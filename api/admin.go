@@ -12,16 +12,25 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/authn/audit"
 )
 
 // requireAdmin checks the admin bearer token in constant time.
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	want := sha256.Sum256([]byte("Bearer " + s.cfg.AdminToken))
 	return func(c echo.Context) error {
-		if !authorizationMatches(c.Request().Header.Get(echo.HeaderAuthorization), want) {
+		got := c.Request().Header.Get(echo.HeaderAuthorization)
+		if !authorizationMatches(got, want) {
+			reason := "invalid_token"
+			if got == "" {
+				reason = "no_token"
+			}
+			s.record(c, audit.Event{Type: audit.AdminDenied, Actor: audit.ActorSystem, Outcome: audit.OutcomeFailure, Reason: reason,
+				Details: map[string]any{"method": c.Request().Method, "path": c.Request().URL.Path}})
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="passport-admin"`)
 			return errUnauthorized
 		}
+		s.act(c, "admin:token")
 		return next(c)
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
 
+	"github.com/winkk/passport/authn/audit"
 	"github.com/winkk/passport/saml/samltest"
 )
 
@@ -92,6 +94,19 @@ func TestAllowedGroups(t *testing.T) {
 		}
 		if list, err := bob.ListChallenges(t.Context()); err != nil || len(list.Challenges) != 0 {
 			t.Errorf("bob's phone lists %v (%v)", list, err)
+		}
+		// The audit log says why: login.failed, reason not_allowed, with the application named.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var page struct{ Events []audit.Event }
+			e.do("GET", "/api/v1/admin/events?type=login.failed&email=bob@example.com&app_id="+conf.ID, adminToken, nil, http.StatusOK, &page)
+			if len(page.Events) == 1 && page.Events[0].Reason == "not_allowed" && page.Events[0].Outcome == audit.OutcomeFailure {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no login.failed (not_allowed) event for bob: %+v", page.Events)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	})
 	t.Run("an IdP session of a non-member is not used", func(t *testing.T) {

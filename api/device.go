@@ -60,6 +60,7 @@ func (s *Server) requireDevice(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(ctxDevice, d)
+		s.act(c, "device:"+d.ID)
 		return next(c)
 	}
 }

@@ -9,7 +9,7 @@ import (
 // routes registers every route of the server. Most maintenance starts with a URL: this is the map.
 func (s *Server) routes() {
 	e := s.echo
-	e.Use(s.recoverPanics(), s.securityHeaders, s.countRequests)
+	e.Use(s.recoverPanics(), s.securityHeaders, s.countRequests, s.withClient)
 
 	// Operations.
 	e.GET("/healthz", s.handleHealthz)
@@ -54,6 +54,8 @@ func (s *Server) routes() {
 	admin.POST("/keys/next", s.handleStageKey)
 	admin.POST("/keys/activate", s.handleActivateKey)
 	admin.POST("/invitations", s.handleCreateInvitation)
+	admin.GET("/events", s.handleListEvents)
+	admin.GET("/events/export", s.handleExportEvents)
 	admin.GET("/invitations/qr", s.handleInvitationQR)
 
 	// Device API (described by api/openapi.yaml, served below).

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/authn/audit"
 	"github.com/winkk/passport/authn/sso"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	ClockSkew         time.Duration
 	// StaticKey says the signing key came from files: no rollover through the store.
 	StaticKey bool
+	// Audit, when set, is the audit log: requests say who acts and from where, refused admin credentials are
+	// recorded, and the admin API reads it.
+	Audit *audit.Log
 	// TrustedProxies are the networks whose X-Forwarded-For is believed for the client's address (rate
 	// limits, what the phone shows). Empty: the connection's own address, headers ignored.
 	TrustedProxies []*net.IPNet
@@ -161,4 +165,26 @@ func (s *Server) Routes() []Route {
 		out = append(out, Route{Method: r.Method, Path: r.Path})
 	}
 	return out
+}
+
+// withClient says, in every request's context, from where it comes (for the audit log's events).
+func (s *Server) withClient(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		c.SetRequest(r.WithContext(audit.WithClient(r.Context(), c.RealIP(), r.UserAgent())))
+		return next(c)
+	}
+}
+
+// act says who acts in the request (admin:..., device:...), for the audit log's events.
+func (s *Server) act(c echo.Context, actor string) {
+	r := c.Request()
+	c.SetRequest(r.WithContext(audit.WithActor(r.Context(), actor)))
+}
+
+// record adds e to the audit log, when there is one.
+func (s *Server) record(c echo.Context, e audit.Event) {
+	if s.cfg.Audit != nil {
+		s.cfg.Audit.Record(c.Request().Context(), e)
+	}
 }

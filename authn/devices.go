@@ -35,6 +35,8 @@ type Device struct {
 	CreatedAt          time.Time  `json:"created_at"`
 	LastSeenAt         *time.Time `json:"last_seen_at,omitempty"`
 	PushTokenUpdatedAt *time.Time `json:"push_token_updated_at,omitempty"`
+	// InvitedBy is the device that vouched for this one (a phone inviting the user's next phone), if any.
+	InvitedBy string `json:"invited_by,omitempty"`
 }
 
 // Invitation is a one-time, expiring enrollment token bound to an email. The token itself is never stored:
@@ -425,7 +427,7 @@ func (s *Devices) Remove(ctx context.Context, email, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.devices.Delete(ctx, id); err != nil {
+	if _, err := s.devices.Take(ctx, id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return newErr(ErrNotFound, "device not found")
 		}

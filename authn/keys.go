@@ -6,10 +6,12 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -388,4 +390,34 @@ func CertificateWarning(cert *x509.Certificate, now time.Time) string {
 		return fmt.Sprintf("the signing certificate expires in %s (%s): stage a new key, let SPs load the metadata, then activate it", left.Round(time.Hour), cert.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return ""
+}
+
+// KeyChange tells what a change of the signing keys (Change.Table TableKeys) was: "created" (the first key,
+// at first start), "staged" (a next key) or "activated" (the next key now signs), with the SHA-256 of the
+// certificate concerned (hex). It never exposes the keys themselves. ok is false for another change.
+func KeyChange(c Change) (kind, certSHA256 string, ok bool) {
+	after, isRing := c.After.(storedRing)
+	if c.Table != TableKeys || !isRing {
+		return "", "", false
+	}
+	before, hadRing := c.Before.(storedRing)
+	switch {
+	case c.Op == OpCreate || !hadRing:
+		return "created", certFingerprint(after.Current.CertPEM), true
+	case before.Current.CertPEM != after.Current.CertPEM:
+		return "activated", certFingerprint(after.Current.CertPEM), true
+	case after.Next != nil && (before.Next == nil || before.Next.CertPEM != after.Next.CertPEM):
+		return "staged", certFingerprint(after.Next.CertPEM), true
+	}
+	return "", "", false
+}
+
+// certFingerprint is the hex SHA-256 of a PEM certificate's DER ("" when it does not parse).
+func certFingerprint(certPEM string) string {
+	c, err := ParseCertificatePEM(certPEM)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
 }

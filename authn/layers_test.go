@@ -15,9 +15,10 @@ import (
 //
 // Test helper packages (samltest, storetest, apitest, ...) are not a layer: they may use anything but cmd.
 var allowed = map[string][]string{
-	"cmd":               {"api", "authn/sso", "authn", "authn/deviceproof", "saml", "store", "push"},
-	"api":               {"api", "authn/sso", "authn", "authn/deviceproof"},
+	"cmd":               {"api", "authn/sso", "authn/audit", "authn", "authn/deviceproof", "saml", "store", "push"},
+	"api":               {"api", "authn/sso", "authn/audit", "authn", "authn/deviceproof"},
 	"authn/sso":         {"authn", "saml"},
+	"authn/audit":       {"authn", "store"},
 	"authn/deviceproof": {},
 	"authn":             {"authn/deviceproof", "store", "push"},
 	"saml":              {},
@@ -27,7 +28,7 @@ var allowed = map[string][]string{
 
 // layerOf names the layer of a package path (without the module prefix).
 func layerOf(pkg string) string {
-	for _, l := range []string{"authn/sso", "authn/deviceproof", "authn", "api", "cmd", "saml", "push", "store"} {
+	for _, l := range []string{"authn/sso", "authn/audit", "authn/deviceproof", "authn", "api", "cmd", "saml", "push", "store"} {
 		if pkg == l || strings.HasPrefix(pkg, l+"/") {
 			return l
 		}

@@ -153,17 +153,44 @@ func (s *core) sweepListed(ctx context.Context, email string, ls []Login) []Logi
 		switch {
 		case l.Email == email && l.Current(now) == StatePending:
 			out = append(out, l)
+		case l.Current(now) == StateExpired && l.State == StatePending:
+			s.expire(ctx, l)
 		case !l.Open(now):
 			_ = s.logins.RemoveFromIndexes(ctx, l.ID, openIndexes(l)...)
-			if l.Current(now) == StateExpired && l.State == StatePending {
-				if first, err := s.st.Claim(ctx, ignoredKey(l.ID), s.cfg.LoginTTL+loginGrace); err == nil && first {
-					s.noteRefused(ctx, email, l.Network)
-				}
-			}
 		}
 	}
 	sortBy(out, func(l Login) string { return l.CreatedAt.Format(time.RFC3339Nano) + l.ID })
 	return out
+}
+
+// expire records that challenge l (as read) expired unanswered: it moves to Expired and leaves the user's
+// indexes in one write, and the first to do so counts it as refused against the network that started it
+// (an ignored request counts like a denied one).
+func (s *core) expire(ctx context.Context, l Login) {
+	won := false
+	_, err := s.transition(ctx, l.ID, &l, store.Effects{RemoveFrom: openIndexes(l)}, func(cur Login, now time.Time) (Login, error) {
+		won = false // fn may run again after a lost race: only its last call counts
+		if cur.State != StatePending || cur.Current(now) != StateExpired {
+			return cur, errUnchanged
+		}
+		cur.State, cur.Reason, cur.DecidedAt = StateExpired, ReasonExpired, cur.ExpiresAt
+		won = true
+		return cur, nil
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.log.Warn("expire a challenge", "login", l.ID, "err", err)
+	}
+	if err == nil && won {
+		s.noteRefused(ctx, l.Email, l.Network)
+	}
+}
+
+// Expire records that login l, as read, expired unanswered (see expire); the login page calls it when it
+// shows a login that expired while nobody looked. A login not (or no longer) pending is left as it is.
+func (s *Logins) Expire(ctx context.Context, l Login) {
+	if l.State == StatePending && l.Current(s.now()) == StateExpired {
+		s.expire(ctx, l)
+	}
 }
 
 // checkPushAllowed returns the pause that stops a new challenge to email from net, or ok when one may be

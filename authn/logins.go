@@ -39,7 +39,8 @@ const (
 	ReasonNumberMismatch = "number_mismatch" // the number typed on the phone was not the one shown
 	ReasonExpired        = "expired"         // nobody answered in time
 	ReasonSuspended      = "suspended"       // the account is suspended
-	ReasonNoDevice       = "no_device"       // unknown email or no enrolled device
+	ReasonNoDevice       = "no_device"       // the account has no enrolled device
+	ReasonUnknownUser    = "unknown_user"    // no account has that email
 	// ReasonSubjectMismatch: the application asked about one user and another identified.
 	ReasonSubjectMismatch = "subject_mismatch"
 	// ReasonNotAllowed: the user is in none of the application's allowed groups (App.AllowedGroups).
@@ -79,7 +80,12 @@ type Login struct {
 	// but nothing is pushed and nothing can approve it; it expires.
 	Decoy bool `json:"decoy,omitempty"`
 	// Changes counts the times the browser went back to change the email typed.
-	Changes    int    `json:"changes,omitempty"`
+	Changes int `json:"changes,omitempty"`
+	// Method is how the login was approved: MethodPush (the default, also when empty) or MethodOfflineCode.
+	Method string `json:"method,omitempty"`
+	// Receipt is the phone's signed answer, exactly as the server verified it (a compact JWS), for approvals
+	// and denials: proof of which phone answered and what it showed.
+	Receipt    string `json:"receipt,omitempty"`
 	AnsweredBy string `json:"answered_by,omitempty"`
 	// SessionID is the IdP session this login belongs to: the one it was answered from, or the one it opened.
 	SessionID string `json:"session_id,omitempty"`
@@ -94,6 +100,12 @@ type Login struct {
 	// the same one, so a login yields exactly one Response.
 	Response []byte `json:"response,omitempty"`
 }
+
+// How a login was approved (Login.Method).
+const (
+	MethodPush        = "push"         // the phone answered the challenge
+	MethodOfflineCode = "offline_code" // a code from the phone's app was typed in the browser
+)
 
 // Current returns the state as of now: a login still waiting past ExpiresAt is Expired.
 func (l Login) Current(now time.Time) LoginState {
@@ -285,7 +297,7 @@ func (s *Logins) Identify(ctx context.Context, l Login, rawEmail, clientKey stri
 		s.log.Info("login refused: not in the application's allowed groups", "login", l.ID, "email", email, "app", l.AppID)
 		return in.fail(ReasonNotAllowed)
 	}
-	devs, reachable, err := facts.reachable()
+	devs, why, err := facts.reachable()
 	if err != nil {
 		return Login{}, err
 	}
@@ -296,7 +308,7 @@ func (s *Logins) Identify(ctx context.Context, l Login, rawEmail, clientKey stri
 	if !ok {
 		return in.pause(p)
 	}
-	return in.open(devs, reachable, pending)
+	return in.open(devs, why, pending)
 }
 
 // identifying is one submission of the email step: the login as read, and the address and network it is
@@ -336,9 +348,11 @@ func (in *identifying) pause(p Pause) (Login, error) {
 }
 
 // open moves the login to Pending with a number that none of the user's open sign-ins (pending) shows, and
-// pushes the challenge to devs when the account can be asked (reachable; else the login is a decoy).
-func (in *identifying) open(devs []Device, reachable bool, pending []Login) (Login, error) {
+// pushes the challenge to devs when the account can be asked (why is empty; else the login is a decoy, and
+// why says, for the record, why the account cannot be asked).
+func (in *identifying) open(devs []Device, why string, pending []Login) (Login, error) {
 	s, email, net := in.s, in.email, in.net
+	reachable := why == ""
 	ids := make([]string, len(devs))
 	for i, d := range devs {
 		ids[i] = d.ID
@@ -365,7 +379,7 @@ func (in *identifying) open(devs []Device, reachable bool, pending []Login) (Log
 			also.Publish = []store.Message{{Channel: UserChannel(email), Payload: "changed"}}
 		}
 		next, err := in.leave(also, func(cur *Login, _ time.Time) {
-			cur.State, cur.Number, cur.Devices, cur.Decoy = StatePending, number, ids, !reachable
+			cur.State, cur.Number, cur.Devices, cur.Decoy, cur.Reason = StatePending, number, ids, !reachable, why
 		})
 		var full *store.IndexFullError
 		switch {
@@ -433,23 +447,28 @@ func (s *core) mayUse(ctx context.Context, appID string, facts *identifyFacts) (
 
 // reachable returns the user's devices, sorted, and whether the user can be asked at all: the account
 // exists, is active and has a phone.
-func (f *identifyFacts) reachable() ([]Device, bool, error) {
+//
+// When it cannot, why says so (ReasonUnknownUser, ReasonSuspended or ReasonNoDevice), for the record only:
+// the browser is shown the same page whatever the reason (no account probing).
+func (f *identifyFacts) reachable() (devs []Device, why string, err error) {
 	u, err := f.user.Get()
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, false, nil
+		return nil, ReasonUnknownUser, nil
 	}
 	if err != nil {
-		return nil, false, internal("get user", err)
+		return nil, "", internal("get user", err)
 	}
-	devs, err := f.devices.Get()
-	if err != nil {
-		return nil, false, internal("list devices", err)
+	if devs, err = f.devices.Get(); err != nil {
+		return nil, "", internal("list devices", err)
 	}
-	if u.Status != UserActive || len(devs) == 0 {
-		return nil, false, nil
+	switch {
+	case u.Status != UserActive:
+		return nil, ReasonSuspended, nil
+	case len(devs) == 0:
+		return nil, ReasonNoDevice, nil
 	}
 	sortDevices(devs)
-	return devs, true, nil
+	return devs, "", nil
 }
 
 // ChangeEmail takes login l, waiting for the phone (or paused), back to the email step, so that a mistyped

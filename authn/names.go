@@ -27,7 +27,6 @@ func identifyKey(net string) string { return "ratelimit:identify:" + net }
 
 // One-time claims.
 func requestIDKey(appID, requestID string) string { return "authnrequest:" + appID + ":" + requestID }
-func ignoredKey(loginID string) string            { return "ignored:" + loginID }
 func proofJTIKey(thumbprint, jti string) string   { return "proof-jti:" + thumbprint + ":" + jti }
 
 // Applications, secrets and email codes.

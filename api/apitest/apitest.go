@@ -13,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/winkk/passport/api"
 	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/authn/audit"
 	"github.com/winkk/passport/push"
 	"github.com/winkk/passport/push/fcmtest"
 	"github.com/winkk/passport/push/smtptest"
@@ -66,6 +69,9 @@ type Server struct {
 	Clock *Clock
 	Key   *authn.SigningKey
 	Logs  *Logs
+	// Audit is the server's audit log; Registry the metrics registry served at /metrics.
+	Audit    *audit.Log
+	Registry *prometheus.Registry
 }
 
 // Option adjusts the authn configuration.
@@ -73,6 +79,29 @@ type Option func(*authn.Config)
 
 // APIOption adjusts the HTTP layer's configuration (its limits, trusted proxies...).
 type APIOption func(*api.Config)
+
+// AuditOption adjusts the audit log's configuration (retention, alerts...).
+type AuditOption func(*audit.Config)
+
+// Options adjust every layer of a test server; nil fields leave a layer as it is.
+type Options struct {
+	Authn Option
+	API   APIOption
+	Audit AuditOption
+}
+
+// StartWith runs a server on st (nil: a store chosen as storetest.Open does) until tb ends, configured by o.
+func StartWith(tb testing.TB, st *store.Store, o Options) *Server {
+	tb.Helper()
+	if st == nil {
+		st = storetest.Open(tb)
+	}
+	var opts []Option
+	if o.Authn != nil {
+		opts = append(opts, o.Authn)
+	}
+	return start(tb, st, o, opts...)
+}
 
 // Start runs a server until tb ends, on a store chosen as storetest.Open does.
 func Start(tb testing.TB, opts ...Option) *Server {
@@ -83,18 +112,18 @@ func Start(tb testing.TB, opts ...Option) *Server {
 // StartAPI is Start with the HTTP layer's configuration adjusted by apiOpt.
 func StartAPI(tb testing.TB, apiOpt APIOption, opts ...Option) *Server {
 	tb.Helper()
-	return start(tb, storetest.Open(tb), apiOpt, opts...)
+	return start(tb, storetest.Open(tb), Options{API: apiOpt}, opts...)
 }
 
 // StartOn runs a server on st until tb ends.
 func StartOn(tb testing.TB, st *store.Store, opts ...Option) *Server {
 	tb.Helper()
-	return start(tb, st, nil, opts...)
+	return start(tb, st, Options{}, opts...)
 }
 
 // start runs a server on st until tb ends. Its http.Server is configured by api.Server.ConfigureHTTP, with
 // the same limits and timeouts as passport-idp's.
-func start(tb testing.TB, st *store.Store, apiOpt APIOption, opts ...Option) *Server {
+func start(tb testing.TB, st *store.Store, o Options, opts ...Option) *Server {
 	tb.Helper()
 	ctx := context.Background()
 	fake := fcmtest.New(tb)
@@ -112,18 +141,33 @@ func start(tb testing.TB, st *store.Store, apiOpt APIOption, opts ...Option) *Se
 	clk := &Clock{}
 	logs := &Logs{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
-	cfg := authn.Config{BaseURL: base, Clock: clk.Now, Logger: log}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var svc *authn.Service
+	auditCfg := audit.Config{Clock: clk.Now, Logger: log, Registry: reg, Alerts: audit.AlertConfig{Mailer: mailer},
+		AppName: func(ctx context.Context, id string) string {
+			if a, err := svc.Apps.Get(ctx, id); err == nil {
+				return a.Name
+			}
+			return id
+		}}
+	if o.Audit != nil {
+		o.Audit(&auditCfg)
+	}
+	auditLog := audit.New(st, auditCfg)
+	cfg := authn.Config{BaseURL: base, Clock: clk.Now, Logger: log, OnChange: auditLog.OnChange}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	svc := authn.New(st, pusher, mailer, cfg)
+	svc = authn.New(st, pusher, mailer, cfg)
 	ring, err := svc.Keys.Ring(ctx, EntityID)
 	if err != nil {
 		tb.Fatalf("apitest: signing key: %v", err)
 	}
-	apiCfg := api.Config{BaseURL: base, EntityID: EntityID, AdminToken: AdminToken, Logger: log, Clock: clk.Now}
-	if apiOpt != nil {
-		apiOpt(&apiCfg)
+	apiCfg := api.Config{BaseURL: base, EntityID: EntityID, AdminToken: AdminToken, Logger: log, Clock: clk.Now,
+		Registry: reg, Audit: auditLog}
+	if o.API != nil {
+		o.API(&apiCfg)
 	}
 	srv, err := api.New(ctx, apiCfg, svc, ring)
 	if err != nil {
@@ -135,6 +179,8 @@ func start(tb testing.TB, st *store.Store, apiOpt APIOption, opts ...Option) *Se
 		srv.Closing()
 		ts.Close()
 		svc.Close()
+		auditLog.Close()
 	})
-	return &Server{URL: base, Svc: svc, API: srv, FCM: fake, Mails: mails, Clock: clk, Key: ring.Current, Logs: logs}
+	return &Server{URL: base, Svc: svc, API: srv, FCM: fake, Mails: mails, Clock: clk, Key: ring.Current, Logs: logs,
+		Audit: auditLog, Registry: reg}
 }

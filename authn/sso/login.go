@@ -86,6 +86,7 @@ func (p *IdP) Page(ctx context.Context, id, secret string) (Page, error) {
 	case authn.StatePaused:
 		return p.paused(pg)
 	default:
+		p.svc.Logins.Expire(ctx, l) // a challenge that expired while nobody looked is recorded as such now
 		return p.failure(pg, l.Reason)
 	}
 }
@@ -114,7 +115,7 @@ func (p *IdP) ChangeEmail(ctx context.Context, id, secret string) error {
 // failureMessages say why a login did not succeed; the SP's error Response carries the same words.
 var failureMessages = map[string]string{
 	authn.ReasonDenied:          "The sign-in was denied on your phone.",
-	authn.ReasonReported:        "The sign-in was denied and reported on your phone. Your administrator has been notified.",
+	authn.ReasonReported:        "The sign-in was denied and reported on your phone. It has been recorded for your administrator.",
 	authn.ReasonNumberMismatch:  "The number entered on the phone did not match the one shown here, so the sign-in was denied.",
 	authn.ReasonExpired:         "The sign-in request expired before it was approved.",
 	authn.ReasonSuspended:       "Sign-in is not allowed for this account. Contact your administrator.",

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/mail"
 	"net/url"
 	"strings"
 	"time"
@@ -35,6 +36,10 @@ type config struct {
 	TrustedProxies  string
 	MetricsListen   string
 	Pprof           string
+	AuditRetention  time.Duration
+	AlertEmails     string
+	AlertWebhookURL string
+	AlertSecret     string
 }
 
 type setting struct {
@@ -69,6 +74,10 @@ func (c *config) settings() []setting {
 		{env: "PASSPORT_KEY_ENCRYPTION_KEY", def: "", help: "base64 of 32 random bytes: seals the signing keys kept in the store (AES-256-GCM)", str: &c.KeyEncryption},
 		{env: "PASSPORT_METRICS_LISTEN", def: "", help: "address of a listener of its own for /metrics (and /debug/pprof/); empty: /metrics on the main listener, to loopback clients only", str: &c.MetricsListen},
 		{env: "PASSPORT_PPROF", def: "off", help: "on: serve Go's runtime profiles at /debug/pprof/ on the metrics listener (needs PASSPORT_METRICS_LISTEN)", str: &c.Pprof},
+		{env: "PASSPORT_AUDIT_RETENTION", def: "2160h", help: "how long the audit log keeps events, 1h to 87600h (10 years)", dur: &c.AuditRetention, min: time.Hour, max: 87600 * time.Hour},
+		{env: "PASSPORT_ALERT_EMAILS", def: "", help: "comma-separated addresses mailed when a sign-in is reported or pushes are paused", str: &c.AlertEmails},
+		{env: "PASSPORT_ALERT_WEBHOOK_URL", def: "", help: "URL posted the event JSON when a sign-in is reported or pushes are paused", str: &c.AlertWebhookURL},
+		{env: "PASSPORT_ALERT_WEBHOOK_SECRET", def: "", help: "key of the webhook's X-Passport-Signature (HMAC-SHA256 of the body); required with PASSPORT_ALERT_WEBHOOK_URL", str: &c.AlertSecret},
 	}
 }
 
@@ -141,6 +150,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if c.EntityID == "" {
 		return c, errors.New("PASSPORT_ENTITY_ID must not be empty")
 	}
+	if err := c.checkAlerts(); err != nil {
+		return c, err
+	}
 	if c.FCMEndpoint != "" {
 		if c.FCMCredentials == "" {
 			return c, errors.New("PASSPORT_FCM_ENDPOINT is used only with PASSPORT_FCM_CREDENTIALS: set both, or neither")
@@ -162,6 +174,38 @@ func shortDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// checkAlerts refuses alert settings that would silently send nothing, or send unsigned.
+func (c config) checkAlerts() error {
+	for _, a := range c.alertEmails() {
+		if m, err := mail.ParseAddress(a); err != nil || m.Address != a {
+			return fmt.Errorf("PASSPORT_ALERT_EMAILS: %q is not an email address", a)
+		}
+	}
+	if c.AlertWebhookURL == "" {
+		if c.AlertSecret != "" {
+			return errors.New("PASSPORT_ALERT_WEBHOOK_SECRET is used only with PASSPORT_ALERT_WEBHOOK_URL: set both, or neither")
+		}
+		return nil
+	}
+	if u, err := url.Parse(c.AlertWebhookURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("PASSPORT_ALERT_WEBHOOK_URL: %q is not an http(s) URL", c.AlertWebhookURL)
+	}
+	if c.AlertSecret == "" {
+		return errors.New("PASSPORT_ALERT_WEBHOOK_URL needs PASSPORT_ALERT_WEBHOOK_SECRET: the receiver checks each post's signature with it")
+	}
+	return nil
+}
+
+func (c config) alertEmails() []string {
+	var out []string
+	for _, a := range strings.Split(c.AlertEmails, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func (c config) allowedDomains() []string {

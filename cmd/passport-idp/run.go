@@ -19,6 +19,7 @@ import (
 
 	"github.com/winkk/passport/api"
 	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/authn/audit"
 	"github.com/winkk/passport/push"
 	"github.com/winkk/passport/saml/rsasigner"
 	"github.com/winkk/passport/store"
@@ -75,13 +76,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		mailer, mailMode = m, m.Describe()
 	}
 
-	svc := authn.New(st, pusher, mailer, authn.Config{
+	// The audit log comes first: every change the services make is recorded through it. It names the
+	// applications of its alerts through the services, made just below.
+	var svc *authn.Service
+	auditLog := audit.New(st, audit.Config{
+		Retention: cfg.AuditRetention,
+		Logger:    log,
+		Registry:  reg,
+		Alerts: audit.AlertConfig{Emails: cfg.alertEmails(), Mailer: mailer,
+			WebhookURL: cfg.AlertWebhookURL, WebhookSecret: cfg.AlertSecret},
+		AppName: func(ctx context.Context, id string) string {
+			if a, err := svc.Apps.Get(ctx, id); err == nil {
+				return a.Name
+			}
+			return id
+		},
+	})
+	defer auditLog.Close()
+	svc = authn.New(st, pusher, mailer, authn.Config{
 		LoginTTL:         cfg.LoginTTL,
 		AllowedDomains:   cfg.allowedDomains(),
 		BaseURL:          cfg.BaseURL,
 		Logger:           log,
 		SessionTTL:       cfg.SessionTTL,
 		KeyEncryptionKey: cfg.keyEncryptionKey(),
+		OnChange:         auditLog.OnChange,
 	})
 	defer svc.Close()
 
@@ -104,7 +123,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		TrustedProxies: proxies,
 		BaseURL:        cfg.BaseURL, EntityID: cfg.EntityID, AdminToken: adminToken, Logger: log, Registry: reg,
 		AssertionLifetime: cfg.AssertionTTL, ClockSkew: cfg.ClockSkew, StaticKey: cfg.SigningKeyFile != "",
-		MetricsListener: cfg.MetricsListen != "", Pprof: cfg.Pprof == "on",
+		MetricsListener: cfg.MetricsListen != "", Pprof: cfg.Pprof == "on", Audit: auditLog,
 	}, svc, ring)
 	if err != nil {
 		return err
