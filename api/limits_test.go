@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -366,4 +368,72 @@ func TestStreamsOutliveWriteTimeout(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stream did not carry the approval")
 	}
+}
+
+// TestWaitingStreamsHoldNoGoroutine: a browser waiting on its login's event stream holds no goroutine of the
+// server (the connection is taken over and served by the stream hub), is told of a change at once, and is
+// forgotten soon after it closes its connection. Not parallel: it counts the process's goroutines.
+func TestWaitingStreamsHoldNoGoroutine(t *testing.T) {
+	const n = 200
+	e := envOf(t, apitest.StartAPI(t, func(c *api.Config) {
+		c.Limits.StreamsPerLogin = n
+		c.Limits.StreamsPerClient = n
+	}))
+	app := e.newApp("Jira", atlassianAudience, acsURL)
+	e.enroll(employee)
+	b := newBrowser(t)
+	login := b.startLogin(e.sp(app), "").URL
+	u, _ := url.Parse(login)
+	var cookie string
+	for _, ck := range b.c.Jar.Cookies(u) {
+		if ck.Name == "passport_login" {
+			cookie = ck.Value
+		}
+	}
+	// Raw connections: an http.Client would hold goroutines of its own for each.
+	open := func() (net.Conn, *bufio.Reader) {
+		conn, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET %s/events HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\nCookie: passport_login=%s\r\n\r\n", u.Path, u.Host, cookie)
+		return conn, bufio.NewReader(conn)
+	}
+	// next returns the data of the next event on r.
+	next := func(r *bufio.Reader) string {
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("event stream: %v", err)
+			}
+			if v, ok := strings.CutPrefix(line, "data: "); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+	}
+	runtime.GC()
+	before := runtime.NumGoroutine()
+	conns := make([]net.Conn, n)
+	readers := make([]*bufio.Reader, n)
+	for i := range conns {
+		conns[i], readers[i] = open()
+		if got := next(readers[i]); got != "identify" {
+			t.Fatalf("stream %d: first state %q", i, got)
+		}
+	}
+	waitStreams(t, e.srv, n)
+	if grew := runtime.NumGoroutine() - before; grew > n/10 {
+		t.Errorf("%d waiting streams: the process has %d more goroutines", n, grew)
+	}
+	// Every stream is told when the login moves on.
+	b.identify(b.get(login), employee)
+	for i, r := range readers {
+		if got := next(r); got != "pending" {
+			t.Fatalf("stream %d: state %q after the email, want pending", i, got)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	waitStreams(t, e.srv, 0)
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"errors"
 	"html/template"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -120,97 +119,27 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	release, full := s.streams.acquire(
-		streamCap{kind: "login", key: "login:" + l.ID, max: s.cfg.Limits.StreamsPerLogin,
+	caps := []streamCap{
+		{kind: "login", key: "login:" + l.ID, max: s.cfg.Limits.StreamsPerLogin,
 			refusal: "This sign-in is already followed by several open pages. Close its other tabs; this page checks again by itself."},
-		streamCap{kind: "client", key: "client:" + clientKey(c), max: s.cfg.Limits.StreamsPerClient,
+		{kind: "client", key: "client:" + clientKey(c), max: s.cfg.Limits.StreamsPerClient,
 			refusal: "Too many sign-in pages from your network are waiting at once. This page checks again by itself in a few seconds."},
-	)
+	}
+	release, full := s.streams.acquire(caps...)
+	// A bound is full: perhaps of browsers that left (a reloaded tab) and have not been noticed yet.
+	if full != nil && full != processCap && s.hub.reap(full.key) > 0 {
+		release, full = s.streams.acquire(caps...)
+	}
 	if full != nil {
 		return s.refuseStream(c, full)
 	}
-	defer release()
-	ctx := s.ctx(c)
-	watch, err := s.svc.Logins.Watch(ctx, l.ID)
+	st := &eventStream{id: l.ID, secret: loginSecret(c), keys: []string{caps[0].key, caps[1].key}, release: release}
+	st.stop, err = s.svc.Logins.Notify(s.ctx(c), l.ID, func() { s.hub.mark(st) })
 	if err != nil {
+		release()
 		return err
 	}
-	defer watch.Stop()
-	w := c.Response()
-	rc := http.NewResponseController(w)
-	w.Header().Set(echo.HeaderContentType, "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	// write sends text at once; an error means the client is gone or stopped reading, and the stream ends.
-	write := func(text string) error {
-		s.extendWriteDeadline(c)
-		if _, err := io.WriteString(w, text); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
-	send := func(event, data string) error { return write("event: " + event + "\ndata: " + data + "\n\n") }
-	heartbeat := time.NewTicker(15 * time.Second)
-	defer heartbeat.Stop()
-	// A change announced while the store's connection was down would be missed: look again now and then.
-	recheck := time.NewTicker(recheckEvery)
-	defer recheck.Stop()
-	var last string
-	for {
-		// Re-read after subscribing so a change between the first read and the subscription is not missed.
-		fresh, err := s.svc.Logins.Get(ctx, l.ID, loginSecret(c))
-		switch {
-		case errors.Is(err, authn.ErrNotFound) || errors.Is(err, authn.ErrForbidden):
-			_ = send("reload", "gone")
-			return nil
-		case err != nil:
-			// The store is out of reach for now: the login is not gone. Keep the page waiting and look again at
-			// the next recheck; the phone's answer is shown once the store is back.
-			s.log.Warn("login events: store unavailable; retrying", "login", l.ID, "err", err)
-		default:
-			l = fresh
-		}
-		now := s.cfg.Clock()
-		if st := string(l.Current(now)); st != last {
-			if err := send("state", st); err != nil {
-				return nil
-			}
-			last = st
-		}
-		if !l.Open(now) {
-			return nil
-		}
-		expiry := time.NewTimer(l.ExpiresAt.Sub(now))
-	wait:
-		for {
-			select {
-			case _, ok := <-watch.C:
-				if !ok { // the store is closing: come back later
-					_ = send("reload", "shutdown")
-					return nil
-				}
-				break wait
-			case <-expiry.C:
-				break wait
-			case <-recheck.C:
-				break wait
-			case <-heartbeat.C:
-				if err := write(": keep-alive\n\n"); err != nil {
-					expiry.Stop()
-					return nil
-				}
-			case <-s.closing:
-				expiry.Stop()
-				_ = send("reload", "shutdown")
-				return nil
-			case <-ctx.Done():
-				expiry.Stop()
-				return nil
-			}
-		}
-		expiry.Stop()
-	}
+	return s.hub.serve(c, st)
 }
 
 // handleEnrollPage is the https link of an invitation: on the phone it offers the app's deep link

@@ -72,6 +72,7 @@ type Server struct {
 
 	waiting atomic.Int64 // device long-polls in progress
 	streams *streams     // long-lived requests open, by login, client and device
+	hub     *hub         // the login pages' event streams
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -114,6 +115,7 @@ func New(ctx context.Context, cfg Config, svc *authn.Service, ring *authn.KeyRin
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
+	s.hub = newHub(s)
 	s.metrics = newMetrics(cfg.Registry, svc, s.streams)
 	s.echo = echo.New()
 	s.echo.HideBanner = true

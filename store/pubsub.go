@@ -71,16 +71,50 @@ func (s *Store) Publish(ctx context.Context, channel, msg string) error {
 // therefore look at the state they wait on again now and then rather than
 // rely on a message for every change.
 func (s *Store) Subscribe(ctx context.Context, channels ...string) (<-chan string, func(), error) {
+	sub := &subscriber{out: make(chan string, subscriptionBuffer)}
+	release, err := s.subscribe(ctx, sub, channels)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Release the subscription when ctx ends even if the caller never
+	// cancels (at once if it already has).
+	stop := context.AfterFunc(ctx, release)
+	cancel := func() {
+		stop()
+		release()
+	}
+	return sub.out, cancel, nil
+}
+
+// SubscribeFunc is [Store.Subscribe] for holders of many subscriptions that
+// cannot spare a goroutine for each: instead of a channel, fn is called for
+// each message published to any of channels, and once more whenever the
+// shared connection was re-established after a break (messages published
+// while it was down are lost, so that call says "look again"). fn runs on
+// the goroutine that reads the connection, with its lock held: it must
+// return at once, without blocking, and must not call cancel.
+//
+// ctx bounds only the wait for the server's confirmation; the subscription
+// lasts until cancel is called (idempotent, no I/O) or the Store is closed.
+func (s *Store) SubscribeFunc(ctx context.Context, fn func(), channels ...string) (cancel func(), err error) {
+	if fn == nil {
+		return nil, errors.New("store: subscribe: nil func")
+	}
+	return s.subscribe(ctx, &subscriber{fn: fn}, channels)
+}
+
+// subscribe registers sub for channels and waits, as long as ctx allows, until
+// the server holds every subscription. It returns the idempotent release.
+func (s *Store) subscribe(ctx context.Context, sub *subscriber, channels []string) (func(), error) {
 	if len(channels) == 0 {
-		return nil, nil, errors.New("store: subscribe: no channels")
+		return nil, errors.New("store: subscribe: no channels")
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, nil, fmt.Errorf("store: subscribe: %w", err)
+		return nil, fmt.Errorf("store: subscribe: %w", err)
 	}
 	fail := func(err error) error {
 		return fmt.Errorf("store: subscribe %s: %w", strings.Join(channels, ","), err)
 	}
-	sub := &subscriber{out: make(chan string, subscriptionBuffer)}
 	seen := make(map[string]bool, len(channels))
 	for _, c := range channels {
 		if n := s.channelName(c); !seen[n] {
@@ -90,11 +124,11 @@ func (s *Store) Subscribe(ctx context.Context, channels ...string) (<-chan strin
 	}
 	m, err := s.pubsub()
 	if err != nil {
-		return nil, nil, fail(err)
+		return nil, fail(err)
 	}
 	waits, err := m.add(sub)
 	if err != nil {
-		return nil, nil, fail(err)
+		return nil, fail(err)
 	}
 	for _, a := range waits {
 		select {
@@ -105,19 +139,11 @@ func (s *Store) Subscribe(ctx context.Context, channels ...string) (<-chan strin
 		}
 		if err != nil {
 			m.remove(sub)
-			return nil, nil, fail(err)
+			return nil, fail(err)
 		}
 	}
 	var once sync.Once
-	release := func() { once.Do(func() { m.remove(sub) }) }
-	// Release the subscription when ctx ends even if the caller never
-	// cancels (at once if it already has).
-	stop := context.AfterFunc(ctx, release)
-	cancel := func() {
-		stop()
-		release()
-	}
-	return sub.out, cancel, nil
+	return func() { once.Do(func() { m.remove(sub) }) }, nil
 }
 
 // pubsub returns the Store's multiplexer, starting it on first use.
@@ -239,6 +265,10 @@ type topic struct {
 	// unsubs are the queue numbers of UNSUBSCRIBEs whose reply is pending,
 	// oldest first.
 	unsubs []uint64
+	// lost: the connection broke while the channel had subscribers, so
+	// messages may have been missed; once the server holds the subscription
+	// again, its SubscribeFunc subscribers are called to look again.
+	lost bool
 }
 
 // attempt is one awaited SUBSCRIBE: done is closed when the server confirmed
@@ -250,6 +280,14 @@ type attempt struct {
 
 func (t *topic) confirm() {
 	t.confirmed = true
+	if t.lost {
+		t.lost = false
+		for sub := range t.subs {
+			if sub.fn != nil {
+				sub.fn()
+			}
+		}
+	}
 	if t.attempt != nil {
 		close(t.attempt.done)
 		t.attempt = nil
@@ -267,10 +305,34 @@ func (t *topic) fail(err error) {
 // subscriber is one Subscribe call.
 type subscriber struct {
 	names []string // prefixed channel names, distinct
-	out   chan string
+	// Exactly one of out and fn is set: out for Subscribe, fn for
+	// SubscribeFunc.
+	out chan string
+	fn  func()
 	// removed: out is closed and the subscriber is in no topic. Guarded by
 	// mux.mu.
 	removed bool
+}
+
+// signal hands payload to sub without blocking: into its buffer (dropped
+// when full) or to its func. Called with mux.mu held.
+func (sub *subscriber) signal(payload string) {
+	if sub.fn != nil {
+		sub.fn()
+		return
+	}
+	select {
+	case sub.out <- payload:
+	default:
+	}
+}
+
+// end closes sub's channel, if it has one. Called with mux.mu held, once.
+func (sub *subscriber) end() {
+	sub.removed = true
+	if sub.out != nil {
+		close(sub.out)
+	}
 }
 
 // newMux starts a multiplexer over a new PubSub of client, whose connection
@@ -361,8 +423,7 @@ func (m *mux) remove(sub *subscriber) {
 	if sub.removed {
 		return
 	}
-	sub.removed = true
-	close(sub.out)
+	sub.end()
 	var send []string
 	for _, n := range sub.names {
 		t := m.topics[n]
@@ -458,6 +519,7 @@ func (m *mux) connLost(err error) {
 	err = fmt.Errorf("pub/sub connection lost: %w", err)
 	for n, t := range m.topics {
 		t.confirmed = false
+		t.lost = len(t.subs) > 0
 		t.unsubs = nil
 		t.fail(err)
 		m.gc(n, t)
@@ -490,8 +552,7 @@ func (m *mux) close() {
 		t.fail(errClosed)
 		for sub := range t.subs {
 			if !sub.removed {
-				sub.removed = true
-				close(sub.out)
+				sub.end()
 			}
 		}
 	}
@@ -610,10 +671,7 @@ func (m *mux) deliver(channel, payload string) {
 		return
 	}
 	for sub := range t.subs {
-		select {
-		case sub.out <- payload:
-		default:
-		}
+		sub.signal(payload)
 	}
 }
 

@@ -366,3 +366,56 @@ func TestPubSubHealthCheck(t *testing.T) {
 		})
 	})
 }
+
+// TestSubscribeFunc: a func subscriber is called for each message, once more
+// after the shared connection was re-established (it may have missed
+// messages meanwhile), and never after cancel.
+func TestSubscribeFunc(t *testing.T) {
+	pubsubBackends(t, func(t *testing.T, open func(t *testing.T) *store.Store) {
+		s := open(t)
+		ctx := testCtx(t)
+		calls := make(chan struct{}, 16)
+		cancel, err := s.SubscribeFunc(ctx, func() { calls <- struct{}{} }, "fn")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cancel)
+		called := func(what string) {
+			t.Helper()
+			select {
+			case <-calls:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("fn not called for %s", what)
+			}
+		}
+		mustPublish(t, s, "fn", "one")
+		called("a message")
+
+		lost := store.PubSubConnLost(s)
+		if err := store.KillPubSubConn(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		mustWait(t, "noticing the broken connection", lost)
+		called("the resubscription after the break")
+		mustPublish(t, s, "fn", "two")
+		called("a message on the new connection")
+
+		cancel()
+		mustPublish(t, s, "fn", "three")
+		// A channel subscriber of the same channel receives "three": had fn
+		// still been subscribed, it would have been called before that.
+		ch, _ := mustSub(t, s, "fn")
+		mustPublish(t, s, "fn", "four")
+		if m := mustRecv(t, ch); m != "four" {
+			t.Fatalf("received %q", m)
+		}
+		select {
+		case <-calls:
+			t.Fatal("fn called after cancel")
+		default:
+		}
+		if _, err := s.SubscribeFunc(ctx, nil, "x"); err == nil {
+			t.Error("SubscribeFunc with a nil func succeeded")
+		}
+	})
+}

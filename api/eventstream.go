@@ -1,0 +1,369 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/winkk/passport/authn"
+)
+
+// A login page's event stream waits for minutes and says one or two words. Holding a goroutine, net/http's
+// read and write buffers and a background reader for each would cost some 60 KiB per waiting browser (10,000
+// browsers: 600 MB). So once its answer's headers are written, a stream leaves net/http: the handler takes
+// the connection over (Hijack) and returns, and the stream is a small record in the hub, woken by the store's
+// pub/sub through a callback (authn.Logins.Notify) or by its timer, and served by a few shared workers.
+//
+// Without a reader, a stream learns that its browser left from a probe (gone): every sweepEvery the hub peeks
+// at each connection without waiting, and at once when a new stream finds its cap full (reap); a browser
+// that closed its connection has sent FIN. A failed write (the heartbeat every heartbeatEvery) ends a stream
+// too.
+
+// heartbeatEvery is how often an idle stream writes a comment: proxies keep it open, and a browser that left
+// is noticed.
+const heartbeatEvery = 15 * time.Second
+
+// hubWorkers serve the streams' wake-ups and heartbeats.
+const hubWorkers = 8
+
+// hubWriteTimeout bounds one write of a stream. Events are a few dozen bytes, so only a client that stopped
+// reading with its receive window and our send buffer full ever waits.
+const hubWriteTimeout = 5 * time.Second
+
+// sweepEvery is how often the hub looks for browsers that left. A look is one system call per stream, about
+// a microsecond.
+const sweepEvery = time.Second
+
+// probeFor is how long goneByDeadline reads a connection to learn whether its browser closed it.
+const probeFor = time.Millisecond
+
+// eventStream is one waiting browser.
+type eventStream struct {
+	id, secret string
+	keys       []string // the stream caps it counts against
+	release    func()   // of the caps
+	stop       func()   // of the store subscription
+
+	// conn is the taken-over connection; nil when the stream is served inside its request (fallback), which
+	// w and rc then write to.
+	conn net.Conn
+	w    io.Writer
+	rc   *http.ResponseController
+
+	dirty, beat, queued atomic.Bool
+
+	mu     sync.Mutex // guards what follows, and serializes writes
+	last   string     // the state last sent
+	closed bool
+	timer  *time.Timer   // expiry of the login, or a retry after a store error
+	done   chan struct{} // closed when the stream ends
+}
+
+// hub holds the event streams of a Server.
+type hub struct {
+	s *Server
+
+	regMu sync.Mutex
+	all   map[*eventStream]struct{}
+	byKey map[string]map[*eventStream]struct{}
+
+	qMu   sync.Mutex
+	qCond *sync.Cond
+	queue []*eventStream
+	quit  bool
+}
+
+func newHub(s *Server) *hub {
+	h := &hub{s: s, all: map[*eventStream]struct{}{}, byKey: map[string]map[*eventStream]struct{}{}}
+	h.qCond = sync.NewCond(&h.qMu)
+	for range hubWorkers {
+		go h.work()
+	}
+	go h.run()
+	return h
+}
+
+// run writes the heartbeats and, when the server closes, tells every browser to reload.
+func (h *hub) run() {
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	sweep := time.NewTicker(sweepEvery)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-sweep.C:
+			h.reap("")
+		case <-t.C:
+			for _, st := range h.snapshot("") {
+				st.beat.Store(true)
+				h.enqueue(st)
+			}
+		case <-h.s.closing:
+			for _, st := range h.snapshot("") {
+				h.send(st, "reload", "shutdown")
+				h.end(st)
+			}
+			h.qMu.Lock()
+			h.quit = true
+			h.qCond.Broadcast()
+			h.qMu.Unlock()
+			return
+		}
+	}
+}
+
+// snapshot returns the streams counted under key ("" for all).
+func (h *hub) snapshot(key string) []*eventStream {
+	h.regMu.Lock()
+	defer h.regMu.Unlock()
+	set := h.all
+	if key != "" {
+		set = h.byKey[key]
+	}
+	out := make([]*eventStream, 0, len(set))
+	for st := range set {
+		out = append(out, st)
+	}
+	return out
+}
+
+// mark says that st's login may have changed. It never blocks: it is called by the store's pub/sub reader.
+func (h *hub) mark(st *eventStream) {
+	st.dirty.Store(true)
+	h.enqueue(st)
+}
+
+func (h *hub) enqueue(st *eventStream) {
+	if !st.queued.CompareAndSwap(false, true) {
+		return
+	}
+	h.qMu.Lock()
+	h.queue = append(h.queue, st)
+	h.qMu.Unlock()
+	h.qCond.Signal()
+}
+
+func (h *hub) work() {
+	for {
+		h.qMu.Lock()
+		for len(h.queue) == 0 && !h.quit {
+			h.qCond.Wait()
+		}
+		if h.quit {
+			h.qMu.Unlock()
+			return
+		}
+		st := h.queue[0]
+		h.queue[0] = nil
+		h.queue = h.queue[1:]
+		if len(h.queue) == 0 {
+			h.queue = nil // let the backing array go after a burst
+		}
+		h.qMu.Unlock()
+		st.queued.Store(false)
+		if st.dirty.Swap(false) {
+			h.check(st)
+		}
+		if st.beat.Swap(false) {
+			if err := h.write(st, ": keep-alive\n\n"); err != nil {
+				h.end(st)
+			}
+		}
+	}
+}
+
+// check reads st's login and sends its state if it changed; the stream ends once the login no longer waits.
+func (h *hub) check(st *eventStream) {
+	ctx, cancel := context.WithTimeout(context.Background(), hubWriteTimeout)
+	defer cancel()
+	l, err := h.s.svc.Logins.Get(ctx, st.id, st.secret)
+	switch {
+	case errors.Is(err, authn.ErrNotFound) || errors.Is(err, authn.ErrForbidden):
+		h.send(st, "reload", "gone")
+		h.end(st)
+		return
+	case err != nil:
+		// The store is out of reach for now: the login is not gone. Keep the page waiting and look again; a
+		// pub/sub connection re-established also wakes the stream.
+		h.s.log.Warn("login events: store unavailable; retrying", "login", st.id, "err", err)
+		h.after(st, recheckEvery)
+		return
+	}
+	now := h.s.cfg.Clock()
+	state := string(l.Current(now))
+	st.mu.Lock()
+	changed := state != st.last
+	st.last = state
+	st.mu.Unlock()
+	if changed {
+		if err := h.send(st, "state", state); err != nil {
+			h.end(st)
+			return
+		}
+	}
+	if !l.Open(now) {
+		h.end(st)
+		return
+	}
+	h.after(st, l.ExpiresAt.Sub(now))
+}
+
+// after wakes st after d (its login's expiry, or a retry).
+func (h *hub) after(st *eventStream, d time.Duration) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return
+	}
+	if st.timer == nil {
+		st.timer = time.AfterFunc(d, func() { h.mark(st) })
+		return
+	}
+	st.timer.Reset(d)
+}
+
+func (h *hub) send(st *eventStream, event, data string) error {
+	return h.write(st, "event: "+event+"\ndata: "+data+"\n\n")
+}
+
+// write sends text at once; an error means the client is gone or stopped reading.
+func (h *hub) write(st *eventStream, text string) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return net.ErrClosed
+	}
+	if st.conn == nil {
+		_ = st.rc.SetWriteDeadline(time.Now().Add(hubWriteTimeout))
+		if _, err := io.WriteString(st.w, text); err != nil {
+			return err
+		}
+		return st.rc.Flush()
+	}
+	_ = st.conn.SetWriteDeadline(time.Now().Add(hubWriteTimeout))
+	_, err := io.WriteString(st.conn, text)
+	return err
+}
+
+// add registers st under its keys.
+func (h *hub) add(st *eventStream) {
+	h.regMu.Lock()
+	defer h.regMu.Unlock()
+	h.all[st] = struct{}{}
+	for _, k := range st.keys {
+		if h.byKey[k] == nil {
+			h.byKey[k] = map[*eventStream]struct{}{}
+		}
+		h.byKey[k][st] = struct{}{}
+	}
+}
+
+// end closes st once: its connection, subscription, timer and caps. Never called with a hub lock held (the
+// subscription's stop takes the store's pub/sub lock, under which mark runs).
+func (h *hub) end(st *eventStream) {
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return
+	}
+	st.closed = true
+	if st.timer != nil {
+		st.timer.Stop()
+	}
+	if st.conn != nil {
+		_ = st.conn.Close()
+	}
+	st.mu.Unlock()
+	h.regMu.Lock()
+	delete(h.all, st)
+	for _, k := range st.keys {
+		if set := h.byKey[k]; set != nil {
+			delete(set, st)
+			if len(set) == 0 {
+				delete(h.byKey, k)
+			}
+		}
+	}
+	h.regMu.Unlock()
+	st.stop()
+	st.release()
+	close(st.done)
+}
+
+// reap ends the streams under key ("" for all) whose browser has closed its connection, and says how many
+// it ended.
+func (h *hub) reap(key string) int {
+	n := 0
+	for _, st := range h.snapshot(key) {
+		if st.conn != nil && gone(st.conn) {
+			h.end(st)
+			n++
+		}
+	}
+	return n
+}
+
+// goneByDeadline says whether the peer of conn has closed it, reading for at most probeFor: where a peek
+// without waiting is not available.
+func goneByDeadline(conn net.Conn) bool {
+	var b [1]byte
+	_ = conn.SetReadDeadline(time.Now().Add(probeFor))
+	_, err := conn.Read(b[:])
+	var ne net.Error
+	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// serve takes the stream over from net/http: it writes the answer's headers on the connection itself and
+// returns, leaving the stream to the hub. Where the connection cannot be taken over (HTTP/2), the stream is
+// served inside the request, which then waits until it ends.
+func (h *hub) serve(c echo.Context, st *eventStream) error {
+	hdr := c.Response().Header()
+	hdr.Set(echo.HeaderContentType, "text/event-stream")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Accel-Buffering", "no")
+	st.done = make(chan struct{})
+	conn, _, err := http.NewResponseController(c.Response()).Hijack()
+	if err != nil {
+		return h.serveInline(c, st)
+	}
+	// The answer has no length: it ends when the connection closes.
+	hdr.Set("Connection", "close")
+	st.conn = conn
+	_ = conn.SetDeadline(time.Time{})
+	_ = conn.SetWriteDeadline(time.Now().Add(hubWriteTimeout))
+	_, err = io.WriteString(conn, "HTTP/1.1 200 OK\r\n")
+	if err == nil {
+		err = hdr.Write(conn)
+	}
+	if err == nil {
+		_, err = io.WriteString(conn, "\r\n")
+	}
+	if err != nil {
+		h.end(st)
+		return nil
+	}
+	h.add(st)
+	h.mark(st)
+	return nil
+}
+
+func (h *hub) serveInline(c echo.Context, st *eventStream) error {
+	w := c.Response()
+	st.w, st.rc = w, http.NewResponseController(w)
+	w.WriteHeader(http.StatusOK)
+	h.add(st)
+	h.mark(st)
+	select {
+	case <-st.done:
+	case <-c.Request().Context().Done():
+		h.end(st)
+	}
+	return nil
+}
