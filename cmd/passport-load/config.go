@@ -23,6 +23,8 @@ Drives whole logins (browser and phone) against a running Passport IdP and repor
   --timeout D            give up on one login after D (default 30s)
   --waiting N            first hold N browsers waiting on their event streams, unapproved, and report the
                          IdP's resident memory per waiting browser (default 0)
+  --keep-waiting         keep those browsers waiting while the logins run (closed at the end), so the logins'
+                         latencies are measured with N sign-ins waiting beside them
   --users N              users to enroll for the logins (default: enough for the run, each starting at most
                          --logins-per-user logins)
   --logins-per-user N    logins one user may start in the run: the IdP pushes to a user at most 10 times an
@@ -47,7 +49,8 @@ type config struct {
 	Duration      time.Duration // 0: no bound on the time
 	Timeout       time.Duration
 	Waiting       int
-	Users         int // 0: sized for the run
+	KeepWaiting   bool // the waiting browsers stay open while the logins run
+	Users         int  // 0: sized for the run
 	LoginsPerUser int
 	Metrics       string
 	SourceAddrs   int // 0: the default
@@ -82,6 +85,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.DurationVar(&c.Duration, "duration", 0, "")
 	fs.DurationVar(&c.Timeout, "timeout", 30*time.Second, "")
 	fs.IntVar(&c.Waiting, "waiting", 0, "")
+	fs.BoolVar(&c.KeepWaiting, "keep-waiting", false, "")
 	fs.IntVar(&c.Users, "users", 0, "")
 	fs.IntVar(&c.LoginsPerUser, "logins-per-user", 10, "")
 	fs.StringVar(&c.Metrics, "metrics", "", "")

@@ -152,7 +152,14 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 	measured = true
 
 	if cfg.Waiting > 0 {
-		rep.Waiting = l.waiting(ctx, waitUsers)
+		var closeWaiting func()
+		rep.Waiting, closeWaiting = l.waiting(ctx, waitUsers)
+		if cfg.KeepWaiting {
+			defer closeWaiting()
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%d browsers kept waiting on their event streams while the logins ran (--keep-waiting)", rep.Waiting.Waiting))
+		} else {
+			closeWaiting()
+		}
 		if ctx.Err() != nil {
 			return report(nil)
 		}
@@ -329,11 +336,11 @@ func (l *loadRun) calibrate(ctx context.Context) (int, string, error) {
 }
 
 // waiting opens cfg.Waiting browsers that each park a login, identify and wait on the page's event stream, with
-// nobody approving; it reads the IdP's memory before the first and once all wait, then closes them. Their logins
-// expire on their own.
-func (l *loadRun) waiting(ctx context.Context, users []*user) *Waiting {
+// nobody approving; it reads the IdP's memory before the first and once all wait. closeAll closes them; their
+// logins expire on their own.
+func (l *loadRun) waiting(ctx context.Context, users []*user) (w *Waiting, closeAll func()) {
 	n := l.cfg.Waiting
-	w := &Waiting{Browsers: n}
+	w = &Waiting{Browsers: n}
 	l.ui.status("opening %d waiting browsers", n)
 	before, merr := scrapeMetrics(ctx, l.plain, l.cfg.Metrics)
 	b := l.ui.bar(int64(n), "waiting browsers", "browsers")
@@ -341,12 +348,12 @@ func (l *loadRun) waiting(ctx context.Context, users []*user) *Waiting {
 	var mu sync.Mutex
 	var open []*parked
 	var cancels []context.CancelFunc
-	defer func() {
+	closeAll = func() {
 		for i, p := range open {
 			p.close()
 			cancels[i]()
 		}
-	}()
+	}
 	start := time.Now()
 	work := make(chan int)
 	var wg sync.WaitGroup
@@ -387,11 +394,11 @@ func (l *loadRun) waiting(ctx context.Context, users []*user) *Waiting {
 	w.Failed = res.failed
 	w.Errors = sortedErrors(res.errors)
 	if merr != nil || len(open) == 0 || ctx.Err() != nil {
-		return w
+		return w, closeAll
 	}
 	after, err := scrapeMetrics(ctx, l.plain, l.cfg.Metrics)
 	if err != nil {
-		return w
+		return w, closeAll
 	}
 	per := func(name string) float64 {
 		d, ok := delta(before, after, name)
@@ -404,7 +411,7 @@ func (l *loadRun) waiting(ctx context.Context, users []*user) *Waiting {
 	w.RSSPerBrowser = per(metricRSS)
 	w.HeapPerBrowser = per(metricHeap)
 	w.GoroutinesPerBrow = per(metricGoroutines)
-	return w
+	return w, closeAll
 }
 
 // cost divides what the IdP's counters grew by over the logins that succeeded.

@@ -195,8 +195,8 @@ func TestWaiting(t *testing.T) {
 	if w.RSSBefore <= 0 || w.RSSAfter <= 0 || w.RSSPerBrowser != (w.RSSAfter-w.RSSBefore)/4 {
 		t.Errorf("memory: before %v, after %v, per browser %v", w.RSSBefore, w.RSSAfter, w.RSSPerBrowser)
 	}
-	// Each waiting browser holds a stream open: the server's handler, and here (in the same process) the
-	// browser's reader.
+	// Each waiting browser holds a stream open: the server holds no goroutine for it, but here, in the same
+	// process, the browser's reader and its connection's goroutines count too.
 	if w.GoroutinesPerBrow < 1 {
 		t.Errorf("%v goroutines per waiting browser", w.GoroutinesPerBrow)
 	}
@@ -206,6 +206,31 @@ func TestWaiting(t *testing.T) {
 	// Four waiting browsers share two users, as the IdP lets three sign-ins of a user wait at once.
 	if rep.Setup.Users != 2 {
 		t.Errorf("%d users for 4 waiting browsers, want 2", rep.Setup.Users)
+	}
+	assertCleanedUp(t, s, rep.Run)
+}
+
+// TestKeepWaiting: with --keep-waiting the waiting browsers stay open while the logins run, and are closed
+// at the end.
+func TestKeepWaiting(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t)
+	code, rep := loadJSON(t, s, "--waiting", "3", "--keep-waiting", "--logins", "3", "--concurrency", "2")
+	if code != exitOK || rep.Logins.Succeeded != 3 || rep.Waiting == nil || rep.Waiting.Waiting != 3 {
+		t.Fatalf("exit %d, logins %+v, waiting %+v", code, rep.Logins, rep.Waiting)
+	}
+	found := false
+	for _, n := range rep.Notes {
+		found = found || strings.Contains(n, "3 browsers kept waiting")
+	}
+	if !found {
+		t.Errorf("no note of the browsers kept waiting: %q", rep.Notes)
+	}
+	// The server notices closed streams within a second or so.
+	for deadline := time.Now().Add(10 * time.Second); s.API.Streams() != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams still open after the run", s.API.Streams())
+		}
 	}
 	assertCleanedUp(t, s, rep.Run)
 }
