@@ -207,7 +207,7 @@ func TestAuditPaging(t *testing.T) {
 	for i := range n {
 		e.do("POST", "/api/v1/admin/users", adminToken, map[string]any{"email": fmt.Sprintf("u%02d@example.com", i)}, http.StatusCreated, nil)
 	}
-	e.events(t, "type=user.created", func(es []audit.Event) bool { return len(es) == 50 })
+	e.events(t, "type=user.created&limit=100", func(es []audit.Event) bool { return len(es) == n }) // all written
 	// Page through while more users are created.
 	stop := make(chan struct{})
 	var wrote sync.WaitGroup
