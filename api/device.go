@@ -278,7 +278,9 @@ func (s *Server) nextChallenge(ctx context.Context, me authn.Device, timeout tim
 	recheck := time.NewTicker(recheckEvery)
 	defer recheck.Stop()
 	for {
-		ls, err := s.svc.Logins.Challenges(ctx, me)
+		cctx, cancel := s.storeCtx(ctx)
+		ls, err := s.svc.Logins.Challenges(cctx, me)
+		cancel()
 		if err != nil {
 			return nil, err
 		}

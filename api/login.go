@@ -116,7 +116,9 @@ func (s *Server) handleLoginChange(c echo.Context) error {
 // script then tries again later by itself). Each write has Limits.WriteTimeout: a client that stops reading
 // loses its stream.
 func (s *Server) handleLoginEvents(c echo.Context) error {
-	l, _, err := s.idp.Load(s.ctx(c), c.Param("txnID"), loginSecret(c))
+	lctx, cancel := s.storeCtx(s.ctx(c))
+	l, _, err := s.idp.Load(lctx, c.Param("txnID"), loginSecret(c))
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -159,7 +161,9 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 	var last string
 	for {
 		// Re-read after subscribing so a change between the first read and the subscription is not missed.
-		fresh, err := s.svc.Logins.Get(ctx, l.ID, loginSecret(c))
+		gctx, cancel := s.storeCtx(ctx)
+		fresh, err := s.svc.Logins.Get(gctx, l.ID, loginSecret(c))
+		cancel()
 		switch {
 		case errors.Is(err, authn.ErrNotFound) || errors.Is(err, authn.ErrForbidden):
 			_ = send("reload", "gone")

@@ -63,6 +63,11 @@ const defaultDialTimeout = 2 * time.Second
 // expire at most this late, and PTTL may overstate by as much.
 const embeddedClockTick = 50 * time.Millisecond
 
+// contextTimeouts: every client of [Open] is made with ContextTimeoutEnabled, so a command ends at its
+// context's deadline (the earlier of it and the client's read/write timeouts, 3s by default). Without it
+// go-redis bounds socket reads by its own timeouts alone and ignores the deadline, so a stalled server held a
+// request with a 2s deadline for as long as the stall (and retries) lasted.
+
 // openPingTimeout bounds the ping done by Open (retries included).
 const openPingTimeout = 5 * time.Second
 
@@ -202,7 +207,8 @@ func newStore(o Options) (*Store, error) {
 			Dialer: func(context.Context, string, string) (net.Conn, error) {
 				return m.Dial()
 			},
-			DisableIdentity: true,
+			DisableIdentity:       true,
+			ContextTimeoutEnabled: true,
 		})
 		s.psClient = s.embeddedPubSubClient()
 		s.describe = "embedded in-memory store (data is lost at exit)"
@@ -216,6 +222,7 @@ func newStore(o Options) (*Store, error) {
 		if opt.DialTimeout == 0 {
 			opt.DialTimeout = defaultDialTimeout
 		}
+		opt.ContextTimeoutEnabled = true
 		s.rdb = redis.NewClient(opt)
 		s.describe = fmt.Sprintf("redis %s db %d", opt.Addr, opt.DB)
 		if opt.TLSConfig != nil {
@@ -244,6 +251,8 @@ func newStore(o Options) (*Store, error) {
 			SentinelPassword: a.query.Get("sentinel_password"),
 			DB:               db,
 			DialTimeout:      defaultDialTimeout,
+			// Without it go-redis ignores the callers' deadlines (see contextTimeouts).
+			ContextTimeoutEnabled: true,
 		}
 		s.rdb = redis.NewFailoverClient(fo)
 		s.describe = fmt.Sprintf("redis sentinel master %q via %s db %d", parts[0], strings.Join(a.hosts, ","), db)
@@ -260,6 +269,8 @@ func newStore(o Options) (*Store, error) {
 			Username:    a.user,
 			Password:    a.pass,
 			DialTimeout: defaultDialTimeout,
+			// Without it go-redis ignores the callers' deadlines (see contextTimeouts).
+			ContextTimeoutEnabled: true,
 		}
 		if a.query.Get("tls") == "true" {
 			co.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
