@@ -101,6 +101,7 @@ type Store struct {
 	psPingEvery, psPingTimeout time.Duration
 
 	stats statsHook
+	ack   replicaAck // see WithReplicaAck; n == 0: off
 }
 
 // Stats counts what a Store has asked of the server since it was opened.
@@ -215,7 +216,12 @@ func newStore(o Options) (*Store, error) {
 	case !ok:
 		return nil, errors.New("invalid URL: missing scheme (want redis://, rediss://, redis-sentinel:// or redis-cluster://)")
 	case scheme == "redis" || scheme == "rediss":
-		opt, err := redis.ParseURL(u)
+		stripped, n, timeout, err := stripReplicaAck(u)
+		if err != nil {
+			return nil, err
+		}
+		s.ack.n, s.ack.timeout = n, timeout
+		opt, err := redis.ParseURL(stripped)
 		if err != nil {
 			return nil, fmt.Errorf("parse URL: %w", redactErr(err, u))
 		}
@@ -242,6 +248,9 @@ func newStore(o Options) (*Store, error) {
 			if db, err = strconv.Atoi(parts[1]); err != nil || db < 0 {
 				return nil, fmt.Errorf("invalid redis-sentinel URL: bad db %q", parts[1])
 			}
+		}
+		if s.ack.n, s.ack.timeout, err = replicaAckOptions(a.query, defaultSentinelReplicaAck); err != nil {
+			return nil, err
 		}
 		fo := &redis.FailoverOptions{
 			MasterName:       parts[0],
@@ -281,6 +290,10 @@ func newStore(o Options) (*Store, error) {
 		return nil, fmt.Errorf("invalid URL: unsupported scheme %q", scheme)
 	}
 	s.rdb.AddHook(&s.stats)
+	if c, ok := s.rdb.(*redis.Client); ok && s.ack.n > 0 {
+		s.ack.client, s.ack.stats = c, &s.stats
+		s.rdb.AddHook(&s.ack)
+	}
 	return s, nil
 }
 

@@ -119,3 +119,74 @@ func mustOpen(t *testing.T, url string) *store.Store {
 	t.Cleanup(func() { _ = st.Close() })
 	return st
 }
+
+// TestReplicaAck: with replica_ack, a write made WithReplicaAck returns only once the replica has it (read
+// from the replica right after, it is there), costs no extra round trip, and stands when no replica
+// acknowledges in time (counted, not refused).
+func TestReplicaAck(t *testing.T) {
+	t.Parallel()
+	master := redisproc.Start(t)
+	replica := redisproc.StartReplica(t, master)
+	ctx := context.Background()
+	st := mustOpen(t, master.URL()+"?replica_ack=1&replica_ack_timeout=2s")
+	tbl := store.NewTable[benchRecord](st, "acked")
+	fromReplica := mustOpen(t, replica.URL())
+	replicaTbl := store.NewTable[benchRecord](fromReplica, "acked")
+	for i := range 20 {
+		id := fmt.Sprintf("r%d", i)
+		if err := tbl.Put(store.WithReplicaAck(ctx), id, benchRecord{State: "approved", N: i}, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := replicaTbl.Get(ctx, id); err != nil || got.N != i {
+			t.Fatalf("record %s read from the replica right after an acknowledged write: %+v %v", id, got, err)
+		}
+	}
+	if st.ReplicaAckMissed() != 0 {
+		t.Errorf("%d writes missed their acknowledgement with the replica up", st.ReplicaAckMissed())
+	}
+	before := st.Stats()
+	if err := tbl.Put(store.WithReplicaAck(ctx), "x", benchRecord{}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if d := st.Stats().RoundTrips - before.RoundTrips; d != 1 {
+		t.Errorf("an acknowledged write took %d round trips, want 1", d)
+	}
+
+	replica.Kill()
+	alone := mustOpen(t, master.URL()+"?replica_ack=1&replica_ack_timeout=50ms")
+	if err := store.NewTable[benchRecord](alone, "acked").Put(store.WithReplicaAck(ctx), "y", benchRecord{}, time.Minute); err != nil {
+		t.Fatalf("a write no replica acknowledges: %v; want it to stand", err)
+	}
+	if alone.ReplicaAckMissed() != 1 {
+		t.Errorf("ReplicaAckMissed = %d, want 1", alone.ReplicaAckMissed())
+	}
+}
+
+// BenchmarkReplicaAck measures what waiting for the replica costs a write (a master and a replica on loopback):
+// the same Change, with and without WithReplicaAck.
+func BenchmarkReplicaAck(b *testing.B) {
+	master := redisproc.Start(b)
+	redisproc.StartReplica(b, master)
+	st := redisproc.Open(b, master.URL()+"?replica_ack=1&replica_ack_timeout=1s")
+	tbl := store.NewTable[benchRecord](st, "bench")
+	ctx := context.Background()
+	if err := tbl.Put(ctx, "r", benchRecord{}, time.Hour); err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name string
+		ctx  context.Context
+	}{{"async", ctx}, {"replica-ack", store.WithReplicaAck(ctx)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			before := st.Stats()
+			for b.Loop() {
+				if _, err := tbl.Update(bc.ctx, "r", func(r benchRecord) (benchRecord, error) { r.N++; return r, nil }); err != nil {
+					b.Fatal(err)
+				}
+			}
+			after := st.Stats()
+			b.ReportMetric(float64(after.RoundTrips-before.RoundTrips)/float64(b.N), "rtt/op")
+			b.ReportMetric(float64(after.Commands-before.Commands)/float64(b.N), "cmds/op")
+		})
+	}
+}
