@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -76,7 +75,7 @@ func (h *replicaAck) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		}
 		if got, err := wait.Result(); err != nil || got < int64(h.n) {
 			h.missed.Add(1)
-			slog.WarnContext(ctx, "store: a write was not acknowledged by a replica in time; it stands on the master",
+			warn(ctx, "store: a write was not acknowledged by a replica in time; it stands on the master",
 				"want", h.n, "got", got, "timeout", h.timeout, "err", err)
 		}
 		return nil

@@ -518,6 +518,18 @@ func checkTTL(ttl time.Duration) error {
 // standard error. It applies to every Store of the process.
 func SetLogger(l *slog.Logger) {
 	redis.SetLogger(clientLogger{l})
+	storeLogger.Store(l)
+}
+
+// storeLogger receives the store's own warnings (see SetLogger); nil: slog's default logger.
+var storeLogger atomic.Pointer[slog.Logger]
+
+func warn(ctx context.Context, msg string, args ...any) {
+	l := storeLogger.Load()
+	if l == nil {
+		l = slog.Default()
+	}
+	l.WarnContext(ctx, msg, args...)
 }
 
 // clientLogger adapts an slog.Logger to go-redis's logging interface.
