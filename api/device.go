@@ -55,7 +55,10 @@ func (s *Server) requireDevice(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		d, err := s.svc.Devices.Authenticate(s.ctx(c), pr)
+		// Bounded on its own too: a long-poll's request has no deadline of its own (see longLived).
+		actx, cancel := s.storeCtx(s.ctx(c))
+		d, err := s.svc.Devices.Authenticate(actx, pr)
+		cancel()
 		if err != nil {
 			return err
 		}

@@ -25,9 +25,10 @@ const failoverBound = 20 * time.Second
 func TestSentinelFailoverMidLogin(t *testing.T) {
 	t.Parallel()
 	d := redisproc.StartSentinels(t, "passport", 3)
-	e := envOf(t, apitest.StartWith(t, redisproc.Open(t, d.URL()), apitest.Options{
+	srv := apitest.StartWith(t, redisproc.Open(t, d.URL()), apitest.Options{
 		API: func(c *api.Config) { c.Limits.RequestTimeout = time.Second },
-	}))
+	})
+	e := envOf(t, srv)
 	app := e.newApp("Jira", atlassianAudience, acsURL)
 	ph := e.enroll(employee)
 	ctx := context.Background()
@@ -51,6 +52,10 @@ func TestSentinelFailoverMidLogin(t *testing.T) {
 	waitingB := bB.identify(bB.startLogin(e.sp(app), ""), employee)
 	numberB := waitingB.number(t)
 
+	// The phone was told only once the replica had acknowledged the approval.
+	if missed := srv.Svc.StoreStats().ReplicaAckMissed; missed != 0 {
+		t.Fatalf("%d phone answers were not acknowledged by the replica before the kill", missed)
+	}
 	oldMaster := d.Master.Addr
 	d.Master.Kill()
 	killed := time.Now()

@@ -21,7 +21,7 @@ import (
 // It is on by default for Sentinel URLs (one replica, 250ms), off for the others; the URL's query sets it:
 // replica_ack=N (0 turns it off) and replica_ack_timeout=D. When fewer than N replicas acknowledge within the
 // timeout (none is connected, or it lags), the write stands — it is on the master, and a Sentinel promotes only
-// a replica that was in sync — and a warning is logged; [Store.ReplicaAckMissed] counts those. A Cluster URL
+// a replica that was in sync — and a warning is logged; [Stats].ReplicaAckMissed counts those. A Cluster URL
 // does not take the option (its nodes are chosen per key).
 
 const (
@@ -37,10 +37,6 @@ type replicaAckKey struct{}
 func WithReplicaAck(ctx context.Context) context.Context {
 	return context.WithValue(ctx, replicaAckKey{}, true)
 }
-
-// ReplicaAckMissed counts the writes made with [WithReplicaAck] that fewer replicas than asked acknowledged in
-// time (they stand on the master).
-func (s *Store) ReplicaAckMissed() int64 { return s.ack.missed.Load() }
 
 // replicaAck is the go-redis hook behind WithReplicaAck, on a single-master client (redis://, Sentinel).
 type replicaAck struct {

@@ -111,11 +111,14 @@ type Stats struct {
 	RoundTrips int64
 	// Commands counts the commands in them (a script is one command).
 	Commands int64
+	// ReplicaAckMissed counts the writes made WithReplicaAck that fewer replicas than asked acknowledged in
+	// time (they stand on the master).
+	ReplicaAckMissed int64
 }
 
 // Stats returns the counts so far (pub/sub traffic is not counted).
 func (s *Store) Stats() Stats {
-	return Stats{RoundTrips: s.stats.rtts.Load(), Commands: s.stats.cmds.Load()}
+	return Stats{RoundTrips: s.stats.rtts.Load(), Commands: s.stats.cmds.Load(), ReplicaAckMissed: s.ack.missed.Load()}
 }
 
 // statsHook is the go-redis hook behind [Store.Stats].

@@ -141,8 +141,8 @@ func TestReplicaAck(t *testing.T) {
 			t.Fatalf("record %s read from the replica right after an acknowledged write: %+v %v", id, got, err)
 		}
 	}
-	if st.ReplicaAckMissed() != 0 {
-		t.Errorf("%d writes missed their acknowledgement with the replica up", st.ReplicaAckMissed())
+	if st.Stats().ReplicaAckMissed != 0 {
+		t.Errorf("%d writes missed their acknowledgement with the replica up", st.Stats().ReplicaAckMissed)
 	}
 	before := st.Stats()
 	if err := tbl.Put(store.WithReplicaAck(ctx), "x", benchRecord{}, time.Minute); err != nil {
@@ -157,8 +157,8 @@ func TestReplicaAck(t *testing.T) {
 	if err := store.NewTable[benchRecord](alone, "acked").Put(store.WithReplicaAck(ctx), "y", benchRecord{}, time.Minute); err != nil {
 		t.Fatalf("a write no replica acknowledges: %v; want it to stand", err)
 	}
-	if alone.ReplicaAckMissed() != 1 {
-		t.Errorf("ReplicaAckMissed = %d, want 1", alone.ReplicaAckMissed())
+	if alone.Stats().ReplicaAckMissed != 1 {
+		t.Errorf("ReplicaAckMissed = %d, want 1", alone.Stats().ReplicaAckMissed)
 	}
 }
 
