@@ -55,7 +55,10 @@ func (s *Server) requireDevice(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		d, err := s.svc.Devices.Authenticate(s.ctx(c), pr)
+		// Bounded on its own too: a long-poll's request has no deadline of its own (see longLived).
+		actx, cancel := s.storeCtx(s.ctx(c))
+		d, err := s.svc.Devices.Authenticate(actx, pr)
+		cancel()
 		if err != nil {
 			return err
 		}
@@ -278,7 +281,9 @@ func (s *Server) nextChallenge(ctx context.Context, me authn.Device, timeout tim
 	recheck := time.NewTicker(recheckEvery)
 	defer recheck.Stop()
 	for {
-		ls, err := s.svc.Logins.Challenges(ctx, me)
+		cctx, cancel := s.storeCtx(ctx)
+		ls, err := s.svc.Logins.Challenges(cctx, me)
+		cancel()
 		if err != nil {
 			return nil, err
 		}

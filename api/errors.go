@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -25,15 +26,25 @@ var (
 	errMalformedRequest     = &authn.Error{Code: "malformed_request", Message: "The sign-in request could not be read."}
 	errNoRoute              = authn.ErrNotFound.WithMessage("There is nothing at this address.")
 	errInternal             = authn.ErrInternal.WithMessage("Something went wrong on our side. Please try again.")
+	errUnavailable          = authn.ErrUnavailable.WithMessage(authn.ErrUnavailable.Message)
 )
+
+// unavailableRetrySeconds is the Retry-After of a 503 temporarily_unavailable (the store out of reach or
+// failing over; a Sentinel failover takes a few seconds), and how soon a login page showing it reloads.
+const unavailableRetrySeconds = 2
 
 // classify turns any error into what the client is told: an *authn.Error whose code has a status in apierr's
 // table and whose message is safe to show, and that status. An *authn.Error is itself (the flows in authn/sso
 // turn the protocol layer's refusals into one). echo's own refusals (no route, wrong method, body too large, not JSON) get their codes.
+// A store that cannot serve the request for now (out of reach, past the request's deadline, failing over) is
+// temporarily_unavailable (503), whether the error is a bare store error or an internal one caused by it.
 // Anything else, and a code the table lacks, is internal: a 500 that says nothing of the cause.
 func classify(err error) (*authn.Error, int) {
 	pub := errInternal
-	if de, ok := errors.AsType[*authn.Error](err); ok {
+	de, isDomain := errors.AsType[*authn.Error](err)
+	if (!isDomain || de.Code == authn.ErrInternal.Code) && authn.Unavailable(err) {
+		pub = errUnavailable
+	} else if isDomain {
 		pub = de
 	} else if he, ok := errors.AsType[*echo.HTTPError](err); ok {
 		switch he.Code {
@@ -101,6 +112,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.Info("request refused", append(attrs, "detail", err.Error())...)
 	default:
 		s.log.Debug("request refused", append(attrs, "err", err)...)
+	}
+	if status == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(unavailableRetrySeconds))
 	}
 	if wantsJSON(c) {
 		var b errorBody

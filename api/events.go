@@ -60,6 +60,13 @@ func (s *Server) handleExportEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// Once the stream has started its status is sent: a store out of reach is told now, as a 503.
+	pctx, cancel := s.storeCtx(s.ctx(c))
+	err = s.svc.Ping(pctx)
+	cancel()
+	if err != nil {
+		return err
+	}
 	w := c.Response()
 	w.Header().Set(echo.HeaderContentType, "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")

@@ -181,7 +181,7 @@ func (h *hub) work() {
 
 // check reads st's login and sends its state if it changed; the stream ends once the login no longer waits.
 func (h *hub) check(st *eventStream) {
-	ctx, cancel := context.WithTimeout(context.Background(), hubWriteTimeout)
+	ctx, cancel := h.s.storeCtx(context.Background())
 	defer cancel()
 	l, err := h.s.svc.Logins.Get(ctx, st.id, st.secret)
 	switch {

@@ -39,6 +39,10 @@ type Limits struct {
 	WriteTimeout time.Duration
 	// IdleTimeout is how long a kept-alive connection may wait for its next request (default 120s).
 	IdleTimeout time.Duration
+	// RequestTimeout is the deadline of every request's work, store included (default 10s): a store that is
+	// stalled or failing over answers 503 temporarily_unavailable by then, not a hanging request. Streams and
+	// long-polls have it for each look at the store instead of for their whole life.
+	RequestTimeout time.Duration
 }
 
 const (
@@ -68,6 +72,7 @@ func (l Limits) withDefaults() Limits {
 	setDur(&l.ReadTimeout, 30*time.Second)
 	setDur(&l.WriteTimeout, 30*time.Second)
 	setDur(&l.IdleTimeout, 120*time.Second)
+	setDur(&l.RequestTimeout, 10*time.Second)
 	return l
 }
 

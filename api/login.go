@@ -115,7 +115,9 @@ func (s *Server) handleLoginChange(c echo.Context) error {
 // script then tries again later by itself). Each write has Limits.WriteTimeout: a client that stops reading
 // loses its stream.
 func (s *Server) handleLoginEvents(c echo.Context) error {
-	l, _, err := s.idp.Load(s.ctx(c), c.Param("txnID"), loginSecret(c))
+	lctx, cancel := s.storeCtx(s.ctx(c))
+	l, _, err := s.idp.Load(lctx, c.Param("txnID"), loginSecret(c))
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -134,7 +136,9 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 		return s.refuseStream(c, full)
 	}
 	st := &eventStream{id: l.ID, secret: loginSecret(c), keys: []string{caps[0].key, caps[1].key}, release: release}
-	st.stop, err = s.svc.Logins.Notify(s.ctx(c), l.ID, func() { s.hub.mark(st) })
+	nctx, cancel := s.storeCtx(s.ctx(c))
+	st.stop, err = s.svc.Logins.Notify(nctx, l.ID, func() { s.hub.mark(st) })
+	cancel()
 	if err != nil {
 		release()
 		return err

@@ -38,7 +38,9 @@ func newMetrics(reg prometheus.Registerer, svc *authn.Service, open *streams) *m
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "passport_store_round_trips_total", Help: "Requests to the store awaited one after another (a command, or a pipeline sent at once)."},
 			func() float64 { return float64(svc.StoreStats().RoundTrips) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "passport_store_commands_total", Help: "Commands sent to the store (a script is one)."},
-			func() float64 { return float64(svc.StoreStats().Commands) }))
+			func() float64 { return float64(svc.StoreStats().Commands) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "passport_store_replica_ack_missed_total", Help: "Writes that must survive a failover (phone answers) that no replica acknowledged in time; they stand on the master."},
+			func() float64 { return float64(svc.StoreStats().ReplicaAckMissed) }))
 	return m
 }
 

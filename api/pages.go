@@ -210,6 +210,7 @@ var errorTitles = map[int]string{
 	http.StatusTooManyRequests:       "Too many attempts",
 	http.StatusRequestEntityTooLarge: "Request too large",
 	http.StatusInternalServerError:   "Something went wrong",
+	http.StatusServiceUnavailable:    "Try again in a moment",
 }
 
 func (s *Server) renderError(c echo.Context, status int, message string) error {
@@ -221,7 +222,11 @@ func (s *Server) renderError(c echo.Context, status int, message string) error {
 	if status >= 500 && c.Request().Method == http.MethodGet && strings.HasPrefix(c.Path(), "/login/") {
 		// Most likely the store is briefly out of reach; the login is still there. Try again by itself
 		// (the Refresh header works with and without scripts).
-		c.Response().Header().Set("Refresh", strconv.Itoa(errorRetrySeconds))
+		retry := errorRetrySeconds
+		if status == http.StatusServiceUnavailable {
+			retry = unavailableRetrySeconds
+		}
+		c.Response().Header().Set("Refresh", strconv.Itoa(retry))
 		v.Message += " This page tries again by itself in a few seconds."
 	}
 	return renderPage(c, status, v)

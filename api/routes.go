@@ -9,7 +9,7 @@ import (
 // routes registers every route of the server. Most maintenance starts with a URL: this is the map.
 func (s *Server) routes() {
 	e := s.echo
-	e.Use(s.recoverPanics(), s.securityHeaders, s.countRequests, s.withClient)
+	e.Use(s.recoverPanics(), s.securityHeaders, s.countRequests, s.withDeadline, s.withClient)
 
 	// Operations.
 	e.GET("/healthz", s.handleHealthz)

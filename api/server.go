@@ -169,6 +169,34 @@ func (s *Server) Routes() []Route {
 	return out
 }
 
+// longLived are the routes that outlive one request's deadline (event streams, long-polls, the audit export):
+// withDeadline leaves them be, and they bound each look at the store with storeCtx instead.
+var longLived = map[string]bool{
+	"/login/:txnID/events":           true,
+	"/api/v1/device/challenges/wait": true,
+	"/api/v1/admin/events/export":    true,
+}
+
+// withDeadline gives every request but the long-lived ones Limits.RequestTimeout to do its work: a store that
+// stalls or fails over makes the request end with 503 temporarily_unavailable by then, not hang.
+func (s *Server) withDeadline(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if longLived[c.Path()] {
+			return next(c)
+		}
+		r := c.Request()
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Limits.RequestTimeout)
+		defer cancel()
+		c.SetRequest(r.WithContext(ctx))
+		return next(c)
+	}
+}
+
+// storeCtx bounds one look at the store by a long-lived request (see longLived).
+func (s *Server) storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.Limits.RequestTimeout)
+}
+
 // withClient says, in every request's context, from where it comes (for the audit log's events).
 func (s *Server) withClient(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {

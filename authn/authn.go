@@ -197,7 +197,8 @@ func plausibleID(id string) bool {
 	return true
 }
 
-// internal wraps a store failure: the client sees a generic message, the log the detail.
+// internal wraps a store failure: the client sees a generic message, the log the detail. A store that is out
+// of reach, stalled past the deadline or failing over is ErrUnavailable (try again in a moment).
 func internal(op string, err error) error {
 	if err == nil {
 		return nil
@@ -205,6 +206,9 @@ func internal(op string, err error) error {
 	var de *Error
 	if errors.As(err, &de) {
 		return err
+	}
+	if store.Unavailable(err) {
+		return &Error{Code: ErrUnavailable.Code, Message: ErrUnavailable.Message, Err: fmt.Errorf("authn: %s: %w", op, err)}
 	}
 	return fmt.Errorf("authn: %s: %w", op, err)
 }

@@ -1,8 +1,11 @@
 package authn
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/winkk/passport/store"
 )
 
 // Error is Passport's one error model, used by this package and by the api package alike. Code is stable and
@@ -79,10 +82,20 @@ var (
 	ErrUnknownDevice       = &Error{Code: "unknown_device"}
 	ErrNotConfigured       = &Error{Code: "app_not_configured"}
 	ErrEmailNotAllowed     = &Error{Code: "email_not_allowed"}
-	// ErrInternal: the service failed on its side (a store or a mail server out of reach); its Message says
-	// only what a client may know.
+	// ErrInternal: the service failed on its side (a mail server out of reach, a fault of ours); its Message
+	// says only what a client may know.
 	ErrInternal = &Error{Code: "internal"}
+	// ErrUnavailable: the store is out of reach, did not answer within the request's deadline, or is failing
+	// over (see store.Unavailable). Nothing stored was lost; the same request a moment later may succeed.
+	ErrUnavailable = &Error{Code: "temporarily_unavailable", Message: "Passport can't reach its store right now; try again in a moment."}
 )
+
+// Unavailable reports whether err means the store could not serve the request for now: an ErrUnavailable, or
+// a store error that store.Unavailable classifies so (a refused or broken connection, a deadline passed, a
+// replica that is not yet master, a Cluster resharding). Such a request may be tried again in a moment.
+func Unavailable(err error) bool {
+	return errors.Is(err, ErrUnavailable) || store.Unavailable(err)
+}
 
 // ErrCodeInvalid and ErrCodeLocked are the email-code refusals.
 var (

@@ -696,7 +696,9 @@ func (s *Logins) ApproveByNumber(ctx context.Context, d Device, number int) (Log
 func (s *core) answer(ctx context.Context, d Device, l Login, dec Decision) (Login, error) {
 	// The challenge leaves the user's indexes, and the phones' long-polls hear of it, in the same write.
 	answered := store.Effects{RemoveFrom: openIndexes(l), Publish: []store.Message{{Channel: UserChannel(d.Email), Payload: "changed"}}}
-	l, err := s.transition(ctx, l.ID, &l, answered, func(cur Login, now time.Time) (Login, error) {
+	// The phone is told its answer was recorded only once a replica has it too (where the store waits for
+	// replicas: Sentinel): a failover right after cannot lose an approval the phone reported as done.
+	l, err := s.transition(store.WithReplicaAck(ctx), l.ID, &l, answered, func(cur Login, now time.Time) (Login, error) {
 		if !cur.challengeOf(d) {
 			return cur, errNoChallenge
 		}

@@ -19,6 +19,9 @@
 //	                                                        user:pass authenticates to the master
 //	redis-cluster://[user:pass@]h1:port,h2:port             Redis Cluster (redis.NewClusterClient)
 //
+// redis:// and redis-sentinel:// URLs also take replica_ack=N and replica_ack_timeout=D (see
+// [WithReplicaAck]; on by default for Sentinel). Every client honours its callers' context deadlines.
+//
 // # Keys
 //
 // Every key and channel starts with [Options.Prefix]. A table's keys are
@@ -56,5 +59,7 @@
 // # Errors
 //
 // Missing records yield [ErrNotFound], duplicate creates [ErrAlreadyExists];
-// test with errors.Is. Other errors are wrapped with a "store: ..." prefix.
+// test with errors.Is. Other errors are wrapped with a "store: ..." prefix;
+// [Unavailable] tells those that mean "not now" (a server out of reach, a
+// deadline passed, a failover) from the others.
 package store

@@ -63,6 +63,11 @@ const defaultDialTimeout = 2 * time.Second
 // expire at most this late, and PTTL may overstate by as much.
 const embeddedClockTick = 50 * time.Millisecond
 
+// contextTimeouts: every client of [Open] is made with ContextTimeoutEnabled, so a command ends at its
+// context's deadline (the earlier of it and the client's read/write timeouts, 3s by default). Without it
+// go-redis bounds socket reads by its own timeouts alone and ignores the deadline, so a stalled server held a
+// request with a 2s deadline for as long as the stall (and retries) lasted.
+
 // openPingTimeout bounds the ping done by Open (retries included).
 const openPingTimeout = 5 * time.Second
 
@@ -96,6 +101,7 @@ type Store struct {
 	psPingEvery, psPingTimeout time.Duration
 
 	stats statsHook
+	ack   replicaAck // see WithReplicaAck; n == 0: off
 }
 
 // Stats counts what a Store has asked of the server since it was opened.
@@ -105,11 +111,14 @@ type Stats struct {
 	RoundTrips int64
 	// Commands counts the commands in them (a script is one command).
 	Commands int64
+	// ReplicaAckMissed counts the writes made WithReplicaAck that fewer replicas than asked acknowledged in
+	// time (they stand on the master).
+	ReplicaAckMissed int64
 }
 
 // Stats returns the counts so far (pub/sub traffic is not counted).
 func (s *Store) Stats() Stats {
-	return Stats{RoundTrips: s.stats.rtts.Load(), Commands: s.stats.cmds.Load()}
+	return Stats{RoundTrips: s.stats.rtts.Load(), Commands: s.stats.cmds.Load(), ReplicaAckMissed: s.ack.missed.Load()}
 }
 
 // statsHook is the go-redis hook behind [Store.Stats].
@@ -202,20 +211,27 @@ func newStore(o Options) (*Store, error) {
 			Dialer: func(context.Context, string, string) (net.Conn, error) {
 				return m.Dial()
 			},
-			DisableIdentity: true,
+			DisableIdentity:       true,
+			ContextTimeoutEnabled: true,
 		})
 		s.psClient = s.embeddedPubSubClient()
 		s.describe = "embedded in-memory store (data is lost at exit)"
 	case !ok:
 		return nil, errors.New("invalid URL: missing scheme (want redis://, rediss://, redis-sentinel:// or redis-cluster://)")
 	case scheme == "redis" || scheme == "rediss":
-		opt, err := redis.ParseURL(u)
+		stripped, n, timeout, err := stripReplicaAck(u)
+		if err != nil {
+			return nil, err
+		}
+		s.ack.n, s.ack.timeout = n, timeout
+		opt, err := redis.ParseURL(stripped)
 		if err != nil {
 			return nil, fmt.Errorf("parse URL: %w", redactErr(err, u))
 		}
 		if opt.DialTimeout == 0 {
 			opt.DialTimeout = defaultDialTimeout
 		}
+		opt.ContextTimeoutEnabled = true
 		s.rdb = redis.NewClient(opt)
 		s.describe = fmt.Sprintf("redis %s db %d", opt.Addr, opt.DB)
 		if opt.TLSConfig != nil {
@@ -236,6 +252,9 @@ func newStore(o Options) (*Store, error) {
 				return nil, fmt.Errorf("invalid redis-sentinel URL: bad db %q", parts[1])
 			}
 		}
+		if s.ack.n, s.ack.timeout, err = replicaAckOptions(a.query, defaultSentinelReplicaAck); err != nil {
+			return nil, err
+		}
 		fo := &redis.FailoverOptions{
 			MasterName:       parts[0],
 			SentinelAddrs:    a.hosts,
@@ -244,6 +263,8 @@ func newStore(o Options) (*Store, error) {
 			SentinelPassword: a.query.Get("sentinel_password"),
 			DB:               db,
 			DialTimeout:      defaultDialTimeout,
+			// Without it go-redis ignores the callers' deadlines (see contextTimeouts).
+			ContextTimeoutEnabled: true,
 		}
 		s.rdb = redis.NewFailoverClient(fo)
 		s.describe = fmt.Sprintf("redis sentinel master %q via %s db %d", parts[0], strings.Join(a.hosts, ","), db)
@@ -260,6 +281,8 @@ func newStore(o Options) (*Store, error) {
 			Username:    a.user,
 			Password:    a.pass,
 			DialTimeout: defaultDialTimeout,
+			// Without it go-redis ignores the callers' deadlines (see contextTimeouts).
+			ContextTimeoutEnabled: true,
 		}
 		if a.query.Get("tls") == "true" {
 			co.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
@@ -270,6 +293,10 @@ func newStore(o Options) (*Store, error) {
 		return nil, fmt.Errorf("invalid URL: unsupported scheme %q", scheme)
 	}
 	s.rdb.AddHook(&s.stats)
+	if c, ok := s.rdb.(*redis.Client); ok && s.ack.n > 0 {
+		s.ack.client, s.ack.stats = c, &s.stats
+		s.rdb.AddHook(&s.ack)
+	}
 	return s, nil
 }
 
@@ -494,6 +521,18 @@ func checkTTL(ttl time.Duration) error {
 // standard error. It applies to every Store of the process.
 func SetLogger(l *slog.Logger) {
 	redis.SetLogger(clientLogger{l})
+	storeLogger.Store(l)
+}
+
+// storeLogger receives the store's own warnings (see SetLogger); nil: slog's default logger.
+var storeLogger atomic.Pointer[slog.Logger]
+
+func warn(ctx context.Context, msg string, args ...any) {
+	l := storeLogger.Load()
+	if l == nil {
+		l = slog.Default()
+	}
+	l.WarnContext(ctx, msg, args...)
 }
 
 // clientLogger adapts an slog.Logger to go-redis's logging interface.

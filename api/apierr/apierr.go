@@ -35,6 +35,8 @@ var statuses = map[string]int{
 	"key_unopenable":        http.StatusConflict,
 	"no_key_ring":           http.StatusConflict,
 	"internal":              http.StatusInternalServerError,
+	// The store is out of reach, stalled or failing over: try again in a moment (with Retry-After).
+	"temporarily_unavailable": http.StatusServiceUnavailable,
 
 	// The device API's own (see api/openapi.yaml).
 	"device_revoked":      http.StatusUnauthorized,

@@ -8,7 +8,8 @@ import (
 	"github.com/winkk/passport/api/apierr"
 )
 
-// Every code is a refusal (4xx) but internal, the one fault of ours (500); a code the table lacks is answered
+// Every code is a refusal (4xx) but internal, the one fault of ours (500), and temporarily_unavailable, the
+// store out of reach for now (503); a code the table lacks is answered
 // as internal.
 func TestStatuses(t *testing.T) {
 	codes := apierr.Codes()
@@ -23,6 +24,10 @@ func TestStatuses(t *testing.T) {
 		case code == "internal":
 			if st != http.StatusInternalServerError {
 				t.Errorf("internal answers %d", st)
+			}
+		case code == "temporarily_unavailable":
+			if st != http.StatusServiceUnavailable {
+				t.Errorf("temporarily_unavailable answers %d", st)
 			}
 		case st < 400 || st > 499:
 			t.Errorf("%s answers %d, want a 4xx", code, st)

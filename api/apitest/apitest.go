@@ -72,7 +72,16 @@ type Server struct {
 	// Audit is the server's audit log; Registry the metrics registry served at /metrics.
 	Audit    *audit.Log
 	Registry *prometheus.Registry
+	// Direct is the server's own loopback URL (URL is the public one, different behind a proxy).
+	Direct string
+
+	stop func()
 }
+
+// Stop shuts the server down before the test ends, as a replica that is restarted or dies: long-lived requests
+// are told to reload, the listener and every connection are closed. The store is left as it is. Calling it
+// again, or the test's cleanup after it, does nothing more.
+func (s *Server) Stop() { s.stop() }
 
 // Option adjusts the authn configuration.
 type Option func(*authn.Config)
@@ -88,6 +97,9 @@ type Options struct {
 	Authn Option
 	API   APIOption
 	Audit AuditOption
+	// BaseURL is the public URL when the server sits behind a proxy of the test's (replicas behind one load
+	// balancer share it); empty: the server's own loopback URL.
+	BaseURL string
 }
 
 // StartWith runs a server on st (nil: a store chosen as storetest.Open does) until tb ends, configured by o.
@@ -137,7 +149,11 @@ func start(tb testing.TB, st *store.Store, o Options, opts ...Option) *Server {
 		tb.Fatalf("apitest: mailer: %v", err)
 	}
 	ts := httptest.NewUnstartedServer(nil)
-	base := "http://" + ts.Listener.Addr().String()
+	direct := "http://" + ts.Listener.Addr().String()
+	base := direct
+	if o.BaseURL != "" {
+		base = o.BaseURL
+	}
 	clk := &Clock{}
 	logs := &Logs{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
@@ -175,12 +191,16 @@ func start(tb testing.TB, st *store.Store, o Options, opts ...Option) *Server {
 	}
 	srv.ConfigureHTTP(ts.Config)
 	ts.Start()
-	tb.Cleanup(func() {
-		srv.Closing()
-		ts.Close()
-		svc.Close()
-		auditLog.Close()
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			srv.Closing()
+			ts.Close()
+			svc.Close()
+			auditLog.Close()
+		})
+	}
+	tb.Cleanup(stop)
 	return &Server{URL: base, Svc: svc, API: srv, FCM: fake, Mails: mails, Clock: clk, Key: ring.Current, Logs: logs,
-		Audit: auditLog, Registry: reg}
+		Audit: auditLog, Registry: reg, Direct: direct, stop: stop}
 }

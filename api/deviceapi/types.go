@@ -196,6 +196,9 @@ const (
 	CodeNoMatchingChallenge = "no_matching_challenge" // no open sign-in of this account shows the number; nothing was approved
 	CodeNotFound            = "not_found"             // no such route or device
 	CodeInternal            = "internal"              // server fault
+	// CodeTemporarilyUnavailable: the server cannot reach its store right now (a failover, a stall); nothing
+	// was lost. Send the same request again after the answer's Retry-After.
+	CodeTemporarilyUnavailable = "temporarily_unavailable"
 
 	// Transport-level refusals, not tied to one operation.
 	CodeMethodNotAllowed     = "method_not_allowed"     // the path exists, not with this method
@@ -214,6 +217,6 @@ func Codes() []string {
 		CodeDeviceRevoked, CodeInvitationInvalid, CodeEmailNotAllowed, CodeCodeInvalid,
 		CodeCodeLocked, CodeRateLimited, CodeChallengeNotFound, CodeChallengeClosed,
 		CodeNumberMismatch, CodeNoMatchingChallenge, CodeNotFound, CodeInternal,
-		CodeMethodNotAllowed, CodeTooLarge, CodeUnsupportedMediaType,
+		CodeTemporarilyUnavailable, CodeMethodNotAllowed, CodeTooLarge, CodeUnsupportedMediaType,
 	}
 }

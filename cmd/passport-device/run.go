@@ -379,6 +379,10 @@ func cmdApprove(ctx context.Context, e *env, args []string) error {
 // approveRetry is how often approve asks again while no open sign-in shows its number yet.
 const approveRetry = 300 * time.Millisecond
 
+// unavailableRetry is how soon approve sends its approval again when the server could not reach its store (a
+// failover): the server's Retry-After.
+const unavailableRetry = 2 * time.Second
+
 // approveByNumber approves the sign-in whose browser shows number, waiting up to timeout for one to appear.
 // The number selects the sign-in: another open sign-in of the account (one someone else started) is never
 // approved in its place.
@@ -389,12 +393,21 @@ func approveByNumber(ctx context.Context, e *env, c *deviceapi.Client, timeout t
 	for {
 		res, err := c.ApproveByNumber(ctx, number)
 		var apiErr *deviceapi.APIError
-		if errors.As(err, &apiErr) && apiErr.Code == deviceapi.CodeNoMatchingChallenge {
-			if time.Now().Add(approveRetry).After(deadline) {
+		if errors.As(err, &apiErr) && (apiErr.Code == deviceapi.CodeNoMatchingChallenge || apiErr.Code == deviceapi.CodeTemporarilyUnavailable) {
+			// No sign-in shows the number yet, or the server cannot reach its store for a moment (then the
+			// approval may not be recorded): ask again until the timeout.
+			wait := approveRetry
+			if apiErr.Code == deviceapi.CodeTemporarilyUnavailable {
+				wait = unavailableRetry
+			}
+			if time.Now().Add(wait).After(deadline) {
+				if apiErr.Code == deviceapi.CodeTemporarilyUnavailable {
+					return fmt.Errorf("the server could not record the approval of %d within %s: %w", number, timeout, err)
+				}
 				return fmt.Errorf("no open sign-in showing %d within %s: %w", number, timeout, err)
 			}
 			select {
-			case <-time.After(approveRetry):
+			case <-time.After(wait):
 				continue
 			case <-ctx.Done():
 				return ctx.Err()

@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/winkk/passport/api"
 	"github.com/winkk/passport/api/apitest"
 	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/store/storetest/redisproc"
 )
 
 // cli runs passport-device against a real server and returns its exit code and stdout.
@@ -157,5 +159,29 @@ func TestAgainstServer(t *testing.T) {
 	}
 	if c, _ := cli(t, nil, "devices", "--state", second); c != 1 {
 		t.Errorf("a removed device still works: exit %d", c)
+	}
+}
+
+// TestApproveThroughStoreStall: approve sends its approval again while the server answers 503 (its store
+// stalls, as in a failover), and succeeds once the store answers.
+func TestApproveThroughStoreStall(t *testing.T) {
+	t.Parallel()
+	srv := redisproc.Start(t)
+	s := apitest.StartWith(t, redisproc.Open(t, srv.URL()), apitest.Options{
+		API: func(c *api.Config) { c.Limits.RequestTimeout = 300 * time.Millisecond },
+	})
+	state := filepath.Join(t.TempDir(), "phone.json")
+	const email = "ada@example.com"
+	if code, _ := cli(t, nil, "enroll", "--server", s.URL, "--token", invite(t, s, email), "--state", state); code != 0 {
+		t.Fatal("enroll failed")
+	}
+	l := parkPending(t, s, email)
+	srv.Pause(t, 1500*time.Millisecond)
+	// Exit 0 only once the server answered the approval with state approved.
+	if code, out := cli(t, nil, "approve", "--state", state, "--number", strconv.Itoa(l.Number), "--timeout", "20s"); code != 0 || !strings.Contains(out, `"approved"`) {
+		t.Fatalf("approve through the stall: exit %d: %s", code, out)
+	}
+	if !strings.Contains(s.Logs.String(), `"code":"temporarily_unavailable"`) {
+		t.Error("the server never answered 503 during the stall: the test did not stall it")
 	}
 }
