@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"ChangeIndexTTL", testChangeIndexTTL},
 		{"RemoveFromIndexes", testRemoveFromIndexes},
 		{"MemoryUsage", testMemoryUsage},
+		{"Compressed", testCompressed},
 		{"Stream", testStream},
 		{"CreateIndexed", testCreateIndexed},
 		{"Batch", testBatch},
