@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math/big"
 	"strings"
 	"time"
@@ -105,7 +104,8 @@ type Login struct {
 
 // Document is an XML document kept in a record. It is stored as JSON text rather than as base64, so that the
 // store's compression of large records sees the XML's repetitions (a signed Response shrinks to about a
-// third). A stored value that is not XML is read as the base64 of one, as older records hold it.
+// third). A stored value that does not start as XML and is base64 is read as the base64 of a document, as
+// older records hold it.
 type Document []byte
 
 // MarshalJSON stores the document as a JSON string (it is UTF-8 XML).
@@ -121,11 +121,11 @@ func (d *Document) UnmarshalJSON(b []byte) error {
 		*d = Document(s)
 		return nil
 	}
-	raw, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		return fmt.Errorf("authn: document neither XML nor base64: %w", err)
+	if raw, err := base64.StdEncoding.DecodeString(s); err == nil {
+		*d = raw
+		return nil
 	}
-	*d = raw
+	*d = Document(s)
 	return nil
 }
 
