@@ -69,7 +69,13 @@
 //     two writes leaves a reservation until its score passes: the caps are
 //     then stricter and one more number is avoided, never looser, since the
 //     reservations always include every open login; ApproveByNumber already
-//     checks the login's own state. Cost: two more commands per login.
+//     checks the login's own state. Cost: two more commands and round
+//     trips per login (the reservation and its release are writes of their
+//     own), plus one on the email step unless the members of the pending
+//     index carry the numbers they hold (the step reads the numbers in use
+//     today together with the index, in one script). On a single server
+//     this layout only costs; it is worth it where one master cannot carry
+//     every login in flight.
 //   - Id sets per tag. List of a table whose tag is in its IDs scans the
 //     masters for its id sets; logins and sessions are never listed whole
 //     and drop theirs. Users, applications, devices and keys keep one tag
