@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,22 +33,21 @@ func TestCluster(t *testing.T) {
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	conf := e.newApp("Confluence", "https://sp.example.test/confluence", "http://127.0.0.1:9/confluence/acs")
 
-	var wg sync.WaitGroup
-	for u := range clusterUsers {
-		email := fmt.Sprintf("user%d@example.com", u)
-		ph := e.enroll(email)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range clusterLoginsPerUser {
-				clusterLogin(t, e, jira, conf, ph)
-				if t.Failed() {
-					return
-				}
-			}
-		}()
+	phones := make([]*phone, clusterUsers)
+	for u := range phones {
+		phones[u] = e.enroll(fmt.Sprintf("user%d@example.com", u))
 	}
-	wg.Wait()
+	t.Run("logins", func(t *testing.T) {
+		for _, ph := range phones {
+			t.Run(ph.Email, func(t *testing.T) {
+				t.Parallel()
+				for i := range clusterLoginsPerUser {
+					clusterLogin(t, e, jira, conf, ph, i%2 == 1)
+				}
+				clusterWrongNumber(t, e, jira, ph)
+			})
+		}
+	})
 	if t.Failed() {
 		return
 	}
@@ -88,21 +86,30 @@ func TestCluster(t *testing.T) {
 }
 
 // clusterLogin is one whole login of ph's user to jira, its Response checked, followed by a login to conf
-// answered from the session it opened.
-func clusterLogin(t *testing.T, e *env, jira, conf appView, ph *phone) {
+// answered from the session it opened. The phone approves the challenge it was pushed, or (byNumber) the
+// number the browser shows; a second answer is refused either way.
+func clusterLogin(t *testing.T, e *env, jira, conf appView, ph *phone, byNumber bool) {
 	b := newBrowser(t)
 	waiting := b.identify(b.startLogin(e.sp(jira), "relay"), ph.Email)
 	number := waiting.number(t)
 	first, events, stop := openStream(t, b.c, waiting.URL)
 	defer stop()
 	if first != "state pending" {
-		t.Errorf("%s: first event %q, want state pending", ph.Email, first)
-		return
+		t.Fatalf("%s: first event %q, want state pending", ph.Email, first)
 	}
+	ctx := context.Background()
 	ch := ph.waitChallenge(t)
-	if _, err := ph.AnswerChallenge(context.Background(), ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionApprove, Number: number}); err != nil {
-		t.Errorf("%s: approve: %v", ph.Email, err)
-		return
+	var err error
+	if byNumber {
+		_, err = ph.ApproveByNumber(ctx, number)
+	} else {
+		_, err = ph.AnswerChallenge(ctx, ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionApprove, Number: number})
+	}
+	if err != nil {
+		t.Fatalf("%s: approve (by number: %v): %v", ph.Email, byNumber, err)
+	}
+	if _, err := ph.AnswerChallenge(ctx, ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionApprove, Number: number}); apiCode(err) != "409 challenge_closed" {
+		t.Errorf("%s: a second answer: %s, want 409 challenge_closed", ph.Email, apiCode(err))
 	}
 	select {
 	case ev := <-events:
@@ -111,8 +118,7 @@ func clusterLogin(t *testing.T, e *env, jira, conf appView, ph *phone) {
 			return
 		}
 	case <-time.After(10 * time.Second):
-		t.Errorf("%s: the approval did not reach the waiting page", ph.Email)
-		return
+		t.Fatalf("%s: the approval did not reach the waiting page", ph.Email)
 	}
 	resp, relay := samlForm(t, b.get(waiting.URL), acsURL)
 	if relay != "relay" {
@@ -123,4 +129,29 @@ func clusterLogin(t *testing.T, e *env, jira, conf appView, ph *phone) {
 	id, u := requestID(t, e.sp(conf))
 	resp, _ = samlForm(t, b.get(u), conf.ACSURL)
 	e.bothAccept(t, conf, resp, ph.Email, []string{id})
+}
+
+// clusterWrongNumber is a login the phone approves with another number than the browser shows: it is denied,
+// the waiting page hears so and hands the application a signed AuthnFailed Response, never a Success.
+func clusterWrongNumber(t *testing.T, e *env, jira appView, ph *phone) {
+	b := newBrowser(t)
+	waiting := b.identify(b.startLogin(e.sp(jira), ""), ph.Email)
+	number := waiting.number(t)
+	_, events, stop := openStream(t, b.c, waiting.URL)
+	defer stop()
+	ch := ph.waitChallenge(t)
+	wrong := 10 + (number-10+1)%90
+	_, err := ph.AnswerChallenge(context.Background(), ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionApprove, Number: wrong})
+	if apiCode(err) != "422 number_mismatch" {
+		t.Fatalf("%s: approving with the wrong number: %s, want 422 number_mismatch", ph.Email, apiCode(err))
+	}
+	select {
+	case ev := <-events:
+		if ev != "state denied" {
+			t.Errorf("%s: after a wrong number the stream sent %q", ph.Email, ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("%s: the denial did not reach the waiting page", ph.Email)
+	}
+	wantFailurePage(t, e, b.get(waiting.URL), e.sp(jira), "number", "AuthnFailed")
 }
