@@ -40,7 +40,11 @@
 // tag per table all records of a kind sit in one slot, hence on one master:
 // a Cluster adds failover and room for the other kinds, not a spread of the
 // logins. Pub/sub messages (published with the writes, from scripts) reach
-// subscribers on any node.
+// subscribers on any node, but only what one master publishes arrives in
+// order: [Store.Publish] goes to any master, a script publishes from its
+// record's, and the cluster bus relays each independently. Passport's
+// messages are signals to read a record again, so their order does not
+// matter; the conformance suite runs on a Cluster without its order checks.
 //
 // The layout that spreads them, keeping every atomic step in one slot:
 //

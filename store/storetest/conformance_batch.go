@@ -511,3 +511,32 @@ func testBatch(t *testing.T, s *store.Store) {
 		}
 	})
 }
+
+// testKeysByShard: KeysByShard finds the store's keys (and only those under
+// its prefix), each on one server: the only one of a non-Cluster store.
+func testKeysByShard(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := store.NewTable[record](s, "sharded")
+	mustCreate(t, tbl, "a", record{}, time.Hour)
+	shards, err := s.KeysByShard(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cluster := strings.HasPrefix(s.Describe(), "redis cluster"); len(shards) == 0 || !cluster && len(shards) != 1 {
+		t.Fatalf("%d shards (cluster: %v): %v", len(shards), cluster, shards)
+	}
+	found := 0
+	for _, keys := range shards {
+		for _, k := range keys {
+			if !strings.HasPrefix(k, s.Prefix()) {
+				t.Errorf("key %q is not under the store's prefix %q", k, s.Prefix())
+			}
+			if strings.Contains(k, "{sharded}") && strings.HasSuffix(k, ":a") {
+				found++
+			}
+		}
+	}
+	if found != 1 {
+		t.Errorf("the record's key found %d times in %v, want once", found, shards)
+	}
+}
