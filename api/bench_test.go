@@ -191,13 +191,23 @@ func TestLoginRoundTrips(t *testing.T) {
 	bs.login(t, bs.authnRequest(t, 0)) // loads the scripts, opens the connections
 	bs.audit.Close()                   // and records the set-up's events
 	for i := 1; i <= 3; i++ {
-		before := st.Stats().RoundTrips
+		before := st.Stats()
 		bs.login(t, bs.authnRequest(t, i))
-		if n := st.Stats().RoundTrips - before; n > loginRoundTrips {
+		after := st.Stats()
+		if n := after.RoundTrips - before.RoundTrips; n > loginRoundTrips {
 			t.Errorf("login %d took %d round trips to the store, want at most %d", i, n, loginRoundTrips)
+		}
+		cmds := after.Commands - before.Commands
+		t.Logf("login %d: %d round trips, %d commands", i, after.RoundTrips-before.RoundTrips, cmds)
+		if cmds > loginCommands {
+			t.Errorf("login %d sent %d commands to the store, want at most %d", i, cmds, loginCommands)
 		}
 	}
 }
+
+// loginCommands is what one login may send to the store in commands (a script is one; the round trips above
+// carry them, batches several each).
+const loginCommands = 22
 
 // TestAuditRoundTrips: recording a login's events adds no round trip to the login itself: they are written
 // by the audit log's own writer, many in one round trip. How many round trips that writer makes depends on

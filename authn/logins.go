@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"math/big"
 	"strings"
@@ -98,7 +99,34 @@ type Login struct {
 	ResponseAt  time.Time `json:"response_at,omitzero"`
 	// Response is the message handed to the SP once the login has been answered; reloading the page shows
 	// the same one, so a login yields exactly one Response.
-	Response []byte `json:"response,omitempty"`
+	Response Document `json:"response,omitempty"`
+}
+
+// Document is an XML document kept in a record. It is stored as JSON text rather than as base64, so that the
+// store's compression of large records sees the XML's repetitions (a signed Response shrinks to about a
+// third). A stored value that does not start as XML and is base64 is read as the base64 of a document, as
+// older records hold it.
+type Document []byte
+
+// MarshalJSON stores the document as a JSON string (it is UTF-8 XML).
+func (d Document) MarshalJSON() ([]byte, error) { return json.Marshal(string(d)) }
+
+// UnmarshalJSON reads a document stored as text, or as base64.
+func (d *Document) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	if s == "" || strings.HasPrefix(s, "<") {
+		*d = Document(s)
+		return nil
+	}
+	if raw, err := base64.StdEncoding.DecodeString(s); err == nil {
+		*d = raw
+		return nil
+	}
+	*d = Document(s)
+	return nil
 }
 
 // How a login was approved (Login.Method).

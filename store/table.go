@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -160,7 +159,7 @@ func (t *Table[T]) Create(ctx context.Context, id string, v T, ttl time.Duration
 	if err := checkTTL(ttl); err != nil {
 		return t.errf("create", err)
 	}
-	b, err := json.Marshal(v)
+	b, err := encodeRecord(v)
 	if err != nil {
 		return t.errf("create", err)
 	}
@@ -185,7 +184,7 @@ func (t *Table[T]) Put(ctx context.Context, id string, v T, ttl time.Duration) e
 	if err := checkTTL(ttl); err != nil {
 		return t.errf("put", err)
 	}
-	b, err := json.Marshal(v)
+	b, err := encodeRecord(v)
 	if err != nil {
 		return t.errf("put", err)
 	}
@@ -218,7 +217,7 @@ func (t *Table[T]) decodeGet(id string, cmd *redis.StringCmd) (T, error) {
 	if err != nil {
 		return v, t.errf("get", err)
 	}
-	if err := json.Unmarshal(b, &v); err != nil {
+	if err := decodeRecord(b, &v); err != nil {
 		return v, t.errf("get", fmt.Errorf("decode %q: %w", id, err))
 	}
 	return v, nil
@@ -349,7 +348,7 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 	var b []byte
 	var err error
 	if seen != nil {
-		b, err = json.Marshal(*seen)
+		b, err = encodeRecord(*seen)
 	} else {
 		b, err = t.s.rdb.Get(ctx, key).Bytes()
 	}
@@ -385,7 +384,7 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 	fromServer := seen == nil // b is what the server holds, not the caller's copy
 	for range maxUpdateAttempts {
 		var old T
-		if err := json.Unmarshal(b, &old); err != nil {
+		if err := decodeRecord(b, &old); err != nil {
 			return zero, t.errf(op, fmt.Errorf("decode %q: %w", id, err))
 		}
 		nv, err := fn(old)
@@ -407,7 +406,7 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 		if err != nil {
 			return zero, err
 		}
-		nb, err := json.Marshal(nv)
+		nb, err := encodeRecord(nv)
 		if err != nil {
 			return zero, t.errf(op, err)
 		}
@@ -517,7 +516,7 @@ func (t *Table[T]) Take(ctx context.Context, id string) (T, error) {
 	if err != nil {
 		return v, t.errf("take", err)
 	}
-	if err := json.Unmarshal(b, &v); err != nil {
+	if err := decodeRecord(b, &v); err != nil {
 		return v, t.errf("take", fmt.Errorf("decode %q: %w", id, err))
 	}
 	return v, nil
@@ -698,7 +697,7 @@ func (t *Table[T]) decodeList(ctx context.Context, setKey string, cmd *redis.Cmd
 		out := make([]T, 0, len(strs)/2)
 		for i := 0; i+1 < len(strs); i += 2 {
 			var v T
-			if err := json.Unmarshal([]byte(strs[i+1]), &v); err != nil {
+			if err := decodeRecord([]byte(strs[i+1]), &v); err != nil {
 				return nil, fmt.Errorf("decode %q: %w", strs[i], err)
 			}
 			out = append(out, v)
@@ -732,7 +731,7 @@ func (t *Table[T]) listBatched(ctx context.Context, setKey string, ids []string)
 				continue
 			}
 			var v T
-			if err := json.Unmarshal([]byte(str), &v); err != nil {
+			if err := decodeRecord([]byte(str), &v); err != nil {
 				return nil, fmt.Errorf("decode %q: %w", chunk[i], err)
 			}
 			out = append(out, v)

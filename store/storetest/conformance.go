@@ -16,6 +16,12 @@ import (
 // backend. open must return a fresh store with its own prefix and cleanup
 // (e.g. [OpenEmbedded] or [OpenRedis]).
 func Run(t *testing.T, open func(t *testing.T) *store.Store) {
+	RunExcept(t, open, nil)
+}
+
+// RunExcept is Run with the subtests named in skip skipped, each with its
+// reason (shown by go test -v).
+func RunExcept(t *testing.T, open func(t *testing.T) *store.Store, skip map[string]string) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s *store.Store)
@@ -39,6 +45,8 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 		{"ChangeIndexTTL", testChangeIndexTTL},
 		{"RemoveFromIndexes", testRemoveFromIndexes},
 		{"MemoryUsage", testMemoryUsage},
+		{"Compressed", testCompressed},
+		{"KeysByShard", testKeysByShard},
 		{"Stream", testStream},
 		{"CreateIndexed", testCreateIndexed},
 		{"Batch", testBatch},
@@ -59,6 +67,9 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if why, ok := skip[tc.name]; ok {
+				t.Skip(why)
+			}
 			tc.fn(t, open(t))
 		})
 	}

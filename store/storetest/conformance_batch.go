@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -323,13 +325,16 @@ func testRemoveFromIndexes(t *testing.T, s *store.Store) {
 	}
 }
 
-// testMemoryUsage: the server's memory for a record grows with it, an absent
-// record is ErrNotFound, and a server that cannot tell says so.
+// testMemoryUsage: the server's memory for a record grows with it (with what
+// does not compress), an absent record is ErrNotFound, and a server that
+// cannot tell says so.
 func testMemoryUsage(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
 	tbl := store.NewTable[record](s, "sized")
+	noise := make([]byte, 2000)
+	_, _ = rand.Read(noise)
 	mustCreate(t, tbl, "small", record{State: "x"}, time.Hour)
-	mustCreate(t, tbl, "large", record{State: strings.Repeat("x", 2000)}, time.Hour)
+	mustCreate(t, tbl, "large", record{State: base64.StdEncoding.EncodeToString(noise)}, time.Hour)
 	small, err := tbl.MemoryUsage(ctx, "small")
 	if errors.Is(err, store.ErrUnsupported) {
 		if !s.Embedded() {
@@ -349,6 +354,53 @@ func testMemoryUsage(t *testing.T, s *store.Store) {
 	}
 	if _, err := tbl.MemoryUsage(ctx, "absent"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("absent record: %v, want ErrNotFound", err)
+	}
+}
+
+// testCompressed: a large record that compresses well is stored in a fraction
+// of its size, and reads back whole through every read path (Get, a batch,
+// List, ListIndex) and through Update and Change, whose compare-and-swap works
+// on the stored form.
+func testCompressed(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := store.NewTable[record](s, "packed")
+	doc := strings.Repeat(`<saml:Attribute Name="groups"><saml:AttributeValue>jira-users</saml:AttributeValue></saml:Attribute>`, 100)
+	mustCreate(t, tbl, "big", record{State: doc}, time.Hour, "ix")
+	if n, err := tbl.MemoryUsage(ctx, "big"); err == nil && n > int64(len(doc))/4 {
+		t.Errorf("a %d-byte record of repeated text takes %d bytes on the server", len(doc), n)
+	} else if err != nil && !errors.Is(err, store.ErrUnsupported) {
+		t.Fatal(err)
+	}
+	check := func(how string, got record, err error) {
+		t.Helper()
+		if err != nil || got.State != doc {
+			t.Errorf("%s: %d bytes, err %v; want the whole record", how, len(got.State), err)
+		}
+	}
+	got, err := tbl.Get(ctx, "big")
+	check("get", got, err)
+	b := s.Batch(ctx)
+	res := tbl.GetIn(b, "big")
+	b.Run()
+	got, err = res.Get()
+	check("batch get", got, err)
+	all, err := tbl.List(ctx)
+	if len(all) != 1 {
+		t.Fatalf("list: %d records, %v", len(all), err)
+	}
+	check("list", all[0], err)
+	ix, err := tbl.ListIndex(ctx, "ix")
+	if len(ix) != 1 {
+		t.Fatalf("list index: %d records, %v", len(ix), err)
+	}
+	check("list index", ix[0], err)
+	got, err = tbl.Update(ctx, "big", func(r record) (record, error) { r.N++; return r, nil })
+	check("update", got, err)
+	seen := got
+	got, err = tbl.Change(ctx, "big", &seen, func(r record) (record, error) { r.N++; return r, nil }, store.Effects{})
+	check("change", got, err)
+	if got, _ = tbl.Get(ctx, "big"); got.N != 2 {
+		t.Errorf("after an update and a change: counter %d, want 2", got.N)
 	}
 }
 
@@ -458,4 +510,33 @@ func testBatch(t *testing.T, s *store.Store) {
 			t.Fatalf("an empty Batch took %d round trips", n)
 		}
 	})
+}
+
+// testKeysByShard: KeysByShard finds the store's keys (and only those under
+// its prefix), each on one server: the only one of a non-Cluster store.
+func testKeysByShard(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := store.NewTable[record](s, "sharded")
+	mustCreate(t, tbl, "a", record{}, time.Hour)
+	shards, err := s.KeysByShard(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cluster := strings.HasPrefix(s.Describe(), "redis cluster"); len(shards) == 0 || !cluster && len(shards) != 1 {
+		t.Fatalf("%d shards (cluster: %v): %v", len(shards), cluster, shards)
+	}
+	found := 0
+	for _, keys := range shards {
+		for _, k := range keys {
+			if !strings.HasPrefix(k, s.Prefix()) {
+				t.Errorf("key %q is not under the store's prefix %q", k, s.Prefix())
+			}
+			if strings.Contains(k, "{sharded}") && strings.HasSuffix(k, ":a") {
+				found++
+			}
+		}
+	}
+	if found != 1 {
+		t.Errorf("the record's key found %d times in %v, want once", found, shards)
+	}
 }

@@ -1,0 +1,74 @@
+package store
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// Records are stored as their JSON, except that a JSON text longer than
+// compressAbove bytes is stored deflated (RFC 1951) behind the byte
+// deflatedMark, which no JSON text starts with. A record that carries a large
+// document (an answered login keeps its signed Response) then costs the
+// server a third of its size or less, while small records stay plain and cost no
+// compression. Deflate is deterministic for a given input, which the
+// compare-and-swap of Update and Change relies on only as an optimisation:
+// bytes that differ from the server's merely cost a retry.
+const (
+	compressAbove = 2048
+	deflatedMark  = 0
+)
+
+// flateWriters pools deflate writers: each holds several hundred KiB of
+// state, too much to allocate per write.
+var flateWriters = sync.Pool{New: func() any {
+	w, err := flate.NewWriter(io.Discard, flate.BestSpeed)
+	if err != nil {
+		panic(err) // only for an invalid level
+	}
+	return w
+}}
+
+// flateReaders pools deflate readers (each holds a 32 KiB window).
+var flateReaders = sync.Pool{New: func() any { return flate.NewReader(bytes.NewReader(nil)) }}
+
+// encodeRecord marshals v as stored.
+func encodeRecord(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil || len(b) <= compressAbove {
+		return b, err
+	}
+	var out bytes.Buffer
+	out.Grow(len(b) / 2)
+	out.WriteByte(deflatedMark)
+	w := flateWriters.Get().(*flate.Writer)
+	defer flateWriters.Put(w)
+	w.Reset(&out)
+	if _, err := w.Write(b); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// decodeRecord unmarshals a record as stored into v.
+func decodeRecord(b []byte, v any) error {
+	if len(b) > 0 && b[0] == deflatedMark {
+		r := flateReaders.Get().(io.ReadCloser)
+		defer flateReaders.Put(r)
+		if err := r.(flate.Resetter).Reset(bytes.NewReader(b[1:]), nil); err != nil {
+			return fmt.Errorf("inflate: %w", err)
+		}
+		plain, err := io.ReadAll(r)
+		if err != nil {
+			return fmt.Errorf("inflate: %w", err)
+		}
+		b = plain
+	}
+	return json.Unmarshal(b, v)
+}
