@@ -1,0 +1,377 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"image/png"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/winkk/passport/api/deviceapi"
+	"github.com/winkk/passport/authn/audit"
+	"github.com/winkk/passport/authn/deviceproof"
+)
+
+// The admin console over plain HTTP: sign-in by phone, the session and its limits, CSRF, the forms and what
+// they change, seen through the JSON API and the audit log.
+
+// makeAdmin gives email the admin role through the JSON admin API (creating the user first when needed).
+func (e *env) makeAdmin(email string) {
+	e.t.Helper()
+	e.do("PATCH", "/api/v1/admin/users/"+url.PathEscape(email), adminToken, map[string]any{"roles": []string{"admin"}}, http.StatusOK, nil)
+}
+
+// consoleSignIn signs b in to the console with ph's approval, starting at path (which needs a session); it
+// returns the page the browser lands on after the approval.
+func (e *env) consoleSignIn(b *browser, path string, ph *phone) *page {
+	e.t.Helper()
+	p := b.get(e.URL + path)
+	if !strings.Contains(p.URL, "/admin/signin") {
+		e.t.Fatalf("GET %s without a session landed on %s (%d), not the sign-in", path, p.URL, p.Status)
+	}
+	return e.consoleApprove(b, p, ph, ph.Email)
+}
+
+// consoleApprove types email on the console's sign-in page p, approves the number on ph, and returns the page
+// after the approval.
+func (e *env) consoleApprove(b *browser, p *page, ph *phone, email string) *page {
+	e.t.Helper()
+	_, form, ok := p.form()
+	if !ok {
+		e.t.Fatalf("no sign-in form on %s:\n%s", p.URL, p.Body)
+	}
+	w := b.postForm(e.URL+"/admin/signin", url.Values{"email": {email}, "next": {form.Get("next")}})
+	n := w.number(e.t)
+	if ph != nil {
+		if _, err := ph.ApproveByNumber(context.Background(), n); err != nil {
+			e.t.Fatalf("approve %d: %v", n, err)
+		}
+	}
+	return b.get(w.URL)
+}
+
+// csrfOf is the CSRF token of the page's forms.
+func csrfOf(t *testing.T, p *page) string {
+	t.Helper()
+	n := p.find(func(n *htmlNode) bool { return n.Data == "input" && attr(n, "name") == "csrf" })
+	if n == nil || attr(n, "value") == "" {
+		t.Fatalf("no CSRF token on %s:\n%s", p.URL, p.Body)
+	}
+	return attr(n, "value")
+}
+
+func h1(p *page) string {
+	n := p.find(func(n *htmlNode) bool { return n.Data == "h1" })
+	if n == nil {
+		return ""
+	}
+	return text(n)
+}
+
+func (e *env) events(typ, email string) []audit.Event {
+	e.t.Helper()
+	var out struct {
+		Events []audit.Event `json:"events"`
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		e.do("GET", "/api/v1/admin/events?type="+url.QueryEscape(typ)+"&email="+url.QueryEscape(email), adminToken, nil, http.StatusOK, &out)
+		if len(out.Events) > 0 || time.Now().After(deadline) {
+			return out.Events
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestConsoleSignIn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ph := e.enroll("root@example.com")
+	e.makeAdmin("root@example.com")
+	b := newBrowser(t)
+
+	p := b.get(e.URL + "/admin/apps")
+	if u := mustURL(t, p.URL); u.Path != "/admin/signin" || u.Query().Get("next") != "/admin/apps" {
+		t.Fatalf("no session: landed on %s, want the sign-in with next=/admin/apps", p.URL)
+	}
+	if c := e.consoleApprove(b, p, ph, ph.Email); mustURL(t, c.URL).Path != "/admin/apps" || c.Status != http.StatusOK || h1(c) != "Applications" {
+		t.Fatalf("after the approval: %d %s %q, want the Applications tab", c.Status, c.URL, h1(c))
+	}
+	// The session cookie: HttpOnly, SameSite=Strict, only for /admin (the server is http: not Secure).
+	var found bool
+	for _, ck := range b.c.Jar.Cookies(mustURL(t, e.URL+"/admin")) {
+		if ck.Name == "passport_admin" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no console session cookie in the browser")
+	}
+	if cks := b.c.Jar.Cookies(mustURL(t, e.URL+"/login/x")); len(cks) != 0 {
+		t.Errorf("the console cookie is sent outside /admin: %v", cks)
+	}
+	// The sign-in went through the login state machine: pushed, approved by the phone, succeeded.
+	for _, typ := range []string{audit.LoginPushed, audit.LoginApproved, audit.LoginSucceeded} {
+		ev := e.events(typ, ph.Email)
+		if len(ev) != 1 || ev[0].AppID != "_console" {
+			t.Errorf("%s events of the console sign-in: %+v", typ, ev)
+		}
+	}
+	// Signing out ends the session: the next page asks to sign in again.
+	home := b.get(e.URL + "/admin")
+	out := b.postForm(e.URL+"/admin/signout", url.Values{"csrf": {csrfOf(t, home)}})
+	if mustURL(t, out.URL).Path != "/admin/signin" {
+		t.Fatalf("sign-out landed on %s", out.URL)
+	}
+	if again := b.get(e.URL + "/admin/users"); mustURL(t, again.URL).Path != "/admin/signin" {
+		t.Fatalf("after signing out /admin/users showed %s", again.URL)
+	}
+}
+
+func TestConsoleSetCookieAttributes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ph := e.enroll("root@example.com")
+	e.makeAdmin("root@example.com")
+	b := newBrowser(t)
+	p := b.get(e.URL + "/admin")
+	w := b.postForm(e.URL+"/admin/signin", url.Values{"email": {ph.Email}, "next": {"/admin"}})
+	if _, err := ph.ApproveByNumber(context.Background(), w.number(t)); err != nil {
+		t.Fatal(err)
+	}
+	_ = p
+	req, _ := http.NewRequest("GET", w.URL, nil)
+	for _, ck := range b.c.Jar.Cookies(mustURL(t, w.URL)) {
+		req.AddCookie(ck)
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("approved sign-in page: status %d, want 303", resp.StatusCode)
+	}
+	var set string
+	for _, c := range resp.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, "passport_admin=") {
+			set = c
+		}
+	}
+	for _, want := range []string{"Path=/admin", "HttpOnly", "SameSite=Strict", "Max-Age=28800"} {
+		if !strings.Contains(set, want) {
+			t.Errorf("console cookie %q lacks %s", set, want)
+		}
+	}
+}
+
+func TestConsoleNotAdmin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ph := e.enroll("worker@example.com") // a user, not an administrator
+	b := newBrowser(t)
+	p := e.consoleSignIn(b, "/admin", ph)
+	if msg, _ := p.testID("signin-error"); p.Status != http.StatusForbidden || !strings.Contains(msg, "not an administrator") {
+		t.Fatalf("non-admin after approval: %d %q\n%s", p.Status, msg, p.Body)
+	}
+	for _, ck := range b.c.Jar.Cookies(mustURL(t, e.URL+"/admin")) {
+		if ck.Name == "passport_admin" {
+			t.Fatal("a non-admin got a console session cookie")
+		}
+	}
+	if again := b.get(e.URL + "/admin"); mustURL(t, again.URL).Path != "/admin/signin" {
+		t.Fatalf("non-admin reached %s", again.URL)
+	}
+	if ev := e.events(audit.LoginFailed, ph.Email); len(ev) != 1 || ev[0].Reason != "not_admin" {
+		t.Errorf("login.failed events: %+v", ev)
+	}
+
+	// No account probing: an unknown address sees a number too, and nothing reaches any phone.
+	other := newBrowser(t)
+	sp := other.get(e.URL + "/admin")
+	w := other.postForm(e.URL+"/admin/signin", url.Values{"email": {"nobody@example.com"}, "next": {"/admin"}})
+	_ = sp
+	if w.Status != http.StatusOK {
+		t.Fatalf("unknown address: status %d", w.Status)
+	}
+	w.number(t)
+	if st, _ := w.testID("signin-email"); st != "nobody@example.com" {
+		t.Errorf("the waiting page shows %q, want the address typed", st)
+	}
+}
+
+func TestConsoleCSRFAndHostileInput(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ph := e.enroll("root@example.com")
+	e.makeAdmin("root@example.com")
+	b := newBrowser(t)
+	p := e.consoleSignIn(b, "/admin/apps/new", ph)
+	token := csrfOf(t, p)
+	form := url.Values{"name": {"CSRF victim"}, "url": {"https://example.atlassian.net"}, "interface": {"saml2"}}
+
+	// Without the token, or with another: 403, nothing created.
+	for _, bad := range []string{"", "forged"} {
+		f := url.Values{}
+		for k, v := range form {
+			f[k] = v
+		}
+		if bad != "" {
+			f.Set("csrf", bad)
+		}
+		r := b.postForm(e.URL+"/admin/apps", f)
+		if r.Status != http.StatusForbidden {
+			t.Errorf("POST with csrf=%q: status %d, want 403", bad, r.Status)
+		}
+	}
+	var list struct {
+		Apps []appView `json:"apps"`
+	}
+	e.do("GET", "/api/v1/admin/apps", adminToken, nil, http.StatusOK, &list)
+	if len(list.Apps) != 0 {
+		t.Fatalf("a POST without the CSRF token created %+v", list.Apps)
+	}
+
+	// Hostile values are shown as text, never as markup; a javascript: ACS URL is refused next to its field.
+	hostile := `<script>alert(1)</script><img src=x onerror=alert(2)>`
+	r := b.postForm(e.URL+"/admin/apps", url.Values{"csrf": {token}, "name": {hostile}, "url": {"https://x.example"}, "interface": {"saml2"},
+		"acs_url": {"javascript:alert(3)"}})
+	if r.Status != http.StatusUnprocessableEntity || strings.Contains(r.Body, "<script>alert") || !strings.Contains(r.Body, "&lt;script&gt;") {
+		t.Fatalf("hostile form: status %d\n%s", r.Status, r.Body)
+	}
+	r = b.postForm(e.URL+"/admin/apps", url.Values{"csrf": {token}, "name": {hostile}, "url": {"https://x.example"}, "interface": {"saml2"}})
+	if r.Status != http.StatusOK || !strings.HasPrefix(mustURL(t, r.URL).Path, "/admin/apps/") {
+		t.Fatalf("create: %d %s\n%s", r.Status, r.URL, r.Body)
+	}
+	for _, path := range []string{r.URL, e.URL + "/admin/apps", e.URL + "/admin", e.URL + "/admin/activity"} {
+		pg := b.get(path)
+		if strings.Contains(pg.Body, "<script>alert") || strings.Contains(pg.Body, "<img src=x") {
+			t.Errorf("%s shows the hostile name as markup", path)
+		}
+	}
+	if warn, ok := r.testID("app-warnings"); !ok || !strings.Contains(warn, "audience and acs_url must both be set") {
+		t.Errorf("the new app's page does not warn that it is not configured: %q", warn)
+	}
+}
+
+func TestConsoleSessionLimits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ph := e.enroll("root@example.com")
+	e.makeAdmin("root@example.com")
+	b := newBrowser(t)
+	e.consoleSignIn(b, "/admin", ph)
+
+	// Idle for 30 minutes: back to the sign-in, then to the page asked for.
+	e.clock.Advance(31 * time.Minute)
+	p := b.get(e.URL + "/admin/users?q=root")
+	if u := mustURL(t, p.URL); u.Path != "/admin/signin" || u.Query().Get("next") != "/admin/users?q=root" {
+		t.Fatalf("idle session: landed on %s", p.URL)
+	}
+	after := e.consoleApprove(b, p, ph, ph.Email)
+	if u := mustURL(t, after.URL); u.Path != "/admin/users" || u.Query().Get("q") != "root" || after.Status != http.StatusOK {
+		t.Fatalf("after signing in again: %d %s, want /admin/users?q=root", after.Status, after.URL)
+	}
+
+	// Active all the time, the session still ends 8 hours after it began.
+	for range 23 { // 7h40m of activity
+		e.clock.Advance(20 * time.Minute)
+		if pg := b.get(e.URL + "/admin/keys"); mustURL(t, pg.URL).Path != "/admin/keys" {
+			t.Fatalf("an active session ended early, at %s", pg.URL)
+		}
+	}
+	e.clock.Advance(20 * time.Minute)
+	if pg := b.get(e.URL + "/admin/keys"); mustURL(t, pg.URL).Path != "/admin/signin" {
+		t.Fatalf("a session older than 8 hours still shows %s", pg.URL)
+	}
+
+	// next never leads away from the console.
+	for _, next := range []string{"https://evil.example/", "//evil.example/admin", "/admin/../login/x", "/\\evil.example", "javascript:alert(1)"} {
+		pg := b.get(e.URL + "/admin/signin?next=" + url.QueryEscape(next))
+		_, form, _ := pg.form()
+		if got := form.Get("next"); got != "/admin" {
+			t.Errorf("next=%q became %q, want /admin", next, got)
+		}
+	}
+}
+
+func TestConsoleUsersAndStepUp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ph := e.enroll("root@example.com")
+	e.makeAdmin("root@example.com")
+	b := newBrowser(t)
+	p := e.consoleSignIn(b, "/admin/users", ph)
+	token := csrfOf(t, p)
+
+	// Create a user with groups; invite a phone: the QR code is on the page with the link and its expiry.
+	r := b.postForm(e.URL+"/admin/users", url.Values{"csrf": {token}, "email": {"New.Hire@example.com"}, "given_name": {"New"}, "groups": {"eng\nops"}})
+	if mustURL(t, r.URL).Path != "/admin/users/new.hire@example.com" {
+		t.Fatalf("create user: %d %s\n%s", r.Status, r.URL, r.Body)
+	}
+	inv := b.postForm(e.URL+"/admin/users/new.hire@example.com/invite", url.Values{"csrf": {token}})
+	img := inv.find(func(n *htmlNode) bool { return attr(n, "data-testid") == "invitation-qr" })
+	link, _ := inv.testID("invitation-link")
+	if img == nil || !strings.HasPrefix(link, e.URL+"/enroll?token=") {
+		t.Fatalf("invitation page: no QR or link %q\n%s", link, inv.Body)
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(attr(img, "src"), "data:image/png;base64,"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := png.Decode(bytes.NewReader(raw)); err != nil {
+		t.Fatalf("the QR code is not a PNG: %v", err)
+	}
+	// The link works: a phone enrolls with its token.
+	c := &deviceapi.Client{BaseURL: e.URL, Signer: &deviceproof.Signer{Key: e.newKey(), Clock: e.clock.Now}}
+	if _, err := c.EnrollByInvitation(context.Background(), deviceapi.EnrollByInvitationRequest{Token: mustURL(t, link).Query().Get("token"), Name: "Hire's phone", Platform: "ios"}); err != nil {
+		t.Fatalf("enroll with the console's invitation: %v", err)
+	}
+
+	// Suspend: the JSON API sees it, the audit log names the administrator.
+	r = b.postForm(e.URL+"/admin/users/new.hire@example.com/status", url.Values{"csrf": {token}, "status": {"suspended"}})
+	if st, _ := r.testID("user-status"); st != "suspended" {
+		t.Fatalf("after suspend the page says %q", st)
+	}
+	var u struct {
+		Status string   `json:"status"`
+		Groups []string `json:"groups"`
+	}
+	e.do("GET", "/api/v1/admin/users/new.hire@example.com", adminToken, nil, http.StatusOK, &u)
+	if u.Status != "suspended" || strings.Join(u.Groups, ",") != "eng,ops" {
+		t.Fatalf("user as the API sees it: %+v", u)
+	}
+	if ev := e.events(audit.UserUpdated, "new.hire@example.com"); len(ev) == 0 || ev[0].Actor != "admin:root@example.com" {
+		t.Errorf("user.updated events: %+v", ev)
+	}
+
+	// Revoking all of a user's phones asks for a fresh approval first: the first POST only leads to it.
+	e.clock.Advance(6 * time.Minute)
+	r = b.postForm(e.URL+"/admin/users/new.hire@example.com/devices/revoke", url.Values{"csrf": {token}})
+	if !strings.Contains(r.URL, "/admin/signin/") {
+		t.Fatalf("revoke all without a fresh approval: landed on %s", r.URL)
+	}
+	var devs struct {
+		Devices []any `json:"devices"`
+	}
+	e.do("GET", "/api/v1/admin/users/new.hire@example.com/devices", adminToken, nil, http.StatusOK, &devs)
+	if len(devs.Devices) != 1 {
+		t.Fatalf("phones revoked without a fresh approval: %d left", len(devs.Devices))
+	}
+	if _, err := ph.ApproveByNumber(context.Background(), r.number(t)); err != nil {
+		t.Fatal(err)
+	}
+	back := b.get(r.URL)
+	if mustURL(t, back.URL).Path != "/admin/users/new.hire@example.com" {
+		t.Fatalf("after the confirmation: %s", back.URL)
+	}
+	b.postForm(e.URL+"/admin/users/new.hire@example.com/devices/revoke", url.Values{"csrf": {token}})
+	e.do("GET", "/api/v1/admin/users/new.hire@example.com/devices", adminToken, nil, http.StatusOK, &devs)
+	if len(devs.Devices) != 0 {
+		t.Fatalf("after a fresh approval, %d phones left", len(devs.Devices))
+	}
+}
