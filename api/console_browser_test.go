@@ -198,7 +198,7 @@ func TestConsoleBrowserGuide(t *testing.T) {
 		t.Errorf("Interface shows %q, want SAML2", opt)
 	}
 	for _, l := range []string{"Audience", "ACS URL"} {
-		if v := run(ct.tab, chromedp.Evaluate[string](`document.querySelector(` + strconv.Quote(ct.labelled(l)) + `).value`)); v != "" {
+		if v := run(ct.tab, chromedp.Evaluate[string](`document.querySelector(`+strconv.Quote(ct.labelled(l))+`).value`)); v != "" {
 			t.Errorf("%s is %q on a new application, want blank", l, v)
 		}
 	}
