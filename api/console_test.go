@@ -375,3 +375,123 @@ func TestConsoleUsersAndStepUp(t *testing.T) {
 		t.Fatalf("after a fresh approval, %d phones left", len(devs.Devices))
 	}
 }
+
+func TestConsoleApplications(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ph := e.enroll("root@example.com")
+	e.makeAdmin("root@example.com")
+	e.enroll("nophone.later@example.com")
+	b := newBrowser(t)
+	p := e.consoleSignIn(b, "/admin/apps/new", ph)
+	token := csrfOf(t, p)
+
+	r := b.postForm(e.URL+"/admin/apps", url.Values{"csrf": {token}, "name": {"Jira"}, "url": {"https://example.atlassian.net"}, "interface": {"saml2"}, "auth_type": {"push"}})
+	appPath := mustURL(t, r.URL).Path
+	id := strings.TrimPrefix(appPath, "/admin/apps/")
+
+	// A value refused by the service is shown next to its field, with what was typed kept.
+	bad := b.postForm(e.URL+appPath, url.Values{"csrf": {token}, "name": {"Jira"}, "acs_url": {"http://sp.example/acs"}, "audience": {"urn:x"},
+		"attribute_profile": {"atlassian"}, "nameid_format": {"emailAddress"}, "sign": {"both"}})
+	if bad.Status != http.StatusUnprocessableEntity || !strings.Contains(bad.Body, "http://sp.example/acs") || !strings.Contains(bad.Body, `class="error"`) {
+		t.Fatalf("refused ACS URL: status %d\n%s", bad.Status, bad.Body)
+	}
+	// Settings saved through the form are the API's; the Atlassian warnings are shown on the page.
+	ok := b.postForm(e.URL+appPath, url.Values{"csrf": {token}, "name": {"Jira"}, "audience": {"urn:not-atlassian"}, "acs_url": {"https://sp.example/acs"},
+		"attribute_profile": {"atlassian"}, "nameid_format": {"persistent"}, "sign": {"assertion"}, "allowed_groups": {"eng\n\nops"},
+		"relay_states": {"https://example.atlassian.net/"}})
+	if w, _ := ok.testID("app-warnings"); !strings.Contains(w, "does not look like Atlassian") {
+		t.Errorf("no Atlassian warning on the page: %q", w)
+	}
+	var a struct {
+		Audience, ACSURL, NameIDFormat, AttributeProfile, Sign string
+		AllowedGroups                                          []string `json:"allowed_groups"`
+		RelayStates                                            []string `json:"relay_states"`
+	}
+	e.do("GET", "/api/v1/admin/apps/"+id, adminToken, nil, http.StatusOK, &a)
+	if a.Audience != "urn:not-atlassian" || strings.Join(a.AllowedGroups, ",") != "eng,ops" || len(a.RelayStates) != 1 {
+		t.Fatalf("app after the form: %+v", a)
+	}
+
+	// The SP's metadata, pasted, fills audience and ACS URL.
+	md := `<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://sp.example/metadata"><SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="https://sp.example/saml/acs" index="0"/></SPSSODescriptor></EntityDescriptor>`
+	b.postForm(e.URL+appPath+"/metadata", url.Values{"csrf": {token}, "metadata": {md}})
+	var filled appView
+	e.do("GET", "/api/v1/admin/apps/"+id, adminToken, nil, http.StatusOK, &filled)
+	if filled.Audience != "https://sp.example/metadata" || filled.ACSURL != "https://sp.example/saml/acs" {
+		t.Fatalf("after the metadata: audience %q, ACS %q", filled.Audience, filled.ACSURL)
+	}
+	if junk := b.postForm(e.URL+appPath+"/metadata", url.Values{"csrf": {token}, "metadata": {"<not metadata"}}); junk.Status >= 500 || junk.Status < 400 {
+		t.Errorf("junk metadata: status %d", junk.Status)
+	}
+
+	// An unknown application is a clear 404 page.
+	if nf := b.get(e.URL + "/admin/apps/nosuchapp"); nf.Status != http.StatusNotFound {
+		t.Errorf("unknown application: status %d", nf.Status)
+	}
+
+	// Overview: today's approvals (the console sign-in was one), users without a phone.
+	ov := b.get(e.URL + "/admin")
+	if s, _ := ov.testID("signins-today"); !strings.Contains(s, "1 approved") {
+		t.Errorf("overview sign-ins today: %q", s)
+	}
+
+	// Deleting asks for a fresh approval first; after it, the same button deletes.
+	e.clock.Advance(6 * time.Minute)
+	r = b.postForm(e.URL+appPath+"/delete", url.Values{"csrf": {token}})
+	e.do("GET", "/api/v1/admin/apps/"+id, adminToken, nil, http.StatusOK, nil)
+	if _, err := ph.ApproveByNumber(context.Background(), r.number(t)); err != nil {
+		t.Fatal(err)
+	}
+	if back := b.get(r.URL); mustURL(t, back.URL).Path != appPath {
+		t.Fatalf("after the confirmation: %s", back.URL)
+	}
+	if gone := b.postForm(e.URL+appPath+"/delete", url.Values{"csrf": {token}}); mustURL(t, gone.URL).Path != "/admin/apps" {
+		t.Fatalf("delete after a fresh approval landed on %s", gone.URL)
+	}
+	e.do("GET", "/api/v1/admin/apps/"+id, adminToken, nil, http.StatusNotFound, nil)
+	if ev := e.events(audit.AppDeleted, ""); len(ev) != 1 || ev[0].Actor != "admin:root@example.com" {
+		t.Errorf("app.deleted events: %+v", ev)
+	}
+}
+
+func TestConsoleRolesAndSuspendedAdmin(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ph := e.enroll("root@example.com")
+	// Roles are checked like groups: only "admin" exists.
+	e.do("PATCH", "/api/v1/admin/users/root@example.com", adminToken, map[string]any{"roles": []string{"root"}}, http.StatusBadRequest, nil)
+	e.makeAdmin("root@example.com")
+	var u struct {
+		Roles []string `json:"roles"`
+	}
+	e.do("GET", "/api/v1/admin/users/root@example.com", adminToken, nil, http.StatusOK, &u)
+	if len(u.Roles) != 1 || u.Roles[0] != "admin" {
+		t.Fatalf("roles: %v", u.Roles)
+	}
+	// The phone is told what it approves: the console, not an application.
+	b := newBrowser(t)
+	p := b.get(e.URL + "/admin")
+	w := b.postForm(e.URL+"/admin/signin", url.Values{"email": {ph.Email}, "next": {"/admin"}})
+	if ch := ph.waitChallenge(t); ch.AppName != "Passport admin console" {
+		t.Errorf("the phone shows %q", ch.AppName)
+	}
+	_ = p
+	if _, err := ph.ApproveByNumber(context.Background(), w.number(t)); err != nil {
+		t.Fatal(err)
+	}
+	if home := b.get(w.URL); h1(home) != "Overview" {
+		t.Fatalf("after sign-in: %s %q", home.URL, h1(home))
+	}
+	// Suspended, or no longer an administrator: the console session ends at the next request.
+	e.do("PATCH", "/api/v1/admin/users/root@example.com", adminToken, map[string]any{"roles": []string{}}, http.StatusOK, nil)
+	if pg := b.get(e.URL + "/admin"); mustURL(t, pg.URL).Path != "/admin/signin" {
+		t.Fatalf("a former administrator still sees %s", pg.URL)
+	}
+	e.makeAdmin("root@example.com")
+	e.consoleSignIn(b, "/admin/users", ph)
+	e.do("PATCH", "/api/v1/admin/users/root@example.com", adminToken, map[string]any{"status": "suspended"}, http.StatusOK, nil)
+	if pg := b.get(e.URL + "/admin/users"); mustURL(t, pg.URL).Path != "/admin/signin" {
+		t.Fatalf("a suspended administrator still sees %s", pg.URL)
+	}
+}
