@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -116,14 +115,16 @@ func (ct *consoleTab) shot(name string) {
 func (ct *consoleTab) waitPath(path string) {
 	ct.t.Helper()
 	deadline := time.Now().Add(followTimeout)
+	js := `location.pathname === ` + strconv.Quote(path) + ` && document.readyState === "complete" && document.querySelector("h1") !== null`
 	for {
-		loc := run(ct.tab, chromedp.Location())
-		if u, err := url.Parse(loc); err == nil && u.Path == path {
-			run(ct.tab, chromedp.WaitReady(chromedp.CSS("h1")))
+		ctx, cancel := context.WithTimeout(ct.ctx, stepTimeout)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+		cancel()
+		if err == nil && ok {
 			return
 		}
 		if time.Now().After(deadline) {
-			ct.fatalf("the tab did not reach %s", path)
+			ct.fatalf("the tab did not reach %s (%v)", path, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"image/png"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -201,6 +202,25 @@ func TestConsoleNotAdmin(t *testing.T) {
 	w.number(t)
 	if st, _ := w.testID("signin-email"); st != "nobody@example.com" {
 		t.Errorf("the waiting page shows %q, want the address typed", st)
+	}
+
+	// The sign-in form posted from another site is refused.
+	req, _ := http.NewRequest("POST", e.URL+"/admin/signin", strings.NewReader("email=worker%40example.com"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	req2 := req.Clone(context.Background())
+	req2.Body = io.NopCloser(strings.NewReader("email=worker%40example.com"))
+	req2.Header.Set("Origin", "null")
+	req2.Header.Set("Sec-Fetch-Site", "cross-site")
+	for _, r := range []*http.Request{req, req2} {
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("sign-in posted from another site (Origin %q): status %d, want 403", r.Header.Get("Origin"), resp.StatusCode)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package console
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -58,7 +59,8 @@ func (k *Console) handleActivity(c echo.Context) error {
 	}
 	events, next, err := k.cfg.Audit.List(k.ctx(c), f)
 	if err != nil {
-		if e, ok := err.(*authn.Error); ok {
+		var e *authn.Error
+		if errors.As(err, &e) {
 			v.Error = e.Message
 			return k.render(c, http.StatusUnprocessableEntity, "activity", "activity", v)
 		}

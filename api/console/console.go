@@ -48,6 +48,7 @@ type Console struct {
 	idp    *sso.IdP
 	log    *slog.Logger
 	secure bool
+	origin string // scheme://host[:port] of BaseURL
 }
 
 // New returns the console over svc and idp.
@@ -63,7 +64,11 @@ func New(cfg Config, svc *authn.Service, idp *sso.IdP) *Console {
 			return sso.Client{IP: c.RealIP(), UserAgent: c.Request().UserAgent(), Network: c.RealIP()}
 		}
 	}
-	return &Console{cfg: cfg, svc: svc, idp: idp, log: cfg.Logger, secure: strings.HasPrefix(cfg.BaseURL, "https://")}
+	k := &Console{cfg: cfg, svc: svc, idp: idp, log: cfg.Logger, secure: strings.HasPrefix(cfg.BaseURL, "https://")}
+	if u, err := url.Parse(cfg.BaseURL); err == nil {
+		k.origin = u.Scheme + "://" + u.Host
+	}
+	return k
 }
 
 // Cookies: the console session (Path /admin), the binding of a console sign-in to its browser (Path

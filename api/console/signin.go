@@ -51,7 +51,15 @@ func (k *Console) handleSignInPage(c echo.Context) error {
 }
 
 // handleSignInSubmit parks a console login for this browser and takes the email typed, then shows the number.
+// A form posted from another site (as its Sec-Fetch-Site or Origin says) is refused: nobody signs a browser in
+// to the console without having typed the address on our page. (Our pages send no Referer, so a browser's
+// Origin may be "null": Sec-Fetch-Site tells then.)
 func (k *Console) handleSignInSubmit(c echo.Context) error {
+	h := c.Request().Header
+	site, o := h.Get("Sec-Fetch-Site"), h.Get("Origin")
+	if (site != "" && site != "same-origin" && site != "none") || (o != "" && o != "null" && o != k.origin) {
+		return k.render(c, http.StatusForbidden, "message", "", messageView{Title: "Form refused", Message: "This sign-in form was sent from another site."})
+	}
 	next := safeNext(c.FormValue("next"))
 	email := c.FormValue("email")
 	id, err := k.startLogin(c, email)
