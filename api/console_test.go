@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -450,7 +451,8 @@ func TestConsoleApplications(t *testing.T) {
 		t.Errorf("unknown application: status %d", nf.Status)
 	}
 
-	// Overview: today's approvals (the console sign-in was one), users without a phone.
+	// Overview: today's approvals (the console sign-in was one), once the audit log has written it.
+	e.events(audit.LoginApproved, ph.Email)
 	ov := b.get(e.URL + "/admin")
 	if s, _ := ov.testID("signins-today"); !strings.Contains(s, "1 approved") {
 		t.Errorf("overview sign-ins today: %q", s)
@@ -513,5 +515,55 @@ func TestConsoleRolesAndSuspendedAdmin(t *testing.T) {
 	e.do("PATCH", "/api/v1/admin/users/root@example.com", adminToken, map[string]any{"status": "suspended"}, http.StatusOK, nil)
 	if pg := b.get(e.URL + "/admin/users"); mustURL(t, pg.URL).Path != "/admin/signin" {
 		t.Fatalf("a suspended administrator still sees %s", pg.URL)
+	}
+}
+
+func TestConsoleActivity(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ph := e.enroll("root@example.com")
+	e.makeAdmin("root@example.com")
+	for i := range 55 {
+		e.do("POST", "/api/v1/admin/users", adminToken, map[string]any{"email": "u" + strconv.Itoa(i) + "@example.com"}, http.StatusCreated, nil)
+	}
+	b := newBrowser(t)
+	e.events(audit.UserCreated, "u54@example.com") // written
+	p := e.consoleSignIn(b, "/admin/activity?type=user.created", ph)
+	rows := func(p *page) []string {
+		var out []string
+		p.find(func(n *htmlNode) bool {
+			if n.Data == "tr" && n.Parent != nil && n.Parent.Data == "tbody" {
+				out = append(out, text(n))
+			}
+			return false
+		})
+		return out
+	}
+	first := rows(p)
+	next := p.find(func(n *htmlNode) bool { return attr(n, "data-testid") == "next-page" })
+	if len(first) != 50 || next == nil {
+		t.Fatalf("first page: %d rows, next link %v", len(first), next != nil)
+	}
+	second := b.get(e.URL + attr(next, "href"))
+	seen := map[string]bool{}
+	for _, r := range append(first, rows(second)...) {
+		if !strings.Contains(r, "user.created") || seen[r] {
+			t.Errorf("row %q: not a user.created event, or shown twice", r)
+		}
+		seen[r] = true
+	}
+	if len(seen) != 56 { // the 55 users, and root@example.com (created by its invitation)
+		t.Errorf("%d distinct user.created rows over two pages, want 56", len(seen))
+	}
+	// Filters: one user; a time range in the future shows nothing; a malformed time is a clear 422.
+	if one := rows(b.get(e.URL + "/admin/activity?email=u7@example.com")); len(one) != 1 || !strings.Contains(one[0], "u7@example.com") {
+		t.Errorf("email filter: %q", one)
+	}
+	future := e.clock.Now().Add(48 * time.Hour).UTC().Format("2006-01-02T15:04")
+	if none := b.get(e.URL + "/admin/activity?since=" + future); len(rows(none)) != 0 || !strings.Contains(none.Body, "No events.") {
+		t.Errorf("a future since still lists %d events", len(rows(none)))
+	}
+	if bad := b.get(e.URL + "/admin/activity?since=yesterday"); bad.Status != http.StatusUnprocessableEntity {
+		t.Errorf("a malformed time: status %d", bad.Status)
 	}
 }
