@@ -567,3 +567,48 @@ func TestConsoleActivity(t *testing.T) {
 		t.Errorf("a malformed time: status %d", bad.Status)
 	}
 }
+
+func TestConsoleSignInRefusals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ph := e.enroll("root@example.com")
+	e.makeAdmin("root@example.com")
+	b := newBrowser(t)
+	b.get(e.URL + "/admin")
+
+	// A malformed address: the form again, saying why, with what was typed.
+	bad := b.postForm(e.URL+"/admin/signin", url.Values{"email": {"root@@example.com"}, "next": {"/admin"}})
+	if msg, _ := bad.testID("form-error"); bad.Status != http.StatusUnprocessableEntity || msg == "" || !strings.Contains(bad.Body, "root@@example.com") {
+		t.Errorf("malformed address: %d %q", bad.Status, msg)
+	}
+
+	// Denied on the phone: said so, no session.
+	w := b.postForm(e.URL+"/admin/signin", url.Values{"email": {ph.Email}, "next": {"/admin"}})
+	ch := ph.waitChallenge(t)
+	if _, err := ph.AnswerChallenge(context.Background(), ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionDeny}); err != nil {
+		t.Fatal(err)
+	}
+	if d := b.get(w.URL); d.Status != http.StatusForbidden || !strings.Contains(d.Body, "denied on the phone") {
+		t.Errorf("denied: %d\n%s", d.Status, d.Body)
+	}
+
+	// Another browser cannot use the sign-in's URL.
+	w = b.postForm(e.URL+"/admin/signin", url.Values{"email": {ph.Email}, "next": {"/admin"}})
+	if other := newBrowser(t).get(w.URL); other.Status != http.StatusNotFound {
+		t.Errorf("another browser on the sign-in URL: status %d", other.Status)
+	}
+
+	// Nobody answers: expired.
+	e.clock.Advance(6 * time.Minute)
+	if x := b.get(w.URL); x.Status != http.StatusForbidden || !strings.Contains(x.Body, "expired") {
+		t.Errorf("expired: %d\n%s", x.Status, x.Body)
+	}
+	if ev := e.events(audit.LoginExpired, ph.Email); len(ev) != 1 {
+		t.Errorf("login.expired events: %d", len(ev))
+	}
+	for _, ck := range b.c.Jar.Cookies(mustURL(t, e.URL+"/admin")) {
+		if ck.Name == "passport_admin" {
+			t.Fatal("a refused sign-in left a console session cookie")
+		}
+	}
+}

@@ -78,6 +78,9 @@ func (k *Console) handleSignInSubmit(c echo.Context) error {
 
 // startLogin parks a console login bound to this browser (the cookie) and identifies email on it.
 func (k *Console) startLogin(c echo.Context, email string) (string, error) {
+	if _, err := authn.NormalizeEmail(email); err != nil {
+		return "", err // a typo costs no parked login
+	}
 	cl := k.cfg.Client(c)
 	l, secret, err := k.svc.Console.Park(k.ctx(c), authn.StartLogin{ClientIP: cl.IP, UserAgent: cl.UserAgent, Network: cl.Network})
 	if err != nil {
