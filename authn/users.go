@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -49,6 +50,19 @@ const FieldRoles = "roles"
 
 // RoleAdmin lets a user sign in to the admin console (User.Roles). It is the only role.
 const RoleAdmin = "admin"
+
+// MarshalJSON writes a user with its lists always present ([] rather than null), also for users stored
+// before a list existed.
+func (u User) MarshalJSON() ([]byte, error) {
+	type plain User
+	if u.Groups == nil {
+		u.Groups = []string{}
+	}
+	if u.Roles == nil {
+		u.Roles = []string{}
+	}
+	return json.Marshal(plain(u))
+}
 
 // IsAdmin reports whether the user holds RoleAdmin.
 func (u User) IsAdmin() bool { return slices.Contains(u.Roles, RoleAdmin) }
