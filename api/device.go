@@ -190,7 +190,9 @@ func (s *Server) viewChallenge(c echo.Context, l authn.Login) deviceapi.Challeng
 		ExpiresAt: l.ExpiresAt,
 		State:     challengeState(l.Current(s.cfg.Clock())),
 	}
-	if a, err := s.svc.Apps.Get(s.ctx(c), l.AppID); err == nil {
+	if l.AppID == authn.ConsoleApp {
+		ch.AppName, ch.AppURL = "Passport admin console", s.url("/admin")
+	} else if a, err := s.svc.Apps.Get(s.ctx(c), l.AppID); err == nil {
 		ch.AppName, ch.AppURL = a.Name, a.URL
 	}
 	ua := useragent.New(l.UserAgent)

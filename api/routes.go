@@ -32,6 +32,9 @@ func (s *Server) routes() {
 	e.GET("/enroll", s.handleEnrollPage)
 	e.Match([]string{http.MethodGet, http.MethodHead}, "/static/:name", s.handleStatic) // scripts, styles: no cookie needed
 
+	// The admin console (pages; administrators sign in with their phone): see api/console.
+	s.console.Register(e.Group("/admin"))
+
 	// Admin API.
 	admin := e.Group("/api/v1/admin", s.requireAdmin, middleware.BodyLimit("1M"))
 	admin.POST("/apps", s.handleCreateApp)

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/winkk/passport/api/console"
 	"github.com/winkk/passport/authn"
 	"github.com/winkk/passport/authn/audit"
 	"github.com/winkk/passport/authn/sso"
@@ -61,12 +62,14 @@ type Config struct {
 
 // Server is the HTTP handler of Passport.
 type Server struct {
-	cfg  Config
-	svc  *authn.Service
-	idp  *sso.IdP // the SAML flows
-	log  *slog.Logger
-	echo *echo.Echo
-	base *url.URL
+	cfg Config
+	svc *authn.Service
+	idp *sso.IdP // the SAML flows
+	// console is the admin console's face (pages under /admin).
+	console *console.Console
+	log     *slog.Logger
+	echo    *echo.Echo
+	base    *url.URL
 
 	metrics *metrics
 
@@ -116,6 +119,7 @@ func New(ctx context.Context, cfg Config, svc *authn.Service, ring *authn.KeyRin
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	s.hub = newHub(s)
+	s.console = console.New(console.Config{BaseURL: cfg.BaseURL, Clock: cfg.Clock, Logger: cfg.Logger, Audit: cfg.Audit, Client: client}, svc, s.idp)
 	s.metrics = newMetrics(cfg.Registry, svc, s.streams)
 	s.echo = echo.New()
 	s.echo.HideBanner = true

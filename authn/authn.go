@@ -61,6 +61,7 @@ type Service struct {
 	Logins   *Logins   // the login state machine: park, identify, approve, respond, and the limits
 	Sessions *Sessions // IdP sessions
 	Keys     *Keys     // the IdP's signing keys and secrets
+	Console  *Console  // the admin console's sign-ins and sessions
 
 	*core
 }
@@ -98,6 +99,8 @@ type core struct {
 	logins      table[Login]
 	sessions    table[Session]
 	keys        table[storedRing]
+	// consoleSessions are the admin console's sessions (ConsoleSession).
+	consoleSessions table[ConsoleSession]
 
 	appCache sync.Map // app ID → cachedApp
 
@@ -144,7 +147,9 @@ func New(st *store.Store, p Pusher, m Mailer, cfg Config) *Service {
 	c.logins = newTable[Login](c, "login")
 	c.sessions = newTable[Session](c, "session")
 	c.keys = newTable[storedRing](c, "idp")
-	s := &Service{Apps: &Apps{c}, Users: &Users{c}, Devices: &Devices{c}, Logins: &Logins{c}, Sessions: &Sessions{c}, Keys: &Keys{c}, core: c}
+	c.consoleSessions = newTable[ConsoleSession](c, TableConsoleSession)
+	s := &Service{Apps: &Apps{c}, Users: &Users{c}, Devices: &Devices{c}, Logins: &Logins{c}, Sessions: &Sessions{c}, Keys: &Keys{c},
+		Console: &Console{c}, core: c}
 	c.svc = s
 	return s
 }

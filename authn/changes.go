@@ -27,6 +27,8 @@ const (
 	TableLogin      = "login"
 	TableSession    = "session"
 	TableKeys       = "idp"
+	// TableConsoleSession holds the admin console's sessions.
+	TableConsoleSession = "console_session"
 )
 
 // What a Change did (Change.Op).

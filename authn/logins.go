@@ -455,7 +455,13 @@ func (s *core) queueIdentifyFacts(b *store.Batch, email, net string) *identifyFa
 // mayUse reports whether the user of facts may use application appID: every user when it has no allowed
 // groups; else an active user in one of them. An unknown email may not: for such an application the page
 // says "not allowed" to every address outside its groups, known or not.
+//
+// A console login (ConsoleApp) is open to every address here: whether the user is an administrator is told only
+// after their phone approved (Console.SignIn), so the page cannot be used to learn who is one.
 func (s *core) mayUse(ctx context.Context, appID string, facts *identifyFacts) (bool, error) {
+	if appID == ConsoleApp {
+		return true, nil
+	}
 	app, err := s.svc.Apps.Get(ctx, appID)
 	if err != nil {
 		return false, err

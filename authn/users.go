@@ -2,9 +2,11 @@ package authn
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -20,14 +22,16 @@ const (
 
 // User is a person who signs in. Email is the key and, lower-cased, the NameID of most applications.
 type User struct {
-	Email       string    `json:"email"`
-	GivenName   string    `json:"given_name"`
-	FamilyName  string    `json:"family_name"`
-	DisplayName string    `json:"display_name"`
-	Groups      []string  `json:"groups"`
-	Status      string    `json:"status"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	Email       string   `json:"email"`
+	GivenName   string   `json:"given_name"`
+	FamilyName  string   `json:"family_name"`
+	DisplayName string   `json:"display_name"`
+	Groups      []string `json:"groups"`
+	// Roles are what the user may do besides signing in: RoleAdmin runs the admin console.
+	Roles     []string  `json:"roles"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // UserPatch holds the fields of a user to create or change; nil means "leave as is".
@@ -37,8 +41,31 @@ type UserPatch struct {
 	FamilyName  *string   `json:"family_name"`
 	DisplayName *string   `json:"display_name"`
 	Groups      *[]string `json:"groups"`
+	Roles       *[]string `json:"roles"`
 	Status      *string   `json:"status"`
 }
+
+// FieldRoles is the user field of its roles (not an attribute applications receive).
+const FieldRoles = "roles"
+
+// RoleAdmin lets a user sign in to the admin console (User.Roles). It is the only role.
+const RoleAdmin = "admin"
+
+// MarshalJSON writes a user with its lists always present ([] rather than null), also for users stored
+// before a list existed.
+func (u User) MarshalJSON() ([]byte, error) {
+	type plain User
+	if u.Groups == nil {
+		u.Groups = []string{}
+	}
+	if u.Roles == nil {
+		u.Roles = []string{}
+	}
+	return json.Marshal(plain(u))
+}
+
+// IsAdmin reports whether the user holds RoleAdmin.
+func (u User) IsAdmin() bool { return slices.Contains(u.Roles, RoleAdmin) }
 
 // NormalizeEmail checks that s is a plain address (no display name) and returns it lower-cased. Bidi
 // controls (U+202E and the like) are refused: they would make the address show as another wherever it is
@@ -85,6 +112,15 @@ func (p UserPatch) apply(u User) (User, error) {
 		u.Groups = trimAll(*p.Groups)
 		validateGroups(&v, FieldGroups, u.Groups)
 	}
+	if p.Roles != nil {
+		u.Roles = trimAll(*p.Roles)
+		for i, r := range u.Roles {
+			if r != RoleAdmin {
+				v.add(fmt.Sprintf("%s[%d]", FieldRoles, i), "the only role is %q", RoleAdmin)
+			}
+		}
+		u.Roles = slices.Compact(slices.Sorted(slices.Values(u.Roles)))
+	}
 	if p.Status != nil {
 		u.Status = *p.Status
 		v.oneOf("status", u.Status, "status must be \"active\" or \"suspended\"", UserActive, UserSuspended)
@@ -94,6 +130,9 @@ func (p UserPatch) apply(u User) (User, error) {
 	}
 	if u.Groups == nil {
 		u.Groups = []string{}
+	}
+	if u.Roles == nil {
+		u.Roles = []string{}
 	}
 	return u, invalidFields(v.errs)
 }
@@ -150,7 +189,7 @@ func (s *Users) Create(ctx context.Context, p UserPatch) (User, error) {
 // ensureUser returns the user with email, creating an active one when there is none.
 func (s *core) ensureUser(ctx context.Context, email string) (User, error) {
 	now := s.now()
-	u := User{Email: email, Status: UserActive, Groups: []string{}, CreatedAt: now, UpdatedAt: now}
+	u := User{Email: email, Status: UserActive, Groups: []string{}, Roles: []string{}, CreatedAt: now, UpdatedAt: now}
 	err := s.users.Create(ctx, email, u, 0)
 	if errors.Is(err, store.ErrAlreadyExists) {
 		return s.svc.Users.Get(ctx, email)

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/winkk/passport/authn"
 )
 
 // config is the server's configuration: each field comes from a flag, else its environment variable, else
@@ -38,6 +40,7 @@ type config struct {
 	Pprof           string
 	AuditRetention  time.Duration
 	AlertEmails     string
+	AdminEmails     string
 	AlertWebhookURL string
 	AlertSecret     string
 }
@@ -75,6 +78,7 @@ func (c *config) settings() []setting {
 		{env: "PASSPORT_METRICS_LISTEN", def: "", help: "address of a listener of its own for /metrics (and /debug/pprof/); empty: /metrics on the main listener, to loopback clients only", str: &c.MetricsListen},
 		{env: "PASSPORT_PPROF", def: "off", help: "on: serve Go's runtime profiles at /debug/pprof/ on the metrics listener (needs PASSPORT_METRICS_LISTEN)", str: &c.Pprof},
 		{env: "PASSPORT_AUDIT_RETENTION", def: "2160h", help: "how long the audit log keeps events, 1h to 87600h (10 years)", dur: &c.AuditRetention, min: time.Hour, max: 87600 * time.Hour},
+		{env: "PASSPORT_ADMIN_EMAILS", def: "", help: "comma-separated emails made administrators of the admin console at start-up (created when missing)", str: &c.AdminEmails},
 		{env: "PASSPORT_ALERT_EMAILS", def: "", help: "comma-separated addresses mailed when a sign-in is reported or pushes are paused", str: &c.AlertEmails},
 		{env: "PASSPORT_ALERT_WEBHOOK_URL", def: "", help: "URL posted the event JSON when a sign-in is reported or pushes are paused", str: &c.AlertWebhookURL},
 		{env: "PASSPORT_ALERT_WEBHOOK_SECRET", def: "", help: "key of the webhook's X-Passport-Signature (HMAC-SHA256 of the body); required with PASSPORT_ALERT_WEBHOOK_URL", str: &c.AlertSecret},
@@ -153,6 +157,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := c.checkAlerts(); err != nil {
 		return c, err
 	}
+	if _, err := c.adminEmails(); err != nil {
+		return c, err
+	}
 	if c.FCMEndpoint != "" {
 		if c.FCMCredentials == "" {
 			return c, errors.New("PASSPORT_FCM_ENDPOINT is used only with PASSPORT_FCM_CREDENTIALS: set both, or neither")
@@ -196,6 +203,22 @@ func (c config) checkAlerts() error {
 		return errors.New("PASSPORT_ALERT_WEBHOOK_URL needs PASSPORT_ALERT_WEBHOOK_SECRET: the receiver checks each post's signature with it")
 	}
 	return nil
+}
+
+// adminEmails are the administrators PASSPORT_ADMIN_EMAILS names, normalized, in order.
+func (c config) adminEmails() ([]string, error) {
+	var out []string
+	for _, a := range strings.Split(c.AdminEmails, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		email, err := authn.NormalizeEmail(a)
+		if err != nil {
+			return nil, fmt.Errorf("PASSPORT_ADMIN_EMAILS: %q is not an email address", a)
+		}
+		out = append(out, email)
+	}
+	return out, nil
 }
 
 func (c config) alertEmails() []string {

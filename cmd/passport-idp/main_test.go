@@ -211,6 +211,7 @@ func TestConfigErrors(t *testing.T) {
 		{vars: map[string]string{"PASSPORT_SMTP_URL": "http://mail"}, want: "SMTP URL"},
 		{vars: map[string]string{"PASSPORT_FCM_CREDENTIALS": "/nonexistent.json"}, want: "FCM"},
 		{vars: map[string]string{"PASSPORT_FCM_ENDPOINT": "http://127.0.0.1:9099/v1"}, want: "only with PASSPORT_FCM_CREDENTIALS"},
+		{vars: map[string]string{"PASSPORT_ADMIN_EMAILS": "boss@example.com, not an address"}, want: "PASSPORT_ADMIN_EMAILS"},
 		{vars: map[string]string{"PASSPORT_FCM_CREDENTIALS": "/c.json", "PASSPORT_FCM_ENDPOINT": "notaurl"}, want: "PASSPORT_FCM_ENDPOINT"},
 	} {
 		t.Run(tc.want, func(t *testing.T) {
@@ -433,5 +434,65 @@ func TestSigningKeyFromFiles(t *testing.T) {
 	err = run(context.Background(), []string{"--listen", "127.0.0.1:0"}, env(map[string]string{"PASSPORT_SIGNING_KEY_FILE": keyFile, "PASSPORT_SIGNING_CERT_FILE": certFile}), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "signing key") {
 		t.Errorf("mismatched key files: %v", err)
+	}
+}
+
+// TestAdminEmails: PASSPORT_ADMIN_EMAILS makes those users administrators at start-up, creating them, and
+// when the first has no phone the start-up output invites it: the enrollment link and its QR code drawn in
+// the terminal.
+func TestAdminEmails(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	vars := map[string]string{"PASSPORT_ADMIN_EMAILS": " Boss@example.com,second@example.com ", "PASSPORT_ADMIN_TOKEN": "t0ken-for-the-test"}
+	go func() {
+		done <- run(ctx, []string{"--listen", "127.0.0.1:0"}, env(vars), pw, io.Discard)
+		pw.Close()
+	}()
+	var addr, link string
+	var qrRows int
+	sc := bufio.NewScanner(pr)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() && link == "" {
+		line := sc.Text()
+		var m map[string]any
+		switch {
+		case json.Unmarshal([]byte(line), &m) == nil:
+			if m["msg"] == "passport-idp started" {
+				addr = m["listen"].(string)
+			}
+		case strings.ContainsAny(line, "█▀▄"):
+			qrRows++
+		case strings.Contains(line, "/enroll?token="):
+			link = strings.TrimSpace(line)
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if addr == "" || link == "" || qrRows < 10 {
+		t.Fatalf("start-up output: listen %q, link %q, %d QR rows", addr, link, qrRows)
+	}
+	if st, body := get(t, strings.Replace(link, "localhost:8080", addr, 1)); st != http.StatusOK {
+		t.Errorf("the printed invitation does not open: %d %.200s", st, body)
+	}
+	for _, email := range []string{"boss@example.com", "second@example.com"} {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/api/v1/admin/users/"+email, nil)
+		req.Header.Set("Authorization", "Bearer t0ken-for-the-test")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var u struct {
+			Roles []string `json:"roles"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&u)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || len(u.Roles) != 1 || u.Roles[0] != "admin" {
+			t.Errorf("%s after start-up: %d %+v", email, resp.StatusCode, u)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
 	}
 }

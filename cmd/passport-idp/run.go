@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/winkk/passport/api"
 	"github.com/winkk/passport/authn"
@@ -172,6 +173,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		attrs = append(attrs, "admin_token", adminToken, "admin_token_note", "generated for this run; set PASSPORT_ADMIN_TOKEN to keep one")
 	}
 	log.Info("passport-idp started", attrs...)
+	if err := bootstrapAdmins(ctx, cfg, svc, log, stdout); err != nil {
+		return err
+	}
 	if w := authn.CertificateWarning(ring.Current.Certificate, time.Now()); w != "" {
 		log.Warn(w, "not_after", ring.Current.Certificate.NotAfter)
 	}
@@ -242,4 +246,46 @@ func newLogger(w io.Writer) *slog.Logger {
 		}
 	}
 	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+// bootstrapAdmins makes the users PASSPORT_ADMIN_EMAILS names administrators, creating them when missing. When
+// the first of them has no phone yet, it logs an invitation for it and draws the invitation's QR code on
+// stdout, so that the first administrator can enroll and sign in to the console.
+func bootstrapAdmins(ctx context.Context, cfg config, svc *authn.Service, log *slog.Logger, stdout io.Writer) error {
+	emails, err := cfg.adminEmails()
+	if err != nil {
+		return err
+	}
+	for _, email := range emails {
+		_, created, err := svc.Console.EnsureAdmin(ctx, email)
+		if err != nil {
+			return fmt.Errorf("make %s an administrator: %w", email, err)
+		}
+		log.Info("administrator of the admin console", "email", email, "created", created)
+	}
+	if len(emails) == 0 {
+		return nil
+	}
+	first := emails[0]
+	devs, err := svc.Devices.List(ctx, first)
+	if err != nil {
+		return fmt.Errorf("list the first administrator's phones: %w", err)
+	}
+	if len(devs) > 0 {
+		return nil
+	}
+	inv, token, err := svc.Devices.Invite(ctx, first)
+	if err != nil {
+		return fmt.Errorf("invite the first administrator: %w", err)
+	}
+	link := svc.Devices.EnrollURL(token)
+	log.Warn("the first administrator has no phone: enroll one with this invitation, then sign in at "+cfg.BaseURL+"/admin",
+		"email", first, "enroll_url", link, "expires_at", inv.ExpiresAt)
+	qr, err := qrcode.New(link, qrcode.Low)
+	if err != nil {
+		return fmt.Errorf("draw the invitation's QR code: %w", err)
+	}
+	fmt.Fprintf(stdout, "\nScan with the Passport app to enroll %s (invitation valid until %s):\n%s\n%s\n\n",
+		first, inv.ExpiresAt.UTC().Format(time.RFC3339), qr.ToSmallString(false), link)
+	return nil
 }
