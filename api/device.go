@@ -81,6 +81,17 @@ func viewDevice(d authn.Device, current string) deviceapi.Device {
 	}
 }
 
+// enrolled is the answer to an enrollment: the device and, once, its offline-code secret.
+func enrolled(d authn.Device) deviceapi.EnrollResponse {
+	out := deviceapi.EnrollResponse{Device: viewDevice(d, d.ID)}
+	if d.OfflineSecret != "" {
+		out.OfflineCode = &deviceapi.OfflineCode{Secret: d.OfflineSecret, Algorithm: authn.OfflineCodeAlgorithm,
+			Digits: authn.OfflineCodeDigits, Period: int(authn.OfflineCodePeriod / time.Second),
+			URI: authn.OfflineCodeURI(d.OfflineSecret, d.Email)}
+	}
+	return out
+}
+
 func (s *Server) handleEnrollByInvitation(c echo.Context) error {
 	pr, err := s.proofRequest(c)
 	if err != nil {
@@ -94,7 +105,7 @@ func (s *Server) handleEnrollByInvitation(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, deviceapi.EnrollResponse{Device: viewDevice(d, d.ID)})
+	return c.JSON(http.StatusCreated, enrolled(d))
 }
 
 func (s *Server) handleRequestEmailCode(c echo.Context) error {
@@ -126,7 +137,7 @@ func (s *Server) handleEnrollByEmail(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, deviceapi.EnrollResponse{Device: viewDevice(d, d.ID)})
+	return c.JSON(http.StatusCreated, enrolled(d))
 }
 
 func (s *Server) handleListDevices(c echo.Context) error {

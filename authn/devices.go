@@ -37,6 +37,12 @@ type Device struct {
 	PushTokenUpdatedAt *time.Time `json:"push_token_updated_at,omitempty"`
 	// InvitedBy is the device that vouched for this one (a phone inviting the user's next phone), if any.
 	InvitedBy string `json:"invited_by,omitempty"`
+	// OTP is the device's offline-code secret as stored (sealed when a key-encryption key is configured). It
+	// is never shown: not in device views, events or logs.
+	OTP *storedSecret `json:"otp,omitempty"`
+	// OfflineSecret is the clear offline-code secret (base32), set only on the Device an enrollment returns,
+	// for its answer to the phone; it is never stored.
+	OfflineSecret string `json:"-"`
 }
 
 // Invitation is a one-time, expiring enrollment token bound to an email. The token itself is never stored:
@@ -319,6 +325,12 @@ func (s *core) addDevice(ctx context.Context, email, jwk, thumb string, r Enroll
 		d.PushStatus = PushOK
 		d.PushTokenUpdatedAt = &now
 	}
+	var secret string
+	if !s.cfg.DisableOfflineCodes {
+		if secret, d.OTP, err = s.newOfflineSecret(d.ID); err != nil {
+			return Device{}, err
+		}
+	}
 	if err := s.devices.Create(ctx, d.ID, d, 0, userIndex(email)); err != nil {
 		return Device{}, internal("create device", err)
 	}
@@ -332,6 +344,7 @@ func (s *core) addDevice(ctx context.Context, email, jwk, thumb string, r Enroll
 	}
 	s.log.Info("device enrolled", "email", email, "device", d.ID, "platform", d.Platform)
 	s.announceDevice(d)
+	d.OfflineSecret = secret
 	return d, nil
 }
 

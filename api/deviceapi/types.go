@@ -105,6 +105,19 @@ type EnrollByEmailRequest struct {
 // EnrollResponse answers both enrollment calls.
 type EnrollResponse struct {
 	Device Device `json:"device"`
+	// OfflineCode is the phone's offline-code secret, given this once; absent when the server has offline
+	// codes turned off.
+	OfflineCode *OfflineCode `json:"offline_code,omitempty"`
+}
+
+// OfflineCode is an RFC 6238 (TOTP) secret and its parameters: the phone shows the code of the current
+// period, to be typed on the login page when the phone has no network.
+type OfflineCode struct {
+	Secret    string `json:"secret"`    // base32, no padding
+	Algorithm string `json:"algorithm"` // "SHA1"
+	Digits    int    `json:"digits"`    // 6
+	Period    int    `json:"period"`    // seconds: 30
+	URI       string `json:"uri"`       // the same as an otpauth:// URI, for authenticator apps
 }
 
 // DeviceList answers listDevices.

@@ -77,11 +77,13 @@ func loginEvents(ctx context.Context, c authn.Change) []Event {
 	}
 	if after.AnsweredBy != "" && before.AnsweredBy == "" {
 		e.DeviceID, e.Actor = after.AnsweredBy, "device:"+after.AnsweredBy
-		if r := requestOf(ctx); r.ip != "" {
+		// A code typed in the browser comes from the browser's address, not the phone's.
+		if r := requestOf(ctx); r.ip != "" && after.Method != authn.MethodOfflineCode {
 			e.Details["phone_ip"] = r.ip
 		}
 		if after.Receipt != "" {
 			e.Details["receipt"] = after.Receipt
+			e.Details["receipt_body"] = after.ReceiptBody
 		}
 	}
 	e.Reason = after.Reason
