@@ -18,6 +18,7 @@ import (
 
 const (
 	ctxDevice = "passport.device"
+	ctxProof  = "passport.proof"
 	ctxBody   = "passport.body"
 )
 
@@ -60,12 +61,16 @@ func (s *Server) requireDevice(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(ctxDevice, d)
+		c.Set(ctxProof, pr.Proof) // as verified: an answer's receipt
 		s.act(c, "device:"+d.ID)
 		return next(c)
 	}
 }
 
 func device(c echo.Context) authn.Device { return c.Get(ctxDevice).(authn.Device) }
+
+// proofOf is the device proof requireDevice verified for this request.
+func proofOf(c echo.Context) string { s, _ := c.Get(ctxProof).(string); return s }
 
 func viewDevice(d authn.Device, current string) deviceapi.Device {
 	return deviceapi.Device{
@@ -197,10 +202,12 @@ func (s *Server) viewChallenge(c echo.Context, l authn.Login) deviceapi.Challeng
 		CreatedAt: l.CreatedAt,
 		ExpiresAt: l.ExpiresAt,
 		State:     challengeState(l.Current(s.cfg.Clock())),
+		UserAgent: l.UserAgent,
 	}
 	if a, err := s.svc.Apps.Get(s.ctx(c), l.AppID); err == nil {
 		ch.AppName, ch.AppURL = a.Name, a.URL
 	}
+	ch.ContextHash = s.svc.Logins.Context(s.ctx(c), l).Hash()
 	ua := useragent.New(l.UserAgent)
 	if name, version := ua.Browser(); name != "" {
 		ch.Browser = strings.TrimSpace(name + " " + majorVersion(version))
@@ -347,6 +354,7 @@ func (s *Server) handleAnswerChallenge(c echo.Context) error {
 	default:
 		return authn.ErrInvalid.WithMessage("decision must be \"approve\" or \"deny\".")
 	}
+	dec.ContextHash, dec.Receipt, dec.ReceiptBody = req.ContextHash, proofOf(c), string(c.Get(ctxBody).([]byte))
 	l, err := s.svc.Logins.Answer(s.ctx(c), device(c), c.Param("challengeID"), dec)
 	if err != nil {
 		return challengeErr(err)
@@ -364,7 +372,8 @@ func (s *Server) handleApproveByNumber(c echo.Context) error {
 	if req.Number < 10 || req.Number > 99 {
 		return authn.ErrInvalid.WithMessage("number must be the two-digit number shown in the browser.")
 	}
-	l, err := s.svc.Logins.ApproveByNumber(s.ctx(c), device(c), req.Number)
+	l, err := s.svc.Logins.ApproveSigned(s.ctx(c), device(c), authn.Decision{Number: req.Number, ContextHash: req.ContextHash,
+		Receipt: proofOf(c), ReceiptBody: string(c.Get(ctxBody).([]byte))})
 	if err != nil {
 		return err
 	}

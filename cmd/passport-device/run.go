@@ -500,6 +500,8 @@ func answer(ctx context.Context, e *env, c *deviceapi.Client, timeout time.Durat
 		if err != nil {
 			return err
 		}
+		// The answer names what was shown: the hash of the challenge's context as this client reads it.
+		req.ContextHash = deviceapi.ContextHash(*ch)
 		res, err := c.AnswerChallenge(ctx, ch.ID, req)
 		if err != nil {
 			return fmt.Errorf("challenge %s: %w", ch.ID, err)
