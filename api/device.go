@@ -381,5 +381,14 @@ func (s *Server) handleApproveByNumber(c echo.Context) error {
 	return c.JSON(http.StatusOK, deviceapi.ApproveByNumberResponse{Challenge: s.viewChallenge(c, l), State: challengeState(l.State)})
 }
 
+// handleCreateDeviceInvitation: an enrolled phone invites its user's next phone.
+func (s *Server) handleCreateDeviceInvitation(c echo.Context) error {
+	inv, token, err := s.svc.Devices.InviteNext(s.ctx(c), device(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, deviceapi.DeviceInvitation{Token: token, EnrollURL: s.svc.Devices.EnrollURL(token), ExpiresAt: inv.ExpiresAt})
+}
+
 // Waiting is the number of device long-polls parked right now (for tests and metrics).
 func (s *Server) Waiting() int64 { return s.waiting.Load() }

@@ -74,4 +74,5 @@ func (s *Server) routes() {
 	dev.POST("/challenges/approve", s.handleApproveByNumber, s.requireDevice)
 	dev.GET("/challenges/:challengeID", s.handleGetChallenge, s.requireDevice)
 	dev.POST("/challenges/:challengeID/answer", s.handleAnswerChallenge, s.requireDevice)
+	dev.POST("/invitations", s.handleCreateDeviceInvitation, s.requireDevice)
 }

@@ -34,6 +34,7 @@ const (
 	PathChallenge       = BasePath + "/challenges/{challengeID}"        // GET getChallenge
 	PathChallengeAnswer = BasePath + "/challenges/{challengeID}/answer" // POST answerChallenge
 	PathApprove         = BasePath + "/challenges/approve"              // POST approveByNumber
+	PathInvitations     = BasePath + "/invitations"                     // POST createDeviceInvitation
 	PathOpenAPI         = "/api/v1/openapi.yaml"                        // GET this API's OpenAPI document
 )
 
@@ -121,6 +122,14 @@ type OfflineCode struct {
 	Digits    int    `json:"digits"`    // 6
 	Period    int    `json:"period"`    // seconds: 30
 	URI       string `json:"uri"`       // the same as an otpauth:// URI, for authenticator apps
+}
+
+// DeviceInvitation answers createDeviceInvitation: a one-time invitation for this user's next phone, used
+// with enrollByInvitation as an administrator's is.
+type DeviceInvitation struct {
+	Token     string    `json:"token"`
+	EnrollURL string    `json:"enroll_url"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // DeviceList answers listDevices.
@@ -214,6 +223,7 @@ const (
 	CodeInvitationInvalid   = "invitation_invalid"    // invitation token unknown, used or expired
 	CodeEmailNotAllowed     = "email_not_allowed"     // the email's domain may not enroll
 	CodeContextChanged      = "context_changed"       // the sign-in is not the one the phone showed (its context changed); nothing was answered
+	CodeForbidden           = "forbidden"             // the account is suspended
 	CodeCodeInvalid         = "code_invalid"          // email code wrong, voided or expired
 	CodeCodeLocked          = "code_locked"           // five wrong codes for this address in the hour
 	CodeRateLimited         = "rate_limited"          // too many requests
@@ -241,7 +251,7 @@ func Codes() []string {
 		CodeDeviceRevoked, CodeInvitationInvalid, CodeEmailNotAllowed, CodeCodeInvalid,
 		CodeCodeLocked, CodeRateLimited, CodeChallengeNotFound, CodeChallengeClosed,
 		CodeNumberMismatch, CodeNoMatchingChallenge, CodeNotFound, CodeInternal,
-		CodeMethodNotAllowed, CodeTooLarge, CodeUnsupportedMediaType, CodeContextChanged,
+		CodeMethodNotAllowed, CodeTooLarge, CodeUnsupportedMediaType, CodeContextChanged, CodeForbidden,
 	}
 }
 

@@ -51,6 +51,9 @@ const usage = `usage: passport-device COMMAND [flags]
   rename --state FILE [--device ID] --name NAME   (default device: this one)
   remove --state FILE --device ID
   push-token --state FILE --fcm-token T    ("" removes the token: the device pulls)
+  add-device --state FILE                  invite this account's next phone: prints {token, enroll_url,
+                                           expires_at} (at most 15 minutes, one use); on the new
+                                           phone: enroll --server URL --token TOKEN --state FILE
   code --state FILE                        print the current offline code (6 digits, plain text), to
                                            type on the login page when this phone has no network
 
@@ -85,6 +88,7 @@ var commands = map[string]command{
 	"remove":     cmdRemove,
 	"push-token": cmdPushToken,
 	"code":       cmdCode,
+	"add-device": cmdAddDevice,
 }
 
 // run is the whole program: args without the program name. It returns the
@@ -291,6 +295,21 @@ func cmdCode(_ context.Context, e *env, args []string) error {
 	}
 	_, err = fmt.Fprintln(e.stdout, code)
 	return err
+}
+
+// cmdAddDevice has this (enrolled) phone invite its account's next phone.
+func cmdAddDevice(ctx context.Context, e *env, args []string) error {
+	c, _, err := device(e, flags("add-device"), args, nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	inv, err := c.CreateDeviceInvitation(ctx)
+	if err != nil {
+		return err
+	}
+	return printJSON(e.stdout, inv)
 }
 
 // askCode has the server mail a code to email and reads it from stdin.

@@ -196,3 +196,33 @@ func TestCodeAgainstServer(t *testing.T) {
 		t.Fatalf("code without a secret: exit %d, want 1", code)
 	}
 }
+
+// TestAddDeviceAgainstServer: add-device prints an invitation with which a second state file enrolls for
+// the same account, recorded as invited by the first phone.
+func TestAddDeviceAgainstServer(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t)
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "old.json"), filepath.Join(dir, "new.json")
+	const email = "ada@example.com"
+	if code, _ := cli(t, nil, "enroll", "--server", s.URL, "--token", invite(t, s, email), "--state", first); code != 0 {
+		t.Fatal("enroll failed")
+	}
+	code, out := cli(t, nil, "add-device", "--state", first)
+	var inv struct {
+		Token     string    `json:"token"`
+		EnrollURL string    `json:"enroll_url"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &inv) != nil || inv.Token == "" || !strings.Contains(inv.EnrollURL, inv.Token) {
+		t.Fatalf("add-device: exit %d: %s", code, out)
+	}
+	if code, _ := cli(t, nil, "enroll", "--server", s.URL, "--token", inv.Token, "--state", second); code != 0 {
+		t.Fatal("enroll with the phone's invitation failed")
+	}
+	old, next := mustReadState(t, first), mustReadState(t, second)
+	d, err := s.Svc.Devices.Get(context.Background(), email, next.DeviceID)
+	if err != nil || next.Email != email || d.InvitedBy != old.DeviceID {
+		t.Fatalf("the new phone: %+v, %+v, %v", next, d, err)
+	}
+}
