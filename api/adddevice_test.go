@@ -84,7 +84,7 @@ func TestPhoneInvitesNextPhone(t *testing.T) {
 	// The mail: a new phone was added, and with which phone's invitation.
 	select {
 	case m := <-e.mails.Mails:
-		if !strings.Contains(m.To, employee) || !strings.Contains(m.Body, "New phone") || !strings.Contains(m.Body, old.ID) {
+		if !strings.Contains(m.To, employee) || !strings.Contains(m.Body, "New phone") || !strings.Contains(m.Body, old.ID) || !strings.Contains(m.Body, `"Test phone"`) {
 			t.Errorf("new-device mail: %+v", m)
 		}
 	case <-time.After(10 * time.Second):

@@ -529,7 +529,11 @@ func (s *Devices) Remove(ctx context.Context, email, id string) error {
 func (s *core) announceDevice(d Device) {
 	how := ""
 	if d.InvitedBy != "" {
-		how = " It was added with an invitation made on your phone " + d.InvitedBy + "."
+		name := "(since removed)"
+		if by, err := s.devices.Get(s.bgCtx, d.InvitedBy); err == nil {
+			name = fmt.Sprintf("%q", by.Name)
+		}
+		how = fmt.Sprintf(" It was added with an invitation made on your phone %s (%s).", name, d.InvitedBy)
 	}
 	body := fmt.Sprintf("A new device, %q, was added to your Passport account %s at %s UTC.%s\n\nIt can now approve sign-ins for you. If this was not you, tell your administrator at once: they can remove the device.\n",
 		d.Name, d.Email, d.CreatedAt.UTC().Format("2006-01-02 15:04"), how)
