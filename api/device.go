@@ -18,6 +18,7 @@ import (
 
 const (
 	ctxDevice = "passport.device"
+	ctxProof  = "passport.proof"
 	ctxBody   = "passport.body"
 )
 
@@ -63,12 +64,16 @@ func (s *Server) requireDevice(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.Set(ctxDevice, d)
+		c.Set(ctxProof, pr.Proof) // as verified: an answer's receipt
 		s.act(c, "device:"+d.ID)
 		return next(c)
 	}
 }
 
 func device(c echo.Context) authn.Device { return c.Get(ctxDevice).(authn.Device) }
+
+// proofOf is the device proof requireDevice verified for this request.
+func proofOf(c echo.Context) string { s, _ := c.Get(ctxProof).(string); return s }
 
 func viewDevice(d authn.Device, current string) deviceapi.Device {
 	return deviceapi.Device{
@@ -84,6 +89,17 @@ func viewDevice(d authn.Device, current string) deviceapi.Device {
 	}
 }
 
+// enrolled is the answer to an enrollment: the device and, once, its offline-code secret.
+func enrolled(d authn.Device) deviceapi.EnrollResponse {
+	out := deviceapi.EnrollResponse{Device: viewDevice(d, d.ID)}
+	if d.OfflineSecret != "" {
+		out.OfflineCode = &deviceapi.OfflineCode{Secret: d.OfflineSecret, Algorithm: authn.OfflineCodeAlgorithm,
+			Digits: authn.OfflineCodeDigits, Period: int(authn.OfflineCodePeriod / time.Second),
+			URI: authn.OfflineCodeURI(d.OfflineSecret, d.Email)}
+	}
+	return out
+}
+
 func (s *Server) handleEnrollByInvitation(c echo.Context) error {
 	pr, err := s.proofRequest(c)
 	if err != nil {
@@ -97,7 +113,7 @@ func (s *Server) handleEnrollByInvitation(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, deviceapi.EnrollResponse{Device: viewDevice(d, d.ID)})
+	return c.JSON(http.StatusCreated, enrolled(d))
 }
 
 func (s *Server) handleRequestEmailCode(c echo.Context) error {
@@ -129,7 +145,7 @@ func (s *Server) handleEnrollByEmail(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusCreated, deviceapi.EnrollResponse{Device: viewDevice(d, d.ID)})
+	return c.JSON(http.StatusCreated, enrolled(d))
 }
 
 func (s *Server) handleListDevices(c echo.Context) error {
@@ -189,12 +205,14 @@ func (s *Server) viewChallenge(c echo.Context, l authn.Login) deviceapi.Challeng
 		CreatedAt: l.CreatedAt,
 		ExpiresAt: l.ExpiresAt,
 		State:     challengeState(l.Current(s.cfg.Clock())),
+		UserAgent: l.UserAgent,
 	}
 	if l.AppID == authn.ConsoleApp {
 		ch.AppName, ch.AppURL = "Passport admin console", s.url("/admin")
 	} else if a, err := s.svc.Apps.Get(s.ctx(c), l.AppID); err == nil {
 		ch.AppName, ch.AppURL = a.Name, a.URL
 	}
+	ch.ContextHash = s.svc.Logins.Context(s.ctx(c), l).Hash()
 	ua := useragent.New(l.UserAgent)
 	if name, version := ua.Browser(); name != "" {
 		ch.Browser = strings.TrimSpace(name + " " + majorVersion(version))
@@ -343,6 +361,7 @@ func (s *Server) handleAnswerChallenge(c echo.Context) error {
 	default:
 		return authn.ErrInvalid.WithMessage("decision must be \"approve\" or \"deny\".")
 	}
+	dec.ContextHash, dec.Receipt, dec.ReceiptBody = req.ContextHash, proofOf(c), string(c.Get(ctxBody).([]byte))
 	l, err := s.svc.Logins.Answer(s.ctx(c), device(c), c.Param("challengeID"), dec)
 	if err != nil {
 		return challengeErr(err)
@@ -360,12 +379,22 @@ func (s *Server) handleApproveByNumber(c echo.Context) error {
 	if req.Number < 10 || req.Number > 99 {
 		return authn.ErrInvalid.WithMessage("number must be the two-digit number shown in the browser.")
 	}
-	l, err := s.svc.Logins.ApproveByNumber(s.ctx(c), device(c), req.Number)
+	l, err := s.svc.Logins.ApproveSigned(s.ctx(c), device(c), authn.Decision{Number: req.Number, ContextHash: req.ContextHash,
+		Receipt: proofOf(c), ReceiptBody: string(c.Get(ctxBody).([]byte))})
 	if err != nil {
 		return err
 	}
 	s.metrics.answers.WithLabelValues(string(l.State), l.Reason).Inc()
 	return c.JSON(http.StatusOK, deviceapi.ApproveByNumberResponse{Challenge: s.viewChallenge(c, l), State: challengeState(l.State)})
+}
+
+// handleCreateDeviceInvitation: an enrolled phone invites its user's next phone.
+func (s *Server) handleCreateDeviceInvitation(c echo.Context) error {
+	inv, token, err := s.svc.Devices.InviteNext(s.ctx(c), device(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, deviceapi.DeviceInvitation{Token: token, EnrollURL: s.svc.Devices.EnrollURL(token), ExpiresAt: inv.ExpiresAt})
 }
 
 // Waiting is the number of device long-polls parked right now (for tests and metrics).

@@ -126,6 +126,8 @@ type phone struct {
 	ID       string
 	Email    string
 	FCMToken string
+	// Offline is the offline-code secret the enrollment answer gave (nil when offline codes are off).
+	Offline *deviceapi.OfflineCode
 }
 
 func (e *env) newKey() *ecdsa.PrivateKey {
@@ -158,7 +160,7 @@ func (e *env) enroll(email string) *phone {
 		e.t.Fatalf("enroll %s: %v", email, err)
 	}
 	c.Signer.KeyID = res.Device.ID
-	return &phone{Client: c, ID: res.Device.ID, Email: email, FCMToken: fcmToken}
+	return &phone{Client: c, ID: res.Device.ID, Email: email, FCMToken: fcmToken, Offline: res.OfflineCode}
 }
 
 // sp is an independent SAML SP (gosaml2) configured for app.

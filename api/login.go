@@ -39,7 +39,8 @@ func (s *Server) handleLoginPage(c echo.Context) error {
 	return s.showLogin(c, http.StatusOK, pg, "")
 }
 
-// showLogin renders the login page for pg; formError is a problem with the email just typed.
+// showLogin renders the login page for pg; formError is a problem with the email (identify) or the code
+// (waiting) just typed.
 func (s *Server) showLogin(c echo.Context, status int, pg sso.Page, formError string) error {
 	now := s.cfg.Clock()
 	l, app := pg.Login, pg.App
@@ -69,6 +70,14 @@ func (s *Server) showLogin(c echo.Context, status int, pg sso.Page, formError st
 			Remaining:        formatRemaining(l.ExpiresAt.Sub(now)),
 			// Scripts follow the state by events; without scripts the page refreshes itself.
 			State: string(pg.State), Events: "/login/" + l.ID + "/events", Refresh: 3}
+		if s.svc.Logins.OfflineCodes() {
+			w := v.(waitingView)
+			w.CodeAction, w.CodeError, w.Self = "/login/"+l.ID+"/code", formError, "/login/"+l.ID
+			if w.ShowCode = formError != "" || c.QueryParam("use") == "code"; w.ShowCode {
+				w.Refresh = 0 // a refresh would lose what is being typed
+			}
+			v = w
+		}
 	}
 	return renderPage(c, status, v)
 }
@@ -87,6 +96,26 @@ func (s *Server) handleLoginSubmit(c echo.Context) error {
 	id := c.Param("txnID")
 	err := s.idp.Identify(s.ctx(c), id, loginSecret(c), c.FormValue("email"), client(c))
 	if errors.Is(err, authn.ErrInvalid) || errors.Is(err, authn.ErrRateLimited) {
+		pg, perr := s.idp.Page(s.ctx(c), id, loginSecret(c))
+		if perr != nil {
+			return perr
+		}
+		pub, status := classify(err)
+		return s.showLogin(c, status, pg, pub.Message)
+	}
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/login/"+id)
+}
+
+// handleLoginCode takes an offline code typed on the waiting page ("Use a code from the app instead"), then
+// redirects to the page (post/redirect/get). A wrong code, or codes locked for now, show the page again with
+// the code form saying why.
+func (s *Server) handleLoginCode(c echo.Context) error {
+	id := c.Param("txnID")
+	err := s.idp.EnterCode(s.ctx(c), id, loginSecret(c), c.FormValue("code"), client(c))
+	if errors.Is(err, authn.ErrCodeInvalid) || errors.Is(err, authn.ErrCodeLocked) {
 		pg, perr := s.idp.Page(s.ctx(c), id, loginSecret(c))
 		if perr != nil {
 			return perr

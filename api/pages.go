@@ -82,6 +82,13 @@ type waitingView struct {
 	State            string // the login state shown, for the events script
 	Events           string // URL of the login's event stream
 	Refresh          int    // seconds; the page refreshes itself when scripts are off
+	// CodeAction is where "Use a code from the app instead" posts its code; empty when offline codes are off.
+	CodeAction string
+	CodeError  string // why the code just typed was refused
+	// ShowCode shows the code form (asked for with ?use=code, or after a refused code); otherwise the page
+	// offers a button that asks for it.
+	ShowCode bool
+	Self     string // the page's own URL, where the button asks for the code form
 }
 
 func (waitingView) template() string { return "waiting" }

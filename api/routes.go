@@ -28,6 +28,7 @@ func (s *Server) routes() {
 	e.GET("/login/:txnID", s.handleLoginPage)
 	e.POST("/login/:txnID", s.handleLoginSubmit, middleware.BodyLimit("8K"))
 	e.POST("/login/:txnID/change", s.handleLoginChange, middleware.BodyLimit("8K"))
+	e.POST("/login/:txnID/code", s.handleLoginCode, middleware.BodyLimit("8K"))
 	e.GET("/login/:txnID/events", s.handleLoginEvents)
 	e.GET("/enroll", s.handleEnrollPage)
 	e.Match([]string{http.MethodGet, http.MethodHead}, "/static/:name", s.handleStatic) // scripts, styles: no cookie needed
@@ -76,4 +77,5 @@ func (s *Server) routes() {
 	dev.POST("/challenges/approve", s.handleApproveByNumber, s.requireDevice)
 	dev.GET("/challenges/:challengeID", s.handleGetChallenge, s.requireDevice)
 	dev.POST("/challenges/:challengeID/answer", s.handleAnswerChallenge, s.requireDevice)
+	dev.POST("/invitations", s.handleCreateDeviceInvitation, s.requireDevice)
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -80,9 +81,9 @@ func (s *Server) handleListUserDevices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]deviceapi.Device, 0, len(ds))
+	out := make([]adminDevice, 0, len(ds))
 	for _, d := range ds {
-		out = append(out, viewDevice(d, ""))
+		out = append(out, viewAdminDevice(d))
 	}
 	return c.JSON(http.StatusOK, map[string]any{"devices": out})
 }
@@ -92,7 +93,20 @@ func (s *Server) handleGetUserDevice(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, viewDevice(d, ""))
+	return c.JSON(http.StatusOK, viewAdminDevice(d))
+}
+
+// adminDevice is a device as the admin API shows it: the device API's view, plus its public key (JWK), with
+// which anyone can check the device's receipts (the login events' details.receipt), and the phone that
+// vouched for it, if any.
+type adminDevice struct {
+	deviceapi.Device
+	PublicKey json.RawMessage `json:"public_key"`
+	InvitedBy string          `json:"invited_by,omitempty"`
+}
+
+func viewAdminDevice(d authn.Device) adminDevice {
+	return adminDevice{Device: viewDevice(d, ""), PublicKey: json.RawMessage(d.PublicKey), InvitedBy: d.InvitedBy}
 }
 
 func (s *Server) handleRevokeUserDevice(c echo.Context) error {

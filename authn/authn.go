@@ -44,6 +44,9 @@ type Config struct {
 	SessionTTL time.Duration
 	// KeyEncryptionKey, when set (32 bytes), seals the IdP's private keys in the store with AES-256-GCM.
 	KeyEncryptionKey []byte
+	// DisableOfflineCodes turns offline codes off: enrollment hands out no secret and the login page takes no
+	// code (see Logins.ApproveByCode).
+	DisableOfflineCodes bool
 	// Limits bound the pushes a user can be sent (push-bombing protection).
 	Limits Limits
 	// OnChange, when set, is told of every state change the services make, once it has landed (see Change):

@@ -37,6 +37,12 @@ type Device struct {
 	PushTokenUpdatedAt *time.Time `json:"push_token_updated_at,omitempty"`
 	// InvitedBy is the device that vouched for this one (a phone inviting the user's next phone), if any.
 	InvitedBy string `json:"invited_by,omitempty"`
+	// OTP is the device's offline-code secret as stored (sealed when a key-encryption key is configured). It
+	// is never shown: not in device views, events or logs.
+	OTP *storedSecret `json:"otp,omitempty"`
+	// OfflineSecret is the clear offline-code secret (base32), set only on the Device an enrollment returns,
+	// for its answer to the phone; it is never stored.
+	OfflineSecret string `json:"-"`
 }
 
 // Invitation is a one-time, expiring enrollment token bound to an email. The token itself is never stored:
@@ -46,6 +52,8 @@ type Invitation struct {
 	Email     string    `json:"email"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// InvitedBy is the device that made the invitation for its user's next phone; empty for an administrator's.
+	InvitedBy string `json:"invited_by,omitempty"`
 }
 
 // EnrollURL is the https enrollment link of an invitation token (also the fallback page on a computer).
@@ -90,18 +98,76 @@ func (s *Devices) Invite(ctx context.Context, rawEmail string) (Invitation, stri
 	if _, err := s.ensureUser(ctx, email); err != nil {
 		return Invitation{}, "", err
 	}
+	return s.createInvitation(ctx, email, "", InvitationTTL)
+}
+
+// createInvitation stores a fresh invitation for email, made by device invitedBy (empty: an administrator),
+// living ttl, and returns it with its token. The user's invitation index lives as long as its longest-lived
+// invitation, so an account's invitations leave no trace once they are all gone.
+func (s *core) createInvitation(ctx context.Context, email, invitedBy string, ttl time.Duration) (Invitation, string, error) {
 	token := s.randomID(20)
 	now := s.now()
 	inv := Invitation{
 		ID:        invitationID(token),
 		Email:     email,
 		CreatedAt: now,
-		ExpiresAt: now.Add(InvitationTTL),
+		ExpiresAt: now.Add(ttl),
+		InvitedBy: invitedBy,
 	}
-	if err := s.invitations.Create(ctx, inv.ID, inv, InvitationTTL, userIndex(email)); err != nil {
-		return Invitation{}, "", internal("create invitation", err)
+	if err := s.storeInvitation(ctx, inv, ttl); err != nil {
+		return Invitation{}, "", err
 	}
 	return inv, token, nil
+}
+
+// storeInvitation stores inv for ttl in its user's index, which then lives at least as long.
+func (s *core) storeInvitation(ctx context.Context, inv Invitation, ttl time.Duration) error {
+	if err := s.invitations.Create(ctx, inv.ID, inv, ttl); err != nil {
+		return internal("create invitation", err)
+	}
+	index := store.Effects{AddTo: []string{userIndex(inv.Email)}, IndexTTL: ttl}
+	if _, err := s.invitations.Change(ctx, inv.ID, &inv, func(cur Invitation) (Invitation, error) { return cur, nil }, index); err != nil {
+		// An invitation the user's deletion could not find must not live on.
+		if _, derr := s.invitations.Take(context.WithoutCancel(ctx), inv.ID); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+			s.log.Warn("withdraw an unindexed invitation", "email", inv.Email, "err", derr)
+		}
+		return internal("index invitation", err)
+	}
+	return nil
+}
+
+// DeviceInvitationTTL is how long an invitation a phone makes for its user's next phone can be used, and
+// MaxDeviceInvitations how many such invitations of one user may be open at once.
+const (
+	DeviceInvitationTTL  = 15 * time.Minute
+	MaxDeviceInvitations = 3
+)
+
+// InviteNext makes a one-time invitation, valid DeviceInvitationTTL, for the next phone of device d's user:
+// the phone enrolled with it records d as the device that vouched for it (Device.InvitedBy). A suspended
+// user's phones cannot (ErrForbidden); with MaxDeviceInvitations open already, ErrRateLimited.
+func (s *Devices) InviteNext(ctx context.Context, d Device) (Invitation, string, error) {
+	u, err := s.svc.Users.Get(ctx, d.Email)
+	if err != nil {
+		return Invitation{}, "", err
+	}
+	if u.Status != UserActive {
+		return Invitation{}, "", newErr(ErrForbidden, "this account is suspended")
+	}
+	open, err := s.invitations.ListIndex(ctx, userIndex(d.Email))
+	if err != nil {
+		return Invitation{}, "", internal("list invitations", err)
+	}
+	n := 0
+	for _, inv := range open {
+		if inv.InvitedBy != "" && inv.Email == d.Email && s.now().Before(inv.ExpiresAt) {
+			n++
+		}
+	}
+	if n >= MaxDeviceInvitations {
+		return Invitation{}, "", newErr(ErrRateLimited, "%d invitations for a new phone are open already; use one, or wait until they expire (at most %s)", n, DeviceInvitationTTL)
+	}
+	return s.createInvitation(ctx, d.Email, d.ID, DeviceInvitationTTL)
 }
 
 // Invitation returns the live invitation of token.
@@ -187,6 +253,8 @@ type EnrollRequest struct {
 	Name     string
 	FCMToken string
 	Platform string
+
+	invitedBy string // the device whose invitation is being used, if any
 }
 
 func (r EnrollRequest) validate() error {
@@ -252,6 +320,7 @@ func (s *Devices) EnrollByInvitation(ctx context.Context, pr ProofRequest, token
 	}
 	// The invitation made the user: one deleted since had its invitations withdrawn, and one taken while the
 	// user was being deleted does not bring the user back (addDevice without creating).
+	r.invitedBy = inv.InvitedBy
 	d, err := s.addDevice(ctx, inv.Email, jwk, thumb, r, false)
 	if errors.Is(err, errUserGone) {
 		return Device{}, newErr(ErrInvitation, "this invitation was withdrawn")
@@ -259,7 +328,7 @@ func (s *Devices) EnrollByInvitation(ctx context.Context, pr ProofRequest, token
 	if err != nil {
 		// No device was added: give the invitation back for the rest of its life.
 		if left := inv.ExpiresAt.Sub(s.now()); left > 0 {
-			if rerr := s.invitations.Create(ctx, inv.ID, inv, left, userIndex(inv.Email)); rerr != nil {
+			if rerr := s.storeInvitation(ctx, inv, left); rerr != nil {
 				s.log.Warn("restore invitation after a failed enrollment", "email", inv.Email, "err", rerr)
 			}
 		}
@@ -314,10 +383,17 @@ func (s *core) addDevice(ctx context.Context, email, jwk, thumb string, r Enroll
 		PushStatus:    PushNone,
 		CreatedAt:     now,
 		LastSeenAt:    &now,
+		InvitedBy:     r.invitedBy,
 	}
 	if r.FCMToken != "" {
 		d.PushStatus = PushOK
 		d.PushTokenUpdatedAt = &now
+	}
+	var secret string
+	if !s.cfg.DisableOfflineCodes {
+		if secret, d.OTP, err = s.newOfflineSecret(d.ID); err != nil {
+			return Device{}, err
+		}
 	}
 	if err := s.devices.Create(ctx, d.ID, d, 0, userIndex(email)); err != nil {
 		return Device{}, internal("create device", err)
@@ -332,6 +408,7 @@ func (s *core) addDevice(ctx context.Context, email, jwk, thumb string, r Enroll
 	}
 	s.log.Info("device enrolled", "email", email, "device", d.ID, "platform", d.Platform)
 	s.announceDevice(d)
+	d.OfflineSecret = secret
 	return d, nil
 }
 
@@ -450,8 +527,16 @@ func (s *Devices) Remove(ctx context.Context, email, id string) error {
 
 // announceDevice mails the account's address that a device was added, so a stranger's enrollment is noticed.
 func (s *core) announceDevice(d Device) {
-	body := fmt.Sprintf("A new device, %q, was added to your Passport account %s at %s UTC.\n\nIt can now approve sign-ins for you. If this was not you, tell your administrator at once: they can remove the device.\n",
-		d.Name, d.Email, d.CreatedAt.UTC().Format("2006-01-02 15:04"))
+	how := ""
+	if d.InvitedBy != "" {
+		name := "(since removed)"
+		if by, err := s.devices.Get(s.bgCtx, d.InvitedBy); err == nil {
+			name = fmt.Sprintf("%q", by.Name)
+		}
+		how = fmt.Sprintf(" It was added with an invitation made on your phone %s (%s).", name, d.InvitedBy)
+	}
+	body := fmt.Sprintf("A new device, %q, was added to your Passport account %s at %s UTC.%s\n\nIt can now approve sign-ins for you. If this was not you, tell your administrator at once: they can remove the device.\n",
+		d.Name, d.Email, d.CreatedAt.UTC().Format("2006-01-02 15:04"), how)
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()

@@ -82,6 +82,8 @@ var (
 	ErrUnknownDevice       = &Error{Code: "unknown_device"}
 	ErrNotConfigured       = &Error{Code: "app_not_configured"}
 	ErrEmailNotAllowed     = &Error{Code: "email_not_allowed"}
+	// ErrContextChanged: the context hash a phone signed is not the one of the login the server holds.
+	ErrContextChanged = &Error{Code: "context_changed"}
 	// ErrInternal: the service failed on its side (a mail server out of reach, a fault of ours); its Message
 	// says only what a client may know.
 	ErrInternal = &Error{Code: "internal"}

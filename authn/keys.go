@@ -91,16 +91,49 @@ func (s *core) seal(k *SigningKey) (storedKey, error) {
 		sk.KeyPEM = string(keyPEM)
 		return sk, nil
 	}
+	sealed, err := s.sealBytes(keyPEM, []byte(sk.CertPEM))
+	if err != nil {
+		return sk, fmt.Errorf("authn: seal key: %w", err)
+	}
+	sk.KeySeal = sealed
+	return sk, nil
+}
+
+// sealBytes encrypts plain with the key-encryption key (AES-256-GCM, a fresh nonce from the random source),
+// bound to aad, and returns base64 of nonce||ciphertext. The caller checks that a key is configured.
+func (s *core) sealBytes(plain, aad []byte) (string, error) {
 	aead, err := s.kek()
 	if err != nil {
-		return sk, err
+		return "", err
 	}
 	nonce := make([]byte, aead.NonceSize())
 	if _, err := io.ReadFull(s.cfg.Rand, nonce); err != nil {
-		return sk, fmt.Errorf("authn: seal key: %w", err)
+		return "", err
 	}
-	sk.KeySeal = base64.StdEncoding.EncodeToString(aead.Seal(nonce, nonce, keyPEM, []byte(sk.CertPEM)))
-	return sk, nil
+	return base64.StdEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, aad)), nil
+}
+
+// errSealCorrupt and errSealKey: what openSealed refuses.
+var (
+	errSealCorrupt = errors.New("authn: sealed data is corrupt")
+	errSealKey     = errors.New("authn: sealed data does not open with the configured key-encryption key")
+)
+
+// openSealed reverses sealBytes (same aad).
+func (s *core) openSealed(sealed string, aad []byte) ([]byte, error) {
+	aead, err := s.kek()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := base64.StdEncoding.DecodeString(sealed)
+	if err != nil || len(raw) < aead.NonceSize() {
+		return nil, errSealCorrupt
+	}
+	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], aad)
+	if err != nil {
+		return nil, errSealKey
+	}
+	return plain, nil
 }
 
 func (s *core) kek() (cipher.AEAD, error) {
@@ -120,17 +153,15 @@ func (s *core) unseal(sk storedKey) (*SigningKey, error) {
 		if len(s.cfg.KeyEncryptionKey) == 0 {
 			return nil, errors.New("authn: the signing key is encrypted at rest: configure the key-encryption key")
 		}
-		aead, err := s.kek()
-		if err != nil {
-			return nil, err
-		}
-		raw, err := base64.StdEncoding.DecodeString(sk.KeySeal)
-		if err != nil || len(raw) < aead.NonceSize() {
+		var err error
+		keyPEM, err = s.openSealed(sk.KeySeal, []byte(sk.CertPEM))
+		switch {
+		case errors.Is(err, errSealCorrupt):
 			return nil, errors.New("authn: the sealed signing key is corrupt")
-		}
-		keyPEM, err = aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], []byte(sk.CertPEM))
-		if err != nil {
+		case errors.Is(err, errSealKey):
 			return nil, errors.New("authn: the signing key does not open with the configured key-encryption key")
+		case err != nil:
+			return nil, err
 		}
 	} else if len(s.cfg.KeyEncryptionKey) > 0 {
 		s.log.Warn("the signing key is stored in clear although a key-encryption key is configured; stage and activate a new key to seal it")

@@ -31,6 +31,13 @@ type Limits struct {
 	PushesPerHourPerUser int64
 	// ParksPerMinute caps the logins one client network may start per minute (default 1000).
 	ParksPerMinute int64
+
+	// CodeFailures is how many wrong offline codes for a user one client network may type within CodeWindow
+	// before codes from it are refused until the window ends (default 5); CodeFailuresPerUser the same from
+	// all networks together (default 20).
+	CodeFailures        int64
+	CodeFailuresPerUser int64
+	CodeWindow          time.Duration // default 15m
 }
 
 func (l Limits) withDefaults() Limits {
@@ -62,6 +69,16 @@ func (l Limits) withDefaults() Limits {
 	l.PushesPerHourPerUser = max(l.PushesPerHourPerUser, l.PushesPerHour)
 	if l.ParksPerMinute <= 0 {
 		l.ParksPerMinute = 1000
+	}
+	if l.CodeFailures <= 0 {
+		l.CodeFailures = 5
+	}
+	if l.CodeFailuresPerUser <= 0 {
+		l.CodeFailuresPerUser = 20
+	}
+	l.CodeFailuresPerUser = max(l.CodeFailuresPerUser, l.CodeFailures)
+	if l.CodeWindow <= 0 {
+		l.CodeWindow = 15 * time.Minute
 	}
 	return l
 }

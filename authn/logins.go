@@ -86,8 +86,10 @@ type Login struct {
 	Method string `json:"method,omitempty"`
 	// Receipt is the phone's signed answer, exactly as the server verified it (a compact JWS), for approvals
 	// and denials: proof of which phone answered and what it showed.
-	Receipt    string `json:"receipt,omitempty"`
-	AnsweredBy string `json:"answered_by,omitempty"`
+	Receipt string `json:"receipt,omitempty"`
+	// ReceiptBody is the exact request body the Receipt signed (its bsh claim is this body's SHA-256).
+	ReceiptBody string `json:"receipt_body,omitempty"`
+	AnsweredBy  string `json:"answered_by,omitempty"`
 	// SessionID is the IdP session this login belongs to: the one it was answered from, or the one it opened.
 	SessionID string `json:"session_id,omitempty"`
 
@@ -648,6 +650,12 @@ type Decision struct {
 	Approve bool
 	Number  int  // the number the user typed; checked when approving
 	Report  bool // deny and report "this wasn't me"
+	// ContextHash is the hash of the context the phone showed (ChallengeContext.Hash), when it sent one: an
+	// answer whose hash is not the one of the login as the server holds it is refused (ErrContextChanged).
+	ContextHash string
+	// Receipt is the phone's signed answer as verified (the compact JWS of its device proof) and ReceiptBody
+	// the exact body it signed; both are kept with the login (Login.Receipt).
+	Receipt, ReceiptBody string
 }
 
 // Challenges returns the pending challenges of the device's user, oldest first.
@@ -706,6 +714,13 @@ func (s *Logins) Answer(ctx context.Context, d Device, id string, dec Decision) 
 // email shows another number). Numbers are unique among a user's open sign-ins (Identify). A number that no
 // open sign-in of the user shows completes nothing: ErrNoMatchingChallenge.
 func (s *Logins) ApproveByNumber(ctx context.Context, d Device, number int) (Login, error) {
+	return s.ApproveSigned(ctx, d, Decision{Number: number})
+}
+
+// ApproveSigned is ApproveByNumber with the rest of the phone's signed answer: dec.Number selects the
+// sign-in; dec.ContextHash, when set, must be the hash of its context; dec.Receipt is kept.
+func (s *Logins) ApproveSigned(ctx context.Context, d Device, dec Decision) (Login, error) {
+	number := dec.Number
 	if number < 10 || number > 99 {
 		return Login{}, newErr(ErrInvalid, "number must be the two-digit number shown in the browser")
 	}
@@ -723,13 +738,18 @@ func (s *Logins) ApproveByNumber(ctx context.Context, d Device, number int) (Log
 	if len(match) != 1 { // more than one cannot happen (the index is capped at one): then approve none
 		return Login{}, newErr(ErrNoMatchingChallenge, "no open sign-in request of this account shows this number")
 	}
-	return s.answer(ctx, d, match[0], Decision{Approve: true, Number: number})
+	dec.Approve, dec.Number, dec.Report = true, number, false
+	return s.answer(ctx, d, match[0], dec)
 }
 
 // answer records dec on l, the challenge as just read, exactly once (see Answer).
 func (s *core) answer(ctx context.Context, d Device, l Login, dec Decision) (Login, error) {
 	// The challenge leaves the user's indexes, and the phones' long-polls hear of it, in the same write.
 	answered := store.Effects{RemoveFrom: openIndexes(l), Publish: []store.Message{{Channel: UserChannel(d.Email), Payload: "changed"}}}
+	var appName string
+	if dec.ContextHash != "" {
+		appName = s.contextOf(ctx, l).AppName // the application of a login never changes
+	}
 	// The phone is told its answer was recorded only once a replica has it too (where the store waits for
 	// replicas: Sentinel): a failover right after cannot lose an approval the phone reported as done.
 	l, err := s.transition(store.WithReplicaAck(ctx), l.ID, &l, answered, func(cur Login, now time.Time) (Login, error) {
@@ -739,7 +759,14 @@ func (s *core) answer(ctx context.Context, d Device, l Login, dec Decision) (Log
 		if cur.Current(now) != StatePending {
 			return cur, newErr(ErrChallengeClosed, "this sign-in request was already answered or has expired")
 		}
+		if dec.ContextHash != "" {
+			held := ChallengeContext{ChallengeID: cur.ID, AppName: appName, IP: cur.ClientIP, UserAgent: cur.UserAgent, Time: cur.CreatedAt}
+			if subtle.ConstantTimeCompare([]byte(held.Hash()), []byte(dec.ContextHash)) != 1 {
+				return cur, newErr(ErrContextChanged, "this sign-in is not the one the phone showed (its context changed); nothing was answered")
+			}
+		}
 		cur.AnsweredBy, cur.DecidedAt = d.ID, now
+		cur.Receipt, cur.ReceiptBody = dec.Receipt, dec.ReceiptBody
 		switch {
 		case dec.Report:
 			cur.State, cur.Reason = StateDenied, ReasonReported

@@ -25,7 +25,13 @@ func hourKey(email, net string) string    { return "push-hour:" + email + " " + 
 func parkKey(net string) string     { return "ratelimit:park:" + net }
 func identifyKey(net string) string { return "ratelimit:identify:" + net }
 
+// Wrong offline codes, by user and client network (an empty net names the user's ceiling).
+func codeFailKey(email, net string) string { return "offline-code-fail:" + email + " " + net }
+
 // One-time claims.
+func offlineCodeUsedKey(email, deviceID string, step uint64) string {
+	return "offline-code-used:" + email + " " + deviceID + " " + strconv.FormatUint(step, 10)
+}
 func requestIDKey(appID, requestID string) string { return "authnrequest:" + appID + ":" + requestID }
 func proofJTIKey(thumbprint, jti string) string   { return "proof-jti:" + thumbprint + ":" + jti }
 

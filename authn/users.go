@@ -265,6 +265,10 @@ func (s *Users) Delete(ctx context.Context, email string) error {
 		if err := s.invitations.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return internal("withdraw invitation", err)
 		}
+		// The index goes with its last member, so a deleted user leaves no invitation index behind.
+		if err := s.invitations.RemoveFromIndex(ctx, userIndex(email), id); err != nil {
+			return internal("unindex invitation", err)
+		}
 	}
 	_, err = s.svc.Devices.RemoveAll(ctx, email)
 	return err

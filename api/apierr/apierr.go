@@ -29,6 +29,7 @@ var statuses = map[string]int{
 	"unknown_device":        http.StatusUnauthorized,
 	"app_not_configured":    http.StatusConflict,
 	"email_not_allowed":     http.StatusForbidden,
+	"context_changed":       http.StatusConflict,
 	"code_invalid":          http.StatusBadRequest,
 	"code_locked":           http.StatusTooManyRequests,
 	"no_next_key":           http.StatusBadRequest,

@@ -181,8 +181,25 @@ func (c *Client) AnswerChallenge(ctx context.Context, challengeID string, req An
 // approve. With none showing it, the error is an *APIError with code
 // CodeNoMatchingChallenge and nothing was approved.
 func (c *Client) ApproveByNumber(ctx context.Context, number int) (*ApproveByNumberResponse, error) {
+	return c.Approve(ctx, ApproveByNumberRequest{Number: number})
+}
+
+// CreateDeviceInvitation makes a one-time invitation for this user's next
+// phone (operation createDeviceInvitation; 201): the new phone enrolls with
+// its token through EnrollByInvitation.
+func (c *Client) CreateDeviceInvitation(ctx context.Context) (*DeviceInvitation, error) {
+	var out DeviceInvitation
+	if err := c.do(ctx, http.MethodPost, PathInvitations, nil, nil, proofKID, http.StatusCreated, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Approve is ApproveByNumber with the whole request: with ContextHash set, a
+// sign-in whose context is not that one is refused (CodeContextChanged).
+func (c *Client) Approve(ctx context.Context, req ApproveByNumberRequest) (*ApproveByNumberResponse, error) {
 	var out ApproveByNumberResponse
-	if err := c.do(ctx, http.MethodPost, PathApprove, nil, ApproveByNumberRequest{Number: number}, proofKID, http.StatusOK, &out); err != nil {
+	if err := c.do(ctx, http.MethodPost, PathApprove, nil, req, proofKID, http.StatusOK, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -66,6 +66,7 @@ var operations = []struct {
 	{"getChallenge", "GET", deviceapi.PathChallenge, 200, nil, deviceapi.Challenge{}, true},
 	{"answerChallenge", "POST", deviceapi.PathChallengeAnswer, 200, deviceapi.AnswerRequest{}, deviceapi.AnswerResponse{}, true},
 	{"approveByNumber", "POST", deviceapi.PathApprove, 200, deviceapi.ApproveByNumberRequest{}, deviceapi.ApproveByNumberResponse{}, true},
+	{"createDeviceInvitation", "POST", deviceapi.PathInvitations, 201, nil, deviceapi.DeviceInvitation{}, true},
 }
 
 func TestOpenAPIOperations(t *testing.T) {

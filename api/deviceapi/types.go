@@ -9,6 +9,9 @@
 package deviceapi
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"strings"
 	"time"
 
 	"github.com/winkk/passport/api/apierr"
@@ -31,6 +34,7 @@ const (
 	PathChallenge       = BasePath + "/challenges/{challengeID}"        // GET getChallenge
 	PathChallengeAnswer = BasePath + "/challenges/{challengeID}/answer" // POST answerChallenge
 	PathApprove         = BasePath + "/challenges/approve"              // POST approveByNumber
+	PathInvitations     = BasePath + "/invitations"                     // POST createDeviceInvitation
 	PathOpenAPI         = "/api/v1/openapi.yaml"                        // GET this API's OpenAPI document
 )
 
@@ -105,6 +109,27 @@ type EnrollByEmailRequest struct {
 // EnrollResponse answers both enrollment calls.
 type EnrollResponse struct {
 	Device Device `json:"device"`
+	// OfflineCode is the phone's offline-code secret, given this once; absent when the server has offline
+	// codes turned off.
+	OfflineCode *OfflineCode `json:"offline_code,omitempty"`
+}
+
+// OfflineCode is an RFC 6238 (TOTP) secret and its parameters: the phone shows the code of the current
+// period, to be typed on the login page when the phone has no network.
+type OfflineCode struct {
+	Secret    string `json:"secret"`    // base32, no padding
+	Algorithm string `json:"algorithm"` // "SHA1"
+	Digits    int    `json:"digits"`    // 6
+	Period    int    `json:"period"`    // seconds: 30
+	URI       string `json:"uri"`       // the same as an otpauth:// URI, for authenticator apps
+}
+
+// DeviceInvitation answers createDeviceInvitation: a one-time invitation for this user's next phone, used
+// with enrollByInvitation as an administrator's is.
+type DeviceInvitation struct {
+	Token     string    `json:"token"`
+	EnrollURL string    `json:"enroll_url"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // DeviceList answers listDevices.
@@ -136,6 +161,11 @@ type Challenge struct {
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 	State     string    `json:"state"` // pending | approved | denied | expired
+	// UserAgent is the browser's User-Agent as the server holds it (Browser and OS are read from it).
+	UserAgent string `json:"user_agent"`
+	// ContextHash is base64url(SHA-256) of the canonical form of what the phone shows (id, app_name, ip,
+	// user_agent, created_at; see the OpenAPI document): the phone sends it back in its answer.
+	ContextHash string `json:"context_hash"`
 }
 
 // ChallengeList answers listChallenges.
@@ -148,12 +178,17 @@ type AnswerRequest struct {
 	Decision string `json:"decision"` // "approve" | "deny"
 	Number   int    `json:"number"`   // the number shown in the browser; required for approve
 	Report   bool   `json:"report"`   // deny + "this wasn't me"
+	// ContextHash is the challenge's context_hash as the phone showed it; when sent, an answer to a login
+	// whose context changed since is refused (context_changed).
+	ContextHash string `json:"context_hash,omitempty"`
 }
 
 // ApproveByNumberRequest is the body of approveByNumber: the number the
 // person read in the browser. It selects the sign-in to approve.
 type ApproveByNumberRequest struct {
 	Number int `json:"number"`
+	// ContextHash, when sent, must be the context_hash of the sign-in the number selects (context_changed).
+	ContextHash string `json:"context_hash,omitempty"`
 }
 
 // ApproveByNumberResponse answers approveByNumber: the sign-in approved.
@@ -187,6 +222,8 @@ const (
 	CodeDeviceRevoked       = "device_revoked"        // the device was removed
 	CodeInvitationInvalid   = "invitation_invalid"    // invitation token unknown, used or expired
 	CodeEmailNotAllowed     = "email_not_allowed"     // the email's domain may not enroll
+	CodeContextChanged      = "context_changed"       // the sign-in is not the one the phone showed (its context changed); nothing was answered
+	CodeForbidden           = "forbidden"             // the account is suspended
 	CodeCodeInvalid         = "code_invalid"          // email code wrong, voided or expired
 	CodeCodeLocked          = "code_locked"           // five wrong codes for this address in the hour
 	CodeRateLimited         = "rate_limited"          // too many requests
@@ -217,6 +254,32 @@ func Codes() []string {
 		CodeDeviceRevoked, CodeInvitationInvalid, CodeEmailNotAllowed, CodeCodeInvalid,
 		CodeCodeLocked, CodeRateLimited, CodeChallengeNotFound, CodeChallengeClosed,
 		CodeNumberMismatch, CodeNoMatchingChallenge, CodeNotFound, CodeInternal,
-		CodeTemporarilyUnavailable, CodeMethodNotAllowed, CodeTooLarge, CodeUnsupportedMediaType,
+		CodeTemporarilyUnavailable, CodeMethodNotAllowed, CodeTooLarge, CodeUnsupportedMediaType, CodeContextChanged, CodeForbidden,
 	}
+}
+
+// ContextHash computes, from a challenge as a phone shows it, the hash its answer carries (context_hash):
+// base64url (no padding) of SHA-256 of these lines joined by "\n" (no final one):
+//
+//	passport-challenge-context/v1
+//	id=<id>
+//	app=<app_name>
+//	ip=<ip>
+//	user_agent=<user_agent>
+//	time=<created_at, RFC 3339 UTC to the second>
+//
+// A phone computes it from the fields it displayed rather than echo the server's, so that its signed answer
+// names what its person saw.
+func ContextHash(ch Challenge) string {
+	line := strings.NewReplacer("\r", " ", "\n", " ")
+	canonical := strings.Join([]string{
+		"passport-challenge-context/v1",
+		"id=" + ch.ID,
+		"app=" + line.Replace(ch.AppName),
+		"ip=" + line.Replace(ch.IP),
+		"user_agent=" + line.Replace(ch.UserAgent),
+		"time=" + ch.CreatedAt.UTC().Format("2006-01-02T15:04:05Z"),
+	}, "\n")
+	sum := sha256.Sum256([]byte(canonical))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }

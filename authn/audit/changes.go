@@ -31,8 +31,12 @@ func eventsOf(ctx context.Context, c authn.Change) []Event {
 		return deviceEvents(c)
 	case authn.TableInvitation:
 		if inv, ok := c.After.(authn.Invitation); ok && c.Op == authn.OpCreate {
-			return []Event{{Type: InvitationCreated, Email: inv.Email, Outcome: OutcomeSuccess,
-				Details: map[string]any{"expires_at": inv.ExpiresAt}}}
+			e := Event{Type: InvitationCreated, Email: inv.Email, Outcome: OutcomeSuccess,
+				Details: map[string]any{"expires_at": inv.ExpiresAt}}
+			if inv.InvitedBy != "" { // a phone inviting its user's next phone
+				e.DeviceID, e.Details["invited_by"] = inv.InvitedBy, inv.InvitedBy
+			}
+			return []Event{e}
 		}
 	case authn.TableApp:
 		return appEvents(c)
@@ -77,11 +81,13 @@ func loginEvents(ctx context.Context, c authn.Change) []Event {
 	}
 	if after.AnsweredBy != "" && before.AnsweredBy == "" {
 		e.DeviceID, e.Actor = after.AnsweredBy, "device:"+after.AnsweredBy
-		if r := requestOf(ctx); r.ip != "" {
+		// A code typed in the browser comes from the browser's address, not the phone's.
+		if r := requestOf(ctx); r.ip != "" && after.Method != authn.MethodOfflineCode {
 			e.Details["phone_ip"] = r.ip
 		}
 		if after.Receipt != "" {
 			e.Details["receipt"] = after.Receipt
+			e.Details["receipt_body"] = after.ReceiptBody
 		}
 	}
 	e.Reason = after.Reason

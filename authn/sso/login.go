@@ -102,6 +102,17 @@ func (p *IdP) Identify(ctx context.Context, id, secret, email string, c Client) 
 	return err
 }
 
+// EnterCode takes an offline code typed in the browser of login id (see authn.Logins.ApproveByCode); a code
+// completes only that login. Refusals are errors for the form (authn.ErrCodeInvalid, authn.ErrCodeLocked).
+func (p *IdP) EnterCode(ctx context.Context, id, secret, code string, c Client) error {
+	l, _, err := p.Load(ctx, id, secret)
+	if err != nil {
+		return err
+	}
+	_, err = p.svc.Logins.ApproveByCode(ctx, l, code, c.Network)
+	return err
+}
+
 // ChangeEmail takes login id back to the email step ("Not you?"; see authn.Logins.ChangeEmail).
 func (p *IdP) ChangeEmail(ctx context.Context, id, secret string) error {
 	l, _, err := p.Load(ctx, id, secret)

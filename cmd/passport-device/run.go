@@ -17,6 +17,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+
 	"github.com/winkk/passport/api/deviceapi"
 	"github.com/winkk/passport/authn/deviceproof"
 )
@@ -48,6 +51,11 @@ const usage = `usage: passport-device COMMAND [flags]
   rename --state FILE [--device ID] --name NAME   (default device: this one)
   remove --state FILE --device ID
   push-token --state FILE --fcm-token T    ("" removes the token: the device pulls)
+  add-device --state FILE                  invite this account's next phone: prints {token, enroll_url,
+                                           expires_at} (at most 15 minutes, one use); on the new
+                                           phone: enroll --server URL --token TOKEN --state FILE
+  code --state FILE                        print the current offline code (6 digits, plain text), to
+                                           type on the login page when this phone has no network
 
 Output is JSON on stdout; errors are one line on stderr.
 Exit status: 0 ok, 1 refused by the server or failed, 2 usage.
@@ -79,6 +87,8 @@ var commands = map[string]command{
 	"rename":     cmdRename,
 	"remove":     cmdRemove,
 	"push-token": cmdPushToken,
+	"code":       cmdCode,
+	"add-device": cmdAddDevice,
 }
 
 // run is the whole program: args without the program name. It returns the
@@ -233,11 +243,73 @@ func cmdEnroll(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st := &state{Server: strings.TrimRight(*server, "/"), DeviceID: res.Device.ID, Email: res.Device.Email, PrivateKey: pemKey}
+	st := &state{Server: strings.TrimRight(*server, "/"), DeviceID: res.Device.ID, Email: res.Device.Email, PrivateKey: pemKey,
+		OfflineCode: res.OfflineCode}
 	if err := sw.commit(st); err != nil {
 		return fmt.Errorf("device %s enrolled but its key is lost: %w", res.Device.ID, err)
 	}
-	return printJSON(e.stdout, res)
+	// The offline-code secret stays in the state file, as the private key does.
+	return printJSON(e.stdout, enrollOutput{Device: res.Device, OfflineCodes: res.OfflineCode != nil})
+}
+
+// enrollOutput is what enroll prints: the device, and whether it can show offline codes (code).
+type enrollOutput struct {
+	Device       deviceapi.Device `json:"device"`
+	OfflineCodes bool             `json:"offline_codes"`
+}
+
+// cmdCode prints the current offline code: the six digits to type on the login page ("Use a code from the
+// app instead") when this phone has no network. It makes no call to the server.
+func cmdCode(_ context.Context, e *env, args []string) error {
+	fs := flags("code")
+	statePath := fs.String("state", "", "state file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *statePath == "" {
+		return usagef("--state is required")
+	}
+	st, _, err := loadState(*statePath)
+	if err != nil {
+		return err
+	}
+	oc := st.OfflineCode
+	if oc == nil || oc.Secret == "" {
+		return errors.New("this device has no offline-code secret: the server had offline codes turned off when it enrolled")
+	}
+	alg := otp.AlgorithmSHA1
+	switch strings.ToUpper(oc.Algorithm) {
+	case "", "SHA1":
+	case "SHA256":
+		alg = otp.AlgorithmSHA256
+	default:
+		return fmt.Errorf("offline code: unsupported algorithm %q", oc.Algorithm)
+	}
+	digits := otp.DigitsSix
+	if oc.Digits == 8 {
+		digits = otp.DigitsEight
+	}
+	code, err := totp.GenerateCodeCustom(oc.Secret, time.Now(), totp.ValidateOpts{Period: uint(max(oc.Period, 1)), Digits: digits, Algorithm: alg})
+	if err != nil {
+		return fmt.Errorf("offline code: %w", err)
+	}
+	_, err = fmt.Fprintln(e.stdout, code)
+	return err
+}
+
+// cmdAddDevice has this (enrolled) phone invite its account's next phone.
+func cmdAddDevice(ctx context.Context, e *env, args []string) error {
+	c, _, err := device(e, flags("add-device"), args, nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	inv, err := c.CreateDeviceInvitation(ctx)
+	if err != nil {
+		return err
+	}
+	return printJSON(e.stdout, inv)
 }
 
 // askCode has the server mail a code to email and reads it from stdin.
@@ -460,6 +532,8 @@ func answer(ctx context.Context, e *env, c *deviceapi.Client, timeout time.Durat
 		if err != nil {
 			return err
 		}
+		// The answer names what was shown: the hash of the challenge's context as this client reads it.
+		req.ContextHash = deviceapi.ContextHash(*ch)
 		res, err := c.AnswerChallenge(ctx, ch.ID, req)
 		if err != nil {
 			return fmt.Errorf("challenge %s: %w", ch.ID, err)

@@ -185,3 +185,70 @@ func TestApproveThroughStoreStall(t *testing.T) {
 		t.Error("the server never answered 503 during the stall: the test did not stall it")
 	}
 }
+
+// TestCodeAgainstServer: the offline code passport-device prints completes a waiting login on the real
+// server; a device enrolled while the server had codes off says it has none.
+func TestCodeAgainstServer(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t)
+	state := filepath.Join(t.TempDir(), "phone.json")
+	const email = "ada@example.com"
+	code, out := cli(t, nil, "enroll", "--server", s.URL, "--token", invite(t, s, email), "--state", state)
+	if code != 0 || !strings.Contains(out, `"offline_codes": true`) {
+		t.Fatalf("enroll: exit %d: %s", code, out)
+	}
+	if st := mustReadState(t, state); st.OfflineCode == nil || strings.Contains(out, st.OfflineCode.Secret) {
+		t.Fatalf("the state file keeps no secret, or enroll printed it: %s", out)
+	}
+	// Mid-step, so that the code printed is the server's current one for long enough.
+	now := s.Clock.Now()
+	s.Clock.Advance((5*time.Second - now.Sub(now.Truncate(30*time.Second)) + 30*time.Second) % (30 * time.Second))
+	l := parkPending(t, s, email)
+	code, out = cli(t, nil, "code", "--state", state)
+	if code != 0 || !regexp.MustCompile(`^[0-9]{6}\n$`).MatchString(out) {
+		t.Fatalf("code: exit %d: %q", code, out)
+	}
+	approved, err := s.Svc.Logins.ApproveByCode(context.Background(), l, strings.TrimSpace(out), "cli-test")
+	if err != nil || approved.State != authn.StateApproved || approved.Method != authn.MethodOfflineCode {
+		t.Fatalf("the printed code does not approve the login: %v %s", err, approved.State)
+	}
+
+	off := apitest.Start(t, func(c *authn.Config) { c.DisableOfflineCodes = true })
+	state2 := filepath.Join(t.TempDir(), "phone2.json")
+	if code, _ := cli(t, nil, "enroll", "--server", off.URL, "--token", invite(t, off, email), "--state", state2); code != 0 {
+		t.Fatal("enroll with codes off failed")
+	}
+	if code, _ := cli(t, nil, "code", "--state", state2); code != 1 {
+		t.Fatalf("code without a secret: exit %d, want 1", code)
+	}
+}
+
+// TestAddDeviceAgainstServer: add-device prints an invitation with which a second state file enrolls for
+// the same account, recorded as invited by the first phone.
+func TestAddDeviceAgainstServer(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t)
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "old.json"), filepath.Join(dir, "new.json")
+	const email = "ada@example.com"
+	if code, _ := cli(t, nil, "enroll", "--server", s.URL, "--token", invite(t, s, email), "--state", first); code != 0 {
+		t.Fatal("enroll failed")
+	}
+	code, out := cli(t, nil, "add-device", "--state", first)
+	var inv struct {
+		Token     string    `json:"token"`
+		EnrollURL string    `json:"enroll_url"`
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &inv) != nil || inv.Token == "" || !strings.Contains(inv.EnrollURL, inv.Token) {
+		t.Fatalf("add-device: exit %d: %s", code, out)
+	}
+	if code, _ := cli(t, nil, "enroll", "--server", s.URL, "--token", inv.Token, "--state", second); code != 0 {
+		t.Fatal("enroll with the phone's invitation failed")
+	}
+	old, next := mustReadState(t, first), mustReadState(t, second)
+	d, err := s.Svc.Devices.Get(context.Background(), email, next.DeviceID)
+	if err != nil || next.Email != email || d.InvitedBy != old.DeviceID {
+		t.Fatalf("the new phone: %+v, %+v, %v", next, d, err)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/winkk/passport/api/deviceapi"
 )
 
 // state is the device's state file.
@@ -18,6 +20,8 @@ type state struct {
 	DeviceID   string `json:"device_id"`
 	Email      string `json:"email"`
 	PrivateKey string `json:"private_key"` // PEM, PKCS#8
+	// OfflineCode is the offline-code secret the server gave at enrollment (absent when it has them off).
+	OfflineCode *deviceapi.OfflineCode `json:"offline_code,omitempty"`
 }
 
 func encodeKey(k *ecdsa.PrivateKey) (string, error) {

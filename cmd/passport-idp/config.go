@@ -38,6 +38,7 @@ type config struct {
 	TrustedProxies  string
 	MetricsListen   string
 	Pprof           string
+	OfflineCodes    string
 	AuditRetention  time.Duration
 	AlertEmails     string
 	AdminEmails     string
@@ -77,6 +78,7 @@ func (c *config) settings() []setting {
 		{env: "PASSPORT_KEY_ENCRYPTION_KEY", def: "", help: "base64 of 32 random bytes: seals the signing keys kept in the store (AES-256-GCM)", str: &c.KeyEncryption},
 		{env: "PASSPORT_METRICS_LISTEN", def: "", help: "address of a listener of its own for /metrics (and /debug/pprof/); empty: /metrics on the main listener, to loopback clients only", str: &c.MetricsListen},
 		{env: "PASSPORT_PPROF", def: "off", help: "on: serve Go's runtime profiles at /debug/pprof/ on the metrics listener (needs PASSPORT_METRICS_LISTEN)", str: &c.Pprof},
+		{env: "PASSPORT_OFFLINE_CODES", def: "on", help: "on: each phone also shows a 6-digit code that can be typed on the login page when the phone has no network; off: approval on the phone only", str: &c.OfflineCodes},
 		{env: "PASSPORT_AUDIT_RETENTION", def: "2160h", help: "how long the audit log keeps events, 1h to 87600h (10 years)", dur: &c.AuditRetention, min: time.Hour, max: 87600 * time.Hour},
 		{env: "PASSPORT_ADMIN_EMAILS", def: "", help: "comma-separated emails made administrators of the admin console at start-up (created when missing)", str: &c.AdminEmails},
 		{env: "PASSPORT_ALERT_EMAILS", def: "", help: "comma-separated addresses mailed when a sign-in is reported or pushes are paused", str: &c.AlertEmails},
@@ -150,6 +152,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 	default:
 		return c, fmt.Errorf("PASSPORT_PPROF: %q is neither on nor off", c.Pprof)
+	}
+	if c.OfflineCodes != "on" && c.OfflineCodes != "off" {
+		return c, fmt.Errorf("PASSPORT_OFFLINE_CODES: %q is neither on nor off", c.OfflineCodes)
 	}
 	if c.EntityID == "" {
 		return c, errors.New("PASSPORT_ENTITY_ID must not be empty")

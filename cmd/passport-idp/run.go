@@ -95,13 +95,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	defer auditLog.Close()
 	svc = authn.New(st, pusher, mailer, authn.Config{
-		LoginTTL:         cfg.LoginTTL,
-		AllowedDomains:   cfg.allowedDomains(),
-		BaseURL:          cfg.BaseURL,
-		Logger:           log,
-		SessionTTL:       cfg.SessionTTL,
-		KeyEncryptionKey: cfg.keyEncryptionKey(),
-		OnChange:         auditLog.OnChange,
+		LoginTTL:            cfg.LoginTTL,
+		AllowedDomains:      cfg.allowedDomains(),
+		BaseURL:             cfg.BaseURL,
+		Logger:              log,
+		SessionTTL:          cfg.SessionTTL,
+		KeyEncryptionKey:    cfg.keyEncryptionKey(),
+		DisableOfflineCodes: cfg.OfflineCodes == "off",
+		OnChange:            auditLog.OnChange,
 	})
 	defer svc.Close()
 
