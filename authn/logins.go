@@ -85,7 +85,8 @@ type Login struct {
 	// Method is how the login was approved: MethodPush (the default, also when empty) or MethodOfflineCode.
 	Method string `json:"method,omitempty"`
 	// Receipt is the phone's signed answer, exactly as the server verified it (a compact JWS), for approvals
-	// and denials: proof of which phone answered and what it showed.
+	// and denials: proof of which phone answered and what it showed. Kept until the login is answered; the
+	// audit log keeps it for good (details.receipt of login.approved and login.denied).
 	Receipt string `json:"receipt,omitempty"`
 	// ReceiptBody is the exact request body the Receipt signed (its bsh claim is this body's SHA-256).
 	ReceiptBody string `json:"receipt_body,omitempty"`
@@ -891,6 +892,9 @@ func (s *Logins) storeResponse(ctx context.Context, l Login, sessionID string, r
 			return cur, newErr(ErrConflict, "this sign-in is not approved")
 		}
 		cur.State, cur.Response, cur.ResponseAt, cur.SessionID = StateAnswered, resp, now, sessionID
+		// The receipt went into the audit log's login.approved event with the approval; an answered login
+		// keeps its Response instead, within its 4 KiB.
+		cur.Receipt, cur.ReceiptBody = "", ""
 		won = true
 		return cur, nil
 	})
