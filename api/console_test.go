@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/makiuchi-d/gozxing"
+	"github.com/makiuchi-d/gozxing/qrcode"
+
 	"github.com/winkk/passport/api/deviceapi"
 	"github.com/winkk/passport/authn/audit"
 	"github.com/winkk/passport/authn/deviceproof"
@@ -344,8 +347,18 @@ func TestConsoleUsersAndStepUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := png.Decode(bytes.NewReader(raw)); err != nil {
+	pic, err := png.Decode(bytes.NewReader(raw))
+	if err != nil {
 		t.Fatalf("the QR code is not a PNG: %v", err)
+	}
+	// Read as a phone's camera would, by a decoder we did not write: it says the link shown.
+	bmp, err := gozxing.NewBinaryBitmapFromImage(pic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
+	if err != nil || read.GetText() != link {
+		t.Fatalf("the QR code reads %v (%v), want the link %q", read, err, link)
 	}
 	// The link works: a phone enrolls with its token.
 	c := &deviceapi.Client{BaseURL: e.URL, Signer: &deviceproof.Signer{Key: e.newKey(), Clock: e.clock.Now}}
