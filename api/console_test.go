@@ -470,6 +470,20 @@ func TestConsoleApplications(t *testing.T) {
 	if s, _ := ov.testID("signins-today"); !strings.Contains(s, "1 approved") {
 		t.Errorf("overview sign-ins today: %q", s)
 	}
+	// ... the applications still waiting for their Audience and ACS URL, and the users without a phone.
+	var half struct{ ID string }
+	e.do("POST", "/api/v1/admin/apps", adminToken, map[string]any{"name": "Half <done>", "interface": "saml2"}, http.StatusCreated, &half)
+	e.do("POST", "/api/v1/admin/users", adminToken, map[string]any{"email": "nophone@example.com"}, http.StatusCreated, nil)
+	ov = b.get(e.URL + "/admin")
+	if s, _ := ov.testID("unconfigured"); !strings.Contains(s, "Half <done>") || !strings.Contains(ov.Body, "/admin/apps/"+half.ID) {
+		t.Errorf("overview: the unconfigured application is not listed: %q", s)
+	}
+	if s, _ := ov.testID("without-phone"); !strings.Contains(s, "nophone@example.com") || strings.Contains(s, ph.Email) {
+		t.Errorf("overview users without a phone: %q", s)
+	}
+	if _, ok := ov.testID("cert-expiring"); ok {
+		t.Error("overview: a five-year certificate is said to be expiring")
+	}
 
 	// Deleting asks for a fresh approval first; after it, the same button deletes.
 	e.clock.Advance(6 * time.Minute)
@@ -623,5 +637,22 @@ func TestConsoleSignInRefusals(t *testing.T) {
 		if ck.Name == "passport_admin" {
 			t.Fatal("a refused sign-in left a console session cookie")
 		}
+	}
+}
+
+// TestConsoleOverviewCertificateExpiring: within 30 days of the signing certificate's end, the overview
+// says so and leads to the Keys tab.
+func TestConsoleOverviewCertificateExpiring(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ph := e.enroll("root@example.com")
+	e.makeAdmin("root@example.com")
+	// The generated certificate is valid five years: come back 20 days before its end.
+	e.clock.Advance(5*365*24*time.Hour - 20*24*time.Hour)
+	b := newBrowser(t)
+	ov := e.consoleSignIn(b, "/admin", ph)
+	s, ok := ov.testID("cert-expiring")
+	if !ok || !strings.Contains(s, "expires on") || !strings.Contains(ov.Body, `href="/admin/keys"`) {
+		t.Fatalf("overview 20 days before the certificate's end: %q (%v)\n%s", s, ok, ov.Body)
 	}
 }
