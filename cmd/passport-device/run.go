@@ -463,18 +463,23 @@ func approveByNumber(ctx context.Context, e *env, c *deviceapi.Client, timeout t
 	ctx, cancel := context.WithDeadline(ctx, deadline.Add(callTimeout))
 	defer cancel()
 	for {
-		res, err := c.ApproveByNumber(ctx, number)
+		res, err := approveNamingContext(ctx, c, number)
 		var apiErr *deviceapi.APIError
-		if errors.As(err, &apiErr) && (apiErr.Code == deviceapi.CodeNoMatchingChallenge || apiErr.Code == deviceapi.CodeTemporarilyUnavailable) {
-			// No sign-in shows the number yet, or the server cannot reach its store for a moment (then the
-			// approval may not be recorded): ask again until the timeout.
+		if errors.As(err, &apiErr) && (apiErr.Code == deviceapi.CodeNoMatchingChallenge || apiErr.Code == deviceapi.CodeTemporarilyUnavailable || apiErr.Code == deviceapi.CodeContextChanged) {
+			// No sign-in shows the number yet, or none of the challenges listed is its sign-in (it became
+			// pending just after the list was read; or its context changed, which asking again will not
+			// mend), or the server cannot reach its store for a moment (then the approval may not be
+			// recorded): ask again until the timeout.
 			wait := approveRetry
 			if apiErr.Code == deviceapi.CodeTemporarilyUnavailable {
 				wait = unavailableRetry
 			}
 			if time.Now().Add(wait).After(deadline) {
-				if apiErr.Code == deviceapi.CodeTemporarilyUnavailable {
+				switch apiErr.Code {
+				case deviceapi.CodeTemporarilyUnavailable:
 					return fmt.Errorf("the server could not record the approval of %d within %s: %w", number, timeout, err)
+				case deviceapi.CodeContextChanged:
+					return fmt.Errorf("the sign-in showing %d is not one this phone was shown (its context changed): %w", number, err)
 				}
 				return fmt.Errorf("no open sign-in showing %d within %s: %w", number, timeout, err)
 			}
@@ -496,6 +501,35 @@ func approveByNumber(ctx context.Context, e *env, c *deviceapi.Client, timeout t
 		}
 		return nil
 	}
+}
+
+// approveNamingContext approves the sign-in showing number, naming in the signed answer the context the phone
+// was shown: each pending challenge's context hash is tried in turn (the server refuses with context_changed
+// the ones that are not the number's sign-in, changing nothing), so the receipt says what was approved. With no
+// challenge listed it approves by the number alone, and the server says whether a sign-in shows it.
+func approveNamingContext(ctx context.Context, c *deviceapi.Client, number int) (*deviceapi.ApproveByNumberResponse, error) {
+	list, err := c.ListChallenges(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for _, ch := range list.Challenges {
+		if ch.State != deviceapi.StatePending {
+			continue
+		}
+		res, err := c.Approve(ctx, deviceapi.ApproveByNumberRequest{Number: number, ContextHash: deviceapi.ContextHash(ch)})
+		var apiErr *deviceapi.APIError
+		if errors.As(err, &apiErr) && apiErr.Code == deviceapi.CodeContextChanged {
+			lastErr = err
+			continue
+		}
+		return res, err
+	}
+	if lastErr != nil {
+		// Not one pending challenge's context is the one of the sign-in showing number: it changed since.
+		return nil, lastErr
+	}
+	return c.ApproveByNumber(ctx, number)
 }
 
 func cmdDeny(ctx context.Context, e *env, args []string) error {

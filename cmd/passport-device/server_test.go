@@ -17,6 +17,7 @@ import (
 	"github.com/winkk/passport/api"
 	"github.com/winkk/passport/api/apitest"
 	"github.com/winkk/passport/authn"
+	"github.com/winkk/passport/authn/audit"
 	"github.com/winkk/passport/store/storetest/redisproc"
 )
 
@@ -250,5 +251,39 @@ func TestAddDeviceAgainstServer(t *testing.T) {
 	d, err := s.Svc.Devices.Get(context.Background(), email, next.DeviceID)
 	if err != nil || next.Email != email || d.InvitedBy != old.DeviceID {
 		t.Fatalf("the new phone: %+v, %+v, %v", next, d, err)
+	}
+}
+
+// TestApproveNamesWhatWasShown: approve --number signs the context of the sign-in it approves, so the receipt
+// in the audit log says what the phone was shown, even with another sign-in of the account (one a stranger
+// started) pending beside it.
+func TestApproveNamesWhatWasShown(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t)
+	state := filepath.Join(t.TempDir(), "phone.json")
+	const email = "ada@example.com"
+	if code, _ := cli(t, nil, "enroll", "--server", s.URL, "--token", invite(t, s, email), "--state", state); code != 0 {
+		t.Fatal("enroll failed")
+	}
+	parkPending(t, s, email) // planted: listed first or second, never approved (one login.approved below)
+	mine := parkPending(t, s, email)
+	if code, out := cli(t, nil, "approve", "--state", state, "--number", strconv.Itoa(mine.Number), "--timeout", "10s"); code != 0 {
+		t.Fatalf("approve: exit %d: %s", code, out)
+	}
+	s.Audit.Close() // writes what is queued
+	events, _, err := s.Audit.List(context.Background(), audit.Filter{Type: audit.LoginApproved, Email: email})
+	if err != nil || len(events) != 1 {
+		t.Fatalf("login.approved events: %v %v", events, err)
+	}
+	body, _ := events[0].Details["receipt_body"].(string)
+	var signed struct {
+		Number      int    `json:"number"`
+		ContextHash string `json:"context_hash"`
+	}
+	if err := json.Unmarshal([]byte(body), &signed); err != nil || signed.Number != mine.Number || signed.ContextHash == "" {
+		t.Fatalf("the receipt's body %q names no context (%v)", body, err)
+	}
+	if events[0].Details["receipt"] == nil {
+		t.Error("no receipt in the event")
 	}
 }
