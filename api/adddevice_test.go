@@ -4,11 +4,14 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/winkk/passport/api/apitest"
 	"github.com/winkk/passport/api/deviceapi"
+	"github.com/winkk/passport/authn"
 	"github.com/winkk/passport/authn/audit"
 	"github.com/winkk/passport/authn/deviceproof"
 	"github.com/winkk/passport/store"
@@ -111,6 +114,27 @@ func TestPhoneInvitesNextPhone(t *testing.T) {
 	}
 	if _, err := old.CreateDeviceInvitation(ctx); apiCode(err) != "429 rate_limited" {
 		t.Errorf("a fourth open invitation: %s", apiCode(err))
+	}
+	// Asked for at once, by both phones, still three at most: the cap is checked as the invitation is stored.
+	e.clock.Advance(16 * time.Minute)
+	var made atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 12 {
+		wg.Go(func() {
+			ph := old
+			if i%2 == 1 {
+				ph = next
+			}
+			if _, err := ph.CreateDeviceInvitation(ctx); err == nil {
+				made.Add(1)
+			} else if apiCode(err) != "429 rate_limited" {
+				t.Errorf("concurrent invitation: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if made.Load() != authn.MaxDeviceInvitations {
+		t.Errorf("%d invitations made at once, want %d", made.Load(), authn.MaxDeviceInvitations)
 	}
 	// A suspended user's phones cannot invite.
 	e.do("PATCH", "/api/v1/admin/users/"+employee, adminToken, map[string]any{"status": "suspended"}, http.StatusOK, nil)

@@ -126,10 +126,19 @@ func (s *core) storeInvitation(ctx context.Context, inv Invitation, ttl time.Dur
 		return internal("create invitation", err)
 	}
 	index := store.Effects{AddTo: []string{userIndex(inv.Email)}, IndexTTL: ttl}
+	if inv.InvitedBy != "" {
+		// A phone's invitations also count in an index of their own, capped in the same atomic step: two
+		// phones asking at once cannot both pass a count made before either wrote.
+		index.AddTo = append(index.AddTo, phoneInvitationIndex(inv.Email))
+		index.Caps = []int{0, MaxDeviceInvitations}
+	}
 	if _, err := s.invitations.Change(ctx, inv.ID, &inv, func(cur Invitation) (Invitation, error) { return cur, nil }, index); err != nil {
 		// An invitation the user's deletion could not find must not live on.
 		if _, derr := s.invitations.Take(context.WithoutCancel(ctx), inv.ID); derr != nil && !errors.Is(derr, store.ErrNotFound) {
 			s.log.Warn("withdraw an unindexed invitation", "email", inv.Email, "err", derr)
+		}
+		if errors.Is(err, store.ErrIndexFull) {
+			return newErr(ErrRateLimited, "%d invitations for a new phone are open already; use one, or wait until they expire (at most %s)", MaxDeviceInvitations, DeviceInvitationTTL)
 		}
 		return internal("index invitation", err)
 	}
@@ -154,18 +163,19 @@ func (s *Devices) InviteNext(ctx context.Context, d Device) (Invitation, string,
 	if u.Status != UserActive {
 		return Invitation{}, "", newErr(ErrForbidden, "this account is suspended")
 	}
-	open, err := s.invitations.ListIndex(ctx, userIndex(d.Email))
+	// Only open invitations count against the cap: listing sweeps the ids of those used or gone out of the
+	// index, and those past their end (by the service's clock) are taken out here.
+	idx := phoneInvitationIndex(d.Email)
+	open, err := s.invitations.ListIndex(ctx, idx)
 	if err != nil {
 		return Invitation{}, "", internal("list invitations", err)
 	}
-	n := 0
 	for _, inv := range open {
-		if inv.InvitedBy != "" && inv.Email == d.Email && s.now().Before(inv.ExpiresAt) {
-			n++
+		if !s.now().Before(inv.ExpiresAt) {
+			if err := s.invitations.RemoveFromIndex(ctx, idx, inv.ID); err != nil {
+				return Invitation{}, "", internal("sweep invitations", err)
+			}
 		}
-	}
-	if n >= MaxDeviceInvitations {
-		return Invitation{}, "", newErr(ErrRateLimited, "%d invitations for a new phone are open already; use one, or wait until they expire (at most %s)", n, DeviceInvitationTTL)
 	}
 	return s.createInvitation(ctx, d.Email, d.ID, DeviceInvitationTTL)
 }

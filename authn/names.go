@@ -8,6 +8,9 @@ import "strconv"
 // userIndex indexes a user's devices, sessions and invitations (each table has its own).
 func userIndex(email string) string { return "user:" + email }
 
+// phoneInvitationIndex holds the open invitations a user's phones made (capped at MaxDeviceInvitations).
+func phoneInvitationIndex(email string) string { return "phone-invitations:" + email }
+
 // pendingIndex holds a user's open sign-ins; pendingNetIndex those of them started from one client network;
 // numberIndex the one that shows a number (at most one: numbers are unique among a user's open sign-ins).
 func pendingIndex(email string) string         { return "pending:" + email }
