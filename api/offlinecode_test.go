@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -222,6 +224,42 @@ func TestOfflineCodeLockout(t *testing.T) {
 		t.Fatalf("approve on the phone after a code lock-out: %v", err)
 	}
 	samlForm(t, stranger.get(w.URL), acsURL)
+}
+
+// TestOfflineCodeBurst: thirty wrong codes posted at once from one network are not all compared: each takes
+// its place in the count first, so no more than the limit are answered "wrong code"; the rest are refused
+// as locked, and none fails on the server's side.
+func TestOfflineCodeBurst(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	jira := e.newApp("Jira", atlassianAudience, acsURL)
+	e.enroll(employee)
+	midStep(e)
+	stranger := newBrowserFrom(t, "127.0.0.4")
+	w := stranger.identify(stranger.startLogin(e.sp(jira), ""), employee)
+	stranger.typeCode(w, "000000") // one try through the form, as a browser would
+	var wrong, locked, other atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range 30 {
+		wg.Go(func() {
+			<-start
+			switch stranger.postForm(strings.TrimSuffix(w.URL, "/")+"/code", url.Values{"code": {fmt.Sprintf("%06d", 100001+i)}}).Status {
+			case http.StatusBadRequest:
+				wrong.Add(1)
+			case http.StatusTooManyRequests:
+				locked.Add(1)
+			default:
+				other.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	// The first try above was wrong too: at most three more "wrong" before the fifth locks.
+	if wrong.Load() > 3 || other.Load() != 0 || wrong.Load()+locked.Load() != 30 {
+		t.Errorf("a burst of 30 wrong codes: %d wrong, %d locked, %d other; want at most 3 compared as wrong", wrong.Load(), locked.Load(), other.Load())
+	}
 }
 
 // TestOfflineCodesOff: with offline codes off, enrollment hands out no secret, the page offers no code and a

@@ -111,7 +111,10 @@ func (s *Logins) ApproveByCode(ctx context.Context, l Login, code, clientKey str
 	if len(code) != OfflineCodeDigits || strings.Trim(code, "0123456789") != "" {
 		return Login{}, newErr(ErrCodeInvalid, "Enter the %d-digit code the Passport app shows.", OfflineCodeDigits)
 	}
-	if err := s.codeLocked(ctx, l.Email, clientKey); err != nil {
+	// This try takes its place among the wrong ones before the code is looked at, so however many tries
+	// arrive at once, no more than the limits are ever compared; a right code gives its place back.
+	try, err := s.codeTry(ctx, l.Email, clientKey)
+	if err != nil {
 		return Login{}, err
 	}
 	d, step, err := s.matchCode(ctx, l, code, now)
@@ -119,7 +122,7 @@ func (s *Logins) ApproveByCode(ctx context.Context, l Login, code, clientKey str
 		return Login{}, err
 	}
 	if d.ID == "" {
-		return Login{}, s.codeFailed(ctx, l.Email, clientKey)
+		return Login{}, try.failed()
 	}
 	first, err := s.st.Claim(ctx, offlineCodeUsedKey(l.Email, d.ID, step), (2*OfflineCodeSkew+1)*OfflineCodePeriod)
 	if err != nil {
@@ -127,8 +130,9 @@ func (s *Logins) ApproveByCode(ctx context.Context, l Login, code, clientKey str
 	}
 	if !first {
 		s.log.Warn("offline code replayed", "login", l.ID, "email", l.Email, "device", d.ID)
-		return Login{}, s.codeFailed(ctx, l.Email, clientKey)
+		return Login{}, try.failed()
 	}
+	try.refund(ctx)
 	answered := store.Effects{RemoveFrom: openIndexes(l), Publish: []store.Message{{Channel: UserChannel(l.Email), Payload: "changed"}}}
 	next, err := s.transition(ctx, l.ID, &l, answered, func(cur Login, now time.Time) (Login, error) {
 		if cur.Current(now) != StatePending || cur.Decoy || cur.Email != l.Email || cur.Number != l.Number {
@@ -177,22 +181,46 @@ func (s *core) matchCode(ctx context.Context, l Login, code string, now time.Tim
 	return Device{}, 0, nil
 }
 
-// codeLocked refuses codes for email from net while its wrong codes, or the user's, are used up.
-func (s *core) codeLocked(ctx context.Context, email, net string) error {
+// codeTry is one offline-code try counted up front against the limits of its client network and its user:
+// the counts with it (byNet, byUser).
+type codeTry struct {
+	s             *core
+	email, net    string
+	byNet, byUser store.HitCount
+}
+
+// codeTry counts a try of an offline code for email from net, refusing it (ErrCodeLocked) when the tries
+// before it reached a limit.
+func (s *core) codeTry(ctx context.Context, email, net string) (*codeTry, error) {
 	lim := s.cfg.Limits
-	for _, c := range []struct {
-		key   string
-		limit int64
-	}{{codeFailKey(email, net), lim.CodeFailures}, {codeFailKey(email, ""), lim.CodeFailuresPerUser}} {
-		n, reset, err := s.st.Count(ctx, c.key)
-		if err != nil {
-			return internal("count wrong codes", err)
-		}
-		if n >= c.limit {
-			return s.codeLockErr(reset)
+	b := s.st.Batch(ctx)
+	netHit, userHit := s.st.HitIn(b, codeFailKey(email, net), lim.CodeWindow), s.st.HitIn(b, codeFailKey(email, ""), lim.CodeWindow)
+	b.Run()
+	nh, err := netHit.Get()
+	if err != nil {
+		return nil, internal("count code tries", err)
+	}
+	uh, err := userHit.Get()
+	if err != nil {
+		return nil, internal("count code tries", err)
+	}
+	switch {
+	case nh.Count > lim.CodeFailures:
+		return nil, s.codeLockErr(nh.ResetIn)
+	case uh.Count > lim.CodeFailuresPerUser:
+		return nil, s.codeLockErr(uh.ResetIn)
+	}
+	return &codeTry{s: s, email: email, net: net, byNet: nh, byUser: uh}, nil
+}
+
+// refund gives back the place of a try whose code was right (a failure to do so is logged: it only makes the
+// limit stricter for the rest of the window).
+func (t *codeTry) refund(ctx context.Context) {
+	for _, key := range []string{codeFailKey(t.email, t.net), codeFailKey(t.email, "")} {
+		if err := t.s.st.Unhit(context.WithoutCancel(ctx), key); err != nil {
+			t.s.log.Warn("refund an offline-code try", "email", t.email, "err", err)
 		}
 	}
-	return nil
 }
 
 func (s *core) codeLockErr(reset time.Duration) error {
@@ -200,27 +228,17 @@ func (s *core) codeLockErr(reset time.Duration) error {
 	return newErr(ErrCodeLocked, "Too many wrong codes. Codes are not accepted here until %s UTC; you can still approve on your phone.", until.Format("15:04"))
 }
 
-// codeFailed counts a wrong code for email from net and says so, or that codes are now locked.
-func (s *core) codeFailed(ctx context.Context, email, net string) error {
-	lim := s.cfg.Limits
-	b := s.st.Batch(ctx)
-	netHit, userHit := s.st.HitIn(b, codeFailKey(email, net), lim.CodeWindow), s.st.HitIn(b, codeFailKey(email, ""), lim.CodeWindow)
-	b.Run()
-	nh, err := netHit.Get()
-	if err != nil {
-		return internal("count wrong code", err)
-	}
-	uh, err := userHit.Get()
-	if err != nil {
-		return internal("count wrong code", err)
-	}
+// failed says the try's code was wrong (or used before), or that codes are now locked: its place in the counts
+// stays.
+func (t *codeTry) failed() error {
+	lim := t.s.cfg.Limits
 	switch {
-	case nh.Count >= lim.CodeFailures:
-		s.log.Warn("offline codes locked for a client network", "email", email, "network", net)
-		return s.codeLockErr(nh.ResetIn)
-	case uh.Count >= lim.CodeFailuresPerUser:
-		s.log.Warn("offline codes locked for a user", "email", email)
-		return s.codeLockErr(uh.ResetIn)
+	case t.byNet.Count >= lim.CodeFailures:
+		t.s.log.Warn("offline codes locked for a client network", "email", t.email, "network", t.net)
+		return t.s.codeLockErr(t.byNet.ResetIn)
+	case t.byUser.Count >= lim.CodeFailuresPerUser:
+		t.s.log.Warn("offline codes locked for a user", "email", t.email)
+		return t.s.codeLockErr(t.byUser.ResetIn)
 	}
 	return newErr(ErrCodeInvalid, "That code is not right, or was already used. Check the code in the Passport app and try again.")
 }
