@@ -11,6 +11,7 @@ import (
 	"github.com/winkk/passport/api/apitest"
 	"github.com/winkk/passport/api/deviceapi"
 	"github.com/winkk/passport/store/storetest"
+	"github.com/winkk/passport/store/storetest/redisproc"
 )
 
 // clusterUsers and clusterLoginsPerUser size TestCluster's run: users log in at the same time, each several
@@ -27,7 +28,7 @@ const (
 // step stays in one slot. Then it logs where the keys went, shard by shard.
 func TestCluster(t *testing.T) {
 	t.Parallel()
-	c := storetest.StartCluster(t)
+	c := redisproc.StartCluster(t)
 	st := storetest.OpenURL(t, c.URL())
 	e := envOf(t, apitest.StartOn(t, st))
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
@@ -56,8 +57,8 @@ func TestCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != len(c.Addrs) {
-		t.Fatalf("KeysByShard answered for %d masters, want %d: %v", len(keys), len(c.Addrs), keys)
+	if len(keys) != len(c.Masters) {
+		t.Fatalf("KeysByShard answered for %d masters, want %d: %v", len(keys), len(c.Masters), keys)
 	}
 	// Where the keys went. Each table's keys share the hash tag {table} today (see store/doc.go, "Keys"), so
 	// all of a table sits on one master; the spread is logged for the record.

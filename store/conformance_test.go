@@ -6,6 +6,7 @@ import (
 	"github.com/winkk/passport/store"
 
 	"github.com/winkk/passport/store/storetest"
+	"github.com/winkk/passport/store/storetest/redisproc"
 )
 
 // TestConformance runs the same suite against the real Redis server (see
@@ -25,7 +26,7 @@ func TestConformance(t *testing.T) {
 }
 
 // TestConformanceCluster runs the suite against a three-master Redis Cluster
-// started for the test (see storetest.StartCluster): a script or MULTI/EXEC
+// started for the test (see redisproc.StartCluster): a script or MULTI/EXEC
 // that touched keys of two slots would fail there.
 //
 // Left out are the checks of the order in which messages arrive: a Cluster
@@ -37,7 +38,7 @@ func TestConformance(t *testing.T) {
 // order it never relies on.
 func TestConformanceCluster(t *testing.T) {
 	t.Parallel()
-	c := storetest.StartCluster(t)
+	c := redisproc.StartCluster(t)
 	storetest.RunExcept(t, func(t *testing.T) *store.Store { return storetest.OpenURL(t, c.URL()) }, clusterOrderTests)
 }
 

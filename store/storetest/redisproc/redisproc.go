@@ -1,5 +1,6 @@
-// Package redisproc starts redis-server processes (single servers, replicas, Sentinels) on spare loopback ports
-// for tests that need a Redis of their own to pause, kill or fail over, and stops them when the test ends.
+// Package redisproc starts redis-server processes (single servers, replicas, Sentinels, a Cluster's masters)
+// on spare loopback ports for tests that need a Redis of their own to pause, kill, fail over or shard, and
+// stops them when the test ends.
 package redisproc
 
 import (
@@ -7,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -56,7 +58,7 @@ type Server struct {
 func Start(tb testing.TB, args ...string) *Server {
 	tb.Helper()
 	Require(tb)
-	return start(tb, func(dir string, port int) []string {
+	return start(tb, sparePort, func(dir string, port int) []string {
 		return append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0",
 			"--dir", dir}, args...)
 	})
@@ -78,7 +80,7 @@ func StartReplica(tb testing.TB, master *Server) *Server {
 func StartSentinel(tb testing.TB, master *Server, name string, quorum int, downAfter, failoverTimeout time.Duration) *Server {
 	tb.Helper()
 	Require(tb)
-	return start(tb, func(dir string, port int) []string {
+	return start(tb, sparePort, func(dir string, port int) []string {
 		conf := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\n"+
 			"sentinel monitor %s 127.0.0.1 %d %d\n"+
 			"sentinel down-after-milliseconds %s %d\n"+
@@ -93,11 +95,12 @@ func StartSentinel(tb testing.TB, master *Server, name string, quorum int, downA
 	})
 }
 
-func start(tb testing.TB, argsFor func(dir string, port int) []string) *Server {
+// start runs redis-server with the arguments argsFor gives for a directory of its own and a port from pick.
+func start(tb testing.TB, pick func() (int, error), argsFor func(dir string, port int) []string) *Server {
 	tb.Helper()
 	var lastErr error
 	for range 5 { // a spare port can be taken between finding it and the server binding it: try another
-		port, err := sparePort()
+		port, err := pick()
 		if err != nil {
 			tb.Fatalf("redisproc: %v", err)
 		}
@@ -267,6 +270,76 @@ func (d *Sentinels) MasterAddr(ctx context.Context) (string, error) {
 		lastErr = err
 	}
 	return "", errors.Join(errors.New("no Sentinel names a master"), lastErr)
+}
+
+// Cluster is a Redis Cluster of masters started by StartCluster.
+type Cluster struct {
+	Masters []*Server
+}
+
+// URL is the store URL of the cluster (redis-cluster://a,b,c).
+func (c *Cluster) URL() string {
+	addrs := make([]string, len(c.Masters))
+	for i, m := range c.Masters {
+		addrs[i] = m.Addr
+	}
+	return "redis-cluster://" + strings.Join(addrs, ",")
+}
+
+// StartCluster starts a Redis Cluster of three masters (cluster mode on, no persistence, no replicas), joins
+// them with redis-cli --cluster create and returns once every node reports cluster_state:ok. It needs
+// redis-cli too, as Require says of redis-server.
+func StartCluster(tb testing.TB) *Cluster {
+	tb.Helper()
+	Require(tb)
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		if os.Getenv(storetest.EnvRedisURL) != "" {
+			tb.Fatalf("redisproc: redis-cli not found (required when %s is set): %v", storetest.EnvRedisURL, err)
+		}
+		tb.Skip("redisproc: redis-cli not found")
+	}
+	c := &Cluster{}
+	args := []string{"--cluster", "create"}
+	for range 3 {
+		m := start(tb, clusterPort, func(dir string, port int) []string {
+			return []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
+				"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--cluster-node-timeout", "2000"}
+		})
+		c.Masters = append(c.Masters, m)
+		args = append(args, m.Addr)
+	}
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		tb.Fatalf("redisproc: redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, m := range c.Masters {
+		m.WaitFor(tb, "cluster_state:ok", func(ctx context.Context, cl *redis.Client) bool {
+			info, err := cl.ClusterInfo(ctx).Result()
+			return err == nil && strings.Contains(info, "cluster_state:ok")
+		})
+	}
+	return c
+}
+
+// clusterPort returns a free loopback port whose cluster bus port (the port + 10000) is free too, both below
+// the ephemeral range so that no outgoing connection takes them meanwhile.
+func clusterPort() (int, error) {
+	for range 200 {
+		p := 20000 + rand.IntN(10000)
+		a, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		b, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
+		_ = a.Close()
+		if err != nil {
+			continue
+		}
+		_ = b.Close()
+		return p, nil
+	}
+	return 0, errors.New("no free port pair for a cluster node")
 }
 
 func sparePort() (int, error) {
