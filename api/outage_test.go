@@ -1,12 +1,10 @@
 package api_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -140,35 +138,16 @@ func TestStoreOutageDuringLogin(t *testing.T) {
 	ch := ph.waitChallenge(t)
 
 	// The page's event stream.
-	req, _ := http.NewRequest("GET", waiting.URL+"/events", nil)
-	resp, err := b.c.Do(req)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("event stream: %v %v", resp, err)
-	}
-	defer resp.Body.Close()
-	events := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		event := ""
-		for sc.Scan() {
-			line := sc.Text()
-			if v, ok := strings.CutPrefix(line, "event: "); ok {
-				event = v
-			} else if v, ok := strings.CutPrefix(line, "data: "); ok {
-				events <- event + " " + v
-			}
-		}
-		close(events)
-	}()
-	if ev := <-events; ev != "state pending" {
-		t.Fatalf("first event %q", ev)
+	first, events, _ := openStream(t, b.c, waiting.URL) // closed when the test ends
+	if first != "state pending" {
+		t.Fatalf("first event %q", first)
 	}
 
 	proxy.setCut(true)
 	if p := b.get(waiting.URL); p.Status < 500 || p.Header.Get("Refresh") == "" || !strings.Contains(p.Body, "tries again by itself") {
 		t.Errorf("the login page during the outage: %d, Refresh %q:\n%s", p.Status, p.Header.Get("Refresh"), p.Body)
 	}
-	select { // the stream rechecks every 5 s: it must not declare the login gone
+	select { // the stream retries a failed read every 5 s: it must not declare the login gone
 	case ev := <-events:
 		t.Fatalf("during the outage the stream sent %q", ev)
 	case <-time.After(6 * time.Second):

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bufio"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -79,8 +78,7 @@ func redisURLOf(t *testing.T) string {
 }
 
 // TestReplicasShareLogins: a login parked by replica A and approved through replica B's device API reaches the
-// browser waiting on A's event stream at once (by pub/sub, not the stream's periodic recheck), and its Response
-// verifies.
+// browser waiting on A's event stream at once (by B's pub/sub announcement), and its Response verifies.
 func TestReplicasShareLogins(t *testing.T) {
 	t.Parallel()
 	lb, a, b := startReplicas(t)
@@ -91,27 +89,9 @@ func TestReplicasShareLogins(t *testing.T) {
 	br := newBrowser(t)
 	waiting := br.identify(br.startLogin(e.sp(app), ""), employee)
 	number := waiting.number(t)
-	req, _ := http.NewRequest("GET", waiting.URL+"/events", nil)
-	resp, err := br.c.Do(req)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("event stream: %v %v", resp, err)
-	}
-	defer resp.Body.Close()
-	events := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(resp.Body)
-		event := ""
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
-				event = v
-			} else if v, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-				events <- event + " " + v
-			}
-		}
-		close(events)
-	}()
-	if ev := <-events; ev != "state pending" {
-		t.Fatalf("first event %q", ev)
+	first, events, _ := openStream(t, br.c, waiting.URL) // closed when the test ends
+	if first != "state pending" {
+		t.Fatalf("first event %q", first)
 	}
 
 	lb.to(t, b.Direct) // the phone's requests now reach B; the stream stays on A
@@ -128,8 +108,8 @@ func TestReplicasShareLogins(t *testing.T) {
 		if ev != "state approved" {
 			t.Fatalf("A's stream sent %q, want state approved", ev)
 		}
-		// A bound, not a timing: the stream also rechecks the store every 5s; told well before that, it was
-		// told by B's announcement.
+		// A bound, not a timing: nothing else would tell A's stream within seconds (the login expires in
+		// minutes); told well within that, it was told by B's announcement.
 		if d := time.Since(approved); d > 2*time.Second {
 			t.Errorf("A's stream was told %v after B recorded the approval", d)
 		}
