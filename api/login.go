@@ -13,7 +13,8 @@ import (
 	"github.com/winkk/passport/authn/sso"
 )
 
-// recheckEvery is how often waiting streams and long-polls look at the store even without a signal.
+// recheckEvery is how often a device long-poll looks at the store even without a signal, and how soon a login
+// page's event stream reads its login again after a failed read.
 const recheckEvery = 5 * time.Second
 
 // loginCookie binds a parked login to the browser that started it; its Path is the login's own URL.
