@@ -82,10 +82,11 @@ const (
 // Register adds the console's routes to g, the group mounted at /admin. No group middleware: each route says
 // what it needs (a session; a session and the CSRF token).
 func (k *Console) Register(g *echo.Group) {
-	limit := middleware.BodyLimit("2M")
+	limit := middleware.BodyLimit("2M") // an SP's metadata, uploaded by a signed-in administrator
 	g.GET("/static/:name", k.handleStatic)
 	g.GET("/signin", k.handleSignInPage)
-	g.POST("/signin", k.handleSignInSubmit, limit)
+	// Anyone may post the sign-in form: an email address, bounded like the login page's.
+	g.POST("/signin", k.handleSignInSubmit, middleware.BodyLimit("8K"))
 	g.GET("/signin/:id", k.handleSignInWait)
 	g.POST("/signout", k.handleSignOut, limit, k.session, k.csrf)
 
