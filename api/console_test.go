@@ -656,3 +656,17 @@ func TestConsoleOverviewCertificateExpiring(t *testing.T) {
 		t.Fatalf("overview 20 days before the certificate's end: %q (%v)\n%s", s, ok, ov.Body)
 	}
 }
+
+// TestConsoleSignInBounded: the sign-in form, which anyone may post, takes no more than the login page's.
+func TestConsoleSignInBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	resp, err := http.PostForm(e.URL+"/admin/signin", url.Values{"email": {strings.Repeat("a", 9000) + "@example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 9 KiB sign-in form: status %d, want 413", resp.StatusCode)
+	}
+}
