@@ -39,7 +39,9 @@ func TestConformance(t *testing.T) {
 func TestConformanceCluster(t *testing.T) {
 	t.Parallel()
 	c := redisproc.StartCluster(t)
-	storetest.RunExcept(t, func(t *testing.T) *store.Store { return storetest.OpenURL(t, c.URL()) }, clusterOrderTests)
+	open := func(t *testing.T) *store.Store { return storetest.OpenURL(t, c.URL()) }
+	storetest.RunExcept(t, open, clusterOrderTests)
+	t.Run("Spread", func(t *testing.T) { storetest.RunSpread(t, open, clusterOrderTests) })
 }
 
 // clusterOrderTests are the conformance checks that assume one total order of
@@ -53,4 +55,14 @@ var clusterOrderTests = map[string]string{
 	"Change":                               "marker order across masters",
 	"SubscribeShared":                      "message order across channels published through different masters",
 	"PubSub":                               "message order across channels published through different masters",
+}
+
+// TestConformanceSpread runs the table checks on spread tables laid out as on a Cluster, against one real
+// server (Options.Spread), and TestConformanceCluster runs them on a Cluster.
+func TestConformanceSpread(t *testing.T) {
+	url, ok := storetest.RedisURL()
+	if !ok {
+		t.Skipf("no Redis server: set %s or run one on 127.0.0.1:6379", storetest.EnvRedisURL)
+	}
+	storetest.RunSpread(t, func(t *testing.T) *store.Store { return storetest.OpenSpread(t, url) }, nil)
 }

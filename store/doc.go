@@ -39,54 +39,32 @@
 // # Redis Cluster
 //
 // Everything works on a Cluster (the test suite runs whole logins, sessions,
-// device enrollment and the pub/sub signals on three masters), but with one
-// tag per table all records of a kind sit in one slot, hence on one master:
-// a Cluster adds failover and room for the other kinds, not a spread of the
-// logins. Pub/sub messages (published with the writes, from scripts) reach
+// device enrollment and the pub/sub signals on three masters). Tables made
+// with [NewTable] keep one hash tag each, so all their records sit on one
+// master: users, applications, devices and keys, which are few, listed by
+// administrators and rarely written. Tables made with [NewSpreadTable]
+// (logins and sessions, written by every login) give each record a slot of
+// its own and each group of indexes (a user's) the slot of its group, so on
+// a Cluster they spread over the masters; see [NewSpreadTable] for the
+// layout, the order of the writes that replace its single scripts, and what
+// a failure between them can leave (an index entry too many, counted until
+// its score passes: limits stricter, never looser). On one server a spread
+// table is a plain one, unless [Options.Spread] asks for the Cluster layout
+// (the test suite runs that way once more in CI). On a Cluster a login costs
+// four more round trips and commands than on one server (20 instead of 16
+// in api's TestLoginRoundTrips).
+//
+// Pub/sub messages (published with the writes, from scripts) reach
 // subscribers on any node, but only what one master publishes arrives in
 // order: [Store.Publish] goes to any master, a script publishes from its
 // record's, and the cluster bus relays each independently. Passport's
 // messages are signals to read a record again, so their order does not
 // matter; the conformance suite runs on a Cluster without its order checks.
 //
-// The layout that spreads them, keeping every atomic step in one slot:
-//
-//   - Tags in IDs. A table may derive a record's tag from its ID
-//     ("<tag>_<rest>"; IDs without the separator keep the table's tag, so
-//     records of the old layout stay readable until they expire). Logins
-//     and sessions get a random tag each; per-user data (the user's indexes
-//     of open logins, the push limits) live in the user's tag, a keyed hash
-//     of the normalized email. A session's ID must not carry its user's tag:
-//     its SessionIndex goes to the applications, and a prefix shared by all
-//     of a user's sessions would let them link the sessions of a user they
-//     only know by transient NameIDs.
-//   - The login steps in two ordered writes instead of one script. A login is
-//     parked before its email is known, so it cannot be born in its user's
-//     slot; moving it there at the email step (a new ID) would re-issue the
-//     browser's cookie, which is scoped to the login's path, and split its
-//     event stream and audit trail over two IDs. Instead the user's indexes
-//     become sorted sets scored by expiry, pruned by score (a script cannot
-//     check a record's existence in another slot, which the sweep of the
-//     current indexes does). The email step first reserves in the user's
-//     slot (one capped add to the pending, per-network pending and number
-//     indexes), then moves the login in its own slot by compare-and-swap and
-//     publishes, and gives the reservation back if the swap lost. An answer
-//     swaps the login first (so one-time approval stays a single
-//     compare-and-swap) and then leaves the indexes. A failure between the
-//     two writes leaves a reservation until its score passes: the caps are
-//     then stricter and one more number is avoided, never looser, since the
-//     reservations always include every open login; ApproveByNumber already
-//     checks the login's own state. Cost: two more commands and round
-//     trips per login (the reservation and its release are writes of their
-//     own), plus one on the email step unless the members of the pending
-//     index carry the numbers they hold (the step reads the numbers in use
-//     today together with the index, in one script). On a single server
-//     this layout only costs; it is worth it where one master cannot carry
-//     every login in flight.
-//   - Id sets per tag. List of a table whose tag is in its IDs scans the
-//     masters for its id sets; logins and sessions are never listed whole
-//     and drop theirs. Users, applications, devices and keys keep one tag
-//     per table: they are few, listed by administrators, and rarely written.
+// Moving an existing Cluster deployment to this layout: the keys of logins
+// and sessions changed, so logins in flight and IdP sessions opened before
+// the upgrade are not found after it (employees approve once more); nothing
+// else moves. Deployments on one server or Sentinel keep their keys.
 //
 // # Round trips
 //

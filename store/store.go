@@ -53,6 +53,12 @@ type Options struct {
 	// Prefix is prepended to every key and channel (tests use a unique prefix
 	// each).
 	Prefix string
+	// Spread lays the tables of [NewSpreadTable] out as on a Redis Cluster
+	// (a slot per record, sorted-set indexes, writes split per slot) on a
+	// single server too. A Cluster always has that layout; this exists so
+	// that a whole test suite can run the Cluster's code paths against one
+	// server. It has no effect on the embedded store.
+	Spread bool
 }
 
 // defaultDialTimeout bounds connection attempts when the URL sets none, so
@@ -102,6 +108,8 @@ type Store struct {
 
 	stats statsHook
 	ack   replicaAck // see WithReplicaAck; n == 0: off
+	// spread: tables of NewSpreadTable use the Cluster layout (see spread.go).
+	spread bool
 }
 
 // Stats counts what a Store has asked of the server since it was opened.
@@ -180,6 +188,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 func newStore(o Options) (*Store, error) {
 	s := &Store{prefix: o.Prefix}
 	u := strings.TrimSpace(o.URL)
+	defer func() { _, cluster := s.rdb.(*redis.ClusterClient); s.spread = cluster || (o.Spread && s.mini == nil) }()
 	scheme, rest, ok := strings.Cut(u, "://")
 	switch {
 	case u == "":

@@ -26,9 +26,10 @@ const listBatch = 256
 // {name} keeps them in one Cluster slot, so each script and MULTI/EXEC below
 // touches a single slot.
 type Table[T any] struct {
-	s    *Store
-	name string
-	base string // prefix + "{" + name + "}:"
+	s      *Store
+	name   string
+	base   string // prefix + "{" + name + "}:"
+	spread bool   // the Cluster layout of NewSpreadTable
 }
 
 // NewTable returns the table called name in s. The name must be non-empty and
@@ -44,9 +45,19 @@ func NewTable[T any](s *Store, name string) *Table[T] {
 // Name returns the table's name.
 func (t *Table[T]) Name() string { return t.name }
 
-func (t *Table[T]) recKey(id string) string      { return t.base + "r:" + id }
-func (t *Table[T]) idsKey() string               { return t.base + "ids" }
-func (t *Table[T]) indexKey(index string) string { return t.base + "ix:" + index }
+func (t *Table[T]) recKey(id string) string {
+	if t.spread {
+		return t.spreadRecKey(id)
+	}
+	return t.base + "r:" + id
+}
+func (t *Table[T]) idsKey() string { return t.base + "ids" }
+func (t *Table[T]) indexKey(index string) string {
+	if t.spread {
+		return t.spreadIndexKey(index)
+	}
+	return t.base + "ix:" + index
+}
 
 func (t *Table[T]) errf(op string, err error) error {
 	return fmt.Errorf("store: %s %s: %w", t.name, op, err)
@@ -163,6 +174,12 @@ func (t *Table[T]) Create(ctx context.Context, id string, v T, ttl time.Duration
 	if err != nil {
 		return t.errf("create", err)
 	}
+	if t.spread {
+		if err := t.spreadCreate(ctx, id, b, ttl, indexes); err != nil {
+			return t.errf("create", err)
+		}
+		return nil
+	}
 	keys := make([]string, 2, 2+len(indexes))
 	keys[0], keys[1] = t.recKey(id), t.idsKey()
 	for _, ix := range indexes {
@@ -187,6 +204,12 @@ func (t *Table[T]) Put(ctx context.Context, id string, v T, ttl time.Duration) e
 	b, err := encodeRecord(v)
 	if err != nil {
 		return t.errf("put", err)
+	}
+	if t.spread {
+		if err := t.s.rdb.Set(ctx, t.recKey(id), b, ttl).Err(); err != nil {
+			return t.errf("put", err)
+		}
+		return nil
 	}
 	err = putScript.Run(ctx, t.s.rdb, []string{t.recKey(id), t.idsKey()},
 		b, ttlMillis(ttl), id, t.recKey(""), sweepSample).Err()
@@ -343,6 +366,9 @@ func (t *Table[T]) Change(ctx context.Context, id string, seen *T, fn func(old T
 
 // change implements Update, UpdateAndPublish and Change.
 func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(old T) (T, error), also Effects) (T, error) {
+	if t.spread && len(also.AddTo)+len(also.RemoveFrom) > 0 {
+		return t.spreadChange(ctx, op, id, seen, fn, also)
+	}
 	var zero T
 	key := t.recKey(id)
 	var b []byte
@@ -480,7 +506,9 @@ func (t *Table[T]) Delete(ctx context.Context, id string) error {
 	var del *redis.IntCmd
 	_, err := t.s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		del = p.Del(ctx, t.recKey(id))
-		p.SRem(ctx, t.idsKey(), id)
+		if !t.spread {
+			p.SRem(ctx, t.idsKey(), id)
+		}
 		return nil
 	})
 	if err != nil {
@@ -500,7 +528,9 @@ func (t *Table[T]) Take(ctx context.Context, id string) (T, error) {
 	var get *redis.StringCmd
 	_, err := t.s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		get = p.GetDel(ctx, t.recKey(id))
-		p.SRem(ctx, t.idsKey(), id)
+		if !t.spread {
+			p.SRem(ctx, t.idsKey(), id)
+		}
 		return nil
 	})
 	if errors.Is(err, redis.Nil) {
@@ -550,6 +580,9 @@ func pttl(ctx context.Context, c redis.UniversalClient, key string) (time.Durati
 // List returns every live record (order unspecified). Ids of records that
 // expired or vanished are dropped from the table's id set.
 func (t *Table[T]) List(ctx context.Context) ([]T, error) {
+	if t.spread {
+		return nil, t.errf("list", ErrUnsupported)
+	}
 	vs, err := t.listSet(ctx, t.idsKey())
 	if err != nil {
 		return nil, t.errf("list", err)
@@ -577,6 +610,9 @@ func (t *Table[T]) MemoryUsage(ctx context.Context, id string) (int64, error) {
 // IDs returns the ids currently in the table's id set, without checking that
 // their records are live (see List). Order unspecified.
 func (t *Table[T]) IDs(ctx context.Context) ([]string, error) {
+	if t.spread {
+		return nil, t.errf("ids", ErrUnsupported)
+	}
 	ids, err := t.s.rdb.SMembers(ctx, t.idsKey()).Result()
 	if err != nil {
 		return nil, t.errf("ids", err)
@@ -589,6 +625,12 @@ func (t *Table[T]) IDs(ctx context.Context) ([]string, error) {
 // whose record is gone (expired or deleted), which keeps indexes of expiring
 // records bounded.
 func (t *Table[T]) AddToIndex(ctx context.Context, index, id string) error {
+	if t.spread {
+		if _, err := t.reserve(ctx, id, []string{index}, nil, 0); err != nil {
+			return t.errf("add to index", err)
+		}
+		return nil
+	}
 	err := addIndexScript.Run(ctx, t.s.rdb, []string{t.indexKey(index)}, id, t.recKey(""), sweepSample).Err()
 	if err != nil {
 		return t.errf("add to index", err)
@@ -599,7 +641,13 @@ func (t *Table[T]) AddToIndex(ctx context.Context, index, id string) error {
 // RemoveFromIndex removes id from the named index; removing an absent id is
 // not an error.
 func (t *Table[T]) RemoveFromIndex(ctx context.Context, index, id string) error {
-	if err := t.s.rdb.SRem(ctx, t.indexKey(index), id).Err(); err != nil {
+	var err error
+	if t.spread {
+		err = t.unindex(ctx, id, []string{index})
+	} else {
+		err = t.s.rdb.SRem(ctx, t.indexKey(index), id).Err()
+	}
+	if err != nil {
 		return t.errf("remove from index", err)
 	}
 	return nil
@@ -609,6 +657,12 @@ func (t *Table[T]) RemoveFromIndex(ctx context.Context, index, id string) error 
 // trip; removing an absent id is not an error.
 func (t *Table[T]) RemoveFromIndexes(ctx context.Context, id string, indexes ...string) error {
 	if len(indexes) == 0 {
+		return nil
+	}
+	if t.spread {
+		if err := t.unindex(ctx, id, indexes); err != nil {
+			return t.errf("remove from indexes", err)
+		}
 		return nil
 	}
 	_, err := t.s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -626,6 +680,16 @@ func (t *Table[T]) RemoveFromIndexes(ctx context.Context, id string, indexes ...
 // ListIndex returns the live records whose ids are in the named index (order
 // unspecified) and drops from the index the ids of missing records.
 func (t *Table[T]) ListIndex(ctx context.Context, index string) ([]T, error) {
+	if t.spread {
+		ids, err := t.spreadLiveIDs(ctx, t.s.rdb, index).Result()
+		if err == nil {
+			var vs []T
+			if vs, err = t.spreadLoad(ctx, index, ids); err == nil {
+				return vs, nil
+			}
+		}
+		return nil, t.errf("list index", err)
+	}
 	vs, err := t.listSet(ctx, t.indexKey(index))
 	if err != nil {
 		return nil, t.errf("list index", err)
@@ -636,6 +700,19 @@ func (t *Table[T]) ListIndex(ctx context.Context, index string) ([]T, error) {
 // ListIndexIn queues [Table.ListIndex] of index in b. An index of more than
 // 512 ids takes more round trips when b runs, as ListIndex does.
 func (t *Table[T]) ListIndexIn(b *Batch, index string) *Result[[]T] {
+	if t.spread { // the records are read once the ids are known: one more round trip
+		ids, ctx := t.spreadLiveIDs(b.ctx, b.pipe, index), b.ctx
+		return settle(b, func() ([]T, error) {
+			vs, err := t.spreadLoad(ctx, index, ids.Val())
+			if err == nil {
+				err = ids.Err()
+			}
+			if err != nil {
+				return nil, t.errf("list index", err)
+			}
+			return vs, nil
+		})
+	}
 	setKey := t.indexKey(index)
 	cmd := listScript.EvalSha(b.ctx, b.pipe, []string{setKey}, t.recKey(""), listScriptMax)
 	ctx := b.ctx
@@ -657,7 +734,13 @@ func (t *Table[T]) ListIndexIn(b *Batch, index string) *Result[[]T] {
 // IndexIDs returns the ids currently in the named index, without checking that
 // their records are live (see ListIndex). Order unspecified.
 func (t *Table[T]) IndexIDs(ctx context.Context, index string) ([]string, error) {
-	ids, err := t.s.rdb.SMembers(ctx, t.indexKey(index)).Result()
+	var ids []string
+	var err error
+	if t.spread {
+		ids, err = t.spreadLiveIDs(ctx, t.s.rdb, index).Result()
+	} else {
+		ids, err = t.s.rdb.SMembers(ctx, t.indexKey(index)).Result()
+	}
 	if err != nil {
 		return nil, t.errf("index ids", err)
 	}

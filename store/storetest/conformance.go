@@ -22,6 +22,11 @@ func Run(t *testing.T, open func(t *testing.T) *store.Store) {
 // RunExcept is Run with the subtests named in skip skipped, each with its
 // reason (shown by go test -v).
 func RunExcept(t *testing.T, open func(t *testing.T) *store.Store, skip map[string]string) {
+	runChecks(t, open, skip, nil)
+}
+
+// runChecks runs the checks named in only (all when nil) but those in skip.
+func runChecks(t *testing.T, open func(t *testing.T) *store.Store, skip map[string]string, only []string) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s *store.Store)
@@ -66,6 +71,9 @@ func RunExcept(t *testing.T, open func(t *testing.T) *store.Store, skip map[stri
 		{"PrefixIsolation", func(t *testing.T, s *store.Store) { testPrefixIsolation(t, s, open(t)) }},
 	}
 	for _, tc := range tests {
+		if only != nil && !slices.Contains(only, tc.name) {
+			continue
+		}
 		t.Run(tc.name, func(t *testing.T) {
 			if why, ok := skip[tc.name]; ok {
 				t.Skip(why)
@@ -73,6 +81,38 @@ func RunExcept(t *testing.T, open func(t *testing.T) *store.Store, skip map[stri
 			tc.fn(t, open(t))
 		})
 	}
+}
+
+// spreadSuites holds the stores RunSpread opened: their tables are spread tables.
+var spreadSuites sync.Map // *store.Store → true
+
+// newTable is the suite's table called name: a spread table (store.NewSpreadTable) under RunSpread, else a
+// plain one.
+func newTable(s *store.Store, name string) *store.Table[record] {
+	if _, ok := spreadSuites.Load(s); ok {
+		return store.NewSpreadTable[record](s, name)
+	}
+	return store.NewTable[record](s, name)
+}
+
+// RunSpread runs the table checks of the suite on spread tables (store.NewSpreadTable) of the stores open
+// returns, skipping those named in skip. On a Cluster, or a store opened with Options.Spread, that is the
+// Cluster layout; elsewhere it is the plain one again.
+func RunSpread(t *testing.T, open func(t *testing.T) *store.Store, skip map[string]string) {
+	runChecks(t, func(t *testing.T) *store.Store {
+		s := open(t)
+		spreadSuites.Store(s, true)
+		t.Cleanup(func() { spreadSuites.Delete(s) })
+		return s
+	}, skip, spreadChecks)
+}
+
+// spreadChecks are the checks RunSpread runs.
+var spreadChecks = []string{
+	"TableCRUD", "TTL", "Expiry", "UpdateKeepsTTL", "UpdateFnErrorAborts", "UpdateConcurrentOneWinner",
+	"UpdateConcurrentAllApplied", "UpdateConflict", "TakeConcurrentOneWinner", "Change", "ChangeCap",
+	"ChangeCapsPerIndex", "ChangeIndexTTL", "RemoveFromIndexes", "MemoryUsage", "Compressed", "KeysByShard",
+	"CreateIndexed", "Batch", "Index",
 }
 
 // record is the value type the suite stores.
@@ -159,7 +199,7 @@ func runConcurrently(n int, fn func(i int)) {
 
 func testTableCRUD(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
-	tbl := store.NewTable[record](s, "crud")
+	tbl := newTable(s, "crud")
 	mustCreate(t, tbl, "a", record{State: "pending"}, 0)
 
 	notFound := []struct {
@@ -243,13 +283,16 @@ func testTableCRUD(t *testing.T, s *store.Store) {
 		}
 	})
 	t.Run("TablesAreSeparate", func(t *testing.T) {
-		other := store.NewTable[record](s, "crud2")
+		other := newTable(s, "crud2")
 		if _, err := other.Get(ctx, "a"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("other table Get(a) = %v, want ErrNotFound", err)
 		}
 	})
 	t.Run("DecodeError", func(t *testing.T) {
 		strs := store.NewTable[string](s, "crud")
+		if tbl.Spread() {
+			strs = store.NewSpreadTable[string](s, "crud")
+		}
 		if _, err := strs.Get(ctx, "a"); err == nil || errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("Get of a record into the wrong type = %v, want a decode error", err)
 		}
@@ -257,7 +300,7 @@ func testTableCRUD(t *testing.T, s *store.Store) {
 }
 
 func testTTL(t *testing.T, s *store.Store) {
-	tbl := store.NewTable[record](s, "ttl")
+	tbl := newTable(s, "ttl")
 	tests := []struct {
 		name     string
 		ttl      time.Duration
@@ -300,7 +343,7 @@ func testTTL(t *testing.T, s *store.Store) {
 
 func testExpiry(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
-	tbl := store.NewTable[record](s, "expiry")
+	tbl := newTable(s, "expiry")
 	mustCreate(t, tbl, "short", record{State: "pending"}, 200*time.Millisecond)
 	mustCreate(t, tbl, "long", record{State: "pending"}, 0)
 	if err := tbl.AddToIndex(ctx, "u", "short"); err != nil {
@@ -322,12 +365,12 @@ func testExpiry(t *testing.T, s *store.Store) {
 	if err := tbl.Delete(ctx, "short"); err != nil {
 		t.Fatal(err)
 	}
-	list, err := tbl.List(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(list) != 1 || list[0].State != "pending" {
-		t.Fatalf("List after expiry = %+v, want only the persistent record", list)
+	if list, err := tbl.List(ctx); tbl.Spread() { // a spread table keeps no set of its ids
+		if !errors.Is(err, store.ErrUnsupported) {
+			t.Fatalf("List of a spread table = %v, %v; want ErrUnsupported", list, err)
+		}
+	} else if err != nil || len(list) != 1 || list[0].State != "pending" {
+		t.Fatalf("List after expiry = %+v, %v; want only the persistent record", list, err)
 	}
 	if l, err := tbl.ListIndex(ctx, "u"); err != nil || len(l) != 0 {
 		t.Fatalf("ListIndex after expiry = %+v, %v; want empty", l, err)
@@ -339,7 +382,7 @@ func testExpiry(t *testing.T, s *store.Store) {
 
 func testUpdateKeepsTTL(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
-	tbl := store.NewTable[record](s, "keepttl")
+	tbl := newTable(s, "keepttl")
 	tests := []struct {
 		name string
 		ttl  time.Duration
@@ -376,7 +419,7 @@ func testUpdateKeepsTTL(t *testing.T, s *store.Store) {
 
 func testUpdateFnErrorAborts(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
-	tbl := store.NewTable[record](s, "abort")
+	tbl := newTable(s, "abort")
 	mustCreate(t, tbl, "a", record{State: "denied"}, 0)
 	wrapped := fmt.Errorf("check: %w", errNotPending)
 	_, err := tbl.Update(ctx, "a", func(r record) (record, error) {
@@ -393,7 +436,7 @@ func testUpdateFnErrorAborts(t *testing.T, s *store.Store) {
 
 func testUpdateConcurrentOneWinner(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
-	tbl := store.NewTable[record](s, "race")
+	tbl := newTable(s, "race")
 	mustCreate(t, tbl, "c", record{State: "pending"}, time.Hour)
 	errs := make([]error, concurrency)
 	runConcurrently(concurrency, func(i int) {
@@ -410,7 +453,7 @@ func testUpdateConcurrentOneWinner(t *testing.T, s *store.Store) {
 
 func testUpdateConcurrentAllApplied(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
-	tbl := store.NewTable[record](s, "counter")
+	tbl := newTable(s, "counter")
 	mustCreate(t, tbl, "n", record{}, 0)
 	errs := make([]error, concurrency)
 	runConcurrently(concurrency, func(i int) {
@@ -486,7 +529,7 @@ func drainUntilMarker(t *testing.T, s *store.Store, channel string, ch <-chan st
 // exactly when the write lands.
 func testUpdateRaces(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
-	tbl := store.NewTable[record](s, "races")
+	tbl := newTable(s, "races")
 	sub := mustSubscribe(t, s, updateChannel)
 	approve := func(r record) record { r.State, r.N = "approved", r.N+1; return r }
 	tests := []struct {
@@ -601,7 +644,7 @@ func testUpdateRaces(t *testing.T, s *store.Store) {
 // its own and published nothing.
 func testUpdateConflict(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
-	tbl := store.NewTable[record](s, "conflict")
+	tbl := newTable(s, "conflict")
 	sub := mustSubscribe(t, s, updateChannel)
 	for _, op := range updateOps {
 		t.Run(op.name, func(t *testing.T) {
@@ -630,7 +673,7 @@ func testUpdateConflict(t *testing.T, s *store.Store) {
 }
 
 func testUpdateCanceledContext(t *testing.T, s *store.Store) {
-	tbl := store.NewTable[record](s, "canceled")
+	tbl := newTable(s, "canceled")
 	mustCreate(t, tbl, "a", record{State: "pending"}, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -652,7 +695,7 @@ func testUpdateCanceledContext(t *testing.T, s *store.Store) {
 
 func testUpdateAndPublishConcurrentOneWinner(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
-	tbl := store.NewTable[record](s, "pubrace")
+	tbl := newTable(s, "pubrace")
 	sub := mustSubscribe(t, s, updateChannel)
 	mustCreate(t, tbl, "c", record{State: "pending"}, time.Hour)
 	errs := make([]error, concurrency)
@@ -673,7 +716,7 @@ func testUpdateAndPublishConcurrentOneWinner(t *testing.T, s *store.Store) {
 
 func testUpdateAndPublishConcurrentAllApplied(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
-	tbl := store.NewTable[record](s, "pubcounter")
+	tbl := newTable(s, "pubcounter")
 	sub := mustSubscribe(t, s, updateChannel)
 	mustCreate(t, tbl, "n", record{}, 0)
 	errs := make([]error, concurrency)
@@ -705,7 +748,7 @@ func testUpdateAndPublishConcurrentAllApplied(t *testing.T, s *store.Store) {
 
 func testTakeConcurrentOneWinner(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
-	tbl := store.NewTable[record](s, "take")
+	tbl := newTable(s, "take")
 	mustCreate(t, tbl, "once", record{State: "pending", N: 7}, time.Hour)
 	got := make([]record, concurrency)
 	errs := make([]error, concurrency)
@@ -727,7 +770,7 @@ func testTakeConcurrentOneWinner(t *testing.T, s *store.Store) {
 	if winners != 1 {
 		t.Fatalf("%d goroutines took the record, want exactly 1", winners)
 	}
-	if ids, err := tbl.IDs(ctx); err != nil || len(ids) != 0 {
+	if ids, err := tbl.IDs(ctx); !tbl.Spread() && (err != nil || len(ids) != 0) {
 		t.Fatalf("IDs after Take = %v, %v; want empty", ids, err)
 	}
 }
@@ -743,7 +786,7 @@ func states(rs []record) []string {
 
 func testList(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
-	tbl := store.NewTable[record](s, "list")
+	tbl := newTable(s, "list")
 	t.Run("Empty", func(t *testing.T) {
 		l, err := tbl.List(ctx)
 		if err != nil || len(l) != 0 {
@@ -768,7 +811,7 @@ func testList(t *testing.T, s *store.Store) {
 		t.Fatalf("List = %v, want %v", got, want)
 	}
 	t.Run("Many", func(t *testing.T) {
-		many := store.NewTable[record](s, "many")
+		many := newTable(s, "many")
 		const n = 600 // more than one MGET batch
 		for i := range n {
 			mustPut(t, many, fmt.Sprint(i), record{N: i}, 0)
@@ -839,7 +882,7 @@ func testList(t *testing.T, s *store.Store) {
 
 func testIndex(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
-	tbl := store.NewTable[record](s, "devices")
+	tbl := newTable(s, "devices")
 	for _, id := range []string{"d1", "d2", "d3", "d4"} {
 		mustPut(t, tbl, id, record{State: id}, 0)
 	}
@@ -1468,7 +1511,7 @@ func testPrefixIsolation(t *testing.T, a, b *store.Store) {
 // drop ids whose record is gone.
 func testStaleIDsSweptOnWrite(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
-	tbl := store.NewTable[record](s, "sweep")
+	tbl := newTable(s, "sweep")
 	const stale, live = 100, 300
 	for i := range stale {
 		id := fmt.Sprint("old", i)

@@ -25,6 +25,11 @@ import (
 // Redis server.
 const EnvRedisURL = "PASSPORT_TEST_REDIS_URL"
 
+// EnvSpread, when set to 1, opens every store of OpenURL (and Open, OpenRedis) with
+// store.Options.Spread: the whole suite then runs the Cluster layout of the spread tables (logins,
+// sessions) against one server. .ci/run runs the packages that use them that way once more.
+const EnvSpread = "PASSPORT_TEST_STORE_SPREAD"
+
 // LocalRedisURL is probed when EnvRedisURL is unset.
 const LocalRedisURL = "redis://127.0.0.1:6379/0"
 
@@ -91,9 +96,22 @@ func OpenEmbedded(tb testing.TB) *store.Store {
 // closed.
 func OpenURL(tb testing.TB, url string) *store.Store {
 	tb.Helper()
+	return openOptions(tb, store.Options{URL: url, Spread: os.Getenv(EnvSpread) == "1"})
+}
+
+// OpenSpread is OpenURL with the Cluster layout of spread tables on any server (store.Options.Spread).
+func OpenSpread(tb testing.TB, url string) *store.Store {
+	tb.Helper()
+	return openOptions(tb, store.Options{URL: url, Spread: true})
+}
+
+// openOptions opens the store o describes under a unique prefix, purged and closed when tb ends.
+func openOptions(tb testing.TB, o store.Options) *store.Store {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := store.Open(ctx, store.Options{URL: url, Prefix: UniquePrefix(tb)})
+	o.Prefix = UniquePrefix(tb)
+	s, err := store.Open(ctx, o)
 	if err != nil {
 		tb.Fatalf("storetest: %v", err)
 	}
