@@ -60,29 +60,46 @@ func TestCluster(t *testing.T) {
 	if len(keys) != len(c.Masters) {
 		t.Fatalf("KeysByShard answered for %d masters, want %d: %v", len(keys), len(c.Masters), keys)
 	}
-	// Where the keys went. Each table's keys share the hash tag {table} today (see store/doc.go, "Keys"), so
-	// all of a table sits on one master; the spread is logged for the record.
+	// Where the keys went. Logins and sessions are spread tables: each record has a slot of its own
+	// ("{login:<id>}:r"), so they spread over the masters; a user's indexes share the user's slot; devices and
+	// users keep one slot per table (see store/doc.go, "Redis Cluster").
 	addrs := make([]string, 0, len(keys))
 	for a := range keys {
 		addrs = append(addrs, a)
 	}
 	sort.Strings(addrs)
-	total := map[string]int{}
+	total, onMasters := map[string]int{}, map[string]int{}
 	for _, a := range addrs {
 		n := map[string]int{}
 		for _, k := range keys[a] {
-			for _, kind := range []string{"login", "session", "device", "user"} {
+			for _, kind := range []string{"login", "session"} {
+				if strings.Contains(k, "{"+kind+":") && strings.HasSuffix(k, "}:r") {
+					n[kind]++
+				}
+			}
+			for _, kind := range []string{"device", "user"} {
 				if strings.Contains(k, "{"+kind+"}") {
 					n[kind]++
-					total[kind]++
 				}
 			}
 		}
-		t.Logf("shard %s: %d keys: %d of logins, %d of sessions, %d of devices, %d of users",
+		for kind, c := range n {
+			total[kind] += c
+			onMasters[kind]++
+		}
+		t.Logf("shard %s: %d keys: %d login records, %d session records, %d keys of devices, %d of users",
 			a, len(keys[a]), n["login"], n["session"], n["device"], n["user"])
 	}
-	if total["login"] < clusterUsers*clusterLoginsPerUser || total["session"] < clusterUsers*clusterLoginsPerUser {
-		t.Errorf("found %d login and %d session keys after %d logins", total["login"], total["session"], clusterUsers*clusterLoginsPerUser)
+	logins := clusterUsers * (clusterLoginsPerUser + 1) // the wrong-number login too
+	if total["login"] < logins || total["session"] < clusterUsers*clusterLoginsPerUser {
+		t.Errorf("found %d login and %d session records after %d logins", total["login"], total["session"], logins)
+	}
+	// With a slot each, all 18 logins (or 12 sessions) on one of three masters has odds below 1 in 100,000.
+	if onMasters["login"] < 2 || onMasters["session"] < 2 {
+		t.Errorf("login records on %d masters, session records on %d: not spread", onMasters["login"], onMasters["session"])
+	}
+	if onMasters["device"] != 1 || onMasters["user"] != 1 {
+		t.Errorf("device keys on %d masters, user keys on %d: a table with one slot spread", onMasters["device"], onMasters["user"])
 	}
 }
 

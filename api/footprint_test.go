@@ -41,7 +41,7 @@ func TestLoginFootprint(t *testing.T) {
 
 	ctx := context.Background()
 	loginID := p.URL[strings.LastIndex(p.URL, "/")+1:]
-	login, err := store.NewTable[json.RawMessage](st, "login").MemoryUsage(ctx, loginID)
+	login, err := store.NewSpreadTable[json.RawMessage](st, "login").MemoryUsage(ctx, loginID)
 	if err != nil {
 		t.Fatalf("memory usage of login %s: %v", loginID, err)
 	}
@@ -55,7 +55,7 @@ func TestLoginFootprint(t *testing.T) {
 	if sessionID == "" {
 		t.Fatal("the login opened no session")
 	}
-	sess, err := store.NewTable[json.RawMessage](st, "session").MemoryUsage(ctx, sessionID)
+	sess, err := store.NewSpreadTable[json.RawMessage](st, "session").MemoryUsage(ctx, sessionID)
 	if err != nil {
 		t.Fatalf("memory usage of session %s: %v", sessionID, err)
 	}

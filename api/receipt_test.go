@@ -174,7 +174,7 @@ func TestReceiptContextChanged(t *testing.T) {
 	waiting := b.identify(b.startLogin(e.sp(jira), ""), employee)
 	ch := ph.waitChallenge(t)
 	shown := contextHashOf(ch)
-	logins := store.NewTable[authn.Login](e.svc.Store(), "login")
+	logins := store.NewSpreadTable[authn.Login](e.svc.Store(), "login")
 	if _, err := logins.Update(ctx, ch.ID, func(l authn.Login) (authn.Login, error) {
 		l.ClientIP, l.UserAgent = "203.0.113.66", "Mozilla/5.0 (an attacker's browser)"
 		return l, nil

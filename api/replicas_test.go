@@ -56,7 +56,7 @@ func startReplicas(t *testing.T) (lb *balancer, a, b *apitest.Server) {
 	stA := storetest.Open(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	stB, err := store.Open(ctx, store.Options{URL: redisURLOf(t), Prefix: stA.Prefix()})
+	stB, err := store.Open(ctx, store.Options{URL: redisURLOf(t), Prefix: stA.Prefix(), Spread: stA.Spread()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -147,8 +147,8 @@ func New(st *store.Store, p Pusher, m Mailer, cfg Config) *Service {
 	c.users = newTable[User](c, "user")
 	c.devices = newTable[Device](c, "device")
 	c.invitations = newTable[Invitation](c, "invitation")
-	c.logins = newTable[Login](c, "login")
-	c.sessions = newTable[Session](c, "session")
+	c.logins = newSpreadTable[Login](c, "login")
+	c.sessions = newSpreadTable[Session](c, "session")
 	c.keys = newTable[storedRing](c, "idp")
 	c.consoleSessions = newTable[ConsoleSession](c, TableConsoleSession)
 	s := &Service{Apps: &Apps{c}, Users: &Users{c}, Devices: &Devices{c}, Logins: &Logins{c}, Sessions: &Sessions{c}, Keys: &Keys{c},

@@ -48,6 +48,13 @@ func newTable[T any](c *core, name string) table[T] {
 	return table[T]{Table: store.NewTable[T](c.st, name), c: c}
 }
 
+// newSpreadTable is newTable for the records written by every login (logins, sessions): on a Redis Cluster
+// they spread over the masters (see store.NewSpreadTable); their index names keep the form kind:email[ rest],
+// so that a user's indexes share a slot.
+func newSpreadTable[T any](c *core, name string) table[T] {
+	return table[T]{Table: store.NewSpreadTable[T](c.st, name), c: c}
+}
+
 // changed reports a change that landed.
 func (t table[T]) changed(ctx context.Context, id, op string, before, after *T) {
 	if t.c.cfg.OnChange == nil {
