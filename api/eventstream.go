@@ -58,6 +58,8 @@ type eventStream struct {
 	rc   *http.ResponseController
 
 	dirty, beat, queued atomic.Bool
+	// news is the latest message of the login's channel not yet acted on (see authn.LoginChange).
+	news atomic.Pointer[string]
 
 	mu     sync.Mutex // guards what follows, and serializes writes
 	last   string     // the state last sent
@@ -179,8 +181,16 @@ func (h *hub) work() {
 	}
 }
 
-// check reads st's login and sends its state if it changed; the stream ends once the login no longer waits.
+// check sends st's login's state if it changed; the stream ends once the login no longer waits. The state
+// comes from the latest message of the login's channel when that says it (the login as written), else from
+// reading the login (its expiry timer, a re-established connection).
 func (h *hub) check(st *eventStream) {
+	if msg := st.news.Swap(nil); msg != nil {
+		if c, ok := authn.ParseLoginChange(*msg); ok {
+			h.show(st, c)
+			return
+		}
+	}
 	ctx, cancel := h.s.storeCtx(context.Background())
 	defer cancel()
 	l, err := h.s.svc.Logins.Get(ctx, st.id, st.secret)
@@ -196,23 +206,29 @@ func (h *hub) check(st *eventStream) {
 		h.after(st, recheckEvery)
 		return
 	}
+	h.show(st, authn.LoginChange{State: l.State, ExpiresAt: l.ExpiresAt})
+}
+
+// show sends the state of c, the login as it stands, if it is not the one last sent; it ends the stream once
+// the login no longer waits, else wakes it at the login's expiry.
+func (h *hub) show(st *eventStream, c authn.LoginChange) {
 	now := h.s.cfg.Clock()
-	state := string(l.Current(now))
+	state := c.Current(now)
 	st.mu.Lock()
-	changed := state != st.last
-	st.last = state
+	changed := string(state) != st.last
+	st.last = string(state)
 	st.mu.Unlock()
 	if changed {
-		if err := h.send(st, "state", state); err != nil {
+		if err := h.send(st, "state", string(state)); err != nil {
 			h.end(st)
 			return
 		}
 	}
-	if !l.Open(now) {
+	if state != authn.StateIdentify && state != authn.StatePending {
 		h.end(st)
 		return
 	}
-	h.after(st, l.ExpiresAt.Sub(now))
+	h.after(st, c.ExpiresAt.Sub(now))
 }
 
 // after wakes st after d (its login's expiry, or a retry).

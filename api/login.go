@@ -167,7 +167,10 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 	}
 	st := &eventStream{id: l.ID, secret: loginSecret(c), keys: []string{caps[0].key, caps[1].key}, release: release}
 	nctx, cancel := s.storeCtx(s.ctx(c))
-	st.stop, err = s.svc.Logins.Notify(nctx, l.ID, func() { s.hub.mark(st) })
+	st.stop, err = s.svc.Logins.Notify(nctx, l.ID, func(msg string) {
+		st.news.Store(&msg)
+		s.hub.mark(st)
+	})
 	cancel()
 	if err != nil {
 		release()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -204,5 +205,46 @@ func TestReceiptContextChanged(t *testing.T) {
 	}
 	if _, err := ph.AnswerChallenge(ctx, ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionDeny, ContextHash: contextHashOf(now)}); err != nil {
 		t.Fatalf("deny what is shown now: %v", err)
+	}
+}
+
+// TestStreamToldByTheMessage: the waiting page's event stream learns of the approval from the message that
+// announced it (the login's state and expiry as written), without reading the login again, so telling
+// 10,000 waiting browsers costs no reads of Redis. Here the login is changed behind the stream's back so
+// that a read for this browser would be refused (the stream would then say "reload"), and the stream still
+// says "approved".
+func TestStreamToldByTheMessage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	jira := e.newApp("Jira", atlassianAudience, acsURL)
+	ph := e.enroll(employee)
+	ctx := t.Context()
+
+	b := newBrowser(t)
+	waiting := b.identify(b.startLogin(e.sp(jira), ""), employee)
+	number := waiting.number(t)
+	first, events, stop := openStream(t, b.c, waiting.URL)
+	defer stop()
+	if first != "state pending" {
+		t.Fatalf("first event %q, want state pending", first)
+	}
+	ch := ph.waitChallenge(t)
+	logins := store.NewSpreadTable[authn.Login](e.svc.Store(), "login")
+	if _, err := logins.Update(ctx, ch.ID, func(l authn.Login) (authn.Login, error) {
+		l.BrowserHash = "another browser's"
+		return l, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ph.ApproveByNumber(ctx, number); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-events:
+		if ev != "state approved" {
+			t.Fatalf("after the approval the stream sent %q, want state approved from the message", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the approval did not reach the stream")
 	}
 }

@@ -244,9 +244,11 @@ func (s *Logins) Watch(ctx context.Context, id string) (Watch, error) {
 }
 
 // Notify calls fn whenever login id may have changed, until stop is called: a Watch for holders of many
-// (the login page's event streams) that cannot spare a goroutine each. fn runs on the store's pub/sub reader
-// with its lock held: it must return at once and must not call stop. ctx bounds only the set-up.
-func (s *Logins) Notify(ctx context.Context, id string, fn func()) (stop func(), err error) {
+// (the login page's event streams) that cannot spare a goroutine each. fn gets the message, which
+// ParseLoginChange reads (the login as written), or one that says only "read it again". fn runs on the
+// store's pub/sub reader with its lock held: it must return at once and must not call stop. ctx bounds only
+// the set-up.
+func (s *Logins) Notify(ctx context.Context, id string, fn func(msg string)) (stop func(), err error) {
 	stop, err = s.st.SubscribeFunc(ctx, fn, LoginChannel(id))
 	if err != nil {
 		return nil, internal("watch", err)

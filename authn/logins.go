@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/big"
+	"strconv"
 	"strings"
 	"time"
 
@@ -579,7 +580,7 @@ var errUnchanged = errors.New("authn: unchanged")
 // is still current, the whole transition is that one round trip.
 func (s *core) transition(ctx context.Context, id string, seen *Login, also store.Effects, fn func(cur Login, now time.Time) (Login, error)) (Login, error) {
 	var unchanged Login
-	also.Publish = append(also.Publish, store.Message{Channel: LoginChannel(id), Payload: "changed"})
+	also.Announce = announceLogin
 	l, err := s.logins.Change(ctx, id, seen, func(cur Login) (Login, error) {
 		next, err := fn(cur, s.now())
 		if errors.Is(err, errUnchanged) {
@@ -600,8 +601,45 @@ func (s *core) transition(ctx context.Context, id string, seen *Login, also stor
 	return l, nil
 }
 
-// LoginChannel is the pub/sub channel announcing changes of login id.
+// LoginChannel is the pub/sub channel announcing changes of login id. Each message is a LoginChange.
 func LoginChannel(id string) string { return "login:" + id }
+
+// announceLogin is the message on the login's channel announcing what a transition writes (store.Effects).
+func announceLogin(written any) []store.Message {
+	l := written.(Login)
+	return []store.Message{{Channel: LoginChannel(l.ID), Payload: LoginChange{State: l.State, ExpiresAt: l.ExpiresAt}.String()}}
+}
+
+// LoginChange is what a message on LoginChannel says of the login as written: its state and expiry, which is
+// all a page waiting on it shows, so that it need not read the login again. Any other message ("" when the
+// store's connection was re-established) only says "read it again".
+type LoginChange struct {
+	State     LoginState
+	ExpiresAt time.Time
+}
+
+// Current is the login's state at now, as Login.Current.
+func (c LoginChange) Current(now time.Time) LoginState {
+	return Login{State: c.State, ExpiresAt: c.ExpiresAt}.Current(now)
+}
+
+// String is the message: "state <state> <expiry, Unix milliseconds>".
+func (c LoginChange) String() string {
+	return "state " + string(c.State) + " " + strconv.FormatInt(c.ExpiresAt.UnixMilli(), 10)
+}
+
+// ParseLoginChange reads a message of LoginChannel; ok is false for one that carries no change.
+func ParseLoginChange(msg string) (c LoginChange, ok bool) {
+	f := strings.Fields(msg)
+	if len(f) != 3 || f[0] != "state" || f[1] == "" {
+		return LoginChange{}, false
+	}
+	ms, err := strconv.ParseInt(f[2], 10, 64)
+	if err != nil {
+		return LoginChange{}, false
+	}
+	return LoginChange{State: LoginState(f[1]), ExpiresAt: time.UnixMilli(ms).UTC()}, true
+}
 
 // UserChannel is the pub/sub channel announcing new challenges for email.
 func UserChannel(email string) string { return "challenges:" + email }

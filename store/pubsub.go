@@ -87,16 +87,17 @@ func (s *Store) Subscribe(ctx context.Context, channels ...string) (<-chan strin
 }
 
 // SubscribeFunc is [Store.Subscribe] for holders of many subscriptions that
-// cannot spare a goroutine for each: instead of a channel, fn is called for
-// each message published to any of channels, and once more whenever the
-// shared connection was re-established after a break (messages published
-// while it was down are lost, so that call says "look again"). fn runs on
+// cannot spare a goroutine for each: instead of a channel, fn is called with
+// the payload of each message published to any of channels, and once more,
+// with "", whenever the shared connection was re-established after a break
+// (messages published while it was down are lost, so that call says "look
+// again"). fn runs on
 // the goroutine that reads the connection, with its lock held: it must
 // return at once, without blocking, and must not call cancel.
 //
 // ctx bounds only the wait for the server's confirmation; the subscription
 // lasts until cancel is called (idempotent, no I/O) or the Store is closed.
-func (s *Store) SubscribeFunc(ctx context.Context, fn func(), channels ...string) (cancel func(), err error) {
+func (s *Store) SubscribeFunc(ctx context.Context, fn func(payload string), channels ...string) (cancel func(), err error) {
 	if fn == nil {
 		return nil, errors.New("store: subscribe: nil func")
 	}
@@ -284,7 +285,7 @@ func (t *topic) confirm() {
 		t.lost = false
 		for sub := range t.subs {
 			if sub.fn != nil {
-				sub.fn()
+				sub.fn("")
 			}
 		}
 	}
@@ -308,7 +309,7 @@ type subscriber struct {
 	// Exactly one of out and fn is set: out for Subscribe, fn for
 	// SubscribeFunc.
 	out chan string
-	fn  func()
+	fn  func(payload string)
 	// removed: out is closed and the subscriber is in no topic. Guarded by
 	// mux.mu.
 	removed bool
@@ -318,7 +319,7 @@ type subscriber struct {
 // when full) or to its func. Called with mux.mu held.
 func (sub *subscriber) signal(payload string) {
 	if sub.fn != nil {
-		sub.fn()
+		sub.fn(payload)
 		return
 	}
 	select {

@@ -367,38 +367,41 @@ func TestPubSubHealthCheck(t *testing.T) {
 	})
 }
 
-// TestSubscribeFunc: a func subscriber is called for each message, once more
-// after the shared connection was re-established (it may have missed
-// messages meanwhile), and never after cancel.
+// TestSubscribeFunc: a func subscriber is called with each message's payload,
+// once more with "" after the shared connection was re-established (it may
+// have missed messages meanwhile), and never after cancel.
 func TestSubscribeFunc(t *testing.T) {
 	pubsubBackends(t, func(t *testing.T, open func(t *testing.T) *store.Store) {
 		s := open(t)
 		ctx := testCtx(t)
-		calls := make(chan struct{}, 16)
-		cancel, err := s.SubscribeFunc(ctx, func() { calls <- struct{}{} }, "fn")
+		calls := make(chan string, 16)
+		cancel, err := s.SubscribeFunc(ctx, func(payload string) { calls <- payload }, "fn")
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(cancel)
-		called := func(what string) {
+		called := func(what, want string) {
 			t.Helper()
 			select {
-			case <-calls:
+			case got := <-calls:
+				if got != want {
+					t.Fatalf("fn called with %q for %s, want %q", got, what, want)
+				}
 			case <-time.After(10 * time.Second):
 				t.Fatalf("fn not called for %s", what)
 			}
 		}
 		mustPublish(t, s, "fn", "one")
-		called("a message")
+		called("a message", "one")
 
 		lost := store.PubSubConnLost(s)
 		if err := store.KillPubSubConn(ctx, s); err != nil {
 			t.Fatal(err)
 		}
 		mustWait(t, "noticing the broken connection", lost)
-		called("the resubscription after the break")
+		called("the resubscription after the break", "")
 		mustPublish(t, s, "fn", "two")
-		called("a message on the new connection")
+		called("a message on the new connection", "two")
 
 		for len(calls) > 0 { // nothing more is due; drop any repeat
 			<-calls

@@ -313,7 +313,7 @@ func (t *Table[T]) spreadChange(ctx context.Context, op, id string, seen *T, fn 
 		v, err := fn(old)
 		fnErr = err
 		return v, err
-	}, Effects{Publish: also.Publish})
+	}, Effects{Publish: also.Publish, Announce: also.Announce})
 	if err != nil {
 		if fnErr != nil || !ambiguous(err) {
 			_ = t.release(ctx, r)

@@ -316,6 +316,12 @@ type Effects struct {
 	IndexTTL time.Duration
 	// Publish lists messages to publish, as [Store.Publish] does.
 	Publish []Message
+	// Announce, when set, is called with the record as it is about to be
+	// written (a value of the table's type) and returns more messages to
+	// publish with it, after Publish's: messages that carry what changed,
+	// so that subscribers need not read the record again. It may run once
+	// per attempt; only the messages of the write that lands are published.
+	Announce func(written any) []Message
 }
 
 // Message is a pub/sub message: Payload published on Channel.
@@ -398,7 +404,7 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 	if also.IndexTTL < 0 {
 		return zero, t.errf(op, fmt.Errorf("negative index TTL %v", also.IndexTTL))
 	}
-	args := make([]any, 9, 9+len(also.Caps)+2*len(also.Publish))
+	args := make([]any, 9, 9+len(also.Caps)+2*len(also.Publish)+4)
 	args[2], args[3], args[4], args[5], args[6] = len(also.AddTo), id, t.recKey(""), sweepSample, also.Cap
 	args[7], args[8] = also.IndexTTL.Milliseconds(), len(also.Caps)
 	for _, c := range also.Caps {
@@ -407,6 +413,7 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 	for _, m := range also.Publish {
 		args = append(args, t.s.channelName(m.Channel), m.Payload)
 	}
+	fixed := len(args)        // the arguments of every attempt; Announce's messages follow
 	fromServer := seen == nil // b is what the server holds, not the caller's copy
 	for range maxUpdateAttempts {
 		var old T
@@ -437,6 +444,12 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 			return zero, t.errf(op, err)
 		}
 		args[0], args[1] = b, nb
+		if also.Announce != nil {
+			args = args[:fixed]
+			for _, m := range also.Announce(nv) {
+				args = append(args, t.s.channelName(m.Channel), m.Payload)
+			}
+		}
 		res, err := runOnce(ctx, t.s.rdb, casScript, casLua, keys, args...).Result()
 		if err != nil {
 			return zero, t.errf(op, err)

@@ -146,6 +146,26 @@ func testChange(t *testing.T, s *store.Store) {
 			t.Fatalf("a change of a gone record published %q", msgs)
 		}
 	})
+	t.Run("AnnounceCarriesTheWrittenRecord", func(t *testing.T) {
+		seen := setup(t, "g")
+		mustPut(t, tbl, "g", record{State: "pending", N: 6}, time.Hour) // seen is stale: one attempt is lost
+		announce := func(v any) []store.Message {
+			r := v.(record)
+			return []store.Message{{Channel: updateChannel, Payload: fmt.Sprintf("%s %d", r.State, r.N)}}
+		}
+		if _, err := tbl.Change(ctx, "g", &seen, approve, store.Effects{AddTo: []string{"pending"}, Announce: announce}); err != nil {
+			t.Fatal(err)
+		}
+		if msgs := drainUntilMarker(t, s, updateChannel, sub); !slices.Equal(msgs, []string{"approved 7"}) {
+			t.Fatalf("announced %q, want only what was written: approved 7", msgs)
+		}
+		if _, err := tbl.Change(ctx, "g", nil, approve, store.Effects{Announce: announce}); !errors.Is(err, errNotPending) {
+			t.Fatalf("Change of a decided record: %v, want errNotPending", err)
+		}
+		if msgs := drainUntilMarker(t, s, updateChannel, sub); len(msgs) != 0 {
+			t.Fatalf("a refused change announced %q", msgs)
+		}
+	})
 	t.Run("ConcurrentFromOneReadOneWinner", func(t *testing.T) {
 		seen := setup(t, "e")
 		errs := make([]error, concurrency)
