@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -42,4 +45,65 @@ func (s *Store) KeysByShard(ctx context.Context) (map[string][]string, error) {
 		return nil, fmt.Errorf("store: keys by shard: %w", err)
 	}
 	return out, nil
+}
+
+// MemoryByShard returns the bytes in use (INFO memory's used_memory) of each
+// server that holds the store's data: per master in Redis Cluster (keyed by
+// its address), else one entry keyed as [Store.KeysByShard] keys its own. It
+// is each server's whole memory, not only that of the keys under the prefix,
+// so it is meant for sizing (a reading before and after some work, on a
+// server nothing else writes to) and for tests. The embedded store returns
+// ErrUnsupported.
+func (s *Store) MemoryByShard(ctx context.Context) (map[string]int64, error) {
+	if s.mini != nil {
+		return nil, fmt.Errorf("store: memory by shard: %w", ErrUnsupported)
+	}
+	out := map[string]int64{}
+	var err error
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			n, err := usedMemory(ctx, c)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.Options().Addr, err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			out[c.Options().Addr] = n
+			return nil
+		})
+	} else {
+		var n int64
+		n, err = usedMemory(ctx, s.rdb)
+		out[s.describe] = n
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: memory by shard: %w", err)
+	}
+	return out, nil
+}
+
+// usedMemory reads used_memory from the INFO memory of the server c talks to.
+func usedMemory(ctx context.Context, c redis.Cmdable) (int64, error) {
+	info, err := c.Info(ctx, "memory").Result()
+	if err != nil {
+		return 0, err
+	}
+	return parseUsedMemory(info)
+}
+
+// parseUsedMemory finds the used_memory field in the text of INFO memory.
+func parseUsedMemory(info string) (int64, error) {
+	for _, line := range strings.Split(info, "\n") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("INFO memory: used_memory %q: %w", v, err)
+		}
+		return n, nil
+	}
+	return 0, errors.New("INFO memory has no used_memory")
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -34,6 +35,11 @@ Drives whole logins (browser and phone) against a running Passport IdP and repor
                          the IdP limits each client address (default 4096, or --waiting when larger)
   --domain D             the email domain of the users it creates (default example.com)
   --json                 the report as JSON instead of text
+  --redis URL            the IdP's Redis, as its PASSPORT_REDIS_URL (redis://, rediss://, redis-sentinel://,
+                         redis-cluster://): also report Redis's memory (INFO used_memory, whole servers) before
+                         and after the setup, the waiting browsers and the logins, per user and per login, and
+                         the keys on each master (login and session records among them) after the logins
+  --redis-prefix P       the IdP's PASSPORT_REDIS_PREFIX, whose keys --redis counts (default "", the IdP's)
 
 It creates one application and its own users (load-<run>-<n>@<domain>), each with one enrolled device, and
 deletes them at the end, also when interrupted. A progress bar shows on a terminal.
@@ -56,6 +62,8 @@ type config struct {
 	SourceAddrs   int // 0: the default
 	Domain        string
 	JSON          bool
+	Redis         string // "": Redis is not measured
+	RedisPrefix   string
 }
 
 // Bounds that apply when the command line gives none.
@@ -92,6 +100,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.IntVar(&c.SourceAddrs, "source-addrs", 0, "")
 	fs.StringVar(&c.Domain, "domain", "example.com", "")
 	fs.BoolVar(&c.JSON, "json", false, "")
+	fs.StringVar(&c.Redis, "redis", "", "")
+	fs.StringVar(&c.RedisPrefix, "redis-prefix", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -139,6 +149,11 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return c, usagef("--source-addrs must be between 1 and %d", maxSourceAddrs)
 	case c.Domain == "" || strings.ContainsAny(c.Domain, "@ /"):
 		return c, usagef("--domain %q is not an email domain", c.Domain)
+	case set["redis-prefix"] && c.Redis == "":
+		return c, usagef("--redis-prefix needs --redis URL")
+	case c.Redis != "" && !isRedisURL(c.Redis):
+		// The URL itself is not quoted: it may hold a password.
+		return c, usagef("--redis is not a Redis URL: want redis://, rediss://, redis-sentinel:// or redis-cluster://")
 	}
 	// Bounded in count and time: whichever bound the command line leaves out gets a default. Without --logins,
 	// --duration alone bounds the run (Logins < 0: no bound on the count).
@@ -160,4 +175,11 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		c.SourceAddrs = max(defaultSourceAddrs, c.Waiting)
 	}
 	return c, nil
+}
+
+// isRedisURL reports whether u has one of the schemes the IdP's PASSPORT_REDIS_URL takes (store.Open checks the
+// rest).
+func isRedisURL(u string) bool {
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(u), "://")
+	return ok && rest != "" && slices.Contains([]string{"redis", "rediss", "redis-sentinel", "redis-cluster"}, scheme)
 }

@@ -103,6 +103,8 @@ type Report struct {
 	Cost      *Cost      `json:"idp_cost,omitempty"`
 	Signature *Signature `json:"signature,omitempty"`
 	Waiting   *Waiting   `json:"waiting,omitempty"`
+	// Redis is what the run measured of the IdP's Redis, with --redis.
+	Redis *RedisReport `json:"redis,omitempty"`
 
 	Setup struct {
 		Users    int           `json:"users"`
@@ -276,6 +278,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 		for _, e := range wt.Errors {
 			sub(e.Step+": "+e.Kind, "%d  (%s)", e.Count, e.Example)
 		}
+	}
+	if r := rep.Redis; r != nil {
+		r.writeText(line, sub)
 	}
 	line("Sources", "", "%s", rep.Sources.Note)
 	line("Errors", "[step: kind, count, example]", "%d", l.Failed)

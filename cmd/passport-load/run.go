@@ -73,6 +73,7 @@ type loadRun struct {
 	phones *http.Client // the phones' device API calls
 	pool   *userPool
 	setup  time.Duration // spent creating the application and the users
+	redis  *redisProbe   // nil without --redis
 }
 
 // loadTest sets up, measures, and cleans up whatever happens. The report is nil when nothing was measured.
@@ -82,6 +83,12 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Redis is read before anything is created: the first reading of its memory is the baseline of the setup's.
+	probe, err := openRedis(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer probe.close()
 	plain := &http.Client{Timeout: 30 * time.Second}
 	phones := &http.Client{Transport: &http.Transport{
 		DialContext:         src.rotatingDial,
@@ -91,7 +98,7 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 	}, Timeout: cfg.Timeout}
 	defer phones.CloseIdleConnections()
 	fx := newFixture(&adminClient{base: cfg.IdP, token: cfg.AdminToken, http: plain}, cfg.Domain)
-	l := &loadRun{cfg: cfg, ui: ui, fx: fx, plain: plain, phones: phones, pool: newUserPool()}
+	l := &loadRun{cfg: cfg, ui: ui, fx: fx, plain: plain, phones: phones, pool: newUserPool(), redis: probe}
 
 	rep := &Report{IdP: cfg.IdP, Run: fx.Run, Concurrency: cfg.Concurrency}
 	rep.Sources.Count, rep.Sources.Loopback, rep.Sources.Note = src.Count(), src.Loopback(), src.Note
@@ -117,6 +124,7 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 			return nil, err
 		}
 		rep.Setup.Duration = l.setup
+		l.redis.finish(ctx, rep)
 		return rep, err
 	}
 
@@ -141,6 +149,7 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 	}
 	l.pool.add(loginUsers...)
 	rep.Setup.Users = len(waitUsers) + len(loginUsers)
+	l.redis.setupDone(ctx, rep.Setup.Users)
 
 	// An RSA signature timed here, in this process, before the load: the yardstick of the IdP's cost.
 	ui.status("timing %d RSA-2048 signatures", signatureSamples)
@@ -154,6 +163,9 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 	if cfg.Waiting > 0 {
 		var closeWaiting func()
 		rep.Waiting, closeWaiting = l.waiting(ctx, waitUsers)
+		if rep.Waiting.Waiting > 0 && ctx.Err() == nil {
+			l.redis.read(ctx, whileWaiting)
+		}
 		if cfg.KeepWaiting {
 			defer closeWaiting()
 			rep.Notes = append(rep.Notes, fmt.Sprintf("%d browsers kept waiting on their event streams while the logins ran (--keep-waiting)", rep.Waiting.Waiting))
@@ -178,7 +190,8 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 		return report(nil)
 	}
 
-	// The measured logins, between two readings of the IdP's metrics.
+	// The measured logins, between two readings of the IdP's metrics (and of Redis's memory).
+	l.redis.read(ctx, beforeLogins)
 	before, merr := scrapeMetrics(ctx, l.plain, cfg.Metrics)
 	res := newResults()
 	var deadline time.Time
@@ -195,6 +208,7 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 	rep.Stopped = l.attack(ctx, deadline, cfg.Logins, res, b)
 	cpu1, _ := processCPU()
 	b.done()
+	l.redis.read(ctx, afterLogins)
 	res.fill(rep)
 	var after idpMetrics
 	if merr == nil {

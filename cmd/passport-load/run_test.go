@@ -259,6 +259,9 @@ func TestUsage(t *testing.T) {
 		{"--duration", "0", "--logins", "-1"},
 		{"--idp", "http://127.0.0.1:1/some/path"},
 		{"--source-addrs", "-1"},
+		{"--redis", "127.0.0.1:6379"},
+		{"--redis", "http://127.0.0.1:6379"},
+		{"--redis-prefix", "passport:"},
 		{"stray"},
 	} {
 		code, out, errOut := load(t, s, args...)
@@ -267,7 +270,8 @@ func TestUsage(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	if code := run(context.Background(), []string{"--help"}, func(string) string { return "" }, &out, io.Discard); code != exitOK || !strings.Contains(out.String(), "--source-addrs N") {
+	if code := run(context.Background(), []string{"--help"}, func(string) string { return "" }, &out, io.Discard); code != exitOK || !strings.Contains(out.String(), "--source-addrs N") ||
+		!strings.Contains(out.String(), "--redis URL") || !strings.Contains(out.String(), "--redis-prefix P") {
 		t.Errorf("--help: exit %d:\n%s", code, out.String())
 	}
 }
