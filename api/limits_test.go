@@ -437,3 +437,51 @@ func TestWaitingStreamsHoldNoGoroutine(t *testing.T) {
 	}
 	waitStreams(t, e.srv, 0)
 }
+
+// TestStreamOfAnotherBrowser: the event stream of a login is refused to a browser that did not start it
+// (403) and for a login that does not exist (404), as the page is, and a refused stream holds nothing: after
+// twenty refusals (a login takes a few streams at most) its own browser still opens its stream and hears
+// the approval.
+func TestStreamOfAnotherBrowser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	jira := e.newApp("Jira", atlassianAudience, acsURL)
+	ph := e.enroll(employee)
+	b := newBrowser(t)
+	waiting := b.identify(b.startLogin(e.sp(jira), ""), employee)
+	status := func(c *http.Client, u string) int {
+		t.Helper()
+		resp, err := c.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	stranger := newBrowser(t)
+	for range 20 {
+		if got := status(stranger.c, waiting.URL+"/events"); got != http.StatusForbidden {
+			t.Fatalf("another browser's event stream: %d, want 403", got)
+		}
+	}
+	gone := e.URL + "/login/" + strings.Repeat("a", 26) + "/events"
+	if got := status(b.c, gone); got != http.StatusNotFound {
+		t.Fatalf("the event stream of a login that does not exist: %d, want 404", got)
+	}
+	first, events, stop := openStream(t, b.c, waiting.URL)
+	defer stop()
+	if first != "state pending" {
+		t.Fatalf("the login's own browser: first event %q, want state pending", first)
+	}
+	if _, err := ph.ApproveByNumber(t.Context(), waiting.number(t)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-events:
+		if ev != "state approved" {
+			t.Fatalf("after the approval: %q", ev)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the approval did not reach the stream")
+	}
+}

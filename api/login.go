@@ -145,14 +145,13 @@ func (s *Server) handleLoginChange(c echo.Context) error {
 // script then tries again later by itself). Each write has Limits.WriteTimeout: a client that stops reading
 // loses its stream.
 func (s *Server) handleLoginEvents(c echo.Context) error {
-	lctx, cancel := s.storeCtx(s.ctx(c))
-	l, _, err := s.idp.Load(lctx, c.Param("txnID"), loginSecret(c))
-	cancel()
-	if err != nil {
+	id := c.Param("txnID")
+	if !authn.PlausibleLoginID(id) {
+		_, _, err := s.idp.Load(s.ctx(c), id, loginSecret(c)) // refuses it as the page does, without the store
 		return err
 	}
 	caps := []streamCap{
-		{kind: "login", key: "login:" + l.ID, max: s.cfg.Limits.StreamsPerLogin,
+		{kind: "login", key: "login:" + id, max: s.cfg.Limits.StreamsPerLogin,
 			refusal: "This sign-in is already followed by several open pages. Close its other tabs; this page checks again by itself."},
 		{kind: "client", key: "client:" + clientKey(c), max: s.cfg.Limits.StreamsPerClient,
 			refusal: "Too many sign-in pages from your network are waiting at once. This page checks again by itself in a few seconds."},
@@ -165,17 +164,28 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 	if full != nil {
 		return s.refuseStream(c, full)
 	}
-	st := &eventStream{id: l.ID, secret: loginSecret(c), keys: []string{caps[0].key, caps[1].key}, release: release}
+	st := &eventStream{id: id, secret: loginSecret(c), keys: []string{caps[0].key, caps[1].key}, release: release}
+	// Subscribe first, then read the login once: the read proves the browser and gives the first state, and
+	// no change can fall between it and the subscription.
 	nctx, cancel := s.storeCtx(s.ctx(c))
-	st.stop, err = s.svc.Logins.Notify(nctx, l.ID, func(msg string) {
+	defer cancel()
+	var err error
+	st.stop, err = s.svc.Logins.Notify(nctx, id, func(msg string) {
 		st.news.Store(&msg)
 		s.hub.mark(st)
 	})
-	cancel()
 	if err != nil {
 		release()
 		return err
 	}
+	l, _, err := s.idp.Load(nctx, id, loginSecret(c))
+	if err != nil {
+		st.stop()
+		release()
+		return err
+	}
+	first := authn.LoginChange{State: l.State, ExpiresAt: l.ExpiresAt}.String()
+	st.news.CompareAndSwap(nil, &first) // a message that came meanwhile is newer
 	return s.hub.serve(c, st)
 }
 
