@@ -58,6 +58,9 @@ type eventStream struct {
 	rc   *http.ResponseController
 
 	dirty, beat, queued atomic.Bool
+	// live: the stream's connection is set up and it is registered, so workers may serve it. The login's
+	// subscription comes first; its messages only mark the stream until then, and serve acts on them.
+	live atomic.Bool
 	// news is the latest message of the login's channel not yet acted on (see authn.LoginChange).
 	news atomic.Pointer[string]
 
@@ -137,9 +140,12 @@ func (h *hub) snapshot(key string) []*eventStream {
 }
 
 // mark says that st's login may have changed. It never blocks: it is called by the store's pub/sub reader.
+// A stream not yet served is only marked: serve looks at it once it can be written to.
 func (h *hub) mark(st *eventStream) {
 	st.dirty.Store(true)
-	h.enqueue(st)
+	if st.live.Load() {
+		h.enqueue(st)
+	}
 }
 
 func (h *hub) enqueue(st *eventStream) {
@@ -366,6 +372,7 @@ func (h *hub) serve(c echo.Context, st *eventStream) error {
 		return nil
 	}
 	h.add(st)
+	st.live.Store(true)
 	h.mark(st)
 	return nil
 }
@@ -375,6 +382,7 @@ func (h *hub) serveInline(c echo.Context, st *eventStream) error {
 	st.w, st.rc = w, http.NewResponseController(w)
 	w.WriteHeader(http.StatusOK)
 	h.add(st)
+	st.live.Store(true)
 	h.mark(st)
 	select {
 	case <-st.done:
