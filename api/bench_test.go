@@ -178,7 +178,7 @@ func BenchmarkLogin(b *testing.B) {
 // loginRoundTrips is what one login may cost in store round trips once scripts are loaded and connections
 // open: the login admitted (its client counted, the request claimed: one batch) and parked (2); the email
 // submitted — login read, one batch of limit and user reads, the hourly push counts of the network and the
-// user (one batch), the move to pending (4); the waiting page (1); the phone's approval — device, proof id,
+// user (one script), the move to pending (4); the waiting page (1); the phone's approval — device, proof id,
 // the login that shows the number and its compare-and-swap (4); the Response — login read, user and
 // approving phone, the session, the phone read again now that the session exists, the move to answered (5).
 const loginRoundTrips = 16
@@ -222,7 +222,7 @@ func TestLoginRoundTrips(t *testing.T) {
 
 // loginCommands is what one login may send to the store in commands (a script is one; the round trips above
 // carry them, batches several each).
-const loginCommands = 22
+const loginCommands = 21
 
 // TestAuditRoundTrips: recording a login's events adds no round trip to the login itself: they are written
 // by the audit log's own writer, many in one round trip. How many round trips that writer makes depends on

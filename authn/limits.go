@@ -243,17 +243,11 @@ func (s *core) checkPushAllowed(ctx context.Context, email, net string, facts *i
 	if len(pending) >= lim.MaxPendingPerUser {
 		return Pause{Reason: PauseTooPending, Until: pending[0].ExpiresAt}, pending, false, nil
 	}
-	b := s.st.Batch(ctx)
-	netHit, userHit := s.st.HitIn(b, hourKey(email, net), time.Hour), s.st.HitIn(b, hourKey(email, ""), time.Hour)
-	b.Run()
-	nh, err := netHit.Get()
+	hits, err := s.st.HitAll(ctx, time.Hour, hourKey(email, net), hourKey(email, ""))
 	if err != nil {
 		return Pause{}, pending, false, internal("count pushes", err)
 	}
-	uh, err := userHit.Get()
-	if err != nil {
-		return Pause{}, pending, false, internal("count pushes", err)
-	}
+	nh, uh := hits[0], hits[1]
 	switch {
 	case nh.Count > lim.PushesPerHour:
 		// A network past its own cap must not use up the user's ceiling as well.

@@ -22,7 +22,7 @@ func numberIndex(email string, number int) string {
 // Limits on pushes (see Limits), by user and client network; an empty net names the user's ceiling.
 func pauseKey(email, net string) string   { return "push-pause:" + email + " " + net }
 func refusedKey(email, net string) string { return "push-refused:" + email + " " + net }
-func hourKey(email, net string) string    { return "push-hour:" + email + " " + net }
+func hourKey(email, net string) string    { return "push-hour:{" + email + "} " + net } // one slot: HitAll
 
 // Limits on clients, by network.
 func parkKey(net string) string     { return "ratelimit:park:" + net }

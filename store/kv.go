@@ -153,6 +153,52 @@ func (s *Store) Hit(ctx context.Context, key string, window time.Duration) (coun
 	return h.Count, h.ResetIn, h.err
 }
 
+// hitAllScript: KEYS counters; ARGV[1] window ms. hitScript on each key, in
+// one script: returns {count1, pttl1, count2, pttl2, ...}.
+var hitAllScript = redis.NewScript(`
+local out = {}
+for i = 1, #KEYS do
+  local c = redis.call('INCR', KEYS[i])
+  local ttl = redis.call('PTTL', KEYS[i])
+  if c == 1 or ttl < 0 then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    ttl = tonumber(ARGV[1])
+  end
+  out[#out + 1] = c
+  out[#out + 1] = ttl
+end
+return out
+`)
+
+// HitAll is [Store.Hit] of each key, at once: one command, atomic, for a
+// limit counted on several counters (a user's and their network's). On a
+// Redis Cluster the keys must share a hash slot: give them one hash tag, as
+// "push:{ada@example.com} net" and "push:{ada@example.com} ".
+func (s *Store) HitAll(ctx context.Context, window time.Duration, keys ...string) ([]HitCount, error) {
+	if window <= 0 {
+		return nil, fmt.Errorf("store: hit: window must be positive, got %v", window)
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	full := make([]string, len(keys))
+	for i, k := range keys {
+		full[i] = s.counterKey(k)
+	}
+	res, err := hitAllScript.Run(ctx, s.rdb, full, ttlMillis(window)).Int64Slice()
+	if err != nil {
+		return nil, fmt.Errorf("store: hit: %w", err)
+	}
+	if len(res) != 2*len(keys) {
+		return nil, fmt.Errorf("store: hit: unexpected reply %v", res)
+	}
+	out := make([]HitCount, len(keys))
+	for i := range out {
+		out[i] = HitCount{Count: res[2*i], ResetIn: time.Duration(res[2*i+1]) * time.Millisecond}
+	}
+	return out, nil
+}
+
 // HitCount is the result of a batched [Store.Hit].
 type HitCount struct {
 	Count   int64         // the count after this hit

@@ -1143,6 +1143,32 @@ func testHit(t *testing.T, s *store.Store) {
 			}
 		}
 	})
+	t.Run("HitAll", func(t *testing.T) {
+		keys := []string{"push:{ada} 10.0.0.1", "push:{ada} "}    // one hash tag: one Cluster slot
+		if _, _, err := s.Hit(ctx, keys[1], window); err != nil { // the user's counter has a hit already
+			t.Fatal(err)
+		}
+		for want := int64(1); want <= 3; want++ {
+			hits, err := s.HitAll(ctx, window, keys...)
+			if err != nil || len(hits) != 2 {
+				t.Fatalf("HitAll = %v, %v", hits, err)
+			}
+			if hits[0].Count != want || hits[1].Count != want+1 {
+				t.Fatalf("HitAll %d: counts %d, %d; want %d, %d", want, hits[0].Count, hits[1].Count, want, want+1)
+			}
+			for i, h := range hits {
+				if h.ResetIn <= 0 || h.ResetIn > window {
+					t.Fatalf("HitAll %d: %s resets in %v", want, keys[i], h.ResetIn)
+				}
+			}
+		}
+		if n, _, err := s.Count(ctx, keys[0]); err != nil || n != 3 {
+			t.Fatalf("Count after HitAll = %d, %v; want 3, as Hit counts", n, err)
+		}
+		if _, err := s.HitAll(ctx, 0, keys...); err == nil {
+			t.Fatal("HitAll with zero window succeeded")
+		}
+	})
 	t.Run("Reset", func(t *testing.T) {
 		if err := s.ResetCount(ctx, "ip"); err != nil {
 			t.Fatal(err)

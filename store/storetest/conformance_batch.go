@@ -446,7 +446,8 @@ func testCompressed(t *testing.T, s *store.Store) {
 func testCreateIndexed(t *testing.T, s *store.Store) {
 	ctx := testCtx(t)
 	tbl := newTable(s, "sessions")
-	mustCreate(t, tbl, "warm-up", record{}, time.Hour, "warm") // loads the script
+	// Loads the scripts, on a Cluster on the masters of both groups below ("ada" and "all").
+	mustCreate(t, tbl, "warm-up", record{}, time.Hour, "warm:ada", "x:all")
 	var err error
 	// A spread table adds to the indexes of each group ("ada", "all"), then writes the record.
 	want := map[bool]int64{false: 1, true: 3}[tbl.Spread()]
