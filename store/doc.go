@@ -48,7 +48,13 @@
 // a Cluster they spread over the masters; see [NewSpreadTable] for the
 // layout, the order of the writes that replace its single scripts, and what
 // a failure between them can leave (an index entry too many, counted until
-// its score passes: limits stricter, never looser). On one server a spread
+// its score passes: limits stricter, never looser). Why not move a login
+// into its user's slot at the email step instead: it is parked before the
+// email is known, and a move means a new ID, which would re-issue the
+// browser's cookie (scoped to the login's path) and split its event stream
+// and audit trail over two IDs; and a session cannot carry its user's tag,
+// since its ID reaches the applications (SessionIndex) and a shared prefix
+// would link a user's sessions across them. On one server a spread
 // table is a plain one, unless [Options.Spread] asks for the Cluster layout
 // (the test suite runs that way once more in CI). On a Cluster a login costs
 // four more round trips and commands than on one server (20 instead of 16
