@@ -22,6 +22,20 @@ import (
 	"github.com/winkk/passport/saml"
 )
 
+// wantEvent waits up to 10 s for the next event of a stream opened with openStream and fails t unless it is
+// want; what says what the event follows.
+func wantEvent(t *testing.T, events <-chan string, want, what string) {
+	t.Helper()
+	select {
+	case ev := <-events:
+		if ev != want {
+			t.Fatalf("%s: the stream sent %q, want %q", what, ev, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: the stream sent nothing within 10s, want %q", what, want)
+	}
+}
+
 // openStream opens the event stream of the login page at loginURL with client c and returns its first event
 // ("state pending", ...), the events after it, and a function that closes the stream. It fails unless the
 // server answers 200.
@@ -360,14 +374,7 @@ func TestStreamsOutliveWriteTimeout(t *testing.T) {
 	if _, err := ph.AnswerChallenge(ctx, ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionApprove, Number: number}); err != nil {
 		t.Fatalf("approve: %v", err)
 	}
-	select {
-	case ev := <-events:
-		if ev != "state approved" {
-			t.Errorf("event %q, want state approved", ev)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the stream did not carry the approval")
-	}
+	wantEvent(t, events, "state approved", "the approval")
 }
 
 // TestWaitingStreamsHoldNoGoroutine: a browser waiting on its login's event stream holds no goroutine of the
@@ -476,12 +483,5 @@ func TestStreamOfAnotherBrowser(t *testing.T) {
 	if _, err := ph.ApproveByNumber(t.Context(), waiting.number(t)); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case ev := <-events:
-		if ev != "state approved" {
-			t.Fatalf("after the approval: %q", ev)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the approval did not reach the stream")
-	}
+	wantEvent(t, events, "state approved", "the approval")
 }

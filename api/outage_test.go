@@ -166,14 +166,7 @@ func TestStoreOutageDuringLogin(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond) // the server's connections come back
 	}
-	select {
-	case ev := <-events:
-		if ev != "state approved" {
-			t.Fatalf("after the outage the stream sent %q", ev)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the approval did not reach the waiting page after the store came back")
-	}
+	wantEvent(t, events, "state approved", "the approval after the store came back")
 	samlForm(t, b.get(waiting.URL), acsURL)
 }
 

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -239,12 +238,5 @@ func TestStreamToldByTheMessage(t *testing.T) {
 	if _, err := ph.ApproveByNumber(ctx, number); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case ev := <-events:
-		if ev != "state approved" {
-			t.Fatalf("after the approval the stream sent %q, want state approved from the message", ev)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the approval did not reach the stream")
-	}
+	wantEvent(t, events, "state approved", "the approval, told by its message")
 }
