@@ -40,8 +40,10 @@ import (
 //     index a superset of the live records it should hold. [Table.Create]
 //     and [Table.Change] first add the id to the indexes of AddTo (checking
 //     their caps there, atomically per group), then write the record (which
-//     publishes the messages); when that write does not land they take back
-//     what they added. A change that lands then removes the id from the
+//     publishes the messages); when that write surely did not land (refused,
+//     the record missing, a lost race) they take back what they added. After
+//     a failure that leaves it unknown (the connection, a deadline) the
+//     entries stay. A change that lands then removes the id from the
 //     indexes of RemoveFrom. A failure between the writes can only leave an
 //     id in an index it should have left: caps are then stricter, never
 //     looser, until the entry's score passes or a read drops it; readers of
@@ -233,8 +235,8 @@ func (t *Table[T]) unindex(ctx context.Context, id string, indexes []string) err
 }
 
 // spreadCreate is Create in the spread layout: the indexes first, then the
-// record (SET NX), and the indexes taken back if it existed or the write
-// failed before the server had it.
+// record (SET NX), and the indexes taken back if it existed (after any other
+// failure the record may exist: the entries stay until their score passes).
 func (t *Table[T]) spreadCreate(ctx context.Context, id string, b []byte, ttl time.Duration, indexes []string) error {
 	var held []reservation
 	for _, group := range groupIndexes(indexes) {
@@ -249,7 +251,7 @@ func (t *Table[T]) spreadCreate(ctx context.Context, id string, b []byte, ttl ti
 	if err == nil && !ok {
 		err = ErrAlreadyExists
 	}
-	if err != nil && !ambiguous(err) {
+	if errors.Is(err, ErrAlreadyExists) {
 		t.releaseAll(ctx, held)
 	}
 	return err
@@ -278,12 +280,13 @@ func groupIndexes(indexes []string) [][]string {
 	return out
 }
 
-// ambiguous reports whether a failed write may still have landed: the
-// command may have reached the server before the connection or the
-// deadline failed. Such a failure keeps an index entry (stricter caps until
-// it is pruned) rather than risk dropping the entry of a record that exists.
-func ambiguous(err error) bool {
-	return err != nil && !errors.Is(err, ErrAlreadyExists) && Unavailable(err)
+// definite reports whether a failed change surely did not land: the record
+// was missing, or lost every race. Any other failure (the connection, the
+// deadline, the caller giving up) may have come after the server ran the
+// write, so the index entries it added stay, counted until their score
+// passes, rather than risk taking them from a record that changed.
+func definite(err error) bool {
+	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict)
 }
 
 // spreadChange is change in the spread layout: reserve the indexes of AddTo,
@@ -315,7 +318,7 @@ func (t *Table[T]) spreadChange(ctx context.Context, op, id string, seen *T, fn 
 		return v, err
 	}, Effects{Publish: also.Publish, Announce: also.Announce})
 	if err != nil {
-		if fnErr != nil || !ambiguous(err) {
+		if fnErr != nil || definite(err) { // refused by fn (nothing sent on that attempt), or never written
 			_ = t.release(ctx, r)
 		}
 		return zero, err

@@ -46,6 +46,7 @@ func runChecks(t *testing.T, open func(t *testing.T) *store.Store, skip map[stri
 		{"TakeConcurrentOneWinner", testTakeConcurrentOneWinner},
 		{"Change", testChange},
 		{"ChangeCap", testChangeCap},
+		{"ChangeInterrupted", testChangeInterrupted},
 		{"ChangeCapsPerIndex", testChangeCapsPerIndex},
 		{"ChangeIndexTTL", testChangeIndexTTL},
 		{"RemoveFromIndexes", testRemoveFromIndexes},
@@ -111,6 +112,7 @@ func RunSpread(t *testing.T, open func(t *testing.T) *store.Store, skip map[stri
 var spreadChecks = []string{
 	"TableCRUD", "TTL", "Expiry", "UpdateKeepsTTL", "UpdateFnErrorAborts", "UpdateConcurrentOneWinner",
 	"UpdateConcurrentAllApplied", "UpdateConflict", "TakeConcurrentOneWinner", "Change", "ChangeCap",
+	"ChangeInterrupted",
 	"ChangeCapsPerIndex", "ChangeIndexTTL", "RemoveFromIndexes", "MemoryUsage", "Compressed", "KeysByShard",
 	"CreateIndexed", "Batch", "Index",
 }

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -187,6 +188,52 @@ func testChange(t *testing.T, s *store.Store) {
 			t.Fatalf("published %q, want one message", msgs)
 		}
 	})
+}
+
+// testChangeInterrupted: a change whose write fails once its fn has run (here
+// the caller gives up: its context ends) leaves the record as it was. On a
+// spread table the write came after the id was added to the index, and the
+// store cannot tell whether it reached the server: the entry stays, counted
+// against the cap (stricter, never looser), until its IndexTTL passes.
+func testChangeInterrupted(t *testing.T, s *store.Store) {
+	tbl := newTable(s, "interrupted")
+	mustCreate(t, tbl, "a", record{State: "pending"}, time.Hour)
+	mustCreate(t, tbl, "b", record{State: "pending"}, time.Hour)
+	const ttl = 300 * time.Millisecond
+	join := func(ctx context.Context, id string, then func()) error {
+		_, err := tbl.Change(ctx, id, nil, func(r record) (record, error) {
+			then()
+			r.State = "approved"
+			return r, nil
+		}, store.Effects{AddTo: []string{"open:ada"}, Caps: []int{1}, IndexTTL: ttl})
+		return err
+	}
+	ctx, cancel := context.WithCancel(testCtx(t))
+	if err := join(ctx, "a", cancel); err == nil {
+		t.Fatal("a change whose context ended before its write succeeded")
+	}
+	if got := mustGet(t, tbl, "a"); got.State != "pending" {
+		t.Fatalf("the interrupted change was written: %+v", got)
+	}
+	ids := mustIndexIDs(t, tbl, "open:ada")
+	if !tbl.Spread() {
+		if len(ids) != 0 {
+			t.Fatalf("index = %v after a change that was not written, want empty", ids)
+		}
+		return
+	}
+	if !slices.Equal(ids, []string{"a"}) {
+		t.Fatalf("index = %v after an interrupted change, want [a]: its entry stays until its score passes", ids)
+	}
+	if err := join(testCtx(t), "b", func() {}); !errors.Is(err, store.ErrIndexFull) {
+		t.Fatalf("joining the capped index beside the interrupted entry: %v, want ErrIndexFull", err)
+	}
+	waitFor(t, "the interrupted entry's IndexTTL to pass", func() bool {
+		return join(testCtx(t), "b", func() {}) == nil
+	})
+	if ids := mustIndexIDs(t, tbl, "open:ada"); !slices.Equal(ids, []string{"b"}) {
+		t.Fatalf("index = %v, want [b]", ids)
+	}
 }
 
 // testChangeCap: of many records changed at once into a capped index, only
