@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"html/template"
 	"net/http"
@@ -94,29 +95,25 @@ func formOf(p *sso.Post) *postForm {
 // handleLoginSubmit takes the email typed on the identify step, then redirects to the page (post/redirect/get).
 // A malformed address or too many attempts show the form again, saying why.
 func (s *Server) handleLoginSubmit(c echo.Context) error {
-	id := c.Param("txnID")
-	err := s.idp.Identify(s.ctx(c), id, loginSecret(c), c.FormValue("email"), client(c))
-	if errors.Is(err, authn.ErrInvalid) || errors.Is(err, authn.ErrRateLimited) {
-		pg, perr := s.idp.Page(s.ctx(c), id, loginSecret(c))
-		if perr != nil {
-			return perr
-		}
-		pub, status := classify(err)
-		return s.showLogin(c, status, pg, pub.Message)
-	}
-	if err != nil {
-		return err
-	}
-	return c.Redirect(http.StatusSeeOther, "/login/"+id)
+	return s.submitLoginForm(c, s.idp.Identify, "email", authn.ErrInvalid, authn.ErrRateLimited)
 }
 
 // handleLoginCode takes an offline code typed on the waiting page ("Use a code from the app instead"), then
 // redirects to the page (post/redirect/get). A wrong code, or codes locked for now, show the page again with
 // the code form saying why.
 func (s *Server) handleLoginCode(c echo.Context) error {
+	return s.submitLoginForm(c, s.idp.EnterCode, "code", authn.ErrCodeInvalid, authn.ErrCodeLocked)
+}
+
+// submitLoginForm hands the form field of a login page to step, then redirects to the page
+// (post/redirect/get); an error that is one of formErrs is the form's: the page is shown again, saying why.
+func (s *Server) submitLoginForm(c echo.Context, step func(ctx context.Context, id, secret, value string, cl sso.Client) error, field string, formErrs ...error) error {
 	id := c.Param("txnID")
-	err := s.idp.EnterCode(s.ctx(c), id, loginSecret(c), c.FormValue("code"), client(c))
-	if errors.Is(err, authn.ErrCodeInvalid) || errors.Is(err, authn.ErrCodeLocked) {
+	err := step(s.ctx(c), id, loginSecret(c), c.FormValue(field), client(c))
+	for _, fe := range formErrs {
+		if !errors.Is(err, fe) {
+			continue
+		}
 		pg, perr := s.idp.Page(s.ctx(c), id, loginSecret(c))
 		if perr != nil {
 			return perr
