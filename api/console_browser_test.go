@@ -172,8 +172,7 @@ func (ct *consoleTab) labelled(text string) string {
 func TestConsoleBrowserGuide(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	admin := e.enroll("admin@example.com")
-	e.makeAdmin("admin@example.com")
+	admin := e.enrollAdmin("admin@example.com")
 	employee := e.enroll("employee@example.com")
 	b := mustBrowser(t)
 	ct := openConsoleTab(t, b, e, looks[0])

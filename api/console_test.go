@@ -30,6 +30,14 @@ func (e *env) makeAdmin(email string) {
 	e.do("PATCH", "/api/v1/admin/users/"+url.PathEscape(email), adminToken, map[string]any{"roles": []string{"admin"}}, http.StatusOK, nil)
 }
 
+// enrollAdmin enrolls a phone for email and makes the user an administrator.
+func (e *env) enrollAdmin(email string) *phone {
+	e.t.Helper()
+	ph := e.enroll(email)
+	e.makeAdmin(email)
+	return ph
+}
+
 // consoleSignIn signs b in to the console with ph's approval, starting at path (which needs a session); it
 // returns the page the browser lands on after the approval.
 func (e *env) consoleSignIn(b *browser, path string, ph *phone) *page {
@@ -95,8 +103,7 @@ func (e *env) events(typ, email string) []audit.Event {
 func TestConsoleSignIn(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ph := e.enroll("root@example.com")
-	e.makeAdmin("root@example.com")
+	ph := e.enrollAdmin("root@example.com")
 	b := newBrowser(t)
 
 	p := b.get(e.URL + "/admin/apps")
@@ -140,15 +147,13 @@ func TestConsoleSignIn(t *testing.T) {
 func TestConsoleSetCookieAttributes(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ph := e.enroll("root@example.com")
-	e.makeAdmin("root@example.com")
+	ph := e.enrollAdmin("root@example.com")
 	b := newBrowser(t)
-	p := b.get(e.URL + "/admin")
+	b.get(e.URL + "/admin")
 	w := b.postForm(e.URL+"/admin/signin", url.Values{"email": {ph.Email}, "next": {"/admin"}})
 	if _, err := ph.ApproveByNumber(context.Background(), w.number(t)); err != nil {
 		t.Fatal(err)
 	}
-	_ = p
 	req, _ := http.NewRequest("GET", w.URL, nil)
 	for _, ck := range b.c.Jar.Cookies(mustURL(t, w.URL)) {
 		req.AddCookie(ck)
@@ -231,8 +236,7 @@ func TestConsoleNotAdmin(t *testing.T) {
 func TestConsoleCSRFAndHostileInput(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ph := e.enroll("root@example.com")
-	e.makeAdmin("root@example.com")
+	ph := e.enrollAdmin("root@example.com")
 	b := newBrowser(t)
 	p := e.consoleSignIn(b, "/admin/apps/new", ph)
 	token := csrfOf(t, p)
@@ -285,8 +289,7 @@ func TestConsoleCSRFAndHostileInput(t *testing.T) {
 func TestConsoleSessionLimits(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ph := e.enroll("root@example.com")
-	e.makeAdmin("root@example.com")
+	ph := e.enrollAdmin("root@example.com")
 	b := newBrowser(t)
 	e.consoleSignIn(b, "/admin", ph)
 
@@ -326,8 +329,7 @@ func TestConsoleSessionLimits(t *testing.T) {
 func TestConsoleUsersAndStepUp(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ph := e.enroll("root@example.com")
-	e.makeAdmin("root@example.com")
+	ph := e.enrollAdmin("root@example.com")
 	b := newBrowser(t)
 	p := e.consoleSignIn(b, "/admin/users", ph)
 	token := csrfOf(t, p)
@@ -413,8 +415,7 @@ func TestConsoleUsersAndStepUp(t *testing.T) {
 func TestConsoleApplications(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ph := e.enroll("root@example.com")
-	e.makeAdmin("root@example.com")
+	ph := e.enrollAdmin("root@example.com")
 	e.enroll("nophone.later@example.com")
 	b := newBrowser(t)
 	p := e.consoleSignIn(b, "/admin/apps/new", ph)
@@ -548,8 +549,7 @@ func TestConsoleRolesAndSuspendedAdmin(t *testing.T) {
 func TestConsoleActivity(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ph := e.enroll("root@example.com")
-	e.makeAdmin("root@example.com")
+	ph := e.enrollAdmin("root@example.com")
 	for i := range 55 {
 		e.do("POST", "/api/v1/admin/users", adminToken, map[string]any{"email": "u" + strconv.Itoa(i) + "@example.com"}, http.StatusCreated, nil)
 	}
@@ -598,8 +598,7 @@ func TestConsoleActivity(t *testing.T) {
 func TestConsoleSignInRefusals(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ph := e.enroll("root@example.com")
-	e.makeAdmin("root@example.com")
+	ph := e.enrollAdmin("root@example.com")
 	b := newBrowser(t)
 	b.get(e.URL + "/admin")
 
@@ -645,8 +644,7 @@ func TestConsoleSignInRefusals(t *testing.T) {
 func TestConsoleOverviewCertificateExpiring(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ph := e.enroll("root@example.com")
-	e.makeAdmin("root@example.com")
+	ph := e.enrollAdmin("root@example.com")
 	// The generated certificate is valid five years: come back 20 days before its end.
 	e.clock.Advance(5*365*24*time.Hour - 20*24*time.Hour)
 	b := newBrowser(t)
