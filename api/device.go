@@ -376,9 +376,6 @@ func (s *Server) handleApproveByNumber(c echo.Context) error {
 	if err := decodeJSONBytes(c.Get(ctxBody).([]byte), &req); err != nil {
 		return err
 	}
-	if req.Number < 10 || req.Number > 99 {
-		return authn.ErrInvalid.WithMessage("number must be the two-digit number shown in the browser.")
-	}
 	l, err := s.svc.Logins.ApproveSigned(s.ctx(c), device(c), authn.Decision{Number: req.Number, ContextHash: req.ContextHash,
 		Receipt: proofOf(c), ReceiptBody: string(c.Get(ctxBody).([]byte))})
 	if err != nil {
