@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -54,6 +55,7 @@ type eventStream struct {
 	// conn is the taken-over connection; nil when the stream is served inside its request (fallback), which
 	// w and rc then write to.
 	conn net.Conn
+	head []byte // the answer's status line and headers, not yet written: they go out with the first write
 	w    io.Writer
 	rc   *http.ResponseController
 
@@ -270,6 +272,12 @@ func (h *hub) write(st *eventStream, text string) error {
 		return st.rc.Flush()
 	}
 	_ = st.conn.SetWriteDeadline(time.Now().Add(hubWriteTimeout))
+	if st.head != nil {
+		b := append(st.head, text...)
+		st.head = nil
+		_, err := st.conn.Write(b)
+		return err
+	}
 	_, err := io.WriteString(st.conn, text)
 	return err
 }
@@ -342,8 +350,8 @@ func goneByDeadline(conn net.Conn) bool {
 	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }
 
-// serve takes the stream over from net/http: it writes the answer's headers on the connection itself and
-// returns, leaving the stream to the hub. Where the connection cannot be taken over (HTTP/2), the stream is
+// serve takes the stream over from net/http and returns, leaving the stream to the hub, which writes the
+// answer's headers on the connection itself with the first event. Where the connection cannot be taken over (HTTP/2), the stream is
 // served inside the request, which then waits until it ends.
 func (h *hub) serve(c echo.Context, st *eventStream) error {
 	hdr := c.Response().Header()
@@ -359,18 +367,13 @@ func (h *hub) serve(c echo.Context, st *eventStream) error {
 	hdr.Set("Connection", "close")
 	st.conn = conn
 	_ = conn.SetDeadline(time.Time{})
-	_ = conn.SetWriteDeadline(time.Now().Add(hubWriteTimeout))
-	_, err = io.WriteString(conn, "HTTP/1.1 200 OK\r\n")
-	if err == nil {
-		err = hdr.Write(conn)
-	}
-	if err == nil {
-		_, err = io.WriteString(conn, "\r\n")
-	}
-	if err != nil {
-		h.end(st)
-		return nil
-	}
+	// The status line and headers go out with the first event, in one write: Header.Write on the bare
+	// connection would make four system calls of every header line.
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = hdr.Write(&head) // a bytes.Buffer takes every write
+	head.WriteString("\r\n")
+	st.head = head.Bytes()
 	h.add(st)
 	st.live.Store(true)
 	h.mark(st)
