@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -68,6 +69,13 @@ func viewCases() []viewCase {
 				}
 			}},
 		{name: "post zero", v: postView{}, check: checkAutoSubmit},
+		{name: "post base64", v: postView{AppName: "Jira", Form: postForm{ACS: acs, SAMLResponse: "PHNhbWxwOlJlc3BvbnNl+/9=", RelayState: "r"}}, formAction: "https://auth.atlassian.com",
+			check: func(t *testing.T, doc *html.Node, body string) {
+				checkSAMLFields(t, doc, "PHNhbWxwOlJlc3BvbnNl+/9=", "r")
+				if !strings.Contains(body, `value="PHNhbWxwOlJlc3BvbnNl+/9="`) {
+					t.Error("the base64 Response is not written as it is")
+				}
+			}},
 		{name: "post hostile", v: postView{AppName: hostile, Form: *hostileForm}, shows: hostile, formAction: "https://auth.atlassian.com",
 			check: func(t *testing.T, doc *html.Node, body string) {
 				checkAutoSubmit(t, doc, body)
@@ -129,6 +137,9 @@ func TestViews(t *testing.T) {
 			}
 			if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
 				t.Errorf("Content-Type %q", ct)
+			}
+			if cl := rec.Header().Get("Content-Length"); cl != strconv.Itoa(rec.Body.Len()) {
+				t.Errorf("Content-Length %q for a page of %d bytes", cl, rec.Body.Len())
 			}
 			if cc := rec.Header().Get("Cache-Control"); cc != "no-store" {
 				t.Errorf("Cache-Control %q, want no-store", cc)
