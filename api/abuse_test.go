@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"path"
 	"regexp"
 	"strings"
 	"sync"
@@ -366,6 +367,43 @@ func TestChangeEmail(t *testing.T) {
 	if p := other.postForm(waiting.URL+"/change", nil); p.Status != http.StatusForbidden {
 		t.Errorf("a foreign browser's change: status %d", p.Status)
 	}
+}
+
+// TestEmailPostedAgain: the email's POST answers with the waiting page itself, so a reload of that answer
+// posts the form again. That changes nothing: the same number, no second push, the phone still sees one
+// sign-in; another address posted to the waiting login is not taken either ("Not you?" is the way).
+func TestEmailPostedAgain(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	jira := e.newApp("Jira", atlassianAudience, acsURL)
+	ph := e.enroll(employee)
+	ctx := context.Background()
+
+	b := newBrowser(t)
+	identify := b.startLogin(e.sp(jira), "")
+	before := e.settledPushes(t, e.fcm.Attempts())
+	waiting := b.identify(identify, employee)
+	number := waiting.number(t)
+	e.settledPushes(t, before+1)
+	for _, email := range []string{employee, "mallory@example.com"} {
+		again := b.identify(identify, email)
+		if again.Status != http.StatusOK || again.number(t) != number {
+			t.Fatalf("posting %s again: status %d, number %d, want 200 and %d", email, again.Status, again.number(t), number)
+		}
+		if shown, _ := again.testID("login-email"); shown != employee {
+			t.Errorf("posting %s again: the page shows %q, want %q", email, shown, employee)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // a push would be on its way by now
+	e.settledPushes(t, before+1)
+	if list, err := ph.ListChallenges(ctx); err != nil || len(list.Challenges) != 1 || list.Challenges[0].ID != path.Base(waiting.URL) {
+		t.Fatalf("the phone lists %+v (%v), want the one sign-in", list, err)
+	}
+	if _, err := ph.ApproveByNumber(ctx, number); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := samlForm(t, b.get(waiting.URL), acsURL)
+	e.bothAccept(t, jira, resp, employee, []string{b.requestID})
 }
 
 // TestOfficeBehindOneAddress: 300 different employees sign in within a minute from one client address, none

@@ -142,9 +142,11 @@ func (bs *benchServer) login(tb testing.TB, ssoPath string) {
 	cookie := strings.SplitN(rec.Header().Get("Set-Cookie"), ";", 2)[0]
 	path := strings.TrimPrefix(loc, bs.base)
 	id := strings.TrimPrefix(path, "/login/")
-	bs.do(tb, "POST", path, "email="+url.QueryEscape(employee), cookie, "")
-	page := bs.do(tb, "GET", path, "", cookie, "").Body.String()
+	page := bs.do(tb, "POST", path, "email="+url.QueryEscape(employee), cookie, "").Body.String() // answers with the number
 	i := strings.Index(page, `data-testid="match-number">`)
+	if i < 0 {
+		tb.Fatalf("the email's answer shows no number:\n%s", page)
+	}
 	number := page[i+len(`data-testid="match-number">`) : i+len(`data-testid="match-number">`)+2]
 	<-bs.fcm.Sent
 	const approvePath = "/api/v1/device/challenges/approve"
@@ -178,10 +180,11 @@ func BenchmarkLogin(b *testing.B) {
 // loginRoundTrips is what one login may cost in store round trips once scripts are loaded and connections
 // open: the login admitted (its client counted, the request claimed: one batch) and parked (2); the email
 // submitted — login read, one batch of limit and user reads, the hourly push counts of the network and the
-// user (one script), the move to pending (4); the waiting page (1); the phone's approval — device, proof id,
-// the login that shows the number and its compare-and-swap (4); the Response — login read, user and
-// approving phone, the session, the phone read again now that the session exists, the move to answered (5).
-const loginRoundTrips = 16
+// user (one script), the move to pending (4), whose answer is the waiting page; the phone's approval —
+// device, proof id, the login that shows the number and its compare-and-swap (4); the Response — login read,
+// user and approving phone, the session, the phone read again now that the session exists, the move to
+// answered (5).
+const loginRoundTrips = 15
 
 // spreadExtra is what a login costs more, in round trips and in commands, where logins and sessions are
 // spread over a Redis Cluster's masters (store.NewSpreadTable): the email step adds the login to the user's
@@ -222,7 +225,7 @@ func TestLoginRoundTrips(t *testing.T) {
 
 // loginCommands is what one login may send to the store in commands (a script is one; the round trips above
 // carry them, batches several each).
-const loginCommands = 21
+const loginCommands = 20
 
 // TestAuditRoundTrips: recording a login's events adds no round trip to the login itself: they are written
 // by the audit log's own writer, many in one round trip. How many round trips that writer makes depends on

@@ -152,6 +152,12 @@ func TestBrowserLogin(t *testing.T) {
 						lk.name, post.at.Sub(ap.answered).Round(time.Millisecond), ap.answered.Sub(ap.sent).Round(time.Millisecond))
 				}
 
+				// The email's POST answered with the waiting page; the page loaded itself again by its URL and
+				// never posted the email again. (Chromium makes a script's reload() of a POST's answer a GET;
+				// Firefox asks to post the form again, which is why the script navigates instead.)
+				if n := tb.documentPosts(loginURL); n != 1 {
+					t.Errorf("the login page was posted %d times, want once (the email)", n)
+				}
 				if post.relayState != relay {
 					t.Errorf("RelayState = %q, want %q", post.relayState, relay)
 				}
@@ -255,6 +261,12 @@ func TestBrowserLogin(t *testing.T) {
 
 				tb.press(button)
 				post := acs.wait(t, tb, stepTimeout)
+				// The email's POST answered with the waiting page; the page loaded itself again by its URL and
+				// never posted the email again. (Chromium makes a script's reload() of a POST's answer a GET;
+				// Firefox asks to post the form again, which is why the script navigates instead.)
+				if n := tb.documentPosts(loginURL); n != 1 {
+					t.Errorf("the login page was posted %d times, want once (the email)", n)
+				}
 				if post.relayState != relay {
 					t.Errorf("RelayState = %q, want %q", post.relayState, relay)
 				}
@@ -443,8 +455,8 @@ type consoleProblem struct {
 }
 
 type docRequest struct {
-	url string
-	at  time.Time
+	url, method string
+	at          time.Time
 }
 
 func openTab(t *testing.T, browser context.Context, lk look, shots string) *tab {
@@ -492,7 +504,7 @@ func (tb *tab) listen(ev any) {
 		switch ev.Type {
 		case network.ResourceTypeDocument:
 			tb.mu.Lock()
-			tb.docs = append(tb.docs, docRequest{url: ev.Request.URL, at: time.Now()})
+			tb.docs = append(tb.docs, docRequest{url: ev.Request.URL, method: ev.Request.Method, at: time.Now()})
 			tb.mu.Unlock()
 		case network.ResourceTypeEventSource:
 			tb.mu.Lock()
@@ -552,6 +564,19 @@ func (tb *tab) checkConsole(where string) {
 	for _, p := range tb.takeProblems() {
 		tb.t.Errorf("%s: %s", where, p)
 	}
+}
+
+// documentPosts counts the tab's POSTs of u as a document.
+func (tb *tab) documentPosts(u string) int {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	n := 0
+	for _, d := range tb.docs {
+		if d.url == u && d.method == http.MethodPost {
+			n++
+		}
+	}
+	return n
 }
 
 // documentRequestAfter returns when the tab first requested u as a document after since.

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"html/template"
 	"net/http"
@@ -64,14 +63,14 @@ func (s *Server) showLogin(c echo.Context, status int, pg sso.Page, formError st
 			email = l.Subject.Email // the application said who signs in
 		}
 		v = identifyView{AppName: app.Name, Action: "/login/" + l.ID, Email: email, FormError: formError,
-			State: string(pg.State), Events: "/login/" + l.ID + "/events"}
+			State: string(pg.State), Events: "/login/" + l.ID + "/events", Page: "/login/" + l.ID}
 	default: // pending
 		v = waitingView{AppName: app.Name, Email: l.Email, Number: l.Number,
 			ChangeAction:     "/login/" + l.ID + "/change",
 			ExpiresUnixMilli: l.ExpiresAt.UnixMilli(),
 			Remaining:        formatRemaining(l.ExpiresAt.Sub(now)),
 			// Scripts follow the state by events; without scripts the page refreshes itself.
-			State: string(pg.State), Events: "/login/" + l.ID + "/events", Refresh: 3}
+			State: string(pg.State), Events: "/login/" + l.ID + "/events", Page: "/login/" + l.ID, Refresh: 3}
 		if s.svc.Logins.OfflineCodes() {
 			w := v.(waitingView)
 			w.CodeAction, w.CodeError, w.Self = "/login/"+l.ID+"/code", formError, "/login/"+l.ID
@@ -92,24 +91,34 @@ func formOf(p *sso.Post) *postForm {
 	return &postForm{ACS: p.ACS, SAMLResponse: p.SAMLResponse, RelayState: p.RelayState}
 }
 
-// handleLoginSubmit takes the email typed on the identify step, then redirects to the page (post/redirect/get).
-// A malformed address or too many attempts show the form again, saying why.
+// handleLoginSubmit takes the email typed on the identify step and answers with the page as it then stands:
+// the number to enter on the phone. Not post/redirect/get: the redirect's second request would read the login
+// again for the page this request already has. A resubmitted form (a reload of this answer) is harmless: a
+// login past the identify step ignores it and shows itself, and the page's script navigates to the page's own
+// URL, never reloads the POST. A malformed address or too many attempts show the form again, saying why.
 func (s *Server) handleLoginSubmit(c echo.Context) error {
-	return s.submitLoginForm(c, s.idp.Identify, "email", authn.ErrInvalid, authn.ErrRateLimited)
+	id := c.Param("txnID")
+	pg, err := s.idp.Identify(s.ctx(c), id, loginSecret(c), c.FormValue("email"), client(c))
+	if err != nil {
+		return s.loginFormError(c, id, err, authn.ErrInvalid, authn.ErrRateLimited)
+	}
+	return s.showLogin(c, http.StatusOK, pg, "")
 }
 
 // handleLoginCode takes an offline code typed on the waiting page ("Use a code from the app instead"), then
-// redirects to the page (post/redirect/get). A wrong code, or codes locked for now, show the page again with
-// the code form saying why.
+// redirects to the page (post/redirect/get), which hands the Response over. A wrong code, or codes locked for
+// now, show the page again with the code form saying why.
 func (s *Server) handleLoginCode(c echo.Context) error {
-	return s.submitLoginForm(c, s.idp.EnterCode, "code", authn.ErrCodeInvalid, authn.ErrCodeLocked)
+	id := c.Param("txnID")
+	if err := s.idp.EnterCode(s.ctx(c), id, loginSecret(c), c.FormValue("code"), client(c)); err != nil {
+		return s.loginFormError(c, id, err, authn.ErrCodeInvalid, authn.ErrCodeLocked)
+	}
+	return c.Redirect(http.StatusSeeOther, "/login/"+id)
 }
 
-// submitLoginForm hands the form field of a login page to step, then redirects to the page
-// (post/redirect/get); an error that is one of formErrs is the form's: the page is shown again, saying why.
-func (s *Server) submitLoginForm(c echo.Context, step func(ctx context.Context, id, secret, value string, cl sso.Client) error, field string, formErrs ...error) error {
-	id := c.Param("txnID")
-	err := step(s.ctx(c), id, loginSecret(c), c.FormValue(field), client(c))
+// loginFormError answers a refused form of login id's page: when err is one of formErrs, the form's own, the
+// page is shown again saying why; any other error is returned.
+func (s *Server) loginFormError(c echo.Context, id string, err error, formErrs ...error) error {
 	for _, fe := range formErrs {
 		if !errors.Is(err, fe) {
 			continue
@@ -121,10 +130,7 @@ func (s *Server) submitLoginForm(c echo.Context, step func(ctx context.Context, 
 		pub, status := classify(err)
 		return s.showLogin(c, status, pg, pub.Message)
 	}
-	if err != nil {
-		return err
-	}
-	return c.Redirect(http.StatusSeeOther, "/login/"+id)
+	return err
 }
 
 // handleLoginChange takes the login back to the email step ("Not you?"), then shows it (post/redirect/get).

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -50,7 +51,7 @@ func loginFormSeeds() []fuzzcorpus.Seed {
 // POST /login/{txnID} of a real server (apitest, on the test Redis), each time on a fresh login in the
 // identify step and from the browser that started it. Whatever the body: no 5xx, and the handler does what
 // its email field, as NormalizeEmail judges it, calls for — an address moves the login on, with that
-// address normalized, and answers 303 to the login page; anything else keeps the login where it was and
+// address normalized, and answers 200 with the login's page as loading it shows it (the number to match); anything else keeps the login where it was and
 // answers 400 with the identify form, the address typed given back intact and the error next to it; a body
 // over the 8 KB limit is 413.
 func FuzzLoginForm(f *testing.F) {
@@ -86,11 +87,26 @@ func FuzzLoginForm(f *testing.F) {
 			t.Fatalf("login after POST %q: %v", body, err)
 		}
 		if invalid == nil {
-			if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/login/"+id {
-				t.Fatalf("POST %q (email %q): %d to %q, want 303 to the login page", body, email, rec.Code, rec.Header().Get("Location"))
-			}
 			if l.Email != email || l.Current(s.Clock.Now()) == authn.StateIdentify {
 				t.Fatalf("POST %q: login holds %q in state %s, want %q past identify", body, l.Email, l.Current(s.Clock.Now()), email)
+			}
+			get := httptest.NewRequest("GET", s.URL+"/login/"+id, nil)
+			get.AddCookie(cookie)
+			again := httptest.NewRecorder()
+			s.API.ServeHTTP(again, get)
+			// The same page: its title, and the number when the login waits (a paused login's page carries an
+			// error Response signed anew each time).
+			title := func(p string) string {
+				_, after, _ := strings.Cut(p, "<title>")
+				t, _, _ := strings.Cut(after, "</title>")
+				return t
+			}
+			same := title(page) != "" && title(page) == title(again.Body.String())
+			if l.State == authn.StatePending {
+				same = same && strings.Contains(page, `data-testid="match-number">`+strconv.Itoa(l.Number)+`<`)
+			}
+			if rec.Code != http.StatusOK || !same {
+				t.Fatalf("POST %q (email %q): %d, want 200 with the page as loading it shows it (%d)\n%s\n---- loaded:\n%s", body, email, rec.Code, again.Code, page, again.Body.String())
 			}
 			return
 		}

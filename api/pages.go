@@ -75,6 +75,7 @@ type identifyView struct {
 	FormError string // why the email typed was not taken; empty when it was not refused
 	State     string // the login state shown, for the events script
 	Events    string // URL of the login's event stream
+	Page      string // the login page's own URL, which the script loads when the state changes
 }
 
 func (identifyView) template() string { return "identify" }
@@ -90,6 +91,7 @@ type waitingView struct {
 	ChangeAction     string // where "Not you? Use another email" posts
 	State            string // the login state shown, for the events script
 	Events           string // URL of the login's event stream
+	Page             string // the login page's own URL, which the script loads when the state changes
 	Refresh          int    // seconds; the page refreshes itself when scripts are off
 	// CodeAction is where "Use a code from the app instead" posts its code; empty when offline codes are off.
 	CodeAction string

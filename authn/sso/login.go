@@ -62,6 +62,11 @@ func (p *IdP) Page(ctx context.Context, id, secret string) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
+	return p.page(ctx, l, app)
+}
+
+// page shows login l of app, as read or as just written, the way Page does.
+func (p *IdP) page(ctx context.Context, l authn.Login, app authn.App) (Page, error) {
 	pg := Page{Login: l, State: l.Current(p.cfg.Clock()), App: app}
 	switch pg.State {
 	case authn.StateIdentify, authn.StatePending:
@@ -91,15 +96,19 @@ func (p *IdP) Page(ctx context.Context, id, secret string) (Page, error) {
 	}
 }
 
-// Identify takes the email typed in the browser of login id (see authn.Logins.Identify). A malformed address
-// or too many attempts are errors for the form (authn.ErrInvalid, authn.ErrRateLimited).
-func (p *IdP) Identify(ctx context.Context, id, secret, email string, c Client) error {
-	l, _, err := p.Load(ctx, id, secret)
+// Identify takes the email typed in the browser of login id (see authn.Logins.Identify) and returns the login's
+// page as it stands after the step, as Page would show it, without reading the login again. A malformed
+// address or too many attempts are errors for the form (authn.ErrInvalid, authn.ErrRateLimited).
+func (p *IdP) Identify(ctx context.Context, id, secret, email string, c Client) (Page, error) {
+	l, app, err := p.Load(ctx, id, secret)
 	if err != nil {
-		return err
+		return Page{}, err
 	}
-	_, err = p.svc.Logins.Identify(ctx, l, email, c.Network)
-	return err
+	next, err := p.svc.Logins.Identify(ctx, l, email, c.Network)
+	if err != nil {
+		return Page{}, err
+	}
+	return p.page(ctx, next, app)
 }
 
 // EnterCode takes an offline code typed in the browser of login id (see authn.Logins.ApproveByCode); a code

@@ -157,7 +157,7 @@ func (r *runner) park(ctx context.Context, email string, src netip.Addr) (*parke
 	p.page = pg.URL
 	p.t[stepSSO] = time.Since(p.start)
 
-	// email → number: the form posts back to the page, which redirects to itself showing the number.
+	// email → number: the form posts back to the page, which answers with itself showing the number.
 	t := time.Now()
 	action, err := pg.resolve(pg.EmailAction)
 	if err != nil {
