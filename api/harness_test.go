@@ -347,6 +347,18 @@ func (b *browser) startLogin(sp *saml2.SAMLServiceProvider, relayState string) *
 	return p
 }
 
+// jiraLogin is where many tests start: a server with the Jira application and the employee's enrolled
+// phone, and a browser whose login as the employee waits for that phone (waiting shows the number).
+func jiraLogin(t *testing.T) (e *env, ph *phone, b *browser, waiting *page) {
+	t.Helper()
+	e = newEnv(t)
+	jira := e.newApp("Jira", atlassianAudience, acsURL)
+	ph = e.enroll(employee)
+	b = newBrowser(t)
+	waiting = b.identify(b.startLogin(e.sp(jira), ""), employee)
+	return e, ph, b, waiting
+}
+
 // identify submits email on the identify step and returns the waiting page.
 func (b *browser) identify(p *page, email string) *page {
 	b.t.Helper()

@@ -451,11 +451,7 @@ func TestWaitingStreamsHoldNoGoroutine(t *testing.T) {
 // the approval.
 func TestStreamOfAnotherBrowser(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	jira := e.newApp("Jira", atlassianAudience, acsURL)
-	ph := e.enroll(employee)
-	b := newBrowser(t)
-	waiting := b.identify(b.startLogin(e.sp(jira), ""), employee)
+	e, ph, b, waiting := jiraLogin(t)
 	status := func(c *http.Client, u string) int {
 		t.Helper()
 		resp, err := c.Get(u)

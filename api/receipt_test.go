@@ -165,13 +165,8 @@ func TestReceipts(t *testing.T) {
 // login still waits, untouched.
 func TestReceiptContextChanged(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	jira := e.newApp("Jira", atlassianAudience, acsURL)
-	ph := e.enroll(employee)
+	e, ph, b, waiting := jiraLogin(t)
 	ctx := t.Context()
-
-	b := newBrowser(t)
-	waiting := b.identify(b.startLogin(e.sp(jira), ""), employee)
 	ch := ph.waitChallenge(t)
 	shown := contextHashOf(ch)
 	logins := store.NewSpreadTable[authn.Login](e.svc.Store(), "login")
@@ -214,13 +209,8 @@ func TestReceiptContextChanged(t *testing.T) {
 // says "approved".
 func TestStreamToldByTheMessage(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	jira := e.newApp("Jira", atlassianAudience, acsURL)
-	ph := e.enroll(employee)
+	e, ph, b, waiting := jiraLogin(t)
 	ctx := t.Context()
-
-	b := newBrowser(t)
-	waiting := b.identify(b.startLogin(e.sp(jira), ""), employee)
 	number := waiting.number(t)
 	first, events, stop := openStream(t, b.c, waiting.URL)
 	defer stop()
