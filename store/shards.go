@@ -107,3 +107,22 @@ func parseUsedMemory(info string) (int64, error) {
 	}
 	return 0, errors.New("INFO memory has no used_memory")
 }
+
+// RecordTable is the name of the table whose record key (one of KeysByShard's) holds, in either layout of
+// a table: "{table}:r:<id>" on one server (Table.recKey), "{table:<id>}:r" spread over a Cluster's slots
+// (spreadRecKey); "" for any other key (an index, a set of ids, a value) or a key not under the prefix.
+func (s *Store) RecordTable(key string) string {
+	rest, ok := strings.CutPrefix(key, s.prefix+"{")
+	if !ok {
+		return ""
+	}
+	if table, _, ok := strings.Cut(rest, "}:r:"); ok && !strings.ContainsAny(table, "{}:") {
+		return table
+	}
+	if tag, ok := strings.CutSuffix(rest, "}:r"); ok {
+		if table, id, ok := strings.Cut(tag, ":"); ok && id != "" && !strings.ContainsAny(table, "{}") {
+			return table
+		}
+	}
+	return ""
+}

@@ -109,3 +109,50 @@ func TestMemoryByShardEmbedded(t *testing.T) {
 		t.Errorf("MemoryByShard on the embedded store: %v, %v; want ErrUnsupported", m, err)
 	}
 }
+
+// TestRecordTable: of the keys a table's writes leave, in either layout, RecordTable names the table for the
+// records and nothing for the rest (the ids, the indexes); a spread table's records are named as well.
+func TestRecordTable(t *testing.T) {
+	t.Parallel()
+	srv := redisproc.Start(t)
+	ctx := context.Background()
+	for _, spread := range []bool{false, true} {
+		open := storetest.OpenURL
+		if spread {
+			open = storetest.OpenSpread
+		}
+		s := open(t, srv.URL())
+		plain := store.NewTable[blob](s, "blob")
+		logins := store.NewSpreadTable[blob](s, "login")
+		for i := range 3 {
+			id := fmt.Sprintf("id%d", i)
+			if err := plain.Create(ctx, id, blob{Data: "x"}, time.Minute, "owner:a"); err != nil {
+				t.Fatal(err)
+			}
+			if err := logins.Create(ctx, id, blob{Data: "x"}, time.Minute, "pending:a@example.com"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		byShard, err := s.KeysByShard(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := map[string]int{}
+		var others int
+		for _, keys := range byShard {
+			for _, k := range keys {
+				if table := s.RecordTable(k); table != "" {
+					count[table]++
+				} else {
+					others++
+				}
+			}
+		}
+		if count["blob"] != 3 || count["login"] != 3 || len(count) != 2 || others == 0 {
+			t.Errorf("spread %v: records by table %v and %d other keys, want 3 blob and 3 login records beside their ids and indexes", spread, count, others)
+		}
+		if got := s.RecordTable("{blob}:r:id0"); got != "" {
+			t.Errorf("a key outside the store's prefix is named %q", got)
+		}
+	}
+}

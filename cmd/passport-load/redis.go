@@ -232,7 +232,7 @@ func (p *redisProbe) countKeys(ctx context.Context) error {
 	for master, keys := range byShard {
 		s := RedisShard{Master: master, Keys: len(keys)}
 		for _, k := range keys {
-			switch recordTable(strings.TrimPrefix(k, p.rep.Prefix)) {
+			switch p.st.RecordTable(k) {
 			case loginTable:
 				s.Logins++
 			case sessionTable:
@@ -244,25 +244,6 @@ func (p *redisProbe) countKeys(ctx context.Context) error {
 	slices.SortFunc(shards, func(a, b RedisShard) int { return strings.Compare(a.Master, b.Master) })
 	p.rep.Shards = shards
 	return nil
-}
-
-// recordTable is the table whose record the key (without the prefix) holds, in either layout of a store table:
-// "{table}:r:<id>" on one server, "{table:<id>}:r" when spread over a Cluster's slots (see store.NewSpreadTable).
-// "" for any other key (an index, a set of ids, a value).
-func recordTable(key string) string {
-	rest, ok := strings.CutPrefix(key, "{")
-	if !ok {
-		return ""
-	}
-	if table, _, ok := strings.Cut(rest, "}:r:"); ok && !strings.ContainsAny(table, "{}:") {
-		return table
-	}
-	if tag, ok := strings.CutSuffix(rest, "}:r"); ok {
-		if table, id, ok := strings.Cut(tag, ":"); ok && id != "" && !strings.ContainsAny(table, "{}") {
-			return table
-		}
-	}
-	return ""
 }
 
 // writeText writes the Redis lines of the text report, with the report's line and sub.
