@@ -129,33 +129,10 @@ func (s *Store) DeleteValue(ctx context.Context, key string) error {
 	return nil
 }
 
-// hitScript: KEYS[1] counter; ARGV[1] window ms. Increments, sets the expiry
-// on the first hit only (fixed window), returns {count, pttl}.
+// hitScript: KEYS counters (one, or several sharing a hash slot); ARGV[1]
+// window ms. Increments each, sets its expiry on the first hit only (fixed
+// window), returns {count1, pttl1, count2, pttl2, ...}.
 var hitScript = redis.NewScript(`
-local c = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if c == 1 or ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {c, ttl}
-`)
-
-// Hit increments key's counter for a fixed-window rate limit: the window
-// starts at the first hit (the expiry is set once, not extended by later hits).
-// It returns the count after this hit and the time left in the window.
-// window must be positive.
-func (s *Store) Hit(ctx context.Context, key string, window time.Duration) (count int64, resetIn time.Duration, err error) {
-	if window <= 0 {
-		return 0, 0, fmt.Errorf("store: hit: window must be positive, got %v", window)
-	}
-	h := decodeHit(hitScript.Run(ctx, s.rdb, []string{s.counterKey(key)}, ttlMillis(window)))
-	return h.Count, h.ResetIn, h.err
-}
-
-// hitAllScript: KEYS counters; ARGV[1] window ms. hitScript on each key, in
-// one script: returns {count1, pttl1, count2, pttl2, ...}.
-var hitAllScript = redis.NewScript(`
 local out = {}
 for i = 1, #KEYS do
   local c = redis.call('INCR', KEYS[i])
@@ -169,6 +146,18 @@ for i = 1, #KEYS do
 end
 return out
 `)
+
+// Hit increments key's counter for a fixed-window rate limit: the window
+// starts at the first hit (the expiry is set once, not extended by later hits).
+// It returns the count after this hit and the time left in the window.
+// window must be positive.
+func (s *Store) Hit(ctx context.Context, key string, window time.Duration) (count int64, resetIn time.Duration, err error) {
+	if window <= 0 {
+		return 0, 0, fmt.Errorf("store: hit: window must be positive, got %v", window)
+	}
+	h := decodeHit(hitScript.Run(ctx, s.rdb, []string{s.counterKey(key)}, ttlMillis(window)))
+	return h.Count, h.ResetIn, h.err
+}
 
 // HitAll is [Store.Hit] of each key, at once: one command, atomic, for a
 // limit counted on several counters (a user's and their network's). On a
@@ -185,7 +174,7 @@ func (s *Store) HitAll(ctx context.Context, window time.Duration, keys ...string
 	for i, k := range keys {
 		full[i] = s.counterKey(k)
 	}
-	res, err := hitAllScript.Run(ctx, s.rdb, full, ttlMillis(window)).Int64Slice()
+	res, err := hitScript.Run(ctx, s.rdb, full, ttlMillis(window)).Int64Slice()
 	if err != nil {
 		return nil, fmt.Errorf("store: hit: %w", err)
 	}
