@@ -189,13 +189,13 @@ func (s *core) randomID(n int) string {
 	return idEncoding.EncodeToString(b)
 }
 
-// plausibleID reports whether id, taken from a URL, cookie or proof, can be one of our generated IDs
-// (lower-case base32 with an optional "dev_"-style prefix). Anything else is answered as not found before it
-// becomes a store key, so no caller can make us look up arbitrary or huge keys.
 // PlausibleLoginID reports whether id has the form of a login's ID, without looking it up: for callers that
 // key something by an ID before reading it.
 func PlausibleLoginID(id string) bool { return plausibleID(id) }
 
+// plausibleID reports whether id, taken from a URL, cookie or proof, can be one of our generated IDs
+// (lower-case base32 with an optional "dev_"-style prefix). Anything else is answered as not found before it
+// becomes a store key, so no caller can make us look up arbitrary or huge keys.
 func plausibleID(id string) bool {
 	if id == "" || len(id) > 64 {
 		return false
