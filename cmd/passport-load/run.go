@@ -153,11 +153,15 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 
 	// An RSA signature timed here, in this process, before the load: the yardstick of the IdP's cost.
 	ui.status("timing %d RSA-2048 signatures", signatureSamples)
-	sig, err := timeSignature()
+	sigs, err := newSignatureTimer()
 	if err != nil {
 		return report(err)
 	}
-	rep.Signature = &Signature{Algorithm: "RSA-2048 PKCS#1 v1.5 SHA-256", Samples: signatureSamples, Median: cmp.Or(sig.CPU, sig.Wall), MedianWall: sig.Wall}
+	sig, err := sigs.times(signatureSamples)
+	if err != nil {
+		return report(err)
+	}
+	rep.Signature = &Signature{Algorithm: "RSA-2048 PKCS#1 v1.5 SHA-256", Samples: sig.Samples, Median: cmp.Or(sig.CPU, sig.Wall), MedianWall: sig.Wall}
 	measured = true
 
 	if cfg.Waiting > 0 {
@@ -205,8 +209,14 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 		b = ui.bar(-1, fmt.Sprintf("logins for %s", cfg.Duration), "logins")
 	}
 	cpu0, hasCPU := processCPU()
+	stopTiming := sigs.during(signatureEvery)
 	rep.Stopped = l.attack(ctx, deadline, cfg.Logins, res, b)
+	during, err := stopTiming()
 	cpu1, _ := processCPU()
+	if err != nil {
+		return report(err)
+	}
+	rep.Signature.During = &SignatureDuring{Samples: during.Samples, Median: cmp.Or(during.CPU, during.Wall), MedianWall: during.Wall}
 	b.done()
 	l.redis.read(ctx, afterLogins)
 	res.fill(rep)
@@ -222,14 +232,23 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 			g := (cpu1 - cpu0).Seconds() / float64(rep.Logins.Succeeded)
 			rep.Cost.GeneratorCPUPerLogin = &g
 		}
-		if c, sig := rep.Cost.CPUPerLogin, rep.Signature.Median; c != nil && sig > 0 {
-			rep.Signature.Ratio = *c / (2 * sig.Seconds())
+		if c := rep.Cost.CPUPerLogin; c != nil {
+			rep.Signature.Ratio = overTwo(*c, rep.Signature.Median)
+			rep.Signature.During.Ratio = overTwo(*c, rep.Signature.During.Median)
 		}
 	}
 	if src.Loopback() {
 		rep.Notes = append(rep.Notes, "the IdP and this generator share the machine's CPUs: the IdP's CPU per login is its own, its latencies include waiting for the generator")
 	}
 	return report(nil)
+}
+
+// overTwo is cpuPerLogin (seconds) over two signatures of sig each; 0 when sig is unknown.
+func overTwo(cpuPerLogin float64, sig time.Duration) float64 {
+	if sig <= 0 {
+		return 0
+	}
+	return cpuPerLogin / (2 * sig.Seconds())
 }
 
 // usersFor is how many users the measured logins need at first: --users, or enough for --logins, or (for a run

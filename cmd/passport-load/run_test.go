@@ -128,6 +128,12 @@ func TestLogins(t *testing.T) {
 	} else if want := *c.CPUPerLogin / (2 * sig.Median.Seconds()); sig.Ratio != want {
 		t.Errorf("ratio %v, want CPU per login / two signatures = %v", sig.Ratio, want)
 	}
+	// One signature is timed as the logins start, and one more every signatureEvery while they run.
+	if d := rep.Signature.During; d == nil || d.Samples < 1 || d.Samples > int(rep.Duration/signatureEvery)+2 || d.Median <= 0 || d.MedianWall <= 0 {
+		t.Errorf("signature while the logins ran: %+v (the logins took %v)", d, rep.Duration)
+	} else if want := *c.CPUPerLogin / (2 * d.Median.Seconds()); d.Ratio != want {
+		t.Errorf("ratio while the logins ran %v, want CPU per login / two of those signatures = %v", d.Ratio, want)
+	}
 	if !rep.Sources.Loopback || rep.Sources.Count != defaultSourceAddrs {
 		t.Errorf("sources: %+v, want the default loopback pool", rep.Sources)
 	}
@@ -170,6 +176,7 @@ func TestTextReport(t *testing.T) {
 		"IdP per login [CPU, store commands, store round trips]",
 		"Signature     [RSA-2048 PKCS#1 v1.5 SHA-256, median of 300]   ", " CPU, ", " wall\n",
 		"  IdP CPU per login / two signatures",
+		"  timed while the logins ran [median of ", "  IdP CPU per login / two of these",
 		"Errors        [step: kind, count, example]                    0\n",
 	} {
 		if !strings.Contains(out, want) {
