@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -198,6 +199,15 @@ type page struct {
 	View view
 }
 
+// pageBuffers holds the buffers pages are rendered into, each used again once its page is written. A page
+// is 3 to 16 KB (the Response's); a new buffer grown to that size for every page made a login allocate some
+// 35 KB more, which the garbage collector then had to follow.
+var pageBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledPage is the largest buffer kept for another page: one grown larger (a page with a very long
+// RelayState) is left to the collector rather than held.
+const maxPooledPage = 64 << 10
+
 // renderPage writes the view in the layout with status, under the view's Content-Security-Policy and never
 // cached (pages show one login's state).
 func renderPage(c echo.Context, status int, v view) error {
@@ -206,8 +216,14 @@ func renderPage(c echo.Context, status int, v view) error {
 		return fmt.Errorf("api: render page: no template %q", v.template())
 	}
 	p := page{Head: v.head(), View: v}
-	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
+	buf := pageBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledPage {
+			pageBuffers.Put(buf)
+		}
+	}()
+	if err := t.ExecuteTemplate(buf, "layout", p); err != nil {
 		return fmt.Errorf("api: render page %s: %w", v.template(), err)
 	}
 	h := c.Response().Header()
