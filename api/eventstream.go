@@ -214,7 +214,7 @@ func (h *hub) check(st *eventStream) {
 		h.after(st, recheckEvery)
 		return
 	}
-	h.show(st, authn.LoginChange{State: l.State, ExpiresAt: l.ExpiresAt})
+	h.show(st, authn.ChangeOf(l))
 }
 
 // show sends the state of c, the login as it stands, if it is not the one last sent; it ends the stream once
@@ -223,13 +223,18 @@ func (h *hub) show(st *eventStream, c authn.LoginChange) {
 	now := h.s.cfg.Clock()
 	state := c.Current(now)
 	st.mu.Lock()
-	changed := string(state) != st.last
+	was := st.last
+	changed := string(state) != was
 	st.last = string(state)
 	st.mu.Unlock()
 	if changed {
 		if err := h.send(st, "state", string(state)); err != nil {
 			h.end(st)
 			return
+		}
+		if was == string(authn.StatePending) && (state == authn.StateApproved || state == authn.StateDenied) && !c.DecidedAt.IsZero() {
+			// The page was waiting when the phone answered: how long this server took to tell it.
+			h.s.metrics.told.WithLabelValues(string(state)).Observe(max(h.s.cfg.Clock().Sub(c.DecidedAt), 0).Seconds())
 		}
 	}
 	if state != authn.StateIdentify && state != authn.StatePending {

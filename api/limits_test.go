@@ -180,12 +180,7 @@ func TestEventStreamLimits(t *testing.T) {
 		other.c.Transport = headerTransport{"X-Forwarded-For", "198.51.100.7"}
 		openStream(t, other.c, other.startLogin(e.sp(app), "").URL)
 		// The refusals are counted by the bound that refused them.
-		var metrics string
-		if resp, err := http.Get(e.URL + "/metrics"); err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			metrics = string(body)
-		}
+		metrics := string(fetch(t, e.URL+"/metrics"))
 		for _, want := range []string{`passport_streams_refused_total{limit="login"} 1`, `passport_streams_refused_total{limit="client"} 1`, "passport_streams_open 6"} {
 			if !strings.Contains(metrics, want) {
 				t.Errorf("the metrics lack %q", want)

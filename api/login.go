@@ -187,7 +187,7 @@ func (s *Server) handleLoginEvents(c echo.Context) error {
 		release()
 		return err
 	}
-	first := authn.LoginChange{State: l.State, ExpiresAt: l.ExpiresAt}.String()
+	first := authn.ChangeOf(l).String()
 	st.news.CompareAndSwap(nil, &first) // a message that came meanwhile is newer
 	return s.hub.serve(c, st)
 }

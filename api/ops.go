@@ -22,6 +22,7 @@ type metrics struct {
 	logins         *prometheus.CounterVec
 	answers        *prometheus.CounterVec
 	streamsRefused *prometheus.CounterVec
+	told           *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer, svc *authn.Service, open *streams) *metrics {
@@ -31,8 +32,11 @@ func newMetrics(reg prometheus.Registerer, svc *authn.Service, open *streams) *m
 		logins:         prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_logins_total", Help: "Logins answered by outcome."}, []string{"outcome"}),
 		answers:        prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_challenge_answers_total", Help: "Phone answers to challenges by resulting state and reason."}, []string{"state", "reason"}),
 		streamsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "passport_streams_refused_total", Help: "Login event streams and device long-polls refused (429) by the bound that was full: login, client, device or process."}, []string{"limit"}),
+		told: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "passport_login_told_seconds",
+			Help:    "From a phone's answer recorded (by any replica) to the page waiting on this server told it, by answer: approved or denied. Across replicas it includes the difference of their clocks.",
+			Buckets: []float64{.001, .002, .005, .01, .015, .02, .03, .05, .1, .25, .5, 1, 2.5, 5}}, []string{"answer"}),
 	}
-	reg.MustRegister(m.httpRequests, m.requests, m.logins, m.answers, m.streamsRefused,
+	reg.MustRegister(m.httpRequests, m.requests, m.logins, m.answers, m.streamsRefused, m.told,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "passport_streams_open", Help: "Login event streams and device long-polls open in this process."},
 			func() float64 { return float64(open.count()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "passport_store_round_trips_total", Help: "Requests to the store awaited one after another (a command, or a pipeline sent at once)."},

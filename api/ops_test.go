@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/winkk/passport/api"
 	"github.com/winkk/passport/api/apitest"
+	"github.com/winkk/passport/api/deviceapi"
 )
 
 // TestMetricsOnlyForLoopback: without a metrics listener, /metrics is served to loopback clients only, the
@@ -55,5 +57,55 @@ func TestMetricsOnlyForLoopback(t *testing.T) {
 	}
 	if st, _ := get(ops.URL, "/debug/pprof/", ""); st != http.StatusNotFound {
 		t.Errorf("/debug/pprof/ without Pprof: %d, want 404", st)
+	}
+}
+
+// TestLoginToldMetric: passport_login_told_seconds counts, by answer, the pages that were waiting on this
+// server's event stream when the phone answered (one approved, one denied). A login answered while no page
+// waited is not counted, nor is the answer a stream opened afterwards shows first: neither measures how soon
+// the server tells a waiting page.
+func TestLoginToldMetric(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	app := e.newApp("Jira", atlassianAudience, acsURL)
+	ph := e.enroll(employee)
+	ctx := context.Background()
+	login := func(decision string, watch bool) {
+		t.Helper()
+		b := newBrowser(t)
+		waiting := b.identify(b.startLogin(e.sp(app), ""), employee)
+		var events <-chan string
+		if watch {
+			var first string
+			first, events, _ = openStream(t, b.c, waiting.URL)
+			if first != "state pending" {
+				t.Fatalf("first event %q, want state pending", first)
+			}
+		}
+		ch := ph.waitChallenge(t)
+		if _, err := ph.AnswerChallenge(ctx, ch.ID, deviceapi.AnswerRequest{Decision: decision, Number: waiting.number(t)}); err != nil {
+			t.Fatalf("%s: %v", decision, err)
+		}
+		want := "state approved"
+		if decision == deviceapi.DecisionDeny {
+			want = "state denied"
+		}
+		if watch {
+			wantEvent(t, events, want, "the page waiting")
+			return
+		}
+		if first, _, _ := openStream(t, b.c, waiting.URL); first != want {
+			t.Fatalf("a stream opened after the answer first sent %q, want %q", first, want)
+		}
+	}
+	login(deviceapi.DecisionApprove, true)
+	login(deviceapi.DecisionDeny, true)
+	login(deviceapi.DecisionApprove, false)
+
+	metrics := string(fetch(t, e.URL+"/metrics"))
+	for _, want := range []string{`passport_login_told_seconds_count{answer="approved"} 1` + "\n", `passport_login_told_seconds_count{answer="denied"} 1` + "\n"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("the metrics lack %q", want)
+		}
 	}
 }

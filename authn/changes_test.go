@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/winkk/passport/authn"
 )
@@ -70,5 +71,34 @@ func TestEveryChangeIsReported(t *testing.T) {
 	}
 	if got := seen(); len(got) == 0 || got[len(got)-1].Op != authn.OpDelete || got[len(got)-1].ID != app.ID {
 		t.Fatalf("deleting an app reported %+v", got)
+	}
+}
+
+// TestLoginChangeMessage: a login's change message carries its state, expiry and, once decided, the time of
+// the decision (to the millisecond), and reads back as written. A message as servers wrote it before the
+// decision's time was added still reads; anything else is no change (the page then reads the login again).
+func TestLoginChangeMessage(t *testing.T) {
+	t.Parallel()
+	expires := time.UnixMilli(1_800_000_000_123).UTC()
+	decided := time.UnixMilli(1_799_999_990_456).UTC()
+	for _, c := range []authn.LoginChange{
+		{State: authn.StatePending, ExpiresAt: expires},
+		{State: authn.StateApproved, ExpiresAt: expires, DecidedAt: decided},
+	} {
+		got, ok := authn.ParseLoginChange(c.String())
+		if !ok || got != c {
+			t.Errorf("%q read back as %+v (%v), want %+v", c.String(), got, ok, c)
+		}
+	}
+	if got := (authn.LoginChange{State: authn.StateApproved, ExpiresAt: expires, DecidedAt: decided}).String(); got != "state approved 1800000000123 1799999990456" {
+		t.Errorf("message %q", got)
+	}
+	if got, ok := authn.ParseLoginChange("state approved 1800000000123"); !ok || got != (authn.LoginChange{State: authn.StateApproved, ExpiresAt: expires}) {
+		t.Errorf("the message without the decision's time read as %+v (%v)", got, ok)
+	}
+	for _, msg := range []string{"", "state", "state approved", "state approved x", "state approved 1 x", "state approved 1 2 3", "status approved 1 2"} {
+		if got, ok := authn.ParseLoginChange(msg); ok {
+			t.Errorf("%q read as a change: %+v", msg, got)
+		}
 	}
 }

@@ -604,15 +604,23 @@ func LoginChannel(id string) string { return "login:" + id }
 // announceLogin is the message on the login's channel announcing what a transition writes (store.Effects).
 func announceLogin(written any) []store.Message {
 	l := written.(Login)
-	return []store.Message{{Channel: LoginChannel(l.ID), Payload: LoginChange{State: l.State, ExpiresAt: l.ExpiresAt}.String()}}
+	return []store.Message{{Channel: LoginChannel(l.ID), Payload: ChangeOf(l).String()}}
 }
 
 // LoginChange is what a message on LoginChannel says of the login as written: its state and expiry, which is
-// all a page waiting on it shows, so that it need not read the login again. Any other message ("" when the
-// store's connection was re-established) only says "read it again".
+// all a page waiting on it shows, so that it need not read the login again, and when it was decided. Any other
+// message ("" when the store's connection was re-established) only says "read it again".
 type LoginChange struct {
 	State     LoginState
 	ExpiresAt time.Time
+	// DecidedAt is when the login was decided (Login.DecidedAt, by the clock of the server that decided it),
+	// to the millisecond; zero while it waits.
+	DecidedAt time.Time
+}
+
+// ChangeOf is what a message on LoginChannel says of l.
+func ChangeOf(l Login) LoginChange {
+	return LoginChange{State: l.State, ExpiresAt: l.ExpiresAt, DecidedAt: l.DecidedAt}
 }
 
 // Current is the login's state at now, as Login.Current.
@@ -620,22 +628,35 @@ func (c LoginChange) Current(now time.Time) LoginState {
 	return Login{State: c.State, ExpiresAt: c.ExpiresAt}.Current(now)
 }
 
-// String is the message: "state <state> <expiry, Unix milliseconds>".
+// String is the message: "state <state> <expiry>", and " <decided>" once decided (Unix milliseconds).
 func (c LoginChange) String() string {
-	return "state " + string(c.State) + " " + strconv.FormatInt(c.ExpiresAt.UnixMilli(), 10)
+	msg := "state " + string(c.State) + " " + strconv.FormatInt(c.ExpiresAt.UnixMilli(), 10)
+	if !c.DecidedAt.IsZero() {
+		msg += " " + strconv.FormatInt(c.DecidedAt.UnixMilli(), 10)
+	}
+	return msg
 }
 
-// ParseLoginChange reads a message of LoginChannel; ok is false for one that carries no change.
+// ParseLoginChange reads a message of LoginChannel; ok is false for one that carries no change. A message
+// without the decision's time (as servers before it wrote them) reads with DecidedAt zero.
 func ParseLoginChange(msg string) (c LoginChange, ok bool) {
 	f := strings.Fields(msg)
-	if len(f) != 3 || f[0] != "state" || f[1] == "" {
+	if len(f) < 3 || len(f) > 4 || f[0] != "state" || f[1] == "" {
 		return LoginChange{}, false
 	}
 	ms, err := strconv.ParseInt(f[2], 10, 64)
 	if err != nil {
 		return LoginChange{}, false
 	}
-	return LoginChange{State: LoginState(f[1]), ExpiresAt: time.UnixMilli(ms).UTC()}, true
+	c = LoginChange{State: LoginState(f[1]), ExpiresAt: time.UnixMilli(ms).UTC()}
+	if len(f) == 4 {
+		decided, err := strconv.ParseInt(f[3], 10, 64)
+		if err != nil {
+			return LoginChange{}, false
+		}
+		c.DecidedAt = time.UnixMilli(decided).UTC()
+	}
+	return c, true
 }
 
 // UserChannel is the pub/sub channel announcing new challenges for email.
