@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"runtime"
 	"slices"
@@ -26,40 +27,119 @@ const (
 	metricGoroutines = "go_goroutines"
 	metricCommands   = "passport_store_commands_total"
 	metricRoundTrips = "passport_store_round_trips_total"
+	metricTold       = "passport_login_told_seconds"
 )
 
-// idpMetrics are the values of the IdP's metrics at one moment, each summed over its label sets.
-type idpMetrics map[string]float64
+// idpMetrics are the values of the IdP's metrics at one moment, each summed over its label sets, and the
+// buckets of its histograms, summed likewise.
+type idpMetrics struct {
+	values     map[string]float64
+	histograms map[string][]bucket
+}
+
+// bucket is a histogram's cumulative count of observations up to UpperBound (+Inf for the last).
+type bucket struct {
+	UpperBound float64
+	Count      float64
+}
 
 // scrapeMetrics reads the IdP's Prometheus text exposition at u.
 func scrapeMetrics(ctx context.Context, hc *http.Client, u string) (idpMetrics, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+		return idpMetrics{}, fmt.Errorf("metrics: %w", err)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+		return idpMetrics{}, fmt.Errorf("metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-		return nil, fmt.Errorf("metrics: GET %s: HTTP %d", u, resp.StatusCode)
+		return idpMetrics{}, fmt.Errorf("metrics: GET %s: HTTP %d", u, resp.StatusCode)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := parser.TextToMetricFamilies(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return nil, fmt.Errorf("metrics: GET %s: %w", u, err)
+		return idpMetrics{}, fmt.Errorf("metrics: GET %s: %w", u, err)
 	}
-	out := idpMetrics{}
+	return fromFamilies(fams), nil
+}
+
+// fromFamilies sums each metric family over its label sets.
+func fromFamilies(fams map[string]*dto.MetricFamily) idpMetrics {
+	out := idpMetrics{values: map[string]float64{}, histograms: map[string][]bucket{}}
 	for name, f := range fams {
 		var sum float64
 		for _, m := range f.GetMetric() {
 			sum += value(m)
+			if h := m.GetHistogram(); h != nil {
+				out.histograms[name] = addBuckets(out.histograms[name], h)
+			}
 		}
-		out[name] = sum
+		out.values[name] = sum
 	}
-	return out, nil
+	return out
+}
+
+// addBuckets adds h's buckets to sum, those of the same histogram under other labels (the same bounds).
+func addBuckets(sum []bucket, h *dto.Histogram) []bucket {
+	bs := h.GetBucket()
+	if sum == nil {
+		sum = make([]bucket, len(bs)+1)
+		for i, b := range bs {
+			sum[i].UpperBound = b.GetUpperBound()
+		}
+		sum[len(bs)].UpperBound = math.Inf(1)
+	}
+	if len(sum) != len(bs)+1 {
+		return sum // other bounds: not one histogram
+	}
+	for i, b := range bs {
+		sum[i].Count += float64(b.GetCumulativeCount())
+	}
+	sum[len(bs)].Count += float64(h.GetSampleCount())
+	return sum
+}
+
+// histogramDelta is the buckets of histogram name after, less those before; nil when either lacks it.
+func histogramDelta(before, after idpMetrics, name string) []bucket {
+	b, a := before.histograms[name], after.histograms[name]
+	if a == nil || (b != nil && len(b) != len(a)) {
+		return nil
+	}
+	d := slices.Clone(a)
+	for i := range b {
+		d[i].Count -= b[i].Count
+	}
+	return d
+}
+
+// quantile is the q-quantile of the observations in cumulative buckets bs, interpolated linearly within
+// its bucket as Prometheus's histogram_quantile does; beyond is true when it lies past the last finite bound
+// (which is returned).
+func quantile(bs []bucket, q float64) (v float64, beyond bool) {
+	if len(bs) == 0 || bs[len(bs)-1].Count == 0 {
+		return 0, false
+	}
+	rank := q * bs[len(bs)-1].Count
+	lower, below := 0.0, 0.0
+	for i, b := range bs {
+		if b.Count >= rank {
+			if math.IsInf(b.UpperBound, 1) {
+				if i == 0 {
+					return 0, true
+				}
+				return bs[i-1].UpperBound, true
+			}
+			if b.Count == below {
+				return b.UpperBound, false
+			}
+			return lower + (b.UpperBound-lower)*(rank-below)/(b.Count-below), false
+		}
+		lower, below = b.UpperBound, b.Count
+	}
+	return lower, true
 }
 
 func value(m *dto.Metric) float64 {
@@ -74,10 +154,10 @@ func value(m *dto.Metric) float64 {
 	return 0
 }
 
-// delta is after[name] - before[name], and whether both had it.
+// delta is after's value of name less before's, and whether both had it.
 func delta(before, after idpMetrics, name string) (float64, bool) {
-	b, ok1 := before[name]
-	a, ok2 := after[name]
+	b, ok1 := before.values[name]
+	a, ok2 := after.values[name]
 	return a - b, ok1 && ok2
 }
 

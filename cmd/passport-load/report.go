@@ -100,6 +100,8 @@ type Report struct {
 	Latencies map[string]Latency `json:"latencies"`
 	Errors    []ErrorCount       `json:"errors"`
 
+	// Told is the IdP's own measure of approve → browser told over the logins.
+	Told      *IdPTold   `json:"idp_told,omitempty"`
 	Cost      *Cost      `json:"idp_cost,omitempty"`
 	Signature *Signature `json:"signature,omitempty"`
 	Waiting   *Waiting   `json:"waiting,omitempty"`
@@ -136,6 +138,19 @@ type ErrorCount struct {
 	Kind    string `json:"kind"`
 	Count   int    `json:"count"`
 	Example string `json:"example"`
+}
+
+// IdPTold is what the IdP's passport_login_told_seconds histogram grew by over the logins: from each phone's
+// answer recorded to the waiting page told, as the IdP measured it, without the generator's own queueing.
+// Quantiles are interpolated within the histogram's buckets (bounds at 1, 2, 5, 10, 15, 20, 30, 50 and 100
+// ms, ...), as Prometheus's histogram_quantile does.
+type IdPTold struct {
+	Count int64         `json:"count"`
+	P50   time.Duration `json:"50th"`
+	P90   time.Duration `json:"90th"`
+	P99   time.Duration `json:"99th"`
+	// Beyond names the quantiles past the histogram's last finite bound, given as that bound.
+	Beyond []string `json:"beyond,omitempty"`
 }
 
 // Cost is what the logins cost the IdP, from its /metrics before and after them, divided by the logins that
@@ -264,6 +279,12 @@ func (rep *Report) WriteText(w io.Writer) error {
 	for _, s := range steps {
 		lt := rep.Latencies[s.Key]
 		sub(s.Label, "%d, %s, %s, %s, %s, %s, %s", lt.Count, round(lt.Min), round(lt.Mean), round(lt.P50), round(lt.P90), round(lt.P99), round(lt.Max))
+	}
+	if t := rep.Told; t != nil {
+		line("IdP told", "[count, 50, 90, 99, from its histogram]", "%d, %s, %s, %s", t.Count, round(t.P50), round(t.P90), round(t.P99))
+		if len(t.Beyond) > 0 {
+			sub("past the histogram's last bound", "%s", strings.Join(t.Beyond, ", "))
+		}
 	}
 	if c := rep.Cost; c != nil {
 		line("IdP per login", "[CPU, store commands, store round trips]", "%s, %s, %s",

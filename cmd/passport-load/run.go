@@ -228,6 +228,9 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 		rep.Notes = append(rep.Notes, "the IdP's cost is unknown: "+merr.Error())
 	} else {
 		rep.Cost = cost(before, after, rep.Logins.Succeeded)
+		if rep.Told = told(before, after); rep.Told == nil {
+			rep.Notes = append(rep.Notes, "the IdP's /metrics has no "+metricTold+": only this generator's approve → told is known")
+		}
 		if hasCPU && rep.Logins.Succeeded > 0 {
 			g := (cpu1 - cpu0).Seconds() / float64(rep.Logins.Succeeded)
 			rep.Cost.GeneratorCPUPerLogin = &g
@@ -440,11 +443,32 @@ func (l *loadRun) waiting(ctx context.Context, users []*user) (w *Waiting, close
 		}
 		return d / float64(len(open))
 	}
-	w.RSSBefore, w.RSSAfter = before[metricRSS], after[metricRSS]
+	w.RSSBefore, w.RSSAfter = before.values[metricRSS], after.values[metricRSS]
 	w.RSSPerBrowser = per(metricRSS)
 	w.HeapPerBrowser = per(metricHeap)
 	w.GoroutinesPerBrow = per(metricGoroutines)
 	return w, closeAll
+}
+
+// told summarizes what the IdP's approve → told histogram grew by; nil when it lacks the histogram.
+func told(before, after idpMetrics) *IdPTold {
+	d := histogramDelta(before, after, metricTold)
+	if d == nil {
+		return nil
+	}
+	t := &IdPTold{Count: int64(d[len(d)-1].Count)}
+	for _, q := range []struct {
+		name string
+		q    float64
+		v    *time.Duration
+	}{{"50th", 0.50, &t.P50}, {"90th", 0.90, &t.P90}, {"99th", 0.99, &t.P99}} {
+		v, beyond := quantile(d, q.q)
+		*q.v = time.Duration(v * float64(time.Second))
+		if beyond {
+			t.Beyond = append(t.Beyond, q.name)
+		}
+	}
+	return t
 }
 
 // cost divides what the IdP's counters grew by over the logins that succeeded.

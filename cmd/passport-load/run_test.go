@@ -54,7 +54,7 @@ func metric(t *testing.T, s *apitest.Server, name string) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m[name]
+	return m.values[name]
 }
 
 // assertCleanedUp fails unless the run left no user and no application behind.
@@ -128,6 +128,10 @@ func TestLogins(t *testing.T) {
 	} else if want := *c.CPUPerLogin / (2 * sig.Median.Seconds()); sig.Ratio != want {
 		t.Errorf("ratio %v, want CPU per login / two signatures = %v", sig.Ratio, want)
 	}
+	// Every login's page waited on its stream when the phone approved: the IdP measured each one.
+	if tl := rep.Told; tl == nil || tl.Count != int64(rep.Logins.Succeeded) || tl.P50 <= 0 || tl.P50 > tl.P90 || tl.P90 > tl.P99 {
+		t.Errorf("the IdP's approve → told: %+v, want one per login (%d)", tl, rep.Logins.Succeeded)
+	}
 	// One signature is timed as the logins start, and one more every signatureEvery while they run.
 	if d := rep.Signature.During; d == nil || d.Samples < 1 || d.Samples > int(rep.Duration/signatureEvery)+2 || d.Median <= 0 || d.MedianWall <= 0 {
 		t.Errorf("signature while the logins ran: %+v (the logins took %v)", d, rep.Duration)
@@ -173,6 +177,7 @@ func TestTextReport(t *testing.T) {
 	for _, want := range []string{
 		"Logins        [attempted, succeeded, failed, interrupted]     2, 2, 0, 0\n",
 		"  SSO → page ", "  email → number ", "  approve → browser told ", "  told → Response ", "  whole login ",
+		"IdP told      [count, 50, 90, 99, from its histogram]         2, ",
 		"IdP per login [CPU, store commands, store round trips]",
 		"Signature     [RSA-2048 PKCS#1 v1.5 SHA-256, median of 300]   ", " CPU, ", " wall\n",
 		"  IdP CPU per login / two signatures",

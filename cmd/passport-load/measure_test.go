@@ -1,0 +1,67 @@
+package main
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// parseMetrics reads a text exposition as scrapeMetrics does after fetching it.
+func parseMetrics(t *testing.T, text string) idpMetrics {
+	t.Helper()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fromFamilies(fams)
+}
+
+// TestToldFromHistogram: the IdP's approve → told histogram is summed over its answers, taken as grown
+// between two readings, and its quantiles interpolated within a bucket as histogram_quantile does; one past
+// the last finite bound is given as that bound and named.
+func TestToldFromHistogram(t *testing.T) {
+	t.Parallel()
+	const head = "# TYPE passport_login_told_seconds histogram\n"
+	before := parseMetrics(t, head+`passport_login_told_seconds_bucket{answer="approved",le="0.01"} 10
+passport_login_told_seconds_bucket{answer="approved",le="0.02"} 10
+passport_login_told_seconds_bucket{answer="approved",le="+Inf"} 10
+passport_login_told_seconds_sum{answer="approved"} 0.05
+passport_login_told_seconds_count{answer="approved"} 10
+`)
+	after := parseMetrics(t, head+`passport_login_told_seconds_bucket{answer="approved",le="0.01"} 60
+passport_login_told_seconds_bucket{answer="approved",le="0.02"} 105
+passport_login_told_seconds_bucket{answer="approved",le="+Inf"} 110
+passport_login_told_seconds_sum{answer="approved"} 1.5
+passport_login_told_seconds_count{answer="approved"} 110
+passport_login_told_seconds_bucket{answer="denied",le="0.01"} 0
+passport_login_told_seconds_bucket{answer="denied",le="0.02"} 0
+passport_login_told_seconds_bucket{answer="denied",le="+Inf"} 0
+passport_login_told_seconds_sum{answer="denied"} 0
+passport_login_told_seconds_count{answer="denied"} 0
+`)
+	// Grown by 100: 50 up to 10 ms, 45 more up to 20 ms, 5 past it.
+	got := told(before, after)
+	if got == nil || got.Count != 100 {
+		t.Fatalf("told: %+v, want 100 observations", got)
+	}
+	near := func(d, wantMs float64) bool { return math.Abs(d-wantMs) < 1e-6 }
+	if ms := float64(got.P50.Nanoseconds()) / 1e6; !near(ms, 10) { // the 50th is the last of the first bucket
+		t.Errorf("50th %v, want 10ms", got.P50)
+	}
+	if ms := float64(got.P90.Nanoseconds()) / 1e6; !near(ms, 10+10*40.0/45) { // 40 of the second bucket's 45
+		t.Errorf("90th %v, want %.4fms", got.P90, 10+10*40.0/45)
+	}
+	if ms := float64(got.P99.Nanoseconds()) / 1e6; !near(ms, 20) || len(got.Beyond) != 1 || got.Beyond[0] != "99th" {
+		t.Errorf("99th %v (beyond %v), want the last bound, 20ms, named as beyond", got.P99, got.Beyond)
+	}
+	if told(before, parseMetrics(t, "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1\n")) != nil {
+		t.Error("an IdP without the histogram gave an approve → told")
+	}
+	if empty := told(after, after); empty == nil || empty.Count != 0 || empty.P99 != 0 || len(empty.Beyond) != 0 {
+		t.Errorf("no observation between the readings: %+v", empty)
+	}
+}
