@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -23,4 +24,14 @@ func processCPU() (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
+}
+
+// machineCPU is this machine's CPU time in all and the part of it the hypervisor gave to others (steal), from
+// /proc/stat's first line, in its ticks; ok is false where it cannot be read.
+func machineCPU() (total, steal uint64, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	return parseProcStat(string(b))
 }

@@ -9,3 +9,6 @@ func threadCPU() (time.Duration, bool) { return 0, false }
 
 // processCPU cannot tell this process's CPU time here.
 func processCPU() (time.Duration, bool) { return 0, false }
+
+// machineCPU cannot tell the machine's stolen CPU time here.
+func machineCPU() (total, steal uint64, ok bool) { return 0, 0, false }

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -279,4 +281,45 @@ func medians(samples []signatureSample) signatureTime {
 		st.CPU = median(cpu)
 	}
 	return st
+}
+
+// parseProcStat reads the aggregate "cpu" line of /proc/stat (user nice system idle iowait irq softirq steal
+// ...): the ticks in all (guest time is already in user) and the steal ticks.
+func parseProcStat(stat string) (total, steal uint64, ok bool) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, false
+	}
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, 0, false
+		}
+		total += n
+		if i == 7 {
+			steal = n
+		}
+	}
+	return total, steal, true
+}
+
+// stealMeter measures the share of this machine's CPU time the hypervisor gave to other guests.
+type stealMeter struct {
+	total, steal uint64
+	ok           bool
+}
+
+func startSteal() stealMeter {
+	t, s, ok := machineCPU()
+	return stealMeter{total: t, steal: s, ok: ok}
+}
+
+// percent is the stolen share since start, in percent; ok is false where it cannot be told.
+func (m stealMeter) percent() (float64, bool) {
+	t, s, ok := machineCPU()
+	if !ok || !m.ok || t <= m.total {
+		return 0, false
+	}
+	return 100 * float64(s-m.steal) / float64(t-m.total), true
 }

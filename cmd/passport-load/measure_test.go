@@ -65,3 +65,18 @@ passport_login_told_seconds_count{answer="denied"} 0
 		t.Errorf("no observation between the readings: %+v", empty)
 	}
 }
+
+// TestProcStat: the stolen ticks are the eighth number of /proc/stat's aggregate line, and the total is the
+// sum of the first eight (guest time is counted in user already); anything else is not read.
+func TestProcStat(t *testing.T) {
+	t.Parallel()
+	total, steal, ok := parseProcStat("cpu  100 2 30 800 4 5 6 53 7 0\ncpu0 50 1 15 400 2 2 3 27 3 0\nintr 1\n")
+	if !ok || total != 1000 || steal != 53 {
+		t.Errorf("total %d, steal %d (%v), want 1000 and 53", total, steal, ok)
+	}
+	for _, bad := range []string{"", "cpu 1 2 3", "cpu0 1 2 3 4 5 6 7 8", "cpu 1 2 3 4 5 6 7 x"} {
+		if _, _, ok := parseProcStat(bad); ok {
+			t.Errorf("%q was read", bad)
+		}
+	}
+}

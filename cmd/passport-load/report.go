@@ -118,6 +118,10 @@ type Report struct {
 		Loopback bool   `json:"loopback"`
 		Note     string `json:"note"`
 	} `json:"sources"`
+	// Steal is the share of this machine's CPU time, in percent, that its hypervisor gave to other guests
+	// while the logins ran (/proc/stat); nil where it cannot be told. On a shared virtual machine it is why
+	// one build's figures move from hour to hour: the CPU left, and its caches, are shared with strangers.
+	Steal *float64 `json:"machine_steal_percent,omitempty"`
 	Notes []string `json:"notes,omitempty"`
 }
 
@@ -320,6 +324,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 	}
 	if r := rep.Redis; r != nil {
 		r.writeText(line, sub)
+	}
+	if st := rep.Steal; st != nil {
+		line("Machine", "[CPU stolen by the hypervisor]", "%.1f%%", *st)
 	}
 	line("Sources", "", "%s", rep.Sources.Note)
 	line("Errors", "[step: kind, count, example]", "%d", l.Failed)

@@ -209,10 +209,17 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 		b = ui.bar(-1, fmt.Sprintf("logins for %s", cfg.Duration), "logins")
 	}
 	cpu0, hasCPU := processCPU()
+	steal := startSteal()
 	stopTiming := sigs.during(signatureEvery)
 	rep.Stopped = l.attack(ctx, deadline, cfg.Logins, res, b)
 	during, err := stopTiming()
 	cpu1, _ := processCPU()
+	if p, ok := steal.percent(); ok {
+		rep.Steal = &p
+		if p >= stealNoted {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("the hypervisor gave %.0f%% of this machine's CPU time to other guests while the logins ran: CPU times and latencies are inflated by it; compare this run only with runs like it", p))
+		}
+	}
 	if err != nil {
 		return report(err)
 	}
@@ -245,6 +252,9 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 	}
 	return report(nil)
 }
+
+// stealNoted is the stolen share of the machine's CPU (percent) from which the report warns of it.
+const stealNoted = 5
 
 // overTwo is cpuPerLogin (seconds) over two signatures of sig each; 0 when sig is unknown.
 func overTwo(cpuPerLogin float64, sig time.Duration) float64 {
