@@ -212,19 +212,19 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 	steal := startSteal()
 	stopTiming := sigs.during(signatureEvery)
 	rep.Stopped = l.attack(ctx, deadline, cfg.Logins, res, b)
-	during, err := stopTiming()
+	during, terr := stopTiming()
 	cpu1, _ := processCPU()
+	b.done()
+	if terr != nil {
+		return report(terr)
+	}
+	rep.Signature.During = &SignatureDuring{Samples: during.Samples, Median: cmp.Or(during.CPU, during.Wall), MedianWall: during.Wall}
 	if p, ok := steal.percent(); ok {
 		rep.Steal = &p
 		if p >= stealNoted {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("the hypervisor gave %.0f%% of this machine's CPU time to other guests while the logins ran: CPU times and latencies are inflated by it; compare this run only with runs like it", p))
 		}
 	}
-	if err != nil {
-		return report(err)
-	}
-	rep.Signature.During = &SignatureDuring{Samples: during.Samples, Median: cmp.Or(during.CPU, during.Wall), MedianWall: during.Wall}
-	b.done()
 	l.redis.read(ctx, afterLogins)
 	res.fill(rep)
 	var after idpMetrics
