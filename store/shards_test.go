@@ -101,6 +101,47 @@ func TestMemoryByShardCluster(t *testing.T) {
 	}
 }
 
+// TestPurgeCluster: on a Redis Cluster, Purge deletes the store's keys on every master at once and counts each
+// of them once (the masters are purged concurrently: run with -race).
+func TestPurgeCluster(t *testing.T) {
+	t.Parallel()
+	c := redisproc.StartCluster(t)
+	s := storetest.OpenURL(t, c.URL())
+	ctx := context.Background()
+	tbl := store.NewSpreadTable[blob](s, "purge")
+	for i := range 60 {
+		if err := tbl.Create(ctx, fmt.Sprintf("record-%d", i), blob{Data: "x"}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := s.KeysByShard(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, masters := 0, 0
+	for _, ks := range keys {
+		want += len(ks)
+		if len(ks) > 0 {
+			masters++
+		}
+	}
+	if want < 60 || masters < 2 {
+		t.Fatalf("%d keys on %d masters, want the 60 records spread over several", want, masters)
+	}
+	if n, err := s.Purge(ctx); err != nil || n != int64(want) {
+		t.Errorf("Purge deleted %d keys (%v), want %d", n, err, want)
+	}
+	if left, err := s.KeysByShard(ctx); err != nil {
+		t.Fatal(err)
+	} else {
+		for addr, ks := range left {
+			if len(ks) > 0 {
+				t.Errorf("%s still holds %v", addr, ks)
+			}
+		}
+	}
+}
+
 // TestMemoryByShardEmbedded: the embedded store cannot tell its memory.
 func TestMemoryByShardEmbedded(t *testing.T) {
 	t.Parallel()

@@ -451,7 +451,7 @@ func (s *Store) Purge(ctx context.Context) (int64, error) {
 		return 0, errors.New("store: purge: refusing to purge with an empty prefix")
 	}
 	pattern := globEscape(s.prefix) + "*"
-	var total int64
+	var total atomic.Int64 // a Cluster's masters are purged at once
 	purge := func(ctx context.Context, c redis.Cmdable) error {
 		it := c.Scan(ctx, 0, pattern, 500).Iterator()
 		var batch []string
@@ -462,7 +462,7 @@ func (s *Store) Purge(ctx context.Context) (int64, error) {
 				if err != nil {
 					return err
 				}
-				total += n
+				total.Add(n)
 			}
 			batch = batch[:0]
 			return nil
@@ -487,9 +487,9 @@ func (s *Store) Purge(ctx context.Context) (int64, error) {
 		err = purge(ctx, s.rdb)
 	}
 	if err != nil {
-		return total, fmt.Errorf("store: purge: %w", err)
+		return total.Load(), fmt.Errorf("store: purge: %w", err)
 	}
-	return total, nil
+	return total.Load(), nil
 }
 
 // globEscape escapes Redis glob metacharacters so s matches literally in SCAN MATCH.
