@@ -56,6 +56,17 @@ func TestSentinelFailoverMidLogin(t *testing.T) {
 	if missed := srv.Svc.StoreStats().ReplicaAckMissed; missed != 0 {
 		t.Fatalf("%d phone answers were not acknowledged by the replica before the kill", missed)
 	}
+	// The phone's answers wait for the replica; the other writes reach it asynchronously, and one made a moment
+	// before the master dies can die with it (README, Scaling). Once, on a machine losing half its CPU to
+	// other guests, the phone's approval of login B matched nothing after the promotion (404), as it does
+	// when B's email step has not reached the replica. This test is about the phone's retry through the
+	// failover, so the replica catches up first.
+	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	acked, err := d.Master.Client().Do(waitCtx, "WAIT", 1, 4000).Int()
+	cancel()
+	if err != nil || acked < 1 {
+		t.Fatalf("the replica did not catch up with the master before the kill: %d acknowledged (%v)", acked, err)
+	}
 	oldMaster := d.Master.Addr
 	d.Master.Kill()
 	killed := time.Now()
