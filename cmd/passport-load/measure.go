@@ -78,23 +78,25 @@ func fromFamilies(fams map[string]*dto.MetricFamily) idpMetrics {
 	return out
 }
 
-// addBuckets adds h's buckets to sum, those of the same histogram under other labels (the same bounds).
+// addBuckets adds h's cumulative buckets to sum, those of the same histogram under other labels (the same
+// bounds). The text format carries the +Inf bucket itself; one that lacks it gets it from the sample count.
 func addBuckets(sum []bucket, h *dto.Histogram) []bucket {
-	bs := h.GetBucket()
-	if sum == nil {
-		sum = make([]bucket, len(bs)+1)
-		for i, b := range bs {
-			sum[i].UpperBound = b.GetUpperBound()
-		}
-		sum[len(bs)].UpperBound = math.Inf(1)
+	bs := make([]bucket, 0, len(h.GetBucket())+1)
+	for _, b := range h.GetBucket() {
+		bs = append(bs, bucket{UpperBound: b.GetUpperBound(), Count: float64(b.GetCumulativeCount())})
 	}
-	if len(sum) != len(bs)+1 {
+	if len(bs) == 0 || !math.IsInf(bs[len(bs)-1].UpperBound, 1) {
+		bs = append(bs, bucket{UpperBound: math.Inf(1), Count: float64(h.GetSampleCount())})
+	}
+	if sum == nil {
+		return bs
+	}
+	if len(sum) != len(bs) {
 		return sum // other bounds: not one histogram
 	}
-	for i, b := range bs {
-		sum[i].Count += float64(b.GetCumulativeCount())
+	for i := range sum {
+		sum[i].Count += bs[i].Count
 	}
-	sum[len(bs)].Count += float64(h.GetSampleCount())
 	return sum
 }
 

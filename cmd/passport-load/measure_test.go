@@ -43,6 +43,10 @@ passport_login_told_seconds_bucket{answer="denied",le="+Inf"} 0
 passport_login_told_seconds_sum{answer="denied"} 0
 passport_login_told_seconds_count{answer="denied"} 0
 `)
+	// The two answers' buckets are summed bound by bound, the +Inf bucket once.
+	if bs := after.histograms["passport_login_told_seconds"]; len(bs) != 3 || bs[2].Count != 110 || !math.IsInf(bs[2].UpperBound, 1) {
+		t.Errorf("summed buckets %+v, want 0.01, 0.02 and one +Inf holding 110", bs)
+	}
 	// Grown by 100: 50 up to 10 ms, 45 more up to 20 ms, 5 past it.
 	got := told(before, after)
 	if got == nil || got.Count != 100 {
