@@ -189,8 +189,9 @@ const loginRoundTrips = 15
 // spreadExtra is what a login costs more, in round trips and in commands, where logins and sessions are
 // spread over a Redis Cluster's masters (store.NewSpreadTable): the email step adds the login to the user's
 // indexes before moving it, the answer leaves them after, the session joins the user's index before it is
-// written (one script each), and the approval by number reads the login once the index named it.
-const spreadExtra = 4
+// written, the approval by number joins the index that finds it when the phone sends it again (one script
+// each), and the approval by number reads the login once the index named it.
+const spreadExtra = 5
 
 // loginBudget is what a login on st may cost: round trips and commands.
 func loginBudget(st *store.Store) (roundTrips, commands int64) {

@@ -105,7 +105,7 @@ func TestCluster(t *testing.T) {
 
 // clusterLogin is one whole login of ph's user to jira, its Response checked, followed by a login to conf
 // answered from the session it opened. The phone approves the challenge it was pushed, or (byNumber) the
-// number the browser shows; a second answer is refused either way.
+// number the browser shows; another answer is refused either way, and the same approval sent again is told it.
 func clusterLogin(t *testing.T, e *env, jira, conf appView, ph *phone, byNumber bool) {
 	b := newBrowser(t)
 	waiting := b.identify(b.startLogin(e.sp(jira), "relay"), ph.Email)
@@ -126,8 +126,11 @@ func clusterLogin(t *testing.T, e *env, jira, conf appView, ph *phone, byNumber 
 	if err != nil {
 		t.Fatalf("%s: approve (by number: %v): %v", ph.Email, byNumber, err)
 	}
-	if _, err := ph.AnswerChallenge(ctx, ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionApprove, Number: number}); apiCode(err) != "409 challenge_closed" {
+	if _, err := ph.AnswerChallenge(ctx, ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionDeny}); apiCode(err) != "409 challenge_closed" {
 		t.Errorf("%s: a second answer: %s, want 409 challenge_closed", ph.Email, apiCode(err))
+	}
+	if again, err := ph.AnswerChallenge(ctx, ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionApprove, Number: number}); err != nil || again.State != "approved" {
+		t.Errorf("%s: the approval sent again: %+v, %v; want it told approved", ph.Email, again, err)
 	}
 	select {
 	case ev := <-events:

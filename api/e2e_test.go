@@ -114,9 +114,12 @@ func TestEndToEnd(t *testing.T) {
 	if form2.Get("SAMLResponse") != form.Get("SAMLResponse") {
 		t.Error("a reload produced a different Response")
 	}
-	// The challenge is closed for the phone.
-	if _, err := ph.AnswerChallenge(context.Background(), ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionApprove, Number: number}); apiCode(err) != "409 challenge_closed" {
+	// The challenge is closed for the phone: another answer is refused; its approval sent again is told it.
+	if _, err := ph.AnswerChallenge(context.Background(), ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionDeny}); apiCode(err) != "409 challenge_closed" {
 		t.Errorf("second answer: %s, want 409 challenge_closed", apiCode(err))
+	}
+	if again, err := ph.AnswerChallenge(context.Background(), ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionApprove, Number: number}); err != nil || again.State != deviceapi.StateApproved {
+		t.Errorf("the approval sent again, after the Response: %+v, %v; want it told approved", again, err)
 	}
 	// Operators see what the store was asked.
 	metrics := string(fetch(t, e.URL+"/metrics"))

@@ -57,10 +57,10 @@ func TestSentinelFailoverMidLogin(t *testing.T) {
 		t.Fatalf("%d phone answers were not acknowledged by the replica before the kill", missed)
 	}
 	// The phone's answers wait for the replica; the other writes reach it asynchronously, and one made a moment
-	// before the master dies can die with it (README, Scaling). Once, on a machine losing half its CPU to
-	// other guests, the phone's approval of login B matched nothing after the promotion (404), as it does
-	// when B's email step has not reached the replica. This test is about the phone's retry through the
-	// failover, so the replica catches up first.
+	// before the master dies can die with it (README, Scaling): then B's approval would rightly match nothing
+	// after the promotion. This test is about the phone's retry through the failover, so the replica catches
+	// up first. (A 404 here was also what a retry got when its first send had landed but timed out in the
+	// failover; such a retry is now told the approval it made: TestApprovalAnswerLost.)
 	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	acked, err := d.Master.Client().Do(waitCtx, "WAIT", 1, 4000).Int()
 	cancel()

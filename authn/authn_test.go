@@ -132,13 +132,26 @@ func TestExactlyOnce(t *testing.T) {
 		app := mustApp(t, svc)
 		email := "race-" + rand.Text() + "@example.com"
 		phones := []authn.Device{mustEnroll(t, svc, email), mustEnroll(t, svc, email)}
-		l, _ := mustPending(t, svc, app, email)
-		wins, errs := race(40, func(i int) error {
-			_, err := svc.Logins.Answer(ctx, phones[i%2], l.ID, authn.Decision{Approve: true, Number: l.Number})
+		l, secret := mustPending(t, svc, app, email)
+		// Each phone sends its approval 20 times. The first to land wins; the winner's other sends are its
+		// approval sent again and are told it; every send of the other phone is refused.
+		var mu sync.Mutex
+		told := map[string]int{}
+		_, errs := race(40, func(i int) error {
+			got, err := svc.Logins.Answer(ctx, phones[i%2], l.ID, authn.Decision{Approve: true, Number: l.Number})
+			if err == nil {
+				mu.Lock()
+				told[got.AnsweredBy]++
+				mu.Unlock()
+			}
 			return err
 		})
-		if wins != 1 {
-			t.Fatalf("%d answers won, want exactly 1", wins)
+		won, err := svc.Logins.Get(ctx, l.ID, secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(told) != 1 || told[won.AnsweredBy] != 20 || won.State != authn.StateApproved {
+			t.Fatalf("approved by %s; the phones were told they approved: %v (want one phone, 20 times)", won.AnsweredBy, told)
 		}
 		for _, err := range errs {
 			if !errors.Is(err, authn.ErrChallengeClosed) {

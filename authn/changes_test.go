@@ -2,6 +2,7 @@ package authn_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -59,12 +60,19 @@ func TestEveryChangeIsReported(t *testing.T) {
 	if len(got) != 1 || got[0].After.(authn.Login).State != authn.StateApproved || got[0].ID != l.ID {
 		t.Fatalf("approving reported %+v", got)
 	}
-	// A refused change reports nothing.
-	if _, err := svc.Logins.ApproveByNumber(ctx, d, l.Number); err == nil {
-		t.Fatal("approved twice")
+	// The phone sending its approval again is told it, and nothing is written or reported again.
+	if again, err := svc.Logins.ApproveByNumber(ctx, d, l.Number); err != nil || again.State != authn.StateApproved || again.ID != l.ID {
+		t.Fatalf("the approval sent again: %+v, %v; want the approval made", again, err)
 	}
 	if got := seen(); len(got) != 0 {
-		t.Fatalf("a refused approval reported %+v", got)
+		t.Fatalf("an approval sent again reported %+v", got)
+	}
+	// A refused change reports nothing.
+	if _, err := svc.Logins.Answer(ctx, d, l.ID, authn.Decision{}); !errors.Is(err, authn.ErrChallengeClosed) {
+		t.Fatalf("denying an approved login: %v, want ErrChallengeClosed", err)
+	}
+	if got := seen(); len(got) != 0 {
+		t.Fatalf("a refused answer reported %+v", got)
 	}
 	if err := svc.Apps.Delete(ctx, app.ID); err != nil {
 		t.Fatal(err)

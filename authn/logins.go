@@ -713,6 +713,31 @@ type Decision struct {
 	// Receipt is the phone's signed answer as verified (the compact JWS of its device proof) and ReceiptBody
 	// the exact body it signed; both are kept with the login (Login.Receipt).
 	Receipt, ReceiptBody string
+
+	byNumber bool // the number selected the login (ApproveSigned): the approval is remembered by it
+}
+
+// answerRepeatWindow is how long after a device's approval by number the same approval, sent again, is told
+// the approval it made (ApproveSigned): a phone whose answer never came back (a timeout, a failover) sends
+// its request again, and the write it asked for may have landed.
+const answerRepeatWindow = time.Minute
+
+// repeats reports whether dec, from device d, is the answer l already holds from that device: the phone sent
+// it again, not having heard the first time. It is told the answer it made; nothing is written again.
+func (l Login) repeats(d Device, dec Decision) bool {
+	if l.AnsweredBy != d.ID || l.DecidedAt.IsZero() {
+		return false
+	}
+	switch {
+	case dec.Report:
+		return l.Reason == ReasonReported
+	case !dec.Approve:
+		return l.Reason == ReasonDenied
+	case dec.Number != l.Number:
+		return l.Reason == ReasonNumberMismatch
+	default:
+		return l.State == StateApproved || l.State == StateAnswered
+	}
 }
 
 // Challenges returns the pending challenges of the device's user, oldest first.
@@ -748,7 +773,9 @@ var errNoChallenge = newErr(ErrNotFound, "challenge not found")
 func (l Login) challengeOf(d Device) bool { return l.Email != "" && l.Email == d.Email && !l.Decoy }
 
 // Answer records the device's decision on challenge id exactly once: the first valid answer from any of the
-// user's devices wins; later ones, and answers after expiry, get ErrChallengeClosed. Approving with a number
+// user's devices wins; later ones, and answers after expiry, get ErrChallengeClosed — except the same answer
+// from the device that made it, sent again because its answer never came back, which is told that answer
+// (nothing is written again). Approving with a number
 // that is not the one shown in that login's browser denies the login and returns ErrNumberMismatch. To
 // approve the sign-in whose browser shows a number, whichever it is, see ApproveByNumber.
 func (s *Logins) Answer(ctx context.Context, d Device, id string, dec Decision) (Login, error) {
@@ -769,7 +796,9 @@ func (s *Logins) Answer(ctx context.Context, d Device, id string, dec Decision) 
 // the person read in the browser selects the login, so an approval can only ever complete the login that
 // shows it, never another open login of the same user (a request planted by someone who knows the user's
 // email shows another number). Numbers are unique among a user's open sign-ins (Identify). A number that no
-// open sign-in of the user shows completes nothing: ErrNoMatchingChallenge.
+// open sign-in of the user shows completes nothing: ErrNoMatchingChallenge — unless this device approved a
+// sign-in by that number within answerRepeatWindow: then the phone is sending that approval again, not having
+// heard its answer, and is told the approval it made.
 func (s *Logins) ApproveByNumber(ctx context.Context, d Device, number int) (Login, error) {
 	return s.ApproveSigned(ctx, d, Decision{Number: number})
 }
@@ -792,35 +821,76 @@ func (s *Logins) ApproveSigned(ctx context.Context, d Device, dec Decision) (Log
 			match = append(match, l)
 		}
 	}
-	if len(match) != 1 { // more than one cannot happen (the index is capped at one): then approve none
-		return Login{}, newErr(ErrNoMatchingChallenge, "no open sign-in request of this account shows this number")
+	dec.Approve, dec.Number, dec.Report, dec.byNumber = true, number, false, true
+	if len(match) == 0 {
+		return s.approvedBefore(ctx, d, dec)
 	}
-	dec.Approve, dec.Number, dec.Report = true, number, false
+	if len(match) != 1 { // more than one cannot happen (the index is capped at one): then approve none
+		return Login{}, errNoMatchingChallenge
+	}
 	return s.answer(ctx, d, match[0], dec)
+}
+
+var errNoMatchingChallenge = newErr(ErrNoMatchingChallenge, "no open sign-in request of this account shows this number")
+
+// approvedBefore finds the sign-in that device d approved by dec.Number within answerRepeatWindow, when no open
+// one shows that number: the phone is sending its approval again. It is told that approval, as the first
+// answer would have told it; an approval whose context hash names another sign-in is not a repeat.
+func (s *Logins) approvedBefore(ctx context.Context, d Device, dec Decision) (Login, error) {
+	ls, err := s.logins.ListIndex(ctx, approvedIndex(d.ID, dec.Number))
+	if err != nil {
+		return Login{}, internal("find approval", err)
+	}
+	now := s.now()
+	for _, l := range ls {
+		if !l.challengeOf(d) || !l.repeats(d, dec) || now.Sub(l.DecidedAt) > answerRepeatWindow {
+			continue
+		}
+		if dec.ContextHash != "" && !contextHashes(l, s.contextOf(ctx, l).AppName, dec.ContextHash) {
+			continue
+		}
+		s.log.Info("challenge answer repeated", "login", l.ID, "device", d.ID, "state", l.State)
+		return l, nil
+	}
+	return Login{}, errNoMatchingChallenge
+}
+
+// contextHashes reports whether hash is the hash of the context of l (whose application is named appName) as
+// the server holds it (ChallengeContext.Hash): whether the phone showed this sign-in.
+func contextHashes(l Login, appName, hash string) bool {
+	held := ChallengeContext{ChallengeID: l.ID, AppName: appName, IP: l.ClientIP, UserAgent: l.UserAgent, Time: l.CreatedAt}
+	return subtle.ConstantTimeCompare([]byte(held.Hash()), []byte(hash)) == 1
 }
 
 // answer records dec on l, the challenge as just read, exactly once (see Answer).
 func (s *core) answer(ctx context.Context, d Device, l Login, dec Decision) (Login, error) {
 	// The challenge leaves the user's indexes, and the phones' long-polls hear of it, in the same write.
 	answered := store.Effects{RemoveFrom: openIndexes(l), Publish: []store.Message{{Channel: UserChannel(d.Email), Payload: "changed"}}}
+	if dec.byNumber {
+		answered.AddTo, answered.IndexTTL = []string{approvedIndex(d.ID, dec.Number)}, answerRepeatWindow
+	}
 	var appName string
 	if dec.ContextHash != "" {
 		appName = s.contextOf(ctx, l).AppName // the application of a login never changes
 	}
 	// The phone is told its answer was recorded only once a replica has it too (where the store waits for
 	// replicas: Sentinel): a failover right after cannot lose an approval the phone reported as done.
+	var repeated bool
 	l, err := s.transition(store.WithReplicaAck(ctx), l.ID, &l, answered, func(cur Login, now time.Time) (Login, error) {
+		repeated = false
 		if !cur.challengeOf(d) {
 			return cur, errNoChallenge
 		}
+		shown := dec.ContextHash == "" || contextHashes(cur, appName, dec.ContextHash)
 		if cur.Current(now) != StatePending {
+			if shown && cur.repeats(d, dec) {
+				repeated = true
+				return cur, errUnchanged
+			}
 			return cur, newErr(ErrChallengeClosed, "this sign-in request was already answered or has expired")
 		}
-		if dec.ContextHash != "" {
-			held := ChallengeContext{ChallengeID: cur.ID, AppName: appName, IP: cur.ClientIP, UserAgent: cur.UserAgent, Time: cur.CreatedAt}
-			if subtle.ConstantTimeCompare([]byte(held.Hash()), []byte(dec.ContextHash)) != 1 {
-				return cur, newErr(ErrContextChanged, "this sign-in is not the one the phone showed (its context changed); nothing was answered")
-			}
+		if !shown {
+			return cur, newErr(ErrContextChanged, "this sign-in is not the one the phone showed (its context changed); nothing was answered")
 		}
 		cur.AnsweredBy, cur.DecidedAt = d.ID, now
 		cur.Receipt, cur.ReceiptBody = dec.Receipt, dec.ReceiptBody
@@ -838,6 +908,13 @@ func (s *core) answer(ctx context.Context, d Device, l Login, dec Decision) (Log
 	})
 	if err != nil {
 		return Login{}, err
+	}
+	if repeated {
+		s.log.Info("challenge answer repeated", "login", l.ID, "device", d.ID, "state", l.State, "reason", l.Reason)
+		if l.Reason == ReasonNumberMismatch {
+			return l, newErr(ErrNumberMismatch, "the number does not match the one shown in the browser; this sign-in was denied")
+		}
+		return l, nil
 	}
 	// Refusals count against the network that started the login, not against the user everywhere: a
 	// stranger's planted requests, denied or reported, pause the stranger's network.

@@ -19,6 +19,12 @@ func numberIndex(email string, number int) string {
 	return "number:" + email + " " + strconv.Itoa(number)
 }
 
+// approvedIndex holds, for answerRepeatWindow, the sign-in a device approved by a number, so that the phone's
+// repeat of that approval finds it (ApproveSigned).
+func approvedIndex(deviceID string, number int) string {
+	return "approved:" + deviceID + " " + strconv.Itoa(number)
+}
+
 // Limits on pushes (see Limits), by user and client network; an empty net names the user's ceiling.
 func pauseKey(email, net string) string   { return "push-pause:" + email + " " + net }
 func refusedKey(email, net string) string { return "push-refused:" + email + " " + net }
