@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
+	cdppage "github.com/chromedp/cdproto/page"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -611,6 +612,16 @@ func runWithin[T any](tb *tab, d time.Duration, a chromedp.Action[T]) T {
 func (tb *tab) do(steps ...chromedp.Action[chromedp.Void]) {
 	tb.t.Helper()
 	run(tb, chromedp.Steps(steps...))
+}
+
+// goTo starts the tab's navigation to u and returns once the page has committed, without waiting for its load:
+// for a page that leaves by itself (an auto-submitting form), whose next navigation can abort its load and
+// fail chromedp.Navigate with net::ERR_ABORTED although all went well.
+func (tb *tab) goTo(u string) {
+	tb.t.Helper()
+	if res := call(tb, cdppage.Navigate, cdppage.NavigateParams{URL: u}); res.ErrorText != "" {
+		tb.t.Fatalf("navigate to %s: %s", u, res.ErrorText)
+	}
 }
 
 // call sends one DevTools command to the tab.

@@ -92,7 +92,7 @@ func TestBrowserLogout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb.do(chromedp.Navigate(cu))
+	tb.goTo(cu) // the IdP's answer, from its session, posts itself to Confluence at once
 	confACS.wait(t, tb, followTimeout)
 	tb.do(chromedp.WaitVisible(chromedp.ID("acs-received")))
 	tb.checkConsole("signed in to both")
