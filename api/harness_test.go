@@ -352,11 +352,18 @@ func (b *browser) startLogin(sp *saml2.SAMLServiceProvider, relayState string) *
 func jiraLogin(t *testing.T) (e *env, ph *phone, b *browser, waiting *page) {
 	t.Helper()
 	e = newEnv(t)
-	jira := e.newApp("Jira", atlassianAudience, acsURL)
+	_, ph, b, waiting = e.jiraLogin(t)
+	return e, ph, b, waiting
+}
+
+// jiraLogin is jiraLogin on e's server, returning the application too.
+func (e *env) jiraLogin(t *testing.T) (jira appView, ph *phone, b *browser, waiting *page) {
+	t.Helper()
+	jira = e.newApp("Jira", atlassianAudience, acsURL)
 	ph = e.enroll(employee)
 	b = newBrowser(t)
 	waiting = b.identify(b.startLogin(e.sp(jira), ""), employee)
-	return e, ph, b, waiting
+	return jira, ph, b, waiting
 }
 
 // identify submits email on the identify step and returns the waiting page.

@@ -19,10 +19,8 @@ import (
 func TestApprovalSentAgain(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	jira := e.newApp("Jira", atlassianAudience, acsURL)
-	ph, other := e.enroll(employee), e.enroll(employee) // the user's two phones
-	b := newBrowser(t)
-	waiting := b.identify(b.startLogin(e.sp(jira), ""), employee)
+	jira, ph, b, waiting := e.jiraLogin(t)
+	other := e.enroll(employee) // the user's second phone
 	ctx := context.Background()
 	number := waiting.number(t)
 	ch := ph.waitChallenge(t)
@@ -105,10 +103,7 @@ func TestApprovalAnswerLost(t *testing.T) {
 	alone := redisproc.Start(t) // replica_ack=1 with no replica: each acknowledged write waits its 1.5s out
 	srv := apitest.StartWith(t, redisproc.Open(t, alone.URL()+"?replica_ack=1&replica_ack_timeout=1500ms"), apitest.Options{})
 	e := envOf(t, srv)
-	app := e.newApp("Jira", atlassianAudience, acsURL)
-	ph := e.enroll(employee)
-	b := newBrowser(t)
-	waiting := b.identify(b.startLogin(e.sp(app), ""), employee)
+	app, ph, b, waiting := e.jiraLogin(t)
 	number := waiting.number(t)
 	ph.waitChallenge(t)
 
