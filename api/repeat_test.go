@@ -3,11 +3,15 @@ package api_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/winkk/passport/api/apitest"
 	"github.com/winkk/passport/api/deviceapi"
+	"github.com/winkk/passport/authn"
 	"github.com/winkk/passport/store/storetest/redisproc"
 )
 
@@ -123,6 +127,98 @@ func TestApprovalAnswerLost(t *testing.T) {
 	}
 	resp, _ := samlForm(t, b.get(waiting.URL), acsURL)
 	e.bothAccept(t, app, resp, employee, []string{b.requestID})
+}
+
+// TestResentApprovalNamesItsSignIn: a phone's approval, sent again after its number went to a sign-in
+// someone else planted with the user's email, is told the approval it made when it names the sign-in it
+// showed (its context hash, as passport-device sends it): the planted sign-in, though it shows the number,
+// is not approved.
+func TestResentApprovalNamesItsSignIn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *authn.Config) {
+		c.Limits.MaxPending, c.Limits.MaxPendingPerUser = 100, 100 // the user's open sign-ins: at most 60
+		c.Limits.PushesPerHour, c.Limits.PushesPerHourPerUser = 1000, 1000
+	})
+	jira, ph, b, waiting := e.jiraLogin(t)
+	ctx := context.Background()
+	number := waiting.number(t)
+	mine := ph.waitChallenge(t)
+	holdNumbers(t, e, jira)
+	approve := deviceapi.ApproveByNumberRequest{Number: number, ContextHash: deviceapi.ContextHash(*mine)}
+	if got, err := ph.Approve(ctx, approve); err != nil || got.Challenge.ID != mine.ID {
+		t.Fatalf("approve: %+v, %v", got, err)
+	}
+	stranger, planted := plantShowing(t, e, ph, jira, number)
+
+	for i := range 2 {
+		again, err := ph.Approve(ctx, approve)
+		if err != nil || again.Challenge.ID != mine.ID || again.State != deviceapi.StateApproved {
+			t.Fatalf("the approval sent again (%d): %+v, %v; want the approval of %s", i+1, again, err, mine.ID)
+		}
+	}
+	// Naming a sign-in that is neither answers nothing.
+	elsewhere := *mine
+	elsewhere.AppName = "Confluence"
+	if _, err := ph.Approve(ctx, deviceapi.ApproveByNumberRequest{Number: number, ContextHash: deviceapi.ContextHash(elsewhere)}); apiCode(err) != "409 context_changed" {
+		t.Errorf("naming another context: %s, want 409 context_changed", apiCode(err))
+	}
+	list, err := ph.ListChallenges(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plantedID := path.Base(planted.URL) // the login's URL ends in its ID, the challenge's
+	var stillOpen bool
+	for _, ch := range list.Challenges {
+		if ch.State == deviceapi.StatePending && ch.ID == plantedID {
+			stillOpen = true
+		}
+	}
+	if !stillOpen {
+		t.Error("the planted sign-in is no longer waiting: the repeated approval answered it")
+	}
+	if p := stranger.get(planted.URL); strings.Contains(p.Body, `name="SAMLResponse"`) {
+		t.Fatal("the planted sign-in got a Response")
+	}
+	resp, _ := samlForm(t, b.get(waiting.URL), acsURL)
+	e.bothAccept(t, jira, resp, employee, []string{b.requestID})
+	if got := e.events("login.approved", employee); len(got) != 1 {
+		t.Errorf("login.approved events: %d, want 1", len(got))
+	}
+}
+
+// holdNumbers opens sign-ins of the employee beside the one open, and keeps them open, until the employee has
+// 59 (of at most 60): a number freed later is then one of 32 a new sign-in can draw.
+func holdNumbers(t *testing.T, e *env, app appView) {
+	t.Helper()
+	filler := newBrowserFrom(t, "127.0.2.1")
+	for range 58 {
+		idpLogin(t, e, filler, app, employee).number(t)
+	}
+}
+
+// plantShowing has a stranger plant sign-ins with the employee's email, each from a network of its own, until
+// one shows number: a planted sign-in that shows another number is taken back to the email step and
+// submitted again (a new draw), up to its limit, then denied on the phone.
+func plantShowing(t *testing.T, e *env, ph *phone, app appView, number int) (*browser, *page) {
+	t.Helper()
+	for i := range 40 {
+		stranger := newBrowserFrom(t, fmt.Sprintf("127.0.3.%d", 1+i))
+		p := idpLogin(t, e, stranger, app, employee)
+		for redraw := 0; ; redraw++ {
+			if p.number(t) == number {
+				return stranger, p
+			}
+			if redraw == 5 { // a sign-in goes back to the email step at most five times
+				break
+			}
+			p = stranger.identify(stranger.postForm(p.URL+"/change", nil), employee)
+		}
+		if _, err := ph.AnswerChallenge(context.Background(), path.Base(p.URL), deviceapi.AnswerRequest{Decision: deviceapi.DecisionDeny}); err != nil {
+			t.Fatalf("deny the planted sign-in: %v", err)
+		}
+	}
+	t.Fatalf("no planted sign-in drew %d in 240 draws", number)
+	return nil, nil
 }
 
 // otherNumber is a two-digit number that is not n.

@@ -799,12 +799,19 @@ func (s *Logins) Answer(ctx context.Context, d Device, id string, dec Decision) 
 // open sign-in of the user shows completes nothing: ErrNoMatchingChallenge — unless this device approved a
 // sign-in by that number within answerRepeatWindow: then the phone is sending that approval again, not having
 // heard its answer, and is told the approval it made.
+//
+// An approval by the number alone cannot tell its repeat from a new approval when, in between, another
+// sign-in of the user drew the number (the approved one had left the open sign-ins): it approves that
+// sign-in. A phone that names the sign-in it showed (ApproveSigned with a context hash, as passport-device
+// does) is told its approval instead, and approves nothing else.
 func (s *Logins) ApproveByNumber(ctx context.Context, d Device, number int) (Login, error) {
 	return s.ApproveSigned(ctx, d, Decision{Number: number})
 }
 
 // ApproveSigned is ApproveByNumber with the rest of the phone's signed answer: dec.Number selects the
-// sign-in; dec.ContextHash, when set, must be the hash of its context; dec.Receipt is kept.
+// sign-in; dec.ContextHash, when set, must be the hash of its context — of the open sign-in showing the
+// number, or of the one this device approved by it within answerRepeatWindow (then it is told that
+// approval); else ErrContextChanged, and nothing is answered. dec.Receipt is kept.
 func (s *Logins) ApproveSigned(ctx context.Context, d Device, dec Decision) (Login, error) {
 	number := dec.Number
 	if number < 10 || number > 99 {
@@ -822,25 +829,36 @@ func (s *Logins) ApproveSigned(ctx context.Context, d Device, dec Decision) (Log
 		}
 	}
 	dec.Approve, dec.Number, dec.Report, dec.byNumber = true, number, false, true
-	if len(match) == 0 {
-		return s.approvedBefore(ctx, d, dec)
-	}
-	if len(match) != 1 { // more than one cannot happen (the index is capped at one): then approve none
+	switch {
+	case len(match) > 1: // cannot happen (the index is capped at one): then approve none
 		return Login{}, errNoMatchingChallenge
+	case len(match) == 1 && (dec.ContextHash == "" || contextHashes(match[0], s.contextOf(ctx, match[0]).AppName, dec.ContextHash)):
+		return s.answer(ctx, d, match[0], dec)
 	}
-	return s.answer(ctx, d, match[0], dec)
-}
-
-var errNoMatchingChallenge = newErr(ErrNoMatchingChallenge, "no open sign-in request of this account shows this number")
-
-// approvedBefore finds the sign-in that device d approved by dec.Number within answerRepeatWindow, when no open
-// one shows that number: the phone is sending its approval again. It is told that approval, as the first
-// answer would have told it; an approval whose context hash names another sign-in is not a repeat.
-func (s *Logins) approvedBefore(ctx context.Context, d Device, dec Decision) (Login, error) {
-	ls, err := s.logins.ListIndex(ctx, approvedIndex(d.ID, dec.Number))
+	// No open sign-in shows the number, or the one showing it is not the one the phone showed: the phone may
+	// be sending an approval it made again.
+	before, err := s.logins.ListIndex(ctx, approvedIndex(d.ID, number))
 	if err != nil {
 		return Login{}, internal("find approval", err)
 	}
+	if l, ok := s.repeatIn(ctx, before, d, dec); ok {
+		return l, nil
+	}
+	if len(match) == 1 {
+		return Login{}, errContextChanged
+	}
+	return Login{}, errNoMatchingChallenge
+}
+
+var (
+	errNoMatchingChallenge = newErr(ErrNoMatchingChallenge, "no open sign-in request of this account shows this number")
+	errContextChanged      = newErr(ErrContextChanged, "this sign-in is not the one the phone showed (its context changed); nothing was answered")
+)
+
+// repeatIn finds, among the sign-ins ls that device d approved by dec.Number, the one it approved within
+// answerRepeatWindow and whose context is dec's, when dec names one: the phone is sending that approval
+// again. It is told that approval, as the first answer would have told it.
+func (s *Logins) repeatIn(ctx context.Context, ls []Login, d Device, dec Decision) (Login, bool) {
 	now := s.now()
 	for _, l := range ls {
 		if !l.challengeOf(d) || !l.repeats(d, dec) || now.Sub(l.DecidedAt) > answerRepeatWindow {
@@ -850,9 +868,9 @@ func (s *Logins) approvedBefore(ctx context.Context, d Device, dec Decision) (Lo
 			continue
 		}
 		s.log.Info("challenge answer repeated", "login", l.ID, "device", d.ID, "state", l.State)
-		return l, nil
+		return l, true
 	}
-	return Login{}, errNoMatchingChallenge
+	return Login{}, false
 }
 
 // contextHashes reports whether hash is the hash of the context of l (whose application is named appName) as
@@ -890,7 +908,7 @@ func (s *core) answer(ctx context.Context, d Device, l Login, dec Decision) (Log
 			return cur, newErr(ErrChallengeClosed, "this sign-in request was already answered or has expired")
 		}
 		if !shown {
-			return cur, newErr(ErrContextChanged, "this sign-in is not the one the phone showed (its context changed); nothing was answered")
+			return cur, errContextChanged
 		}
 		cur.AnsweredBy, cur.DecidedAt = d.ID, now
 		cur.Receipt, cur.ReceiptBody = dec.Receipt, dec.ReceiptBody
