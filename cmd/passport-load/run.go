@@ -357,7 +357,8 @@ func (l *loadRun) attack(ctx context.Context, deadline time.Time, maxLogins int,
 }
 
 // calibrate does uncounted logins for warmUp to learn the rate, then enrolls users enough for the whole
-// --duration at twice that rate. It returns how many users it added and a note for the report.
+// --duration at three times that rate, and the warm-up's logins once more. It returns how many users it added
+// and a note for the report.
 func (l *loadRun) calibrate(ctx context.Context) (int, string, error) {
 	l.ui.status("warming up for %s to size the users for %s", warmUp, l.cfg.Duration)
 	res := newResults()
@@ -370,9 +371,10 @@ func (l *loadRun) calibrate(ctx context.Context) (int, string, error) {
 	var rep Report
 	res.fill(&rep)
 	// Sized by the logins that succeeded (failing ones are no measure of what the run can do), with room for a
-	// run faster than its warm-up: users are cheap, and a run that uses them all up stops early.
+	// run faster than its warm-up (a warm-up that shared the machine with a busy moment ran at under half the
+	// rate of the run after it): users are cheap, and a run that uses them all up stops early.
 	rate := float64(rep.Logins.Succeeded) / elapsed.Seconds()
-	need := int(math.Ceil(rate*l.cfg.Duration.Seconds()*2)) + 4*l.cfg.Concurrency
+	need := int(math.Ceil(rate*l.cfg.Duration.Seconds()*3)) + max(4*l.cfg.Concurrency, rep.Logins.Attempted)
 	more := max(0, ceilDiv(need-l.pool.logins(), l.cfg.LoginsPerUser))
 	users, err := l.enroll(ctx, more, l.cfg.LoginsPerUser)
 	l.pool.add(users...)
