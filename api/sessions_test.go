@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	crewjam "github.com/crewjam/saml"
 	saml2 "github.com/russellhaering/gosaml2"
@@ -314,7 +315,9 @@ func TestUsersAndSuspension(t *testing.T) {
 		b := newBrowser(t)
 		p := b.identify(b.startLogin(e.sp(jira), ""), "grace@example.com")
 		// The page is the one every account gets (no account probing, see TestNoAccountProbing), but nothing
-		// can approve it: the login ends when it expires.
+		// can approve it: the login ends when it expires. (A minute on, so that its number, if it is one the
+		// phone approved above, is not that approval sent again: TestApprovalSentAgain.)
+		e.clock.Advance(61 * time.Second)
 		if _, err := ph.ApproveByNumber(context.Background(), p.number(t)); apiCode(err) != "404 no_matching_challenge" {
 			t.Errorf("the suspended user's phone approved: %v", err)
 		}
