@@ -110,6 +110,8 @@ type fixture struct {
 	// Run names this run: its users are load-<Run>-<n>@<domain>.
 	Run    string
 	domain string
+	// sign is what the application's Responses sign (its sign field): both, assertion or response.
+	sign string
 
 	App  appView
 	Base string // the IdP's base URL, as it announces it
@@ -122,8 +124,8 @@ type fixture struct {
 	seq   int
 }
 
-func newFixture(admin *adminClient, domain string) *fixture {
-	return &fixture{admin: admin, Run: randomHex(3), domain: domain}
+func newFixture(admin *adminClient, domain, sign string) *fixture {
+	return &fixture{admin: admin, Run: randomHex(3), domain: domain, sign: sign}
 }
 
 // createApp registers an Atlassian-shaped application: audience and ACS URL as Atlassian Guard's SAML set-up
@@ -137,6 +139,7 @@ func (f *fixture) createApp(ctx context.Context) error {
 		"audience":          "https://auth.atlassian.com/saml/" + uuidish(),
 		"acs_url":           "https://auth.atlassian.com/login/callback?connection=saml-" + uuidish(),
 		"attribute_profile": "atlassian",
+		"sign":              f.sign,
 	}
 	if err := f.admin.do(ctx, http.MethodPost, "/api/v1/admin/apps", in, &f.App, http.StatusCreated); err != nil {
 		return fmt.Errorf("create the application: %w", err)

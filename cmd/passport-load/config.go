@@ -34,6 +34,9 @@ Drives whole logins (browser and phone) against a running Passport IdP and repor
   --source-addrs N       on a loopback IdP, spread the browsers over N addresses of 127.0.0.0/8, because
                          the IdP limits each client address (default 4096, or --waiting when larger)
   --domain D             the email domain of the users it creates (default example.com)
+  --sign WHAT            what its application's Responses sign: both (default, as Atlassian's set-up wants
+                         it), assertion (one signature per login) or response; the check of each Response
+                         requires exactly that
   --json                 the report as JSON instead of text
   --redis URL            the IdP's Redis, as its PASSPORT_REDIS_URL (redis://, rediss://, redis-sentinel://,
                          redis-cluster://): also report Redis's memory (INFO used_memory, whole servers) before
@@ -61,6 +64,7 @@ type config struct {
 	Metrics       string
 	SourceAddrs   int // 0: the default
 	Domain        string
+	Sign          string // the application's sign: both, assertion or response
 	JSON          bool
 	Redis         string // "": Redis is not measured
 	RedisPrefix   string
@@ -99,6 +103,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.Metrics, "metrics", "", "")
 	fs.IntVar(&c.SourceAddrs, "source-addrs", 0, "")
 	fs.StringVar(&c.Domain, "domain", "example.com", "")
+	fs.StringVar(&c.Sign, "sign", "both", "")
 	fs.BoolVar(&c.JSON, "json", false, "")
 	fs.StringVar(&c.Redis, "redis", "", "")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "", "")
@@ -149,6 +154,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return c, usagef("--source-addrs must be between 1 and %d", maxSourceAddrs)
 	case c.Domain == "" || strings.ContainsAny(c.Domain, "@ /"):
 		return c, usagef("--domain %q is not an email domain", c.Domain)
+	case c.Sign != "both" && c.Sign != "assertion" && c.Sign != "response":
+		return c, usagef("--sign must be both, assertion or response")
 	case set["redis-prefix"] && c.Redis == "":
 		return c, usagef("--redis-prefix needs --redis URL")
 	case c.Redis != "" && !isRedisURL(c.Redis):

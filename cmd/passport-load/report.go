@@ -82,6 +82,8 @@ type Report struct {
 	IdP         string `json:"idp"`
 	Run         string `json:"run"`
 	Concurrency int    `json:"concurrency"`
+	// Sign is what the application's Responses sign (--sign): both, assertion or response.
+	Sign string `json:"sign"`
 	// Stopped says why the run stopped starting logins.
 	Stopped string `json:"stopped"`
 

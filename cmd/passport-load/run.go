@@ -97,10 +97,13 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 		IdleConnTimeout:     30 * time.Second,
 	}, Timeout: cfg.Timeout}
 	defer phones.CloseIdleConnections()
-	fx := newFixture(&adminClient{base: cfg.IdP, token: cfg.AdminToken, http: plain}, cfg.Domain)
+	fx := newFixture(&adminClient{base: cfg.IdP, token: cfg.AdminToken, http: plain}, cfg.Domain, cfg.Sign)
 	l := &loadRun{cfg: cfg, ui: ui, fx: fx, plain: plain, phones: phones, pool: newUserPool(), redis: probe}
 
-	rep := &Report{IdP: cfg.IdP, Run: fx.Run, Concurrency: cfg.Concurrency}
+	rep := &Report{IdP: cfg.IdP, Run: fx.Run, Concurrency: cfg.Concurrency, Sign: cfg.Sign}
+	if cfg.Sign != "both" {
+		rep.Notes = append(rep.Notes, "the application signs the "+cfg.Sign+" only (--sign): one RSA signature per login; the ratio is still to two")
+	}
 	rep.Sources.Count, rep.Sources.Loopback, rep.Sources.Note = src.Count(), src.Loopback(), src.Note
 	var measured bool // whether there is a report to show
 	defer func() {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -281,6 +282,7 @@ func TestUsage(t *testing.T) {
 		{"--redis", "127.0.0.1:6379"},
 		{"--redis", "http://127.0.0.1:6379"},
 		{"--redis-prefix", "passport:"},
+		{"--sign", "nothing"},
 		{"stray"},
 	} {
 		code, out, errOut := load(t, s, args...)
@@ -290,8 +292,25 @@ func TestUsage(t *testing.T) {
 	}
 	var out bytes.Buffer
 	if code := run(context.Background(), []string{"--help"}, func(string) string { return "" }, &out, io.Discard); code != exitOK || !strings.Contains(out.String(), "--source-addrs N") ||
-		!strings.Contains(out.String(), "--redis URL") || !strings.Contains(out.String(), "--redis-prefix P") {
+		!strings.Contains(out.String(), "--redis URL") || !strings.Contains(out.String(), "--redis-prefix P") || !strings.Contains(out.String(), "--sign WHAT") {
 		t.Errorf("--help: exit %d:\n%s", code, out.String())
+	}
+}
+
+// --sign registers the application with that sign, and each Response must carry exactly those signatures:
+// with assertion, a signed assertion in an unsigned Response (which the IdP makes with one RSA signature).
+func TestSign(t *testing.T) {
+	t.Parallel()
+	s := apitest.Start(t)
+	for _, sign := range []string{"assertion", "response"} {
+		code, rep := loadJSON(t, s, "--logins", "3", "--concurrency", "2", "--sign", sign)
+		if code != exitOK || rep.Logins.Succeeded != 3 || len(rep.Errors) != 0 {
+			t.Errorf("--sign %s: exit %d, logins %+v, errors %+v", sign, code, rep.Logins, rep.Errors)
+		}
+		if rep.Sign != sign || !slices.ContainsFunc(rep.Notes, func(n string) bool { return strings.Contains(n, "signs the "+sign+" only") }) {
+			t.Errorf("--sign %s: report says sign %q, notes %q", sign, rep.Sign, rep.Notes)
+		}
+		assertCleanedUp(t, s, rep.Run)
 	}
 }
 

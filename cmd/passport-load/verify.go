@@ -46,8 +46,11 @@ func (r *runner) verify(pg *page, reqID, relay, email string) *failure {
 		}
 		return bad("signature", err.Error())
 	}
-	if !resp.SignatureValidated {
+	switch sign := r.fx.sign; {
+	case sign != "assertion" && !resp.SignatureValidated:
 		return bad("signature", "the Response itself is not signed")
+	case sign == "assertion" && resp.SignatureValidated:
+		return bad("signature", "the Response itself is signed: the application signs the assertion only")
 	}
 	if resp.Destination != r.fx.App.ACSURL {
 		return bad("destination", "Destination "+resp.Destination+", not the ACS URL")
@@ -59,6 +62,9 @@ func (r *runner) verify(pg *page, reqID, relay, email string) *failure {
 		return bad("assertion", "the Response does not carry exactly one assertion")
 	}
 	a := &resp.Assertions[0]
+	if r.fx.sign == "assertion" && !a.SignatureValidated {
+		return bad("signature", "the assertion is not signed")
+	}
 	warn, err := r.sp.VerifyAssertionConditions(a)
 	switch {
 	case err != nil:
