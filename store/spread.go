@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -197,35 +198,67 @@ func (t *Table[T]) release(ctx context.Context, r reservation) error {
 	return releaseScript.Run(context.WithoutCancel(ctx), t.s.rdb, r.keys, r.id).Err()
 }
 
-// unindexScript: KEYS indexes (of one slot); ARGV[1] the id. Removes the id's
-// entry, and its count of writers, from each.
+// unindexScript: KEYS indexes (of one slot); ARGV[1] the id, ARGV[2] how many
+// of the last KEYS the id lingers in, ARGV[3] for how long (ms). Removes the
+// id's entry, and its count of writers, from each of the others; in each
+// index lingered in that holds the id, its entry counts until now plus
+// ARGV[3] (shorter or longer than before), and the index and its companion
+// hash live at least that long.
 var unindexScript = redis.NewScript(`
-for i = 1, #KEYS do
+local nl, linger = tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 1, #KEYS - nl do
   redis.call('ZREM', KEYS[i], ARGV[1])
   redis.call('HDEL', KEYS[i] .. ':refs', ARGV[1])
+end
+if nl > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  for i = #KEYS - nl + 1, #KEYS do
+    if redis.call('ZSCORE', KEYS[i], ARGV[1]) then
+      redis.call('ZADD', KEYS[i], 'XX', now + linger, ARGV[1])
+      for _, k in ipairs({KEYS[i], KEYS[i] .. ':refs'}) do
+        local left = redis.call('PTTL', k)
+        if left ~= -1 and left < linger then redis.call('PEXPIRE', k, linger) end
+      end
+    end
+  end
 end
 return 0
 `)
 
-// unindex removes id from the indexes named: one script per group, all in
-// one round trip (the Cluster client sends each to its node).
-func (t *Table[T]) unindex(ctx context.Context, id string, indexes []string) error {
-	groups := groupIndexes(indexes)
-	keys := make([][]string, len(groups))
+// unindex removes id from the indexes of remove, and has it linger in those
+// of linger for lingerFor (see [Effects.Linger]): one script per group, all
+// in one round trip (the Cluster client sends each to its node).
+func (t *Table[T]) unindex(ctx context.Context, id string, remove, linger []string, lingerFor time.Duration) error {
+	type group struct{ keys []string }
+	var groups []*group
+	lingers := map[*group]int{}
+	at := map[string]*group{}
+	for i, ix := range slices.Concat(remove, linger) {
+		g := at[indexGroup(ix)]
+		if g == nil {
+			g = &group{}
+			at[indexGroup(ix)] = g
+			groups = append(groups, g)
+		}
+		if i >= len(remove) {
+			lingers[g]++
+		}
+		g.keys = append(g.keys, t.spreadIndexKey(ix))
+	}
+	// Within a group the removals come first, the lingers last: both were appended in that order.
 	cmds := make([]*redis.Cmd, len(groups))
+	args := func(g *group) []any { return []any{id, lingers[g], lingerFor.Milliseconds()} }
 	_, _ = t.s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for g, group := range groups {
-			for _, ix := range group {
-				keys[g] = append(keys[g], t.spreadIndexKey(ix))
-			}
-			cmds[g] = unindexScript.EvalSha(ctx, p, keys[g], id)
+		for i, g := range groups {
+			cmds[i] = unindexScript.EvalSha(ctx, p, g.keys, args(g)...)
 		}
 		return nil
 	})
-	for g, cmd := range cmds {
+	for i, cmd := range cmds {
 		err := cmd.Err()
 		if noScript(err) { // not loaded on that server yet: it did nothing
-			err = unindexScript.Run(ctx, t.s.rdb, keys[g], id).Err()
+			err = unindexScript.Run(ctx, t.s.rdb, groups[i].keys, args(groups[i])...).Err()
 		}
 		if err != nil {
 			return err
@@ -300,6 +333,9 @@ func (t *Table[T]) spreadChange(ctx context.Context, op, id string, seen *T, fn 
 	if also.IndexTTL < 0 {
 		return zero, t.errf(op, fmt.Errorf("negative index TTL %v", also.IndexTTL))
 	}
+	if err := also.checkLinger(); err != nil {
+		return zero, t.errf(op, err)
+	}
 	caps := also.Caps
 	if caps == nil && also.Cap > 0 {
 		caps = make([]int, len(also.AddTo))
@@ -323,10 +359,10 @@ func (t *Table[T]) spreadChange(ctx context.Context, op, id string, seen *T, fn 
 		}
 		return zero, err
 	}
-	if len(also.RemoveFrom) > 0 {
+	if len(also.RemoveFrom)+len(also.Linger) > 0 {
 		// The record changed: an index left behind (this write failing) only keeps a stale entry, which
 		// its score or the next read removes. The change is not undone for it.
-		_ = t.unindex(context.WithoutCancel(ctx), id, also.RemoveFrom)
+		_ = t.unindex(context.WithoutCancel(ctx), id, also.RemoveFrom, also.Linger, also.LingerFor)
 	}
 	return nv, nil
 }

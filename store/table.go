@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -253,10 +254,13 @@ func (t *Table[T]) decodeGet(id string, cmd *redis.StringCmd) (T, error) {
 // of the indexes added to (0: none), ARGV[8] the least time (ms) an index
 // added to lives on (0: its expiry is left alone), ARGV[9] the number k of
 // per-index caps that follow, ARGV[10..9+k] the cap of each index added to
-// (in place of ARGV[7]), then channel, message pairs. If the record still
-// holds exactly ARGV[1] it is replaced by ARGV[2] keeping its TTL (KEEPTTL,
-// Redis >= 6.0), the indexes are changed (an index added to is swept as by
-// AddToIndex), the messages are published and 1 is returned. A missing
+// (in place of ARGV[7]), ARGV[10+k] the number l of indexes the id lingers in
+// (the last l KEYS), ARGV[11+k] how long (ms), then channel, message pairs.
+// If the record still holds exactly ARGV[1] it is replaced by ARGV[2] keeping
+// its TTL (KEEPTTL, Redis >= 6.0), the indexes are changed (an index added to
+// is swept as by AddToIndex; an index lingered in that holds the id alone
+// expires after ARGV[11+k] ms, one that holds others too loses the id), the
+// messages are published and 1 is returned. A missing
 // (deleted or expired) record is never written: -1. An index to add to that
 // already holds its cap of other ids: nothing is written, and -i names it
 // (KEYS[i], i >= 2). A record that holds other bytes is left alone and those
@@ -273,8 +277,18 @@ for i = 2, nadd + 1 do
     return -i
   end
 end
+local nlinger, linger = tonumber(ARGV[10 + ncaps]), tonumber(ARGV[11 + ncaps])
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-for i = 2, #KEYS do
+for i = #KEYS - nlinger + 1, #KEYS do
+  if redis.call('SISMEMBER', KEYS[i], ARGV[4]) == 1 then
+    if redis.call('SCARD', KEYS[i]) == 1 then
+      redis.call('PEXPIRE', KEYS[i], linger)
+    else
+      redis.call('SREM', KEYS[i], ARGV[4])
+    end
+  end
+end
+for i = 2, #KEYS - nlinger do
   if i <= nadd + 1 then
     sweep(KEYS[i], ARGV[5], tonumber(ARGV[6]))
     redis.call('SADD', KEYS[i], ARGV[4])
@@ -286,7 +300,7 @@ for i = 2, #KEYS do
     redis.call('SREM', KEYS[i], ARGV[4])
   end
 end
-for i = 10 + ncaps, #ARGV, 2 do
+for i = 12 + ncaps, #ARGV, 2 do
   redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
 end
 return 1
@@ -314,6 +328,13 @@ type Effects struct {
 	// it), so the index of short-lived records goes away with them instead of
 	// staying behind empty.
 	IndexTTL time.Duration
+	// Linger names indexes the record's id stays in for LingerFor after the
+	// write, counted under their caps, and then leaves (an id not in one is
+	// not added). On a single server an index lingered in expires whole then,
+	// so it holds only that id: where it holds others too, the id leaves at
+	// once. On a Cluster the id's entry counts until then (its score).
+	Linger    []string
+	LingerFor time.Duration
 	// Publish lists messages to publish, as [Store.Publish] does.
 	Publish []Message
 	// Announce, when set, is called with the record as it is about to be
@@ -322,6 +343,15 @@ type Effects struct {
 	// so that subscribers need not read the record again. It may run once
 	// per attempt; only the messages of the write that lands are published.
 	Announce func(written any) []Message
+}
+
+// checkLinger refuses a Linger without a positive LingerFor (of at least a
+// millisecond, the store's unit).
+func (e Effects) checkLinger() error {
+	if len(e.Linger) > 0 && e.LingerFor < time.Millisecond {
+		return fmt.Errorf("linger of %v", e.LingerFor)
+	}
+	return nil
 }
 
 // Message is a pub/sub message: Payload published on Channel.
@@ -372,7 +402,7 @@ func (t *Table[T]) Change(ctx context.Context, id string, seen *T, fn func(old T
 
 // change implements Update, UpdateAndPublish and Change.
 func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(old T) (T, error), also Effects) (T, error) {
-	if t.spread && len(also.AddTo)+len(also.RemoveFrom) > 0 {
+	if t.spread && len(also.AddTo)+len(also.RemoveFrom)+len(also.Linger) > 0 {
 		return t.spreadChange(ctx, op, id, seen, fn, also)
 	}
 	var zero T
@@ -390,12 +420,9 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 	if err != nil {
 		return zero, t.errf(op, err)
 	}
-	keys := make([]string, 0, 1+len(also.AddTo)+len(also.RemoveFrom))
+	keys := make([]string, 0, 1+len(also.AddTo)+len(also.RemoveFrom)+len(also.Linger))
 	keys = append(keys, key)
-	for _, ix := range also.AddTo {
-		keys = append(keys, t.indexKey(ix))
-	}
-	for _, ix := range also.RemoveFrom {
+	for _, ix := range slices.Concat(also.AddTo, also.RemoveFrom, also.Linger) {
 		keys = append(keys, t.indexKey(ix))
 	}
 	if also.Caps != nil && len(also.Caps) != len(also.AddTo) {
@@ -404,12 +431,16 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 	if also.IndexTTL < 0 {
 		return zero, t.errf(op, fmt.Errorf("negative index TTL %v", also.IndexTTL))
 	}
-	args := make([]any, 9, 9+len(also.Caps)+2*len(also.Publish)+4)
+	if err := also.checkLinger(); err != nil {
+		return zero, t.errf(op, err)
+	}
+	args := make([]any, 9, 11+len(also.Caps)+2*len(also.Publish)+4)
 	args[2], args[3], args[4], args[5], args[6] = len(also.AddTo), id, t.recKey(""), sweepSample, also.Cap
 	args[7], args[8] = also.IndexTTL.Milliseconds(), len(also.Caps)
 	for _, c := range also.Caps {
 		args = append(args, c)
 	}
+	args = append(args, len(also.Linger), also.LingerFor.Milliseconds())
 	for _, m := range also.Publish {
 		args = append(args, t.s.channelName(m.Channel), m.Payload)
 	}
@@ -656,7 +687,7 @@ func (t *Table[T]) AddToIndex(ctx context.Context, index, id string) error {
 func (t *Table[T]) RemoveFromIndex(ctx context.Context, index, id string) error {
 	var err error
 	if t.spread {
-		err = t.unindex(ctx, id, []string{index})
+		err = t.unindex(ctx, id, []string{index}, nil, 0)
 	} else {
 		err = t.s.rdb.SRem(ctx, t.indexKey(index), id).Err()
 	}
@@ -673,7 +704,7 @@ func (t *Table[T]) RemoveFromIndexes(ctx context.Context, id string, indexes ...
 		return nil
 	}
 	if t.spread {
-		if err := t.unindex(ctx, id, indexes); err != nil {
+		if err := t.unindex(ctx, id, indexes, nil, 0); err != nil {
 			return t.errf("remove from indexes", err)
 		}
 		return nil

@@ -49,6 +49,7 @@ func runChecks(t *testing.T, open func(t *testing.T) *store.Store, skip map[stri
 		{"ChangeInterrupted", testChangeInterrupted},
 		{"ChangeCapsPerIndex", testChangeCapsPerIndex},
 		{"ChangeIndexTTL", testChangeIndexTTL},
+		{"ChangeLinger", testChangeLinger},
 		{"RemoveFromIndexes", testRemoveFromIndexes},
 		{"MemoryUsage", testMemoryUsage},
 		{"Compressed", testCompressed},
@@ -113,7 +114,7 @@ var spreadChecks = []string{
 	"TableCRUD", "TTL", "Expiry", "UpdateKeepsTTL", "UpdateFnErrorAborts", "UpdateConcurrentOneWinner",
 	"UpdateConcurrentAllApplied", "UpdateConflict", "TakeConcurrentOneWinner", "Change", "ChangeCap",
 	"ChangeInterrupted",
-	"ChangeCapsPerIndex", "ChangeIndexTTL", "RemoveFromIndexes", "MemoryUsage", "Compressed", "KeysByShard",
+	"ChangeCapsPerIndex", "ChangeIndexTTL", "ChangeLinger", "RemoveFromIndexes", "MemoryUsage", "Compressed", "KeysByShard",
 	"CreateIndexed", "Batch", "Index",
 }
 

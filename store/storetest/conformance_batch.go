@@ -331,6 +331,70 @@ func testChangeCapsPerIndex(t *testing.T, s *store.Store) {
 	}
 }
 
+// testChangeLinger: an id lingers in an index for LingerFor after the change,
+// counted under the index's cap, and then leaves it; indexes it leaves at once
+// in the same change do; an index it is not in is not joined. On a single
+// server an index that holds other ids too loses the id at once.
+func testChangeLinger(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := newTable(s, "linger")
+	for _, id := range []string{"a", "b", "c"} {
+		mustCreate(t, tbl, id, record{}, time.Hour)
+	}
+	change := func(id string, also store.Effects) error {
+		_, err := tbl.Change(ctx, id, nil, func(r record) (record, error) { r.N++; return r, nil }, also)
+		return err
+	}
+	number := []string{"number:ada 42"}
+	if err := change("a", store.Effects{AddTo: []string{"number:ada 42", "open:ada", "shared:ada"}, Caps: []int{1, 0, 0}, IndexTTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if err := change("c", store.Effects{AddTo: []string{"shared:ada"}}); err != nil {
+		t.Fatal(err)
+	}
+	const linger = 300 * time.Millisecond
+	start := time.Now()
+	if err := change("a", store.Effects{RemoveFrom: []string{"open:ada"}, Linger: []string{"number:ada 42", "number:ada 7", "shared:ada"}, LingerFor: linger}); err != nil {
+		t.Fatal(err)
+	}
+	err := change("b", store.Effects{AddTo: number, Cap: 1})
+	if time.Since(start) < linger { // else the linger may be over: nothing to conclude
+		if !errors.Is(err, store.ErrIndexFull) {
+			t.Fatalf("joining the capped index the id lingers in: %v, want ErrIndexFull", err)
+		}
+		if ids := mustIndexIDs(t, tbl, "number:ada 42"); !slices.Equal(ids, []string{"a"}) {
+			t.Fatalf("number = %v while a lingers", ids)
+		}
+		shared := mustIndexIDs(t, tbl, "shared:ada")
+		slices.Sort(shared)
+		if want := map[bool][]string{true: {"a", "c"}, false: {"c"}}[tbl.Spread()]; !slices.Equal(shared, want) {
+			t.Fatalf("shared = %v while a lingers, want %v (spread: %v)", shared, want, tbl.Spread())
+		}
+	}
+	if ids := mustIndexIDs(t, tbl, "open:ada"); len(ids) != 0 {
+		t.Fatalf("open = %v: a change that lingers still removes", ids)
+	}
+	if ids := mustIndexIDs(t, tbl, "number:ada 7"); len(ids) != 0 {
+		t.Fatalf("number 7 = %v: lingering joined an index the id was not in", ids)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for change("b", store.Effects{AddTo: number, Cap: 1}) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the capped index is still full 10s after a %v linger", linger)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if ids := mustIndexIDs(t, tbl, "number:ada 42"); !slices.Equal(ids, []string{"b"}) {
+		t.Fatalf("number = %v after the linger, want b alone", ids)
+	}
+	if ids := mustIndexIDs(t, tbl, "shared:ada"); !slices.Equal(ids, []string{"c"}) {
+		t.Fatalf("shared = %v after the linger, want c alone", ids)
+	}
+	if err := change("c", store.Effects{Linger: number}); err == nil || errors.Is(err, store.ErrIndexFull) {
+		t.Fatalf("a linger without LingerFor: %v, want a usage error", err)
+	}
+}
+
 // testChangeIndexTTL: an index added to with IndexTTL expires on its own, its
 // expiry is extended by a later add and never shortened.
 func testChangeIndexTTL(t *testing.T, s *store.Store) {
