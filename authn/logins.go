@@ -413,7 +413,9 @@ func (in *identifying) open(devs []Device, why string, pending []Login) (Login, 
 		var full *store.IndexFullError
 		switch {
 		case errors.As(err, &full) && full.Index == numberIndex(email, number):
-			used[number] = true // drawn by a submission racing this one: draw again
+			// Drawn by a submission racing this one, or approved by number within answerRepeatWindow (it
+			// lingers, see answer): draw again.
+			used[number] = true
 			continue
 		case errors.As(err, &full):
 			s.giveBackHit(in.ctx, hourKey(email, net))
@@ -432,8 +434,11 @@ func (in *identifying) open(devs []Device, why string, pending []Login) (Login, 
 	return Login{}, internal("draw number", errors.New("no free number after several draws"))
 }
 
-// maxNumberDraws bounds Identify's draws of a number when racing submissions take the ones it drew.
-const maxNumberDraws = 8
+// maxNumberDraws bounds Identify's draws of a number when the ones it drew are taken: by racing submissions,
+// or by the user's approvals by number of the last answerRepeatWindow, which its read of the open sign-ins
+// does not show (at most 30 with the default limits on pushes: all 16 draws meet one of them in fewer than
+// one in 10^6 sign-ins).
+const maxNumberDraws = 16
 
 // identifyFacts are the reads Identify queues in one batch: the user, their devices, their open challenges
 // and any pause on pushes to them from the client's network.
@@ -800,10 +805,9 @@ func (s *Logins) Answer(ctx context.Context, d Device, id string, dec Decision) 
 // sign-in by that number within answerRepeatWindow: then the phone is sending that approval again, not having
 // heard its answer, and is told the approval it made.
 //
-// An approval by the number alone cannot tell its repeat from a new approval when, in between, another
-// sign-in of the user drew the number (the approved one had left the open sign-ins): it approves that
-// sign-in. A phone that names the sign-in it showed (ApproveSigned with a context hash, as passport-device
-// does) is told its approval instead, and approves nothing else.
+// That cannot be mistaken for the approval of another sign-in: a number approved by number stays taken for
+// answerRepeatWindow (it lingers in the user's number index, see answer), so no sign-in of the user draws it
+// in between — not the user's next one, not one a stranger planted with the user's email.
 func (s *Logins) ApproveByNumber(ctx context.Context, d Device, number int) (Login, error) {
 	return s.ApproveSigned(ctx, d, Decision{Number: number})
 }
@@ -835,13 +839,9 @@ func (s *Logins) ApproveSigned(ctx context.Context, d Device, dec Decision) (Log
 	case len(match) == 1 && (dec.ContextHash == "" || contextHashes(match[0], s.contextOf(ctx, match[0]).AppName, dec.ContextHash)):
 		return s.answer(ctx, d, match[0], dec)
 	}
-	// No open sign-in shows the number, or the one showing it is not the one the phone showed: the phone may
-	// be sending an approval it made again.
-	before, err := s.logins.ListIndex(ctx, approvedIndex(d.ID, number))
-	if err != nil {
-		return Login{}, internal("find approval", err)
-	}
-	if l, ok := s.repeatIn(ctx, before, d, dec); ok {
+	// No open sign-in shows the number, or the one showing it is not the one the phone showed: the sign-in
+	// this device approved by the number, lingering in its index, may be what the phone sends again.
+	if l, ok := s.repeatIn(ctx, ls, d, dec); ok {
 		return l, nil
 	}
 	if len(match) == 1 {
@@ -855,9 +855,9 @@ var (
 	errContextChanged      = newErr(ErrContextChanged, "this sign-in is not the one the phone showed (its context changed); nothing was answered")
 )
 
-// repeatIn finds, among the sign-ins ls that device d approved by dec.Number, the one it approved within
-// answerRepeatWindow and whose context is dec's, when dec names one: the phone is sending that approval
-// again. It is told that approval, as the first answer would have told it.
+// repeatIn finds, among ls (the sign-ins in the number index of dec.Number), the one device d approved by that
+// number within answerRepeatWindow and whose context is dec's, when dec names one: the phone is sending that
+// approval again. It is told that approval, as the first answer would have told it.
 func (s *Logins) repeatIn(ctx context.Context, ls []Login, d Device, dec Decision) (Login, bool) {
 	now := s.now()
 	for _, l := range ls {
@@ -882,10 +882,13 @@ func contextHashes(l Login, appName, hash string) bool {
 
 // answer records dec on l, the challenge as just read, exactly once (see Answer).
 func (s *core) answer(ctx context.Context, d Device, l Login, dec Decision) (Login, error) {
-	// The challenge leaves the user's indexes, and the phones' long-polls hear of it, in the same write.
+	// The challenge leaves the user's indexes, and the phones' long-polls hear of it, in the same write. An
+	// approval by number keeps the number for answerRepeatWindow: the sign-in lingers in its number index,
+	// where the phone's resending finds it and no other sign-in of the user can draw the number meanwhile.
 	answered := store.Effects{RemoveFrom: openIndexes(l), Publish: []store.Message{{Channel: UserChannel(d.Email), Payload: "changed"}}}
 	if dec.byNumber {
-		answered.AddTo, answered.IndexTTL = []string{approvedIndex(d.ID, dec.Number)}, answerRepeatWindow
+		answered.RemoveFrom = []string{pendingIndex(l.Email), pendingNetIndex(l.Email, l.Network)}
+		answered.Linger, answered.LingerFor = []string{numberIndex(l.Email, l.Number)}, answerRepeatWindow
 	}
 	var appName string
 	if dec.ContextHash != "" {

@@ -12,17 +12,12 @@ func userIndex(email string) string { return "user:" + email }
 func phoneInvitationIndex(email string) string { return "phone-invitations:" + email }
 
 // pendingIndex holds a user's open sign-ins; pendingNetIndex those of them started from one client network;
-// numberIndex the one that shows a number (at most one: numbers are unique among a user's open sign-ins).
+// numberIndex the one that shows a number (at most one: numbers are unique among a user's open sign-ins), or
+// for answerRepeatWindow the one a phone approved by it.
 func pendingIndex(email string) string         { return "pending:" + email }
 func pendingNetIndex(email, net string) string { return "pending:" + email + " " + net }
 func numberIndex(email string, number int) string {
 	return "number:" + email + " " + strconv.Itoa(number)
-}
-
-// approvedIndex holds, for answerRepeatWindow, the sign-in a device approved by a number, so that the phone's
-// repeat of that approval finds it (ApproveSigned).
-func approvedIndex(deviceID string, number int) string {
-	return "approved:" + deviceID + " " + strconv.Itoa(number)
 }
 
 // Limits on pushes (see Limits), by user and client network; an empty net names the user's ceiling.
