@@ -719,7 +719,7 @@ type Decision struct {
 	// the exact body it signed; both are kept with the login (Login.Receipt).
 	Receipt, ReceiptBody string
 
-	byNumber bool // the number selected the login (ApproveSigned): the approval is remembered by it
+	byNumber bool // the number selected the login (ApproveSigned): the login keeps the number a while (answer)
 }
 
 // answerRepeatWindow is how long after a device's approval by number the same approval, sent again, is told
@@ -853,6 +853,7 @@ func (s *Logins) ApproveSigned(ctx context.Context, d Device, dec Decision) (Log
 var (
 	errNoMatchingChallenge = newErr(ErrNoMatchingChallenge, "no open sign-in request of this account shows this number")
 	errContextChanged      = newErr(ErrContextChanged, "this sign-in is not the one the phone showed (its context changed); nothing was answered")
+	errNumberMismatch      = newErr(ErrNumberMismatch, "the number does not match the one shown in the browser; this sign-in was denied")
 )
 
 // repeatIn finds, among ls (the sign-ins in the number index of dec.Number), the one device d approved by that
@@ -933,7 +934,7 @@ func (s *core) answer(ctx context.Context, d Device, l Login, dec Decision) (Log
 	if repeated {
 		s.log.Info("challenge answer repeated", "login", l.ID, "device", d.ID, "state", l.State, "reason", l.Reason)
 		if l.Reason == ReasonNumberMismatch {
-			return l, newErr(ErrNumberMismatch, "the number does not match the one shown in the browser; this sign-in was denied")
+			return l, errNumberMismatch
 		}
 		return l, nil
 	}
@@ -950,7 +951,7 @@ func (s *core) answer(ctx context.Context, d Device, l Login, dec Decision) (Log
 		s.log.Warn("user reported a sign-in they did not start", "login", l.ID, "email", d.Email, "ip", l.ClientIP, "user_agent", l.UserAgent, "network", l.Network)
 	}
 	if l.Reason == ReasonNumberMismatch {
-		return l, newErr(ErrNumberMismatch, "the number does not match the one shown in the browser; this sign-in was denied")
+		return l, errNumberMismatch
 	}
 	return l, nil
 }

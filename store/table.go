@@ -331,8 +331,10 @@ type Effects struct {
 	// Linger names indexes the record's id stays in for LingerFor after the
 	// write, counted under their caps, and then leaves (an id not in one is
 	// not added). On a single server an index lingered in expires whole then,
-	// so it holds only that id: where it holds others too, the id leaves at
-	// once. On a Cluster the id's entry counts until then (its score).
+	// so it must hold only that id: where it holds others too, the id leaves
+	// at once, and an id added meanwhile (with IndexTTL) would extend the
+	// linger. Meant for indexes capped at one. On a Cluster the id's own
+	// entry counts until then (its score).
 	Linger    []string
 	LingerFor time.Duration
 	// Publish lists messages to publish, as [Store.Publish] does.
