@@ -230,25 +230,28 @@ return 0
 // of linger for lingerFor (see [Effects.Linger]): one script per group, all
 // in one round trip (the Cluster client sends each to its node).
 func (t *Table[T]) unindex(ctx context.Context, id string, remove, linger []string, lingerFor time.Duration) error {
-	type group struct{ keys []string }
+	// Within a group the removals come first and the lingers last, as the script takes them.
+	type group struct {
+		keys    []string
+		lingers int // the last keys
+	}
 	var groups []*group
-	lingers := map[*group]int{}
 	at := map[string]*group{}
 	for i, ix := range slices.Concat(remove, linger) {
-		g := at[indexGroup(ix)]
+		name := indexGroup(ix)
+		g := at[name]
 		if g == nil {
 			g = &group{}
-			at[indexGroup(ix)] = g
+			at[name] = g
 			groups = append(groups, g)
 		}
-		if i >= len(remove) {
-			lingers[g]++
-		}
 		g.keys = append(g.keys, t.spreadIndexKey(ix))
+		if i >= len(remove) {
+			g.lingers++
+		}
 	}
-	// Within a group the removals come first, the lingers last: both were appended in that order.
 	cmds := make([]*redis.Cmd, len(groups))
-	args := func(g *group) []any { return []any{id, lingers[g], lingerFor.Milliseconds()} }
+	args := func(g *group) []any { return []any{id, g.lingers, lingerFor.Milliseconds()} }
 	_, _ = t.s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, g := range groups {
 			cmds[i] = unindexScript.EvalSha(ctx, p, g.keys, args(g)...)
@@ -327,16 +330,7 @@ func definite(err error) bool {
 // if the swap did not land, and leave the indexes of RemoveFrom once it did.
 func (t *Table[T]) spreadChange(ctx context.Context, op, id string, seen *T, fn func(old T) (T, error), also Effects) (T, error) {
 	var zero T
-	if also.Caps != nil && len(also.Caps) != len(also.AddTo) {
-		return zero, t.errf(op, fmt.Errorf("%d caps for %d indexes", len(also.Caps), len(also.AddTo)))
-	}
-	if also.IndexTTL < 0 {
-		return zero, t.errf(op, fmt.Errorf("negative index TTL %v", also.IndexTTL))
-	}
-	if err := also.checkLinger(); err != nil {
-		return zero, t.errf(op, err)
-	}
-	caps := also.Caps
+	caps := also.Caps // checked by change
 	if caps == nil && also.Cap > 0 {
 		caps = make([]int, len(also.AddTo))
 		for i := range caps {

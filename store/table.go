@@ -347,10 +347,16 @@ type Effects struct {
 	Announce func(written any) []Message
 }
 
-// checkLinger refuses a Linger without a positive LingerFor (of at least a
-// millisecond, the store's unit).
-func (e Effects) checkLinger() error {
-	if len(e.Linger) > 0 && e.LingerFor < time.Millisecond {
+// check refuses effects that cannot be carried out: caps that are not one per
+// index added to, a negative IndexTTL, a Linger without a LingerFor of at
+// least a millisecond (the store's unit).
+func (e Effects) check() error {
+	switch {
+	case e.Caps != nil && len(e.Caps) != len(e.AddTo):
+		return fmt.Errorf("%d caps for %d indexes", len(e.Caps), len(e.AddTo))
+	case e.IndexTTL < 0:
+		return fmt.Errorf("negative index TTL %v", e.IndexTTL)
+	case len(e.Linger) > 0 && e.LingerFor < time.Millisecond:
 		return fmt.Errorf("linger of %v", e.LingerFor)
 	}
 	return nil
@@ -404,10 +410,13 @@ func (t *Table[T]) Change(ctx context.Context, id string, seen *T, fn func(old T
 
 // change implements Update, UpdateAndPublish and Change.
 func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(old T) (T, error), also Effects) (T, error) {
+	var zero T
+	if err := also.check(); err != nil { // before anything is read
+		return zero, t.errf(op, err)
+	}
 	if t.spread && len(also.AddTo)+len(also.RemoveFrom)+len(also.Linger) > 0 {
 		return t.spreadChange(ctx, op, id, seen, fn, also)
 	}
-	var zero T
 	key := t.recKey(id)
 	var b []byte
 	var err error
@@ -426,15 +435,6 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 	keys = append(keys, key)
 	for _, ix := range slices.Concat(also.AddTo, also.RemoveFrom, also.Linger) {
 		keys = append(keys, t.indexKey(ix))
-	}
-	if also.Caps != nil && len(also.Caps) != len(also.AddTo) {
-		return zero, t.errf(op, fmt.Errorf("%d caps for %d indexes", len(also.Caps), len(also.AddTo)))
-	}
-	if also.IndexTTL < 0 {
-		return zero, t.errf(op, fmt.Errorf("negative index TTL %v", also.IndexTTL))
-	}
-	if err := also.checkLinger(); err != nil {
-		return zero, t.errf(op, err)
 	}
 	args := make([]any, 9, 11+len(also.Caps)+2*len(also.Publish)+4)
 	args[2], args[3], args[4], args[5], args[6] = len(also.AddTo), id, t.recKey(""), sweepSample, also.Cap
