@@ -94,9 +94,14 @@ const (
 	PauseTooPending = "too_pending" // several requests already wait on the phone
 )
 
-// openIndexes are the indexes an open challenge l is in.
+// openIndexes are the indexes an open challenge l is in: waitingIndexes and the index of its number.
 func openIndexes(l Login) []string {
-	return []string{pendingIndex(l.Email), pendingNetIndex(l.Email, l.Network), numberIndex(l.Email, l.Number)}
+	return append(waitingIndexes(l), numberIndex(l.Email, l.Number))
+}
+
+// waitingIndexes are the indexes that count an open challenge l under the limits on waiting challenges.
+func waitingIndexes(l Login) []string {
+	return []string{pendingIndex(l.Email), pendingNetIndex(l.Email, l.Network)}
 }
 
 // Pause is a stop on pushes to a user from one network.

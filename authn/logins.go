@@ -888,7 +888,7 @@ func (s *core) answer(ctx context.Context, d Device, l Login, dec Decision) (Log
 	// where the phone's resending finds it and no other sign-in of the user can draw the number meanwhile.
 	answered := store.Effects{RemoveFrom: openIndexes(l), Publish: []store.Message{{Channel: UserChannel(d.Email), Payload: "changed"}}}
 	if dec.byNumber {
-		answered.RemoveFrom = []string{pendingIndex(l.Email), pendingNetIndex(l.Email, l.Network)}
+		answered.RemoveFrom = waitingIndexes(l)
 		answered.Linger, answered.LingerFor = []string{numberIndex(l.Email, l.Number)}, answerRepeatWindow
 	}
 	var appName string
