@@ -40,10 +40,9 @@ type benchServer struct {
 	fcm   *fcmtest.Server
 	audit *audit.Log
 	svc   *authn.Service
-	// users sign in in turn (login), each on its phone: signer is the phone of the one signing in now.
-	users  []benchUser
-	turn   int
-	signer *deviceproof.Signer
+	// users sign in in turn (login), each on its phone.
+	users []benchUser
+	turn  int
 }
 
 // benchUser is a user of the bench server with one enrolled phone.
@@ -98,13 +97,13 @@ func (bs *benchServer) enroll(tb testing.TB, email string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	bs.signer = &deviceproof.Signer{Key: newECKey(tb)}
+	phone := &deviceproof.Signer{Key: newECKey(tb)}
 	body := fmt.Sprintf(`{"token":%q,"name":"bench","fcm_token":"bench-token"}`, token)
-	rec := bs.do(tb, "POST", "/api/v1/device/enroll", body, "", bs.proof(tb, "POST", "/api/v1/device/enroll", body))
+	rec := bs.do(tb, "POST", "/api/v1/device/enroll", body, "", bs.proof(tb, phone, "POST", "/api/v1/device/enroll", body))
 	var enrolled deviceapi.EnrollResponse
 	mustJSON(tb, rec, &enrolled)
-	bs.signer.KeyID = enrolled.Device.ID
-	bs.users = append(bs.users, benchUser{email: email, phone: bs.signer})
+	phone.KeyID = enrolled.Device.ID
+	bs.users = append(bs.users, benchUser{email: email, phone: phone})
 }
 
 // enrollUsers has n users sign in in turn. One user's logins in quick succession cost more than a login does:
@@ -115,8 +114,8 @@ func (bs *benchServer) enrollUsers(tb testing.TB, n int) {
 	}
 }
 
-func (bs *benchServer) proof(tb testing.TB, method, path, body string) string {
-	p, err := bs.signer.Sign(method, bs.base+path, []byte(body))
+func (bs *benchServer) proof(tb testing.TB, phone *deviceproof.Signer, method, path, body string) string {
+	p, err := phone.Sign(method, bs.base+path, []byte(body))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -168,7 +167,6 @@ func (bs *benchServer) login(tb testing.TB, ssoPath string) {
 	id := strings.TrimPrefix(path, "/login/")
 	u := bs.users[bs.turn%len(bs.users)]
 	bs.turn++
-	bs.signer = u.phone
 	page := bs.do(tb, "POST", path, "email="+url.QueryEscape(u.email), cookie, "").Body.String() // answers with the number
 	i := strings.Index(page, `data-testid="match-number">`)
 	if i < 0 {
@@ -178,7 +176,7 @@ func (bs *benchServer) login(tb testing.TB, ssoPath string) {
 	<-bs.fcm.Sent
 	const approvePath = "/api/v1/device/challenges/approve"
 	body := `{"number":` + number + `}`
-	if rec := bs.do(tb, "POST", approvePath, body, "", bs.proof(tb, "POST", approvePath, body)); !strings.Contains(rec.Body.String(), id) {
+	if rec := bs.do(tb, "POST", approvePath, body, "", bs.proof(tb, u.phone, "POST", approvePath, body)); !strings.Contains(rec.Body.String(), id) {
 		tb.Fatalf("approved another sign-in than %s: %s", id, rec.Body.String())
 	}
 	final := bs.do(tb, "GET", path, "", cookie, "").Body.String()
