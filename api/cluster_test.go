@@ -10,6 +10,7 @@ import (
 
 	"github.com/winkk/passport/api/apitest"
 	"github.com/winkk/passport/api/deviceapi"
+	"github.com/winkk/passport/saml/samltest"
 	"github.com/winkk/passport/store/storetest"
 	"github.com/winkk/passport/store/storetest/redisproc"
 )
@@ -28,6 +29,7 @@ const (
 // step stays in one slot. Then it logs where the keys went, shard by shard.
 func TestCluster(t *testing.T) {
 	t.Parallel()
+	samltest.NeedCheckers(t) // each login's Response is checked with them; the spread below needs every login
 	c := redisproc.StartCluster(t)
 	st := storetest.OpenURL(t, c.URL())
 	e := envOf(t, apitest.StartOn(t, st))

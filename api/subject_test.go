@@ -70,6 +70,7 @@ func requestWith(t *testing.T, sp *saml2.SAMLServiceProvider, nameID, format, co
 // (saml-core §3.4.1).
 func TestRequestedSubject(t *testing.T) {
 	t.Parallel()
+	samltest.NeedCheckers(t) // the second step counts the first one's push
 	e := newEnv(t)
 	jira := e.newApp("Jira", atlassianAudience, acsURL)
 	ada, bob := e.enroll(employee), e.enroll("bob@example.com")

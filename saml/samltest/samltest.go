@@ -36,6 +36,28 @@ func NeedTool(tb testing.TB, name string) string {
 	return p
 }
 
+// needSchema fails tb under CI=true and skips it otherwise when the schema file xsd is missing.
+func needSchema(tb testing.TB, xsd string) {
+	tb.Helper()
+	if _, err := os.Stat(xsd); err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("schema %s missing (install opensaml-schemas)", xsd)
+		}
+		tb.Skipf("schema %s missing (install opensaml-schemas)", xsd)
+	}
+}
+
+// NeedCheckers returns when xmlsec1, xmllint and the SAML protocol schema are all present; otherwise, as
+// NeedTool does, it fails tb under CI=true and skips it elsewhere. A test whose steps build on each other
+// calls it first: a checker found missing halfway would skip only the step that needs it (t.Skip ends that
+// subtest) and leave the next step to fail on what the skipped one never did.
+func NeedCheckers(tb testing.TB) {
+	tb.Helper()
+	NeedTool(tb, "xmlsec1")
+	NeedTool(tb, "xmllint")
+	needSchema(tb, ProtocolXSD)
+}
+
 // ParseCertificatePEM parses one PEM certificate or fails tb.
 func ParseCertificatePEM(tb testing.TB, b []byte) *x509.Certificate {
 	tb.Helper()
@@ -188,12 +210,7 @@ func catalog(tb testing.TB) string {
 func SchemaValid(tb testing.TB, xsd string, doc []byte) {
 	tb.Helper()
 	xmllint := NeedTool(tb, "xmllint")
-	if _, err := os.Stat(xsd); err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("schema %s missing (install opensaml-schemas)", xsd)
-		}
-		tb.Skipf("schema %s missing (install opensaml-schemas)", xsd)
-	}
+	needSchema(tb, xsd)
 	f := filepath.Join(tb.TempDir(), "doc.xml")
 	if err := os.WriteFile(f, doc, 0o600); err != nil {
 		tb.Fatal(err)
