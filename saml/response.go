@@ -104,8 +104,11 @@ func ParseSigning(s string) (Signing, error) {
 	return SignBoth, fmt.Errorf("saml: signing %q is none of both, assertion, response", s)
 }
 
-func (s Signing) signsAssertion() bool { return s == SignBoth || s == SignAssertion }
-func (s Signing) signsResponse() bool  { return s == SignBoth || s == SignResponse }
+// SignsAssertion reports whether a Response made with s carries a signed Assertion.
+func (s Signing) SignsAssertion() bool { return s == SignBoth || s == SignAssertion }
+
+// SignsResponse reports whether a Response made with s is itself signed.
+func (s Signing) SignsResponse() bool { return s == SignBoth || s == SignResponse }
 
 // MakeResponse builds a signed samlp:Response carrying one signed
 // saml:Assertion (saml-core §3.3.3, §2.3.3; saml-profiles §4.1.4.2), or only
@@ -150,7 +153,7 @@ func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.Signing.signsAssertion() {
+	if p.Signing.SignsAssertion() {
 		if err := idp.signAssertion(w, &a); err != nil {
 			return nil, err
 		}
@@ -165,7 +168,7 @@ func (idp *IdentityProvider) MakeResponse(p ResponseParams) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.Signing.signsResponse() {
+	if p.Signing.SignsResponse() {
 		if err := idp.signResponse(w, &r, &a, encrypted); err != nil {
 			return nil, err
 		}

@@ -58,7 +58,7 @@ type SPMetadata struct {
 // whatever else is: SignResponse then becomes SignBoth (the Response
 // signature preferred is kept, in case the SP checks it too).
 func (m *SPMetadata) Signing(preferred Signing) Signing {
-	if m.WantAssertionsSigned && !preferred.signsAssertion() {
+	if m.WantAssertionsSigned && !preferred.SignsAssertion() {
 		return SignBoth
 	}
 	return preferred

@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+
+	"github.com/winkk/passport/saml"
 )
 
 // adminClient calls the IdP's admin API with its bearer token.
@@ -110,8 +112,8 @@ type fixture struct {
 	// Run names this run: its users are load-<Run>-<n>@<domain>.
 	Run    string
 	domain string
-	// sign is what the application's Responses sign (its sign field): both, assertion or response.
-	sign string
+	// sign is what the application's Responses sign (its sign field).
+	sign saml.Signing
 
 	App  appView
 	Base string // the IdP's base URL, as it announces it
@@ -124,7 +126,7 @@ type fixture struct {
 	seq   int
 }
 
-func newFixture(admin *adminClient, domain, sign string) *fixture {
+func newFixture(admin *adminClient, domain string, sign saml.Signing) *fixture {
 	return &fixture{admin: admin, Run: randomHex(3), domain: domain, sign: sign}
 }
 
@@ -139,7 +141,7 @@ func (f *fixture) createApp(ctx context.Context) error {
 		"audience":          "https://auth.atlassian.com/saml/" + uuidish(),
 		"acs_url":           "https://auth.atlassian.com/login/callback?connection=saml-" + uuidish(),
 		"attribute_profile": "atlassian",
-		"sign":              f.sign,
+		"sign":              f.sign.String(),
 	}
 	if err := f.admin.do(ctx, http.MethodPost, "/api/v1/admin/apps", in, &f.App, http.StatusCreated); err != nil {
 		return fmt.Errorf("create the application: %w", err)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/winkk/passport/saml"
 )
 
 const usage = `usage: passport-load --idp URL [flags]
@@ -64,7 +66,7 @@ type config struct {
 	Metrics       string
 	SourceAddrs   int // 0: the default
 	Domain        string
-	Sign          string // the application's sign: both, assertion or response
+	Sign          saml.Signing // what the application's Responses sign (--sign)
 	JSON          bool
 	Redis         string // "": Redis is not measured
 	RedisPrefix   string
@@ -103,7 +105,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.StringVar(&c.Metrics, "metrics", "", "")
 	fs.IntVar(&c.SourceAddrs, "source-addrs", 0, "")
 	fs.StringVar(&c.Domain, "domain", "example.com", "")
-	fs.StringVar(&c.Sign, "sign", "both", "")
+	sign := fs.String("sign", "both", "")
 	fs.BoolVar(&c.JSON, "json", false, "")
 	fs.StringVar(&c.Redis, "redis", "", "")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "", "")
@@ -135,6 +137,8 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	if c.AdminToken == "" {
 		return c, usagef("--admin-token (or PASSPORT_ADMIN_TOKEN) is required: the IdP's admin token")
 	}
+	var signErr error
+	c.Sign, signErr = saml.ParseSigning(*sign)
 	switch {
 	case c.Concurrency < 1 || c.Concurrency > 10000:
 		return c, usagef("--concurrency must be between 1 and 10000")
@@ -154,7 +158,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return c, usagef("--source-addrs must be between 1 and %d", maxSourceAddrs)
 	case c.Domain == "" || strings.ContainsAny(c.Domain, "@ /"):
 		return c, usagef("--domain %q is not an email domain", c.Domain)
-	case c.Sign != "both" && c.Sign != "assertion" && c.Sign != "response":
+	case signErr != nil || *sign == "":
 		return c, usagef("--sign must be both, assertion or response")
 	case set["redis-prefix"] && c.Redis == "":
 		return c, usagef("--redis-prefix needs --redis URL")

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/winkk/passport/saml"
 )
 
 const (
@@ -100,9 +102,9 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 	fx := newFixture(&adminClient{base: cfg.IdP, token: cfg.AdminToken, http: plain}, cfg.Domain, cfg.Sign)
 	l := &loadRun{cfg: cfg, ui: ui, fx: fx, plain: plain, phones: phones, pool: newUserPool(), redis: probe}
 
-	rep := &Report{IdP: cfg.IdP, Run: fx.Run, Concurrency: cfg.Concurrency, Sign: cfg.Sign}
-	if cfg.Sign != "both" {
-		rep.Notes = append(rep.Notes, "the application signs the "+cfg.Sign+" only (--sign): one RSA signature per login; the ratio is still to two")
+	rep := &Report{IdP: cfg.IdP, Run: fx.Run, Concurrency: cfg.Concurrency, Sign: cfg.Sign.String()}
+	if cfg.Sign != saml.SignBoth {
+		rep.Notes = append(rep.Notes, "the application signs the "+rep.Sign+" only (--sign): one RSA signature per login; the ratio is still to two")
 	}
 	rep.Sources.Count, rep.Sources.Loopback, rep.Sources.Note = src.Count(), src.Loopback(), src.Note
 	var measured bool // whether there is a report to show

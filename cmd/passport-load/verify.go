@@ -7,6 +7,8 @@ import (
 
 	saml2 "github.com/russellhaering/gosaml2"
 	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/winkk/passport/saml"
 )
 
 // newSP is the application's side, as an independent SAML SP (gosaml2) sees it: it trusts only the certificates
@@ -46,10 +48,10 @@ func (r *runner) verify(pg *page, reqID, relay, email string) *failure {
 		}
 		return bad("signature", err.Error())
 	}
-	switch sign := r.fx.sign; {
-	case sign != "assertion" && !resp.SignatureValidated:
+	switch signs := r.fx.sign.SignsResponse(); {
+	case signs && !resp.SignatureValidated:
 		return bad("signature", "the Response itself is not signed")
-	case sign == "assertion" && resp.SignatureValidated:
+	case !signs && resp.SignatureValidated:
 		return bad("signature", "the Response itself is signed: the application signs the assertion only")
 	}
 	if resp.Destination != r.fx.App.ACSURL {
@@ -62,7 +64,7 @@ func (r *runner) verify(pg *page, reqID, relay, email string) *failure {
 		return bad("assertion", "the Response does not carry exactly one assertion")
 	}
 	a := &resp.Assertions[0]
-	if r.fx.sign == "assertion" && !a.SignatureValidated {
+	if r.fx.sign == saml.SignAssertion && !a.SignatureValidated {
 		return bad("signature", "the assertion is not signed")
 	}
 	warn, err := r.sp.VerifyAssertionConditions(a)
