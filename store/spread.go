@@ -235,20 +235,20 @@ func (t *Table[T]) unindex(ctx context.Context, id string, remove, linger []stri
 		keys    []string
 		lingers int // the last keys
 	}
+	lingering := make(map[string]bool, len(linger))
+	for _, ix := range linger {
+		lingering[ix] = true
+	}
 	var groups []*group
-	at := map[string]*group{}
-	for i, ix := range slices.Concat(remove, linger) {
-		name := indexGroup(ix)
-		g := at[name]
-		if g == nil {
-			g = &group{}
-			at[name] = g
-			groups = append(groups, g)
+	for _, names := range groupIndexes(slices.Concat(remove, linger)) {
+		g := &group{}
+		for _, ix := range names {
+			g.keys = append(g.keys, t.spreadIndexKey(ix))
+			if lingering[ix] {
+				g.lingers++
+			}
 		}
-		g.keys = append(g.keys, t.spreadIndexKey(ix))
-		if i >= len(remove) {
-			g.lingers++
-		}
+		groups = append(groups, g)
 	}
 	cmds := make([]*redis.Cmd, len(groups))
 	args := func(g *group) []any { return []any{id, g.lingers, lingerFor.Milliseconds()} }

@@ -349,7 +349,7 @@ type Effects struct {
 
 // check refuses effects that cannot be carried out: caps that are not one per
 // index added to, a negative IndexTTL, a Linger without a LingerFor of at
-// least a millisecond (the store's unit).
+// least a millisecond (the store's unit), an index both left and lingered in.
 func (e Effects) check() error {
 	switch {
 	case e.Caps != nil && len(e.Caps) != len(e.AddTo):
@@ -358,6 +358,8 @@ func (e Effects) check() error {
 		return fmt.Errorf("negative index TTL %v", e.IndexTTL)
 	case len(e.Linger) > 0 && e.LingerFor < time.Millisecond:
 		return fmt.Errorf("linger of %v", e.LingerFor)
+	case slices.ContainsFunc(e.Linger, func(ix string) bool { return slices.Contains(e.RemoveFrom, ix) }):
+		return errors.New("an index both left and lingered in")
 	}
 	return nil
 }

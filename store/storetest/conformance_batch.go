@@ -393,6 +393,9 @@ func testChangeLinger(t *testing.T, s *store.Store) {
 	if err := change("c", store.Effects{Linger: number}); err == nil || errors.Is(err, store.ErrIndexFull) {
 		t.Fatalf("a linger without LingerFor: %v, want a usage error", err)
 	}
+	if err := change("c", store.Effects{RemoveFrom: number, Linger: number, LingerFor: linger}); err == nil || errors.Is(err, store.ErrIndexFull) {
+		t.Fatalf("an index both left and lingered in: %v, want a usage error", err)
+	}
 }
 
 // testChangeIndexTTL: an index added to with IndexTTL expires on its own, its
