@@ -836,7 +836,7 @@ func (s *Logins) ApproveSigned(ctx context.Context, d Device, dec Decision) (Log
 	switch {
 	case len(match) > 1: // cannot happen (the index is capped at one): then approve none
 		return Login{}, errNoMatchingChallenge
-	case len(match) == 1 && (dec.ContextHash == "" || contextHashes(match[0], s.contextOf(ctx, match[0]).AppName, dec.ContextHash)):
+	case len(match) == 1 && (dec.ContextHash == "" || s.contextOf(ctx, match[0]).hashes(dec.ContextHash)):
 		return s.answer(ctx, d, match[0], dec)
 	}
 	// No open sign-in shows the number, or the one showing it is not the one the phone showed: the sign-in
@@ -865,20 +865,13 @@ func (s *Logins) repeatIn(ctx context.Context, ls []Login, d Device, dec Decisio
 		if !l.challengeOf(d) || !l.repeats(d, dec) || now.Sub(l.DecidedAt) > answerRepeatWindow {
 			continue
 		}
-		if dec.ContextHash != "" && !contextHashes(l, s.contextOf(ctx, l).AppName, dec.ContextHash) {
+		if dec.ContextHash != "" && !s.contextOf(ctx, l).hashes(dec.ContextHash) {
 			continue
 		}
 		s.log.Info("challenge answer repeated", "login", l.ID, "device", d.ID, "state", l.State)
 		return l, true
 	}
 	return Login{}, false
-}
-
-// contextHashes reports whether hash is the hash of the context of l (whose application is named appName) as
-// the server holds it (ChallengeContext.Hash): whether the phone showed this sign-in.
-func contextHashes(l Login, appName, hash string) bool {
-	held := ChallengeContext{ChallengeID: l.ID, AppName: appName, IP: l.ClientIP, UserAgent: l.UserAgent, Time: l.CreatedAt}
-	return subtle.ConstantTimeCompare([]byte(held.Hash()), []byte(hash)) == 1
 }
 
 // answer records dec on l, the challenge as just read, exactly once (see Answer).
@@ -903,7 +896,7 @@ func (s *core) answer(ctx context.Context, d Device, l Login, dec Decision) (Log
 		if !cur.challengeOf(d) {
 			return cur, errNoChallenge
 		}
-		shown := dec.ContextHash == "" || contextHashes(cur, appName, dec.ContextHash)
+		shown := dec.ContextHash == "" || challengeContext(cur, appName).hashes(dec.ContextHash)
 		if cur.Current(now) != StatePending {
 			if shown && cur.repeats(d, dec) {
 				repeated = true

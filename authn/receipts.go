@@ -3,6 +3,7 @@ package authn
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"strings"
 	"time"
@@ -55,9 +56,19 @@ func (s *Logins) Context(ctx context.Context, l Login) ChallengeContext {
 }
 
 func (s *core) contextOf(ctx context.Context, l Login) ChallengeContext {
-	c := ChallengeContext{ChallengeID: l.ID, IP: l.ClientIP, UserAgent: l.UserAgent, Time: l.CreatedAt}
+	var appName string
 	if a, err := s.svc.Apps.Get(ctx, l.AppID); err == nil {
-		c.AppName = a.Name
+		appName = a.Name
 	}
-	return c
+	return challengeContext(l, appName)
+}
+
+// challengeContext is the context of challenge l, whose application is named appName.
+func challengeContext(l Login, appName string) ChallengeContext {
+	return ChallengeContext{ChallengeID: l.ID, AppName: appName, IP: l.ClientIP, UserAgent: l.UserAgent, Time: l.CreatedAt}
+}
+
+// hashes reports, in constant time, whether hash is c's Hash: whether the phone that sent it showed c.
+func (c ChallengeContext) hashes(hash string) bool {
+	return subtle.ConstantTimeCompare([]byte(c.Hash()), []byte(hash)) == 1
 }
