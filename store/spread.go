@@ -235,16 +235,12 @@ func (t *Table[T]) unindex(ctx context.Context, id string, remove, linger []stri
 		keys    []string
 		lingers int // the last keys
 	}
-	lingering := make(map[string]bool, len(linger))
-	for _, ix := range linger {
-		lingering[ix] = true
-	}
 	var groups []*group
 	for _, names := range groupIndexes(slices.Concat(remove, linger)) {
 		g := &group{}
 		for _, ix := range names {
 			g.keys = append(g.keys, t.spreadIndexKey(ix))
-			if lingering[ix] {
+			if slices.Contains(linger, ix) {
 				g.lingers++
 			}
 		}
