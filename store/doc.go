@@ -88,9 +88,9 @@
 //     a Store share one pub/sub connection, opened by the first Subscribe;
 //   - [Store.Purge], which scans and deletes key by key;
 //   - a spread table in the Cluster layout ([NewSpreadTable]): [Table.Create]
-//     and [Table.Change] one more per group of indexes added to, and one
-//     more when indexes are left; [Table.ListIndex] two (the ids, then the
-//     records), as its [Batch] reads.
+//     ([Table.CreateWith]) and [Table.Change] one more per group of indexes
+//     added to, and one more when indexes are left; [Table.ListIndex] two
+//     (the ids, then the records), as its [Batch] reads.
 //
 // A [Batch] sends any number of reads and counter hits in one round trip.
 // [Store.Stats] counts the round trips a Store has made.

@@ -30,8 +30,9 @@ import (
 //     first ':' to the first ' '); the indexes of one group share the slot of
 //     prefix+"{"+name+":"+group+"}", a user's indexes when the group is the
 //     user's address. An index is a sorted set of ids scored by when each
-//     stops counting: the record's expiry for [Table.Create], now plus
-//     [Effects.IndexTTL] for [Table.Change], never when neither is set.
+//     stops counting: now plus [Effects.IndexTTL] when it is set (by
+//     [Table.CreateWith] or [Table.Change]), else the record's expiry for a
+//     create, never for a change.
 //     Entries past their score are pruned by every write of the index and
 //     ignored by reads, and reads drop entries whose record is gone; the
 //     random sweep of a single server's indexes (which must see the records)
@@ -266,13 +267,26 @@ func (t *Table[T]) unindex(ctx context.Context, id string, remove, linger []stri
 	return nil
 }
 
-// spreadCreate is Create in the spread layout: the indexes first, then the
-// record (SET NX), and the indexes taken back if it existed (after any other
-// failure the record may exist: the entries stay until their score passes).
-func (t *Table[T]) spreadCreate(ctx context.Context, id string, b []byte, ttl time.Duration, indexes []string) error {
+// spreadCreate is CreateWith in the spread layout: the indexes first (under
+// their caps, the entries counting for indexTTL when set, else as long as
+// the record), then the record (SET NX), and the indexes taken back if it
+// existed (after any other failure the record may exist: the entries stay
+// until their score passes).
+func (t *Table[T]) spreadCreate(ctx context.Context, id string, b []byte, ttl time.Duration, indexes []string, caps []int, indexTTL time.Duration) error {
+	counts := ttl
+	if indexTTL > 0 {
+		counts = indexTTL
+	}
 	var held []reservation
 	for _, group := range groupIndexes(indexes) {
-		r, err := t.reserve(ctx, id, group, nil, ttl)
+		var groupCaps []int
+		if caps != nil {
+			groupCaps = make([]int, len(group))
+			for i, ix := range group {
+				groupCaps[i] = caps[slices.Index(indexes, ix)]
+			}
+		}
+		r, err := t.reserve(ctx, id, group, groupCaps, counts)
 		if err != nil {
 			t.releaseAll(ctx, held)
 			return err
@@ -326,14 +340,7 @@ func definite(err error) bool {
 // if the swap did not land, and leave the indexes of RemoveFrom once it did.
 func (t *Table[T]) spreadChange(ctx context.Context, op, id string, seen *T, fn func(old T) (T, error), also Effects) (T, error) {
 	var zero T
-	caps := also.Caps // checked by change
-	if caps == nil && also.Cap > 0 {
-		caps = make([]int, len(also.AddTo))
-		for i := range caps {
-			caps[i] = also.Cap
-		}
-	}
-	r, err := t.reserve(ctx, id, also.AddTo, caps, also.IndexTTL)
+	r, err := t.reserve(ctx, id, also.AddTo, also.perIndexCaps(), also.IndexTTL) // caps checked by change
 	if err != nil {
 		return zero, t.errf(op, err)
 	}

@@ -85,19 +85,32 @@ const sweepSample = 3
 
 // createScript: KEYS[1] record, KEYS[2] id set, KEYS[3..] secondary indexes;
 // ARGV[1] value, ARGV[2] ttl ms (0 = none), ARGV[3] id, ARGV[4] record key
-// base, ARGV[5] sweep sample. Returns 1 if created (and the id added to the
-// id set and the indexes, each swept), 0 if the record existed.
+// base, ARGV[5] sweep sample, ARGV[6] the least time (ms) an index lives on
+// (0: its expiry is left alone), ARGV[7..] the cap of each index (0: none).
+// It returns 0 if the record existed, and -i if index KEYS[i] holds its cap of
+// other ids; nothing is written then. Otherwise it creates the record, adds
+// the id to the id set and the indexes (each swept), and returns 1.
 var createScript = redis.NewScript(sweepLua + `
-local ok
-if tonumber(ARGV[2]) > 0 then
-  ok = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
-else
-  ok = redis.call('SET', KEYS[1], ARGV[1], 'NX')
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 3, #KEYS do
+  local c = tonumber(ARGV[4 + i])
+  if c > 0 and redis.call('SISMEMBER', KEYS[i], ARGV[3]) == 0 and redis.call('SCARD', KEYS[i]) >= c then
+    return -i
+  end
 end
-if not ok then return 0 end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+local ixttl = tonumber(ARGV[6])
 for i = 2, #KEYS do
   redis.call('SADD', KEYS[i], ARGV[3])
   sweep(KEYS[i], ARGV[4], tonumber(ARGV[5]))
+  if i > 2 and ixttl > 0 then
+    local left = redis.call('PTTL', KEYS[i])
+    if left == -1 or left < ixttl then redis.call('PEXPIRE', KEYS[i], ixttl) end
+  end
 end
 return 1
 `)
@@ -168,6 +181,22 @@ return out
 // secondary indexes (as [Table.AddToIndex] does). It returns ErrAlreadyExists
 // if id exists, and then changes nothing. ttl 0 means no expiry.
 func (t *Table[T]) Create(ctx context.Context, id string, v T, ttl time.Duration, indexes ...string) error {
+	return t.CreateWith(ctx, id, v, ttl, Effects{AddTo: indexes})
+}
+
+// CreateWith is [Table.Create] with the index effects a [Table.Change] has
+// when it adds: the id joins the indexes of also.AddTo under also.Cap or
+// also.Caps (when one already holds its cap of other ids, nothing is written
+// and an [*IndexFullError] names it), and each of them lives at least
+// also.IndexTTL. A record that exists is left alone, its indexes too, and
+// ErrAlreadyExists returned (or the IndexFullError, when an index is full as
+// well: which one is not specified). Effects a create cannot have
+// (RemoveFrom, Linger, Publish, Announce) are refused before anything is
+// sent.
+func (t *Table[T]) CreateWith(ctx context.Context, id string, v T, ttl time.Duration, also Effects) error {
+	if err := also.checkCreate(); err != nil {
+		return t.errf("create", err)
+	}
 	if err := checkTTL(ttl); err != nil {
 		return t.errf("create", err)
 	}
@@ -175,25 +204,39 @@ func (t *Table[T]) Create(ctx context.Context, id string, v T, ttl time.Duration
 	if err != nil {
 		return t.errf("create", err)
 	}
+	caps := also.perIndexCaps()
 	if t.spread {
-		if err := t.spreadCreate(ctx, id, b, ttl, indexes); err != nil {
+		if err := t.spreadCreate(ctx, id, b, ttl, also.AddTo, caps, also.IndexTTL); err != nil {
 			return t.errf("create", err)
 		}
 		return nil
 	}
-	keys := make([]string, 2, 2+len(indexes))
+	keys := make([]string, 2, 2+len(also.AddTo))
 	keys[0], keys[1] = t.recKey(id), t.idsKey()
-	for _, ix := range indexes {
+	args := make([]any, 6, 6+len(also.AddTo))
+	args[0], args[1], args[2], args[3], args[4], args[5] = b, ttlMillis(ttl), id, t.recKey(""), sweepSample, also.IndexTTL.Milliseconds()
+	for i, ix := range also.AddTo {
 		keys = append(keys, t.indexKey(ix))
+		c := 0
+		if caps != nil {
+			c = caps[i]
+		}
+		args = append(args, c)
 	}
-	n, err := createScript.Run(ctx, t.s.rdb, keys, b, ttlMillis(ttl), id, t.recKey(""), sweepSample).Int()
+	n, err := createScript.Run(ctx, t.s.rdb, keys, args...).Int()
 	if err != nil {
 		return t.errf("create", err)
 	}
-	if n == 0 {
+	switch {
+	case n == 1:
+		return nil
+	case n == 0:
 		return t.errf("create", ErrAlreadyExists)
 	}
-	return nil
+	if i := -n - 3; i >= 0 && i < len(also.AddTo) {
+		return t.errf("create", &IndexFullError{Index: also.AddTo[i]})
+	}
+	return t.errf("create", fmt.Errorf("unexpected reply %d", n))
 }
 
 // Put creates or replaces the record id. ttl 0 means no expiry (an existing
@@ -362,6 +405,28 @@ func (e Effects) check() error {
 		return errors.New("an index both left and lingered in")
 	}
 	return nil
+}
+
+// checkCreate is check for [Table.CreateWith], which adds to indexes and does
+// nothing else.
+func (e Effects) checkCreate() error {
+	if len(e.RemoveFrom)+len(e.Linger)+len(e.Publish) > 0 || e.Announce != nil {
+		return errors.New("a create only adds to indexes: no RemoveFrom, Linger, Publish or Announce")
+	}
+	return e.check()
+}
+
+// perIndexCaps returns the cap of each index of AddTo, from Caps or Cap; nil
+// when none is capped.
+func (e Effects) perIndexCaps() []int {
+	if e.Caps != nil || e.Cap <= 0 {
+		return e.Caps
+	}
+	caps := make([]int, len(e.AddTo))
+	for i := range caps {
+		caps[i] = e.Cap
+	}
+	return caps
 }
 
 // Message is a pub/sub message: Payload published on Channel.

@@ -56,6 +56,7 @@ func runChecks(t *testing.T, open func(t *testing.T) *store.Store, skip map[stri
 		{"KeysByShard", testKeysByShard},
 		{"Stream", testStream},
 		{"CreateIndexed", testCreateIndexed},
+		{"CreateWith", testCreateWith},
 		{"Batch", testBatch},
 		{"List", testList},
 		{"Index", testIndex},
@@ -115,7 +116,7 @@ var spreadChecks = []string{
 	"UpdateConcurrentAllApplied", "UpdateConflict", "TakeConcurrentOneWinner", "Change", "ChangeCap",
 	"ChangeInterrupted",
 	"ChangeCapsPerIndex", "ChangeIndexTTL", "ChangeLinger", "RemoveFromIndexes", "MemoryUsage", "Compressed", "KeysByShard",
-	"CreateIndexed", "Batch", "Index",
+	"CreateIndexed", "CreateWith", "Batch", "Index",
 }
 
 // record is the value type the suite stores.

@@ -584,6 +584,81 @@ func testCreateIndexed(t *testing.T, s *store.Store) {
 	}
 }
 
+// testCreateWith: a create joins capped indexes in the same step as it writes
+// the record, or writes nothing, names the full index and leaves the others
+// alone; its indexes live at least IndexTTL; a create does nothing else.
+func testCreateWith(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := newTable(s, "invites")
+	mustCreate(t, tbl, "a", record{State: "open"}, time.Hour, "user:ada", "phone:ada")
+	create := func(id string, also store.Effects) error {
+		return tbl.CreateWith(ctx, id, record{State: "open"}, time.Hour, also)
+	}
+	// "phone:ada" holds one id and is capped at 1 for b; "user:ada" is not capped.
+	err := create("b", store.Effects{AddTo: []string{"user:ada", "phone:ada"}, Caps: []int{0, 1}})
+	var full *store.IndexFullError
+	if !errors.Is(err, store.ErrIndexFull) || !errors.As(err, &full) || full.Index != "phone:ada" {
+		t.Fatalf("creating into a full phone:ada: %v, want an IndexFullError naming it", err)
+	}
+	if _, err := tbl.Get(ctx, "b"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a create refused by a cap wrote the record: %v", err)
+	}
+	if ids := mustIndexIDs(t, tbl, "user:ada"); !slices.Equal(ids, []string{"a"}) {
+		t.Fatalf("a create refused by a cap added to another index: user:ada = %v", ids)
+	}
+	// One write, one round trip on a single server; under a cap with room it joins every index.
+	var n int64
+	want := map[bool]int64{false: 1, true: 2}[tbl.Spread()] // spread: the group "ada", then the record
+	if n = roundTrips(t, s, func() { err = create("c", store.Effects{AddTo: []string{"user:ada", "phone:ada"}, Cap: 2}) }); err != nil {
+		t.Fatalf("creating under a cap with room: %v", err)
+	}
+	if n != want {
+		t.Errorf("CreateWith took %d round trips, want %d", n, want)
+	}
+	for _, ix := range []string{"user:ada", "phone:ada"} {
+		if ids := mustIndexIDs(t, tbl, ix); !slices.Equal(ids, []string{"a", "c"}) {
+			t.Fatalf("%s = %v, want a and c", ix, ids)
+		}
+	}
+	if err := create("d", store.Effects{AddTo: []string{"phone:ada"}, Cap: 2}); !errors.Is(err, store.ErrIndexFull) {
+		t.Fatalf("a third id under Cap 2: %v, want ErrIndexFull", err)
+	}
+	// The index of an IndexTTL create goes away with it, though the record lives on.
+	if err := create("e", store.Effects{AddTo: []string{"short:bob"}, IndexTTL: 50 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if ids := mustIndexIDs(t, tbl, "short:bob"); !slices.Equal(ids, []string{"e"}) {
+		t.Fatalf("short:bob = %v right after the create, want e", ids)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(mustIndexIDs(t, tbl, "short:bob")) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("an index created with a 50ms IndexTTL still holds its id after 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := mustGet(t, tbl, "e"); got.State != "open" {
+		t.Fatalf("e = %+v, want the record to outlive its index", got)
+	}
+	// A create only adds to indexes; anything else is refused before it is sent.
+	for _, bad := range []store.Effects{
+		{AddTo: []string{"user:ada"}, RemoveFrom: []string{"phone:ada"}},
+		{AddTo: []string{"user:ada"}, Publish: []store.Message{{Channel: "x", Payload: "y"}}},
+		{AddTo: []string{"user:ada"}, Linger: []string{"phone:ada"}, LingerFor: time.Second},
+		{AddTo: []string{"user:ada", "phone:ada"}, Caps: []int{1}},
+	} {
+		if err := create("f", bad); err == nil || errors.Is(err, store.ErrIndexFull) {
+			t.Fatalf("CreateWith(%+v): %v, want a usage error", bad, err)
+		}
+		if _, err := tbl.Get(ctx, "f"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("a refused create wrote the record: %v", err)
+		}
+	}
+	if ids := mustIndexIDs(t, tbl, "user:ada"); !slices.Equal(ids, []string{"a", "c"}) {
+		t.Fatalf("refused creates changed user:ada: %v", ids)
+	}
+}
+
 // testBatch: operations queued in a Batch go in one round trip and each
 // returns what it would have returned alone, errors included.
 func testBatch(t *testing.T, s *store.Store) {
