@@ -72,7 +72,12 @@ func (t table[T]) changed(ctx context.Context, id, op string, before, after *T) 
 
 // Create is store.Table.Create, reported.
 func (t table[T]) Create(ctx context.Context, id string, v T, ttl time.Duration, indexes ...string) error {
-	err := t.Table.Create(ctx, id, v, ttl, indexes...)
+	return t.CreateWith(ctx, id, v, ttl, store.Effects{AddTo: indexes})
+}
+
+// CreateWith is store.Table.CreateWith, reported.
+func (t table[T]) CreateWith(ctx context.Context, id string, v T, ttl time.Duration, also store.Effects) error {
+	err := t.Table.CreateWith(ctx, id, v, ttl, also)
 	if err == nil {
 		t.changed(ctx, id, OpCreate, nil, &v)
 	}

@@ -122,25 +122,20 @@ func (s *core) createInvitation(ctx context.Context, email, invitedBy string, tt
 
 // storeInvitation stores inv for ttl in its user's index, which then lives at least as long.
 func (s *core) storeInvitation(ctx context.Context, inv Invitation, ttl time.Duration) error {
-	if err := s.invitations.Create(ctx, inv.ID, inv, ttl); err != nil {
-		return internal("create invitation", err)
-	}
-	index := store.Effects{AddTo: []string{userIndex(inv.Email)}, IndexTTL: ttl}
+	// The invitation and its place in the user's indexes are one write: the user's deletion finds every
+	// invitation that exists, and a phone's invitations count in an index of their own, capped in that same
+	// write, so two phones asking at once cannot both pass a count made before either wrote.
+	also := store.Effects{AddTo: []string{userIndex(inv.Email)}, IndexTTL: ttl}
 	if inv.InvitedBy != "" {
-		// A phone's invitations also count in an index of their own, capped in the same atomic step: two
-		// phones asking at once cannot both pass a count made before either wrote.
-		index.AddTo = append(index.AddTo, phoneInvitationIndex(inv.Email))
-		index.Caps = []int{0, MaxDeviceInvitations}
+		also.AddTo = append(also.AddTo, phoneInvitationIndex(inv.Email))
+		also.Caps = []int{0, MaxDeviceInvitations}
 	}
-	if _, err := s.invitations.Change(ctx, inv.ID, &inv, func(cur Invitation) (Invitation, error) { return cur, nil }, index); err != nil {
-		// An invitation the user's deletion could not find must not live on.
-		if _, derr := s.invitations.Take(context.WithoutCancel(ctx), inv.ID); derr != nil && !errors.Is(derr, store.ErrNotFound) {
-			s.log.Warn("withdraw an unindexed invitation", "email", inv.Email, "err", derr)
-		}
-		if errors.Is(err, store.ErrIndexFull) {
-			return newErr(ErrRateLimited, "%d invitations for a new phone are open already; use one, or wait until they expire (at most %s)", MaxDeviceInvitations, DeviceInvitationTTL)
-		}
-		return internal("index invitation", err)
+	err := s.invitations.CreateWith(ctx, inv.ID, inv, ttl, also)
+	if errors.Is(err, store.ErrIndexFull) {
+		return newErr(ErrRateLimited, "%d invitations for a new phone are open already; use one, or wait until they expire (at most %s)", MaxDeviceInvitations, DeviceInvitationTTL)
+	}
+	if err != nil {
+		return internal("create invitation", err)
 	}
 	return nil
 }
