@@ -83,6 +83,19 @@ end
 // sweepSample is the n passed to sweep.
 const sweepSample = 3
 
+// indexLua defines, for the scripts that add an id to capped indexes,
+// full(set, id, cap): whether set already holds cap (> 0) ids other than id;
+// and extend(set, ms): make set live at least ms (> 0) more, never shorter.
+const indexLua = `
+local function full(set, id, cap)
+  return cap > 0 and redis.call('SISMEMBER', set, id) == 0 and redis.call('SCARD', set) >= cap
+end
+local function extend(set, ms)
+  local left = redis.call('PTTL', set)
+  if left == -1 or left < ms then redis.call('PEXPIRE', set, ms) end
+end
+`
+
 // createScript: KEYS[1] record, KEYS[2] id set, KEYS[3..] secondary indexes;
 // ARGV[1] value, ARGV[2] ttl ms (0 = none), ARGV[3] id, ARGV[4] record key
 // base, ARGV[5] sweep sample, ARGV[6] the least time (ms) an index lives on
@@ -90,13 +103,10 @@ const sweepSample = 3
 // It returns 0 if the record existed, and -i if index KEYS[i] holds its cap of
 // other ids; nothing is written then. Otherwise it creates the record, adds
 // the id to the id set and the indexes (each swept), and returns 1.
-var createScript = redis.NewScript(sweepLua + `
+var createScript = redis.NewScript(sweepLua + indexLua + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 for i = 3, #KEYS do
-  local c = tonumber(ARGV[4 + i])
-  if c > 0 and redis.call('SISMEMBER', KEYS[i], ARGV[3]) == 0 and redis.call('SCARD', KEYS[i]) >= c then
-    return -i
-  end
+  if full(KEYS[i], ARGV[3], tonumber(ARGV[4 + i])) then return -i end
 end
 if tonumber(ARGV[2]) > 0 then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -107,10 +117,7 @@ local ixttl = tonumber(ARGV[6])
 for i = 2, #KEYS do
   redis.call('SADD', KEYS[i], ARGV[3])
   sweep(KEYS[i], ARGV[4], tonumber(ARGV[5]))
-  if i > 2 and ixttl > 0 then
-    local left = redis.call('PTTL', KEYS[i])
-    if left == -1 or left < ixttl then redis.call('PEXPIRE', KEYS[i], ixttl) end
-  end
+  if i > 2 and ixttl > 0 then extend(KEYS[i], ixttl) end
 end
 return 1
 `)
@@ -308,7 +315,7 @@ func (t *Table[T]) decodeGet(id string, cmd *redis.StringCmd) (T, error) {
 // already holds its cap of other ids: nothing is written, and -i names it
 // (KEYS[i], i >= 2). A record that holds other bytes is left alone and those
 // bytes are returned (a string), so the caller retries without reading again.
-const casLua = sweepLua + `
+const casLua = sweepLua + indexLua + `
 local cur = redis.call('GET', KEYS[1])
 if not cur then return -1 end
 if cur ~= ARGV[1] then return cur end
@@ -316,9 +323,7 @@ local nadd, cap, ixttl, ncaps = tonumber(ARGV[3]), tonumber(ARGV[7]), tonumber(A
 for i = 2, nadd + 1 do
   local c = cap
   if ncaps > 0 then c = tonumber(ARGV[8 + i]) end
-  if c > 0 and redis.call('SISMEMBER', KEYS[i], ARGV[4]) == 0 and redis.call('SCARD', KEYS[i]) >= c then
-    return -i
-  end
+  if full(KEYS[i], ARGV[4], c) then return -i end
 end
 local nlinger, linger = tonumber(ARGV[10 + ncaps]), tonumber(ARGV[11 + ncaps])
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
@@ -335,10 +340,7 @@ for i = 2, #KEYS - nlinger do
   if i <= nadd + 1 then
     sweep(KEYS[i], ARGV[5], tonumber(ARGV[6]))
     redis.call('SADD', KEYS[i], ARGV[4])
-    if ixttl > 0 then
-      local left = redis.call('PTTL', KEYS[i])
-      if left == -1 or left < ixttl then redis.call('PEXPIRE', KEYS[i], ixttl) end
-    end
+    if ixttl > 0 then extend(KEYS[i], ixttl) end
   else
     redis.call('SREM', KEYS[i], ARGV[4])
   end
