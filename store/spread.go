@@ -267,26 +267,19 @@ func (t *Table[T]) unindex(ctx context.Context, id string, remove, linger []stri
 	return nil
 }
 
-// spreadCreate is CreateWith in the spread layout: the indexes first (under
-// their caps, the entries counting for indexTTL when set, else as long as
-// the record), then the record (SET NX), and the indexes taken back if it
-// existed (after any other failure the record may exist: the entries stay
-// until their score passes).
-func (t *Table[T]) spreadCreate(ctx context.Context, id string, b []byte, ttl time.Duration, indexes []string, caps []int, indexTTL time.Duration) error {
+// spreadCreate is CreateWith in the spread layout: the indexes of also.AddTo
+// first (under their caps, the entries counting for also.IndexTTL when set,
+// else as long as the record), then the record (SET NX), and the indexes
+// taken back if it existed (after any other failure the record may exist:
+// the entries stay until their score passes).
+func (t *Table[T]) spreadCreate(ctx context.Context, id string, b []byte, ttl time.Duration, also Effects) error {
 	counts := ttl
-	if indexTTL > 0 {
-		counts = indexTTL
+	if also.IndexTTL > 0 {
+		counts = also.IndexTTL
 	}
 	var held []reservation
-	for _, group := range groupIndexes(indexes) {
-		var groupCaps []int
-		if caps != nil {
-			groupCaps = make([]int, len(group))
-			for i, ix := range group {
-				groupCaps[i] = caps[slices.Index(indexes, ix)]
-			}
-		}
-		r, err := t.reserve(ctx, id, group, groupCaps, counts)
+	for _, group := range groupIndexes(also.AddTo) {
+		r, err := t.reserve(ctx, id, group, also.capsOf(group), counts)
 		if err != nil {
 			t.releaseAll(ctx, held)
 			return err
@@ -340,7 +333,7 @@ func definite(err error) bool {
 // if the swap did not land, and leave the indexes of RemoveFrom once it did.
 func (t *Table[T]) spreadChange(ctx context.Context, op, id string, seen *T, fn func(old T) (T, error), also Effects) (T, error) {
 	var zero T
-	r, err := t.reserve(ctx, id, also.AddTo, also.perIndexCaps(), also.IndexTTL) // caps checked by change
+	r, err := t.reserve(ctx, id, also.AddTo, also.capsOf(also.AddTo), also.IndexTTL) // caps checked by change
 	if err != nil {
 		return zero, t.errf(op, err)
 	}

@@ -211,9 +211,8 @@ func (t *Table[T]) CreateWith(ctx context.Context, id string, v T, ttl time.Dura
 	if err != nil {
 		return t.errf("create", err)
 	}
-	caps := also.perIndexCaps()
 	if t.spread {
-		if err := t.spreadCreate(ctx, id, b, ttl, also.AddTo, caps, also.IndexTTL); err != nil {
+		if err := t.spreadCreate(ctx, id, b, ttl, also); err != nil {
 			return t.errf("create", err)
 		}
 		return nil
@@ -224,11 +223,7 @@ func (t *Table[T]) CreateWith(ctx context.Context, id string, v T, ttl time.Dura
 	args[0], args[1], args[2], args[3], args[4], args[5] = b, ttlMillis(ttl), id, t.recKey(""), sweepSample, also.IndexTTL.Milliseconds()
 	for i, ix := range also.AddTo {
 		keys = append(keys, t.indexKey(ix))
-		c := 0
-		if caps != nil {
-			c = caps[i]
-		}
-		args = append(args, c)
+		args = append(args, also.capOf(i))
 	}
 	n, err := createScript.Run(ctx, t.s.rdb, keys, args...).Int()
 	if err != nil {
@@ -418,15 +413,19 @@ func (e Effects) checkCreate() error {
 	return e.check()
 }
 
-// perIndexCaps returns the cap of each index of AddTo, from Caps or Cap; nil
-// when none is capped.
-func (e Effects) perIndexCaps() []int {
-	if e.Caps != nil || e.Cap <= 0 {
-		return e.Caps
+// capOf returns the cap of AddTo[i], from Caps or Cap (0: none).
+func (e Effects) capOf(i int) int {
+	if e.Caps != nil {
+		return e.Caps[i]
 	}
-	caps := make([]int, len(e.AddTo))
-	for i := range caps {
-		caps[i] = e.Cap
+	return max(e.Cap, 0)
+}
+
+// capsOf returns the caps of indexes, each one of AddTo.
+func (e Effects) capsOf(indexes []string) []int {
+	caps := make([]int, len(indexes))
+	for i, ix := range indexes {
+		caps[i] = e.capOf(slices.Index(e.AddTo, ix))
 	}
 	return caps
 }
