@@ -11,6 +11,8 @@ import (
 	"time"
 
 	gojson "github.com/goccy/go-json"
+
+	"github.com/winkk/passport/store"
 )
 
 // recordTypes are the types of the records the store keeps: one per table of core, read off the tables'
@@ -56,7 +58,7 @@ func TestRecordsEncodeAsEncodingJSON(t *testing.T) {
 					t.Fatal(err)
 				}
 				wantb := bytes.TrimSuffix(want.Bytes(), []byte{'\n'})
-				got, err := gojson.MarshalWithOption(v.Interface(), gojson.DisableHTMLEscape())
+				got, err := store.RecordJSON(v.Interface())
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -41,11 +41,17 @@ var flateReaders = sync.Pool{New: func() any { return flate.NewReader(bytes.NewR
 // compare-and-swap compares bytes and servers of two builds may share a Redis) and reads a login record
 // about six times faster, which a login does several times.
 //
-// encodeRecord marshals v as stored. The JSON is not HTML-escaped (json.Marshal writes '<', '>' and '&'
-// as \u003c and so on, for JSON pasted into HTML): records are never, and a signed Response, all markup,
-// stays a third shorter before compression and decodes faster.
+// RecordJSON is the JSON text of record v as the store writes it, before any compression. It is not
+// HTML-escaped (json.Marshal writes '<', '>' and '&' as \u003c and so on, for JSON pasted into HTML):
+// records are never, and a signed Response, all markup, stays a third shorter before compression and
+// decodes faster.
+func RecordJSON(v any) ([]byte, error) {
+	return json.MarshalWithOption(v, json.DisableHTMLEscape())
+}
+
+// encodeRecord marshals v as stored: RecordJSON, deflated when it is long.
 func encodeRecord(v any) ([]byte, error) {
-	b, err := json.MarshalWithOption(v, json.DisableHTMLEscape())
+	b, err := RecordJSON(v)
 	if err != nil {
 		return nil, err
 	}
