@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -32,8 +35,16 @@ type browser struct {
 
 func newBrowser(src netip.Addr) *browser {
 	jar, _ := cookiejar.New(nil) // never fails without options
+	d := dialer(src)
 	tr := &http.Transport{
-		DialContext:         dialer(src).DialContext,
+		// Every connection keeps its bytes' arrival times, for the event stream's: see openEvents.
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return stamped(c), nil
+		},
 		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 2,
 		IdleConnTimeout:     30 * time.Second,
@@ -195,17 +206,32 @@ func (p *page) says() string {
 }
 
 // sseEvent is one server-sent event.
-type sseEvent struct{ Name, Data string }
+type sseEvent struct {
+	Name, Data string
+	// Arrived is when the event's last bytes reached this machine, as its kernel stamped them (see stamped); zero
+	// where that is not known. Unlike the time this generator reads the event, it does not wait for the
+	// generator's own goroutines to be scheduled, which at saturation is most of what the generator measures.
+	Arrived time.Time
+}
 
 // eventStream is the login page's event stream (/login/{txn}/events), as the page's EventSource opens it.
 type eventStream struct {
 	body   io.Closer
+	conn   *arrivalConn // the connection the stream came on, when its arrivals are known; else nil
 	events chan sseEvent
 	stop   chan struct{}
 }
 
 func (b *browser) openEvents(ctx context.Context, u string) (*eventStream, *http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	var conn *arrivalConn
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		c := info.Conn
+		if tc, ok := c.(*tls.Conn); ok {
+			c = tc.NetConn()
+		}
+		conn, _ = c.(*arrivalConn)
+	}}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, u, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -221,7 +247,7 @@ func (b *browser) openEvents(ctx context.Context, u string) (*eventStream, *http
 		resp.Body.Close()
 		return nil, resp, nil
 	}
-	s := &eventStream{body: resp.Body, events: make(chan sseEvent, 4), stop: make(chan struct{})}
+	s := &eventStream{body: resp.Body, conn: conn, events: make(chan sseEvent, 4), stop: make(chan struct{})}
 	go s.read(resp.Body)
 	return s, resp, nil
 }
@@ -238,6 +264,12 @@ func (s *eventStream) read(r io.Reader) {
 			if hasData {
 				if ev.Name == "" {
 					ev.Name = "message"
+				}
+				if s.conn != nil {
+					// The stream is quiet until the IdP writes an event, so the last read brought its end.
+					if at, ok := s.conn.arrived(); ok {
+						ev.Arrived = at
+					}
 				}
 				select {
 				case s.events <- ev:

@@ -28,20 +28,25 @@ const (
 	stepEmail    = "email"    // the email posted, the page showing the number
 	stepEvents   = "events"   // the page's event stream opened and saying "pending"
 	stepApprove  = "approve"  // the phone's approval, until the browser's stream says "approved"
+	stepArrived  = "arrived"  // the same, until the kernel received the bytes that say it (Linux only)
 	stepResponse = "response" // the page loaded again, carrying the signed Response
 	stepVerify   = "verify"   // the Response checked as the SP checks it
 	stepLogin    = "login"    // the whole login, for its latency and its timeout
 )
 
-// step is one timed part of a login, as the report shows it.
-type step struct{ Key, Label string }
+// step is one timed part of a login, as the report shows it; an optional one is left out where it is not known.
+type step struct {
+	Key, Label string
+	Optional   bool
+}
 
 var steps = []step{
-	{stepSSO, "SSO → page"},
-	{stepEmail, "email → number"},
-	{stepApprove, "approve → browser told"},
-	{stepResponse, "told → Response"},
-	{stepLogin, "whole login"},
+	{stepSSO, "SSO → page", false},
+	{stepEmail, "email → number", false},
+	{stepApprove, "approve → browser told", false},
+	{stepArrived, "approve → told, as it arrived", true},
+	{stepResponse, "told → Response", false},
+	{stepLogin, "whole login", false},
 }
 
 // timings are the latencies of one login, by step key.
@@ -216,6 +221,10 @@ func (r *runner) login(ctx context.Context, u *user, src netip.Addr) (timings, *
 			return nil, failed(stepApprove, err)
 		}
 		if ev.Name == "state" && ev.Data == "approved" {
+			// Kernel time is the wall clock: a clock stepped back since t is left out, not counted as zero.
+			if d := ev.Arrived.Sub(t); !ev.Arrived.IsZero() && d > 0 {
+				p.t[stepArrived] = d
+			}
 			break
 		}
 		if ev.Name != "state" || ev.Data != "pending" {

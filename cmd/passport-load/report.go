@@ -98,7 +98,8 @@ type Report struct {
 	// Rate is logins started per second; Throughput, logins succeeded per second.
 	Rate       float64 `json:"rate"`
 	Throughput float64 `json:"throughput"`
-	// Latencies of the successful logins, by step: sso, email, approve, response, login.
+	// Latencies of the successful logins, by step: sso, email, approve, response, login, and arrived where
+	// this system stamps what its connections receive (Linux).
 	Latencies map[string]Latency `json:"latencies"`
 	Errors    []ErrorCount       `json:"errors"`
 
@@ -227,7 +228,9 @@ func (r *results) fill(rep *Report) {
 	}
 	rep.Latencies = map[string]Latency{}
 	for _, s := range steps {
-		rep.Latencies[s.Key] = summarize(r.hist[s.Key])
+		if lt := summarize(r.hist[s.Key]); lt.Count > 0 || !s.Optional {
+			rep.Latencies[s.Key] = lt
+		}
 	}
 	rep.Errors = sortedErrors(r.errors)
 }
@@ -283,7 +286,10 @@ func (rep *Report) WriteText(w io.Writer) error {
 	line("Run", "[id, concurrency, users, stopped]", "%s, %d, %d, %s", rep.Run, rep.Concurrency, rep.Setup.Users, rep.Stopped)
 	line("Latencies", "[count, min, mean, 50, 90, 99, max]", "")
 	for _, s := range steps {
-		lt := rep.Latencies[s.Key]
+		lt, ok := rep.Latencies[s.Key]
+		if !ok && s.Optional {
+			continue
+		}
 		sub(s.Label, "%d, %s, %s, %s, %s, %s, %s", lt.Count, round(lt.Min), round(lt.Mean), round(lt.P50), round(lt.P90), round(lt.P99), round(lt.Max))
 	}
 	if t := rep.Told; t != nil {
