@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/winkk/passport/store"
@@ -23,6 +24,19 @@ func TestConformance(t *testing.T) {
 			storetest.Run(t, b.Open)
 		})
 	}
+}
+
+// TestConformanceUnixSocket runs the suite against a redis-server of its own reached by its Unix socket, as a
+// unix:// URL names it: where Redis runs on the IdP's host, a round trip costs the IdP less CPU that way.
+func TestConformanceUnixSocket(t *testing.T) {
+	t.Parallel()
+	sock := filepath.Join(t.TempDir(), "redis.sock")
+	redisproc.Start(t, "--unixsocket", sock, "--unixsocketperm", "700")
+	url := "unix://" + sock + "?db=2"
+	if got, want := storetest.OpenURL(t, url).Describe(), "redis "+sock+" db 2"; got != want {
+		t.Fatalf("the store opened %q, want %q", got, want)
+	}
+	storetest.Run(t, func(t *testing.T) *store.Store { return storetest.OpenURL(t, url) })
 }
 
 // TestConformanceCluster runs the suite against a three-master Redis Cluster

@@ -14,12 +14,13 @@
 //	""                                                      embedded in-memory store
 //	redis://[user:pass@]host:port[/db][?opt=v]              one server (redis.ParseURL)
 //	rediss://[user:pass@]host:port[/db][?opt=v]             one server over TLS
+//	unix://[user:pass@]/path/to/redis.sock[?db=N&opt=v]     one server on this host, by its Unix socket
 //	redis-sentinel://[user:pass@]h1:port,h2:port/master[/db][?sentinel_password=p]
 //	                                                        Sentinel-managed master (redis.NewFailoverClient);
 //	                                                        user:pass authenticates to the master
 //	redis-cluster://[user:pass@]h1:port,h2:port             Redis Cluster (redis.NewClusterClient)
 //
-// redis:// and redis-sentinel:// URLs also take replica_ack=N and replica_ack_timeout=D (see
+// redis://, unix:// and redis-sentinel:// URLs also take replica_ack=N and replica_ack_timeout=D (see
 // [WithReplicaAck]; on by default for Sentinel). Every client honours its callers' context deadlines.
 //
 // # Keys

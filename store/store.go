@@ -226,8 +226,8 @@ func newStore(o Options) (*Store, error) {
 		s.psClient = s.embeddedPubSubClient()
 		s.describe = "embedded in-memory store (data is lost at exit)"
 	case !ok:
-		return nil, errors.New("invalid URL: missing scheme (want redis://, rediss://, redis-sentinel:// or redis-cluster://)")
-	case scheme == "redis" || scheme == "rediss":
+		return nil, errors.New("invalid URL: missing scheme (want redis://, rediss://, unix://, redis-sentinel:// or redis-cluster://)")
+	case scheme == "redis" || scheme == "rediss" || scheme == "unix":
 		stripped, n, timeout, err := stripReplicaAck(u)
 		if err != nil {
 			return nil, err

@@ -61,7 +61,7 @@ func (c *config) settings() []setting {
 		{env: "PASSPORT_LISTEN", def: ":8080", help: "address to listen on", str: &c.Listen},
 		{env: "PASSPORT_BASE_URL", def: "http://localhost:8080", help: "public URL; every absolute URL the IdP issues or checks derives from it", str: &c.BaseURL},
 		{env: "PASSPORT_ENTITY_ID", def: "Winkk Passport IdP", help: "the IdP's SAML entity ID", str: &c.EntityID},
-		{env: "PASSPORT_REDIS_URL", def: "", help: "redis://, rediss://, redis-sentinel://, redis-cluster:// URL; empty: embedded in-memory store (data lost at exit)", str: &c.RedisURL},
+		{env: "PASSPORT_REDIS_URL", def: "", help: "redis://, rediss://, unix://, redis-sentinel://, redis-cluster:// URL; empty: embedded in-memory store (data lost at exit)", str: &c.RedisURL},
 		{env: "PASSPORT_REDIS_PREFIX", def: "", help: "prefix of every key and channel in Redis, to share one server between deployments", str: &c.RedisPrefix},
 		{env: "PASSPORT_ADMIN_TOKEN", def: "", help: "bearer token of the admin API; empty: a random one is printed at start-up", str: &c.AdminToken},
 		{env: "PASSPORT_FCM_CREDENTIALS", def: "", help: "Firebase service-account JSON file; empty: pushes are logged and devices pull", str: &c.FCMCredentials},

@@ -40,7 +40,7 @@ Drives whole logins (browser and phone) against a running Passport IdP and repor
                          it), assertion (one signature per login) or response; the check of each Response
                          requires exactly that
   --json                 the report as JSON instead of text
-  --redis URL            the IdP's Redis, as its PASSPORT_REDIS_URL (redis://, rediss://, redis-sentinel://,
+  --redis URL            the IdP's Redis, as its PASSPORT_REDIS_URL (redis://, rediss://, unix://, redis-sentinel://,
                          redis-cluster://): also report Redis's memory (INFO used_memory, whole servers) before
                          and after the setup, the waiting browsers and the logins, per user and per login, and
                          the keys on each master (login and session records among them) after the logins
@@ -164,7 +164,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 		return c, usagef("--redis-prefix needs --redis URL")
 	case c.Redis != "" && !isRedisURL(c.Redis):
 		// The URL itself is not quoted: it may hold a password.
-		return c, usagef("--redis is not a Redis URL: want redis://, rediss://, redis-sentinel:// or redis-cluster://")
+		return c, usagef("--redis is not a Redis URL: want redis://, rediss://, unix://, redis-sentinel:// or redis-cluster://")
 	}
 	// Bounded in count and time: whichever bound the command line leaves out gets a default. Without --logins,
 	// --duration alone bounds the run (Logins < 0: no bound on the count).
@@ -192,5 +192,5 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 // rest).
 func isRedisURL(u string) bool {
 	scheme, rest, ok := strings.Cut(strings.TrimSpace(u), "://")
-	return ok && rest != "" && slices.Contains([]string{"redis", "rediss", "redis-sentinel", "redis-cluster"}, scheme)
+	return ok && rest != "" && slices.Contains([]string{"redis", "rediss", "unix", "redis-sentinel", "redis-cluster"}, scheme)
 }
