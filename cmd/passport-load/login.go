@@ -44,7 +44,7 @@ var steps = []step{
 	{stepSSO, "SSO → page", false},
 	{stepEmail, "email → number", false},
 	{stepApprove, "approve → browser told", false},
-	{stepArrived, "approve → told, as it arrived", true},
+	{stepArrived, "approve → told as it arrived", true},
 	{stepResponse, "told → Response", false},
 	{stepLogin, "whole login", false},
 }

@@ -206,7 +206,7 @@ func TestTextReport(t *testing.T) {
 			t.Errorf("the text report has no %q:\n%s", want, out)
 		}
 	}
-	if arrived := "  approve → told, as it arrived "; strings.Contains(out, arrived) != (runtime.GOOS == "linux") {
+	if arrived := "  approve → told as it arrived "; strings.Contains(out, arrived) != (runtime.GOOS == "linux") {
 		t.Errorf("the text report shows %q: %v, want it on Linux only:\n%s", arrived, strings.Contains(out, arrived), out)
 	}
 }
