@@ -33,6 +33,21 @@ func stamped(c net.Conn) net.Conn {
 	return &arrivalConn{Conn: c, rc: rc, oob: make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{}))))}
 }
 
+// keepStamping holds the kernel's receive timestamps on until stop is called. Linux stamps what arrives only
+// while some socket asks for it, and turns that on from a deferred work item after the first one does, so the
+// first bytes a newly stamped connection receives may come unstamped. Called before the logins start, it leaves
+// the kernel time to turn stamping on, and keeps it on between one connection's close and the next's dial.
+func keepStamping() (stop func()) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return func() {}
+	}
+	if rc, err := pc.(*net.UDPConn).SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) })
+	}
+	return func() { _ = pc.Close() }
+}
+
 // arrivalConn is a TCP connection that reads with recvmsg(2) and keeps the kernel's receive time of the last
 // bytes it read. It embeds net.Conn, not *net.TCPConn, so that no promoted WriteTo or splice reads around it.
 type arrivalConn struct {
@@ -60,14 +75,16 @@ func (c *arrivalConn) Read(b []byte) (int, error) {
 	if n == 0 {
 		return 0, io.EOF
 	}
+	var ns int64 // unknown: the kernel stamped none of these bytes (see keepStamping)
 	if at, ok := receiveTime(c.oob[:oobn]); ok {
-		c.last.Store(at.UnixNano())
+		ns = at.UnixNano()
 	}
+	c.last.Store(ns)
 	return n, nil
 }
 
 // arrived is when the bytes of the last read reached this machine, as its kernel stamped them; ok is false before
-// any stamped read.
+// any read, and after one the kernel did not stamp.
 func (c *arrivalConn) arrived() (time.Time, bool) {
 	ns := c.last.Load()
 	return time.Unix(0, ns), ns != 0

@@ -13,6 +13,7 @@ import (
 // machine (after they were written, before they were read), and still honours read deadlines and the end of
 // the stream as a TCP connection does.
 func TestArrivalStamps(t *testing.T) {
+	defer keepStamping()()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +37,24 @@ func TestArrivalStamps(t *testing.T) {
 		t.Error("an arrival before anything was read")
 	}
 
+	// The kernel turns stamping on a moment after it is first asked (see keepStamping): until then a read
+	// knows no arrival.
 	buf := make([]byte, 64)
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, err := peer.Write([]byte(":\n")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := c.arrived(); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the kernel stamped nothing received within 5s of being asked to")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	for _, msg := range []string{"event: state\n", "data: approved\n\n"} {
 		written := time.Now()
 		if _, err := peer.Write([]byte(msg)); err != nil {

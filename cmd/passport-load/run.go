@@ -91,6 +91,7 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 		return nil, err
 	}
 	defer probe.close()
+	defer keepStamping()() // from now: the kernel turns receive timestamps on during the setup
 	plain := &http.Client{Timeout: 30 * time.Second}
 	phones := &http.Client{Transport: &http.Transport{
 		DialContext:         src.rotatingDial,
