@@ -11,10 +11,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	saml2 "github.com/russellhaering/gosaml2"
@@ -28,7 +30,7 @@ const (
 	stepEmail    = "email"    // the email posted, the page showing the number
 	stepEvents   = "events"   // the page's event stream opened and saying "pending"
 	stepApprove  = "approve"  // the phone's approval, until the browser's stream says "approved"
-	stepArrived  = "arrived"  // the same, until the kernel received the bytes that say it (Linux only)
+	stepArrived  = "arrived"  // the approval's request sent, until the kernel received the bytes that say it (Linux)
 	stepResponse = "response" // the page loaded again, carrying the signed Response
 	stepVerify   = "verify"   // the Response checked as the SP checks it
 	stepLogin    = "login"    // the whole login, for its latency and its timeout
@@ -44,7 +46,7 @@ var steps = []step{
 	{stepSSO, "SSO → page", false},
 	{stepEmail, "email → number", false},
 	{stepApprove, "approve → browser told", false},
-	{stepArrived, "approve → told as it arrived", true},
+	{stepArrived, "approve sent → told arrived", true},
 	{stepResponse, "told → Response", false},
 	{stepLogin, "whole login", false},
 }
@@ -209,7 +211,11 @@ func (r *runner) login(ctx context.Context, u *user, src netip.Addr) (timings, *
 
 	// approve → browser told: the person types the number on the phone; the page hears of it on its stream.
 	t := time.Now()
-	if err := u.phone.approve(ctx, p.number); err != nil {
+	// sent is when the approval's request leaves: its headers are written, and the write follows at once, in
+	// the transport's own goroutine (Unix nanoseconds, the kernel's clock for arrivals; the first attempt's).
+	var sent atomic.Int64
+	trace := &httptrace.ClientTrace{WroteHeaders: func() { sent.CompareAndSwap(0, time.Now().UnixNano()) }}
+	if err := u.phone.approve(httptrace.WithClientTrace(ctx, trace), p.number); err != nil {
 		return nil, failed(stepApprove, err)
 	}
 	for {
@@ -221,9 +227,10 @@ func (r *runner) login(ctx context.Context, u *user, src netip.Addr) (timings, *
 			return nil, failed(stepApprove, err)
 		}
 		if ev.Name == "state" && ev.Data == "approved" {
-			// Kernel time is the wall clock: a clock stepped back since t is left out, not counted as zero.
-			if d := ev.Arrived.Sub(t); !ev.Arrived.IsZero() && d > 0 {
-				p.t[stepArrived] = d
+			// Neither end waits for this generator's goroutines to run. Kernel time is the wall clock: a clock
+			// stepped back in between is left out, not counted as zero.
+			if s := sent.Load(); !ev.Arrived.IsZero() && s != 0 && ev.Arrived.UnixNano() > s {
+				p.t[stepArrived] = time.Duration(ev.Arrived.UnixNano() - s)
 			}
 			break
 		}
