@@ -3,6 +3,7 @@ package store_test
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/winkk/passport/store"
 
@@ -35,6 +36,15 @@ func TestConformanceUnixSocket(t *testing.T) {
 	url := "unix://" + sock + "?db=2"
 	if got, want := storetest.OpenURL(t, url).Describe(), "redis "+sock+" db 2"; got != want {
 		t.Fatalf("the store opened %q, want %q", got, want)
+	}
+	// The replica_ack options of redis:// URLs apply: with no replica to acknowledge, a write waits for one
+	// as long as replica_ack_timeout, stands, and is counted.
+	acked := storetest.OpenURL(t, url+"&replica_ack=1&replica_ack_timeout=50ms")
+	if err := store.NewTable[benchRecord](acked, "acked").Put(store.WithReplicaAck(t.Context()), "y", benchRecord{}, time.Minute); err != nil {
+		t.Fatalf("a write no replica acknowledges: %v; want it to stand", err)
+	}
+	if n := acked.Stats().ReplicaAckMissed; n != 1 {
+		t.Errorf("ReplicaAckMissed = %d over a unix:// URL with replica_ack=1, want 1", n)
 	}
 	storetest.Run(t, func(t *testing.T) *store.Store { return storetest.OpenURL(t, url) })
 }
