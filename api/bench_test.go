@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/winkk/passport/api"
+	"github.com/winkk/passport/api/apitest"
 	"github.com/winkk/passport/api/deviceapi"
 	"github.com/winkk/passport/authn"
 	"github.com/winkk/passport/authn/audit"
@@ -247,6 +248,35 @@ func TestLoginRoundTrips(t *testing.T) {
 		t.Logf("login %d: %d round trips, %d commands (spread: %v)", i, after.RoundTrips-before.RoundTrips, cmds, st.Spread())
 		if cmds > commands {
 			t.Errorf("login %d sent %d commands to the store, want at most %d", i, cmds, commands)
+		}
+	}
+}
+
+// TestDeviceRequestRoundTrips: a request from a phone not seen for over a minute, as an employee's phone
+// usually is when it approves a login, costs the store three round trips before its handler runs: the
+// device read, its proof's one-time id claimed, and the last-seen time written from the device as read (a
+// compare-and-swap, not a read and a write). Listing the phone's devices adds one.
+func TestDeviceRequestRoundTrips(t *testing.T) {
+	st := storetest.Open(t)
+	e := envOf(t, apitest.StartOn(t, st))
+	ph := e.enroll(employee)
+	ctx := context.Background()
+	if _, err := ph.ListDevices(ctx); err != nil { // loads the scripts, opens the connections
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		e.clock.Advance(2 * time.Minute) // the last-seen time is written at most once a minute
+		before, from := st.Stats().RoundTrips, e.clock.Now()
+		list, err := ph.ListDevices(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := st.Stats().RoundTrips - before; n > 4 {
+			t.Errorf("request %d of a phone not seen for 2 minutes took %d round trips to the store, want at most 4", i, n)
+		}
+		if to := e.clock.Now(); len(list.Devices) != 1 || list.Devices[0].LastSeenAt == nil ||
+			list.Devices[0].LastSeenAt.Before(from) || list.Devices[0].LastSeenAt.After(to) {
+			t.Errorf("request %d: devices %+v, want this phone seen during the request (%v to %v)", i, list.Devices, from, to)
 		}
 	}
 }

@@ -227,7 +227,8 @@ func (s *Devices) Authenticate(ctx context.Context, pr ProofRequest) (Device, er
 	now := s.now()
 	if d.LastSeenAt == nil || now.Sub(*d.LastSeenAt) > time.Minute {
 		// A failed write is the request's failure: carrying on would serve it with a zero Device.
-		seen, err := s.devices.Update(ctx, d.ID, func(cur Device) (Device, error) { cur.LastSeenAt = &now; return cur, nil })
+		// From the record just read: one round trip, unless the device changed since (then one more).
+		seen, err := s.devices.Change(ctx, d.ID, &d, func(cur Device) (Device, error) { cur.LastSeenAt = &now; return cur, nil }, store.Effects{})
 		if errors.Is(err, store.ErrNotFound) {
 			return Device{}, newErr(ErrUnknownDevice, "this device is not enrolled or was removed")
 		}
