@@ -295,16 +295,15 @@ func (t *Table[T]) decodeGet(id string, cmd *redis.StringCmd) (T, error) {
 // casLua: KEYS[1] record, KEYS[2..ARGV[3]+1] indexes to add the id to, the
 // remaining KEYS indexes to remove it from; ARGV[1] the bytes the caller read,
 // ARGV[2] the new bytes, ARGV[3] the number of indexes to add to, ARGV[4] the
-// id, ARGV[5] the record key base, ARGV[6] the sweep sample, ARGV[7] the cap
-// of the indexes added to (0: none), ARGV[8] the least time (ms) an index
-// added to lives on (0: its expiry is left alone), ARGV[9] the number k of
-// per-index caps that follow, ARGV[10..9+k] the cap of each index added to
-// (in place of ARGV[7]), ARGV[10+k] the number l of indexes the id lingers in
-// (the last l KEYS), ARGV[11+k] how long (ms), then channel, message pairs.
+// id, ARGV[5] the record key base, ARGV[6] the sweep sample, ARGV[7] the
+// least time (ms) an index added to lives on (0: its expiry is left alone),
+// ARGV[8..7+k] the cap of each of the k indexes added to (0: none), as for
+// createScript, ARGV[8+k] the number l of indexes the id lingers in (the last
+// l KEYS), ARGV[9+k] how long (ms), then channel, message pairs.
 // If the record still holds exactly ARGV[1] it is replaced by ARGV[2] keeping
 // its TTL (KEEPTTL, Redis >= 6.0), the indexes are changed (an index added to
 // is swept as by AddToIndex; an index lingered in that holds the id alone
-// expires after ARGV[11+k] ms, one that holds others too loses the id), the
+// expires after ARGV[9+k] ms, one that holds others too loses the id), the
 // messages are published and 1 is returned. A missing
 // (deleted or expired) record is never written: -1. An index to add to that
 // already holds its cap of other ids: nothing is written, and -i names it
@@ -314,13 +313,11 @@ const casLua = sweepLua + indexLua + `
 local cur = redis.call('GET', KEYS[1])
 if not cur then return -1 end
 if cur ~= ARGV[1] then return cur end
-local nadd, cap, ixttl, ncaps = tonumber(ARGV[3]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local nadd, ixttl = tonumber(ARGV[3]), tonumber(ARGV[7])
 for i = 2, nadd + 1 do
-  local c = cap
-  if ncaps > 0 then c = tonumber(ARGV[8 + i]) end
-  if full(KEYS[i], ARGV[4], c) then return -i end
+  if full(KEYS[i], ARGV[4], tonumber(ARGV[6 + i])) then return -i end
 end
-local nlinger, linger = tonumber(ARGV[10 + ncaps]), tonumber(ARGV[11 + ncaps])
+local nlinger, linger = tonumber(ARGV[8 + nadd]), tonumber(ARGV[9 + nadd])
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
 for i = #KEYS - nlinger + 1, #KEYS do
   if redis.call('SISMEMBER', KEYS[i], ARGV[4]) == 1 then
@@ -340,7 +337,7 @@ for i = 2, #KEYS - nlinger do
     redis.call('SREM', KEYS[i], ARGV[4])
   end
 end
-for i = 12 + ncaps, #ARGV, 2 do
+for i = 10 + nadd, #ARGV, 2 do
   redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
 end
 return 1
@@ -504,11 +501,10 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 	for _, ix := range slices.Concat(also.AddTo, also.RemoveFrom, also.Linger) {
 		keys = append(keys, t.indexKey(ix))
 	}
-	args := make([]any, 9, 11+len(also.Caps)+2*len(also.Publish)+4)
-	args[2], args[3], args[4], args[5], args[6] = len(also.AddTo), id, t.recKey(""), sweepSample, also.Cap
-	args[7], args[8] = also.IndexTTL.Milliseconds(), len(also.Caps)
-	for _, c := range also.Caps {
-		args = append(args, c)
+	args := make([]any, 7, 9+len(also.AddTo)+2*len(also.Publish)+4)
+	args[2], args[3], args[4], args[5], args[6] = len(also.AddTo), id, t.recKey(""), sweepSample, also.IndexTTL.Milliseconds()
+	for i := range also.AddTo {
+		args = append(args, also.capOf(i))
 	}
 	args = append(args, len(also.Linger), also.LingerFor.Milliseconds())
 	for _, m := range also.Publish {
