@@ -21,13 +21,7 @@ func stamped(c net.Conn) net.Conn {
 		return c
 	}
 	rc, err := tc.SyscallConn()
-	if err != nil {
-		return c
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
-	}); err != nil || serr != nil {
+	if err != nil || askStamps(rc) != nil {
 		return c
 	}
 	return &arrivalConn{Conn: c, rc: rc, oob: make([]byte, unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{}))))}
@@ -43,9 +37,18 @@ func keepStamping() (stop func()) {
 		return func() {}
 	}
 	if rc, err := pc.(*net.UDPConn).SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) })
+		_ = askStamps(rc)
 	}
 	return func() { _ = pc.Close() }
+}
+
+// askStamps sets SO_TIMESTAMPNS on the socket of rc: the kernel then stamps what it receives.
+func askStamps(rc syscall.RawConn) error {
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) }); err != nil {
+		return err
+	}
+	return serr
 }
 
 // arrivalConn is a TCP connection that reads with recvmsg(2) and keeps the kernel's receive time of the last
