@@ -35,3 +35,14 @@ func machineCPU() (total, steal uint64, ok bool) {
 	}
 	return parseProcStat(string(b))
 }
+
+// niceness is this process's nice value (-20 to 19: the higher, the later the kernel gives it a CPU when
+// others want one), and whether this system can tell it.
+func niceness() (int, bool) {
+	// The system call answers 20 - nice (1 to 40), not the nice value of the C library's getpriority.
+	p, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
+	if err != nil {
+		return 0, false
+	}
+	return 20 - p, true
+}

@@ -12,3 +12,6 @@ func processCPU() (time.Duration, bool) { return 0, false }
 
 // machineCPU cannot tell the machine's stolen CPU time here.
 func machineCPU() (total, steal uint64, ok bool) { return 0, 0, false }
+
+// niceness cannot tell this process's nice value here.
+func niceness() (int, bool) { return 0, false }

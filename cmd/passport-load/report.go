@@ -125,6 +125,9 @@ type Report struct {
 	// while the logins ran (/proc/stat); nil where it cannot be told. On a shared virtual machine it is why
 	// one build's figures move from hour to hour: the CPU left, and its caches, are shared with strangers.
 	Steal *float64 `json:"machine_steal_percent,omitempty"`
+	// Nice is this generator's nice value, where the system tells it: above 0 (nice -n 19 passport-load),
+	// the kernel gives a CPU to the IdP and Redis before the generator when they share the machine.
+	Nice  *int     `json:"generator_nice,omitempty"`
 	Notes []string `json:"notes,omitempty"`
 }
 

@@ -253,8 +253,11 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 			rep.Signature.During.Ratio = overTwo(*c, rep.Signature.During.Median)
 		}
 	}
+	if n, ok := niceness(); ok {
+		rep.Nice = &n
+	}
 	if src.Loopback() {
-		rep.Notes = append(rep.Notes, "the IdP and this generator share the machine's CPUs: the IdP's CPU per login is its own, its latencies include waiting for the generator")
+		rep.Notes = append(rep.Notes, sharedCPUNote(rep.Nice))
 	}
 	return report(nil)
 }
@@ -518,4 +521,14 @@ func ceilDiv(a, b int) int {
 		return 0
 	}
 	return (a + b - 1) / b
+}
+
+// sharedCPUNote says what sharing the machine with an IdP on loopback does to the figures, given this
+// generator's nice value (nil where unknown).
+func sharedCPUNote(nice *int) string {
+	const shared = "the IdP and this generator share the machine's CPUs: the IdP's CPU per login is its own"
+	if nice != nil && *nice > 0 {
+		return fmt.Sprintf("%s; this generator runs at nice %d, so the kernel gives the IdP and Redis a CPU first, as with a generator on another machine, and the IdP's latencies include little waiting for the generator", shared, *nice)
+	}
+	return shared + ", its latencies include waiting for the generator (run it with nice -n 19 to give the IdP and Redis the CPU first)"
 }
