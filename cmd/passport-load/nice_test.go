@@ -16,7 +16,7 @@ func TestSharedCPUNote(t *testing.T) {
 		{nil, "run it with nice -n 19", "runs at nice"},
 		{&n0, "run it with nice -n 19", "runs at nice"},
 		{&n5, "run it with nice -n 19", "runs at nice"},
-		{&n19, "runs at nice 19, so the kernel gives the IdP and Redis a CPU first", "run it with nice"},
+		{&n19, "runs at nice 19, so the kernel gives the IdP a CPU first", "run it with nice"},
 	} {
 		got := sharedCPUNote(c.nice)
 		if !strings.Contains(got, c.want) || strings.Contains(got, c.not) || !strings.HasPrefix(got, "the IdP and this generator share the machine's CPUs") {

@@ -528,7 +528,7 @@ func ceilDiv(a, b int) int {
 func sharedCPUNote(nice *int) string {
 	const shared = "the IdP and this generator share the machine's CPUs: the IdP's CPU per login is its own"
 	if nice != nil && *nice > 0 {
-		return fmt.Sprintf("%s; this generator runs at nice %d, so the kernel gives the IdP and Redis a CPU first, as with a generator on another machine, and the IdP's latencies include little waiting for the generator", shared, *nice)
+		return fmt.Sprintf("%s; this generator runs at nice %d, so the kernel gives the IdP a CPU first, as with a generator on another machine, and the IdP's latencies include little waiting for the generator", shared, *nice)
 	}
-	return shared + ", its latencies include waiting for the generator (run it with nice -n 19 to give the IdP and Redis the CPU first)"
+	return shared + ", its latencies include waiting for the generator (run it with nice -n 19 to give the IdP the CPU first)"
 }
