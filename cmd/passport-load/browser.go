@@ -214,22 +214,25 @@ type sseEvent struct {
 	Arrived time.Time
 }
 
+// arrivals is a connection that knows when the bytes of its last read reached this machine (see stamped).
+type arrivals interface{ arrived() (time.Time, bool) }
+
 // eventStream is the login page's event stream (/login/{txn}/events), as the page's EventSource opens it.
 type eventStream struct {
 	body   io.Closer
-	conn   *arrivalConn // the connection the stream came on, when its arrivals are known; else nil
+	conn   arrivals // the connection the stream came on, when its arrivals are known; else nil
 	events chan sseEvent
 	stop   chan struct{}
 }
 
 func (b *browser) openEvents(ctx context.Context, u string) (*eventStream, *http.Response, error) {
-	var conn *arrivalConn
+	var conn arrivals
 	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
 		c := info.Conn
 		if tc, ok := c.(*tls.Conn); ok {
 			c = tc.NetConn()
 		}
-		conn, _ = c.(*arrivalConn)
+		conn, _ = c.(arrivals)
 	}}
 	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodGet, u, nil)
 	if err != nil {
