@@ -208,10 +208,10 @@ func BenchmarkLogin(b *testing.B) {
 // open: the login admitted (its client counted, the request claimed: one batch) and parked (2); the email
 // submitted — login read, one batch of limit and user reads, the hourly push counts of the network and the
 // user (one script), the move to pending (4), whose answer is the waiting page; the phone's approval —
-// device, proof id, the login that shows the number and its compare-and-swap (4); the Response — login read,
-// user and approving phone, the session, the phone read again now that the session exists, the move to
-// answered (5).
-const loginRoundTrips = 15
+// device, proof id claimed with the sign-ins that show the number read beside it (one batch), the
+// compare-and-swap (3); the Response — login read, user and approving phone, the session, the phone read
+// again now that the session exists, the move to answered (5).
+const loginRoundTrips = 14
 
 // spreadExtra is what a login costs more, in round trips and in commands, where logins and sessions are
 // spread over a Redis Cluster's masters (store.NewSpreadTable): the email step adds the login to the user's

@@ -126,6 +126,64 @@ func TestApprovalRefusals(t *testing.T) {
 		}
 	})
 
+	// An approval by number reads the sign-ins that show its number in the round trip that claims its proof
+	// (prefetchApproval): what it read must count for nothing unless the proof verified and its claim won.
+	// Ben, not Ada: a user gets ten pushes an hour.
+	ben := e.enroll("ben@example.com")
+	// approvable: after what was refused, sign-in ch still waits, and ben approves it by the number it shows.
+	approvable := func(t *testing.T, after string, ch *deviceapi.Challenge, shown *page) {
+		t.Helper()
+		if got, err := ben.GetChallenge(ctx, ch.ID); err != nil || got.State != deviceapi.StatePending {
+			t.Errorf("after %s: %+v (%v), want pending", after, got, err)
+		}
+		if _, err := ben.ApproveByNumber(ctx, shown.number(t)); err != nil {
+			t.Errorf("ben approves after %s: %v", after, err)
+		}
+	}
+	t.Run("approval by number replayed", func(t *testing.T) {
+		_, waiting, _ := loginTo(t, e, app, ben)
+		body := []byte(`{"number":` + itoa(waiting.number(t)) + `}`)
+		u := e.URL + deviceapi.PathApprove
+		proof, err := ben.Signer.Sign("POST", u, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, code := rawPost(t, u, proof, body); st != http.StatusOK {
+			t.Fatalf("first approval: %d %s", st, code)
+		}
+		_, next, ch := loginTo(t, e, app, ben)
+		if st, code := rawPost(t, u, proof, body); st != http.StatusUnauthorized || code != "proof_replayed" {
+			t.Errorf("replayed approval: %d %s, want 401 proof_replayed", st, code)
+		}
+		// The replay's body, signed again, names the number the first approval took: no sign-in draws it
+		// meanwhile, so the next one is still waiting for its own.
+		approvable(t, "the replay", ch, next)
+	})
+
+	t.Run("approval by number signed by another key", func(t *testing.T) {
+		_, waiting, ch := loginTo(t, e, app, ben)
+		forged := &deviceapi.Client{BaseURL: e.URL, Signer: &deviceproof.Signer{Key: e.newKey(), KeyID: ben.ID, Clock: e.clock.Now}}
+		if _, err := forged.ApproveByNumber(ctx, waiting.number(t)); apiCode(err) != "401 invalid_proof" {
+			t.Errorf("forged proof: %s, want 401 invalid_proof", apiCode(err))
+		}
+		approvable(t, "the forged approval", ch, waiting)
+	})
+
+	t.Run("approval by number with a body that is not JSON", func(t *testing.T) {
+		_, waiting, ch := loginTo(t, e, app, ben)
+		u := e.URL + deviceapi.PathApprove
+		for _, body := range []string{`{"number":` + itoa(waiting.number(t)) + `,`, `{"number":"` + itoa(waiting.number(t)) + `"}`, `{"number":7}`} {
+			proof, err := ben.Signer.Sign("POST", u, []byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st, code := rawPost(t, u, proof, []byte(body)); st != http.StatusBadRequest || code != "invalid_request" {
+				t.Errorf("approval %s: %d %s, want 400 invalid_request", body, st, code)
+			}
+		}
+		approvable(t, "the bad approvals", ch, waiting)
+	})
+
 	t.Run("approval signed by another device", func(t *testing.T) {
 		_, waiting, ch := loginTo(t, e, app, ada)
 		// An attacker who knows the device id but not its key.

@@ -74,7 +74,7 @@ func (s *Server) routes() {
 	dev.PUT("/push-token", s.handleUpdatePushToken, s.requireDevice)
 	dev.GET("/challenges", s.handleListChallenges, s.requireDevice)
 	dev.GET("/challenges/wait", s.handleWaitForChallenge, s.requireDevice)
-	dev.POST("/challenges/approve", s.handleApproveByNumber, s.requireDevice)
+	dev.POST("/challenges/approve", s.handleApproveByNumber, s.prefetchApproval, s.requireDevice)
 	dev.GET("/challenges/:challengeID", s.handleGetChallenge, s.requireDevice)
 	dev.POST("/challenges/:challengeID/answer", s.handleAnswerChallenge, s.requireDevice)
 	dev.POST("/invitations", s.handleCreateDeviceInvitation, s.requireDevice)

@@ -630,3 +630,84 @@ func TestDeleteUserRacesInvitation(t *testing.T) {
 		}
 	}
 }
+
+// TestApprovalPrefetch: the sign-ins an approval by number reads beside its proof's claim (PrefetchNumber,
+// ProofRequest.Prefetch) count only for the user of the device whose proof was claimed and for the number
+// they were read for; any other approval reads its own. A replayed proof is refused, prefetch or not.
+func TestApprovalPrefetch(t *testing.T) {
+	svc := mustService(t)
+	ctx := context.Background()
+	app := mustApp(t, svc)
+	enroll := func(email string) (authn.Device, *deviceproof.Signer) {
+		_, token, err := svc.Devices.Invite(ctx, email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := mustKey(t)
+		d, err := svc.Devices.EnrollByInvitation(ctx, enrollProof(t, key, []byte(token)), token, authn.EnrollRequest{Name: "phone"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d, &deviceproof.Signer{Key: key, KeyID: d.ID}
+	}
+	_, adaSigner := enroll("ada@example.com")
+	ben, _ := enroll("ben@example.com")
+	u := base + "/api/v1/device/challenges/approve"
+	// authenticate checks a fresh proof of Ada's phone with p as its prefetch.
+	authenticate := func(p authn.Prefetch) (authn.Device, error) {
+		t.Helper()
+		body := []byte(`{"number":10}`) // the prefetch is the caller's; the body is only signed here
+		proof, err := adaSigner.Sign("POST", u, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc.Devices.Authenticate(ctx, authn.ProofRequest{Proof: proof, Method: "POST", URL: u, Body: body, Prefetch: p})
+	}
+
+	// Read for Ben's number by Ada's proof: Ben's approval of that number reads his own sign-ins.
+	lb, _ := mustPending(t, svc, app, "ben@example.com")
+	p := svc.Logins.PrefetchNumber(lb.Number)
+	if _, err := authenticate(p); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := svc.Logins.ApproveSigned(ctx, ben, authn.Decision{Number: lb.Number, Prefetched: p}); err != nil || l.ID != lb.ID {
+		t.Errorf("Ben's approval with Ada's prefetch: %v, %s; want his sign-in %s approved", err, l.ID, lb.ID)
+	}
+
+	// Read for one of Ada's numbers: her approval of another number reads that number's sign-ins.
+	la, _ := mustPending(t, svc, app, "ada@example.com")
+	la2, _ := mustPending(t, svc, app, "ada@example.com") // numbers differ among a user's open sign-ins
+	p = svc.Logins.PrefetchNumber(la.Number)
+	d, err := authenticate(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := svc.Logins.ApproveSigned(ctx, d, authn.Decision{Number: la2.Number, Prefetched: p}); err != nil || l.ID != la2.ID {
+		t.Errorf("approval of %d with a prefetch of %d: %v, %s; want sign-in %s approved", la2.Number, la.Number, err, l.ID, la2.ID)
+	}
+
+	// Read for the number approved: used, and the sign-in showing it approved.
+	p = svc.Logins.PrefetchNumber(la.Number)
+	if d, err = authenticate(p); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := svc.Logins.ApproveSigned(ctx, d, authn.Decision{Number: la.Number, Prefetched: p}); err != nil || l.ID != la.ID || l.State != authn.StateApproved {
+		t.Errorf("approval with its own prefetch: %v, %s %s; want sign-in %s approved", err, l.ID, l.State, la.ID)
+	}
+	if svc.Logins.PrefetchNumber(9) != nil || svc.Logins.PrefetchNumber(100) != nil {
+		t.Error("a prefetch of a number no browser shows, want none")
+	}
+
+	// A replayed proof is refused before its prefetch could count.
+	body := []byte(`{"number":10}`)
+	proof, err := adaSigner.Sign("POST", u, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []error{nil, authn.ErrProofReplayed} {
+		_, err := svc.Devices.Authenticate(ctx, authn.ProofRequest{Proof: proof, Method: "POST", URL: u, Body: body, Prefetch: svc.Logins.PrefetchNumber(la.Number)})
+		if (want == nil && err != nil) || (want != nil && !errors.Is(err, want)) {
+			t.Errorf("use %d of one proof: %v, want %v", i+1, err, want)
+		}
+	}
+}

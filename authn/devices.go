@@ -194,6 +194,17 @@ type ProofRequest struct {
 	Method string
 	URL    string // absolute URL without query, as the server's public base URL spells it
 	Body   []byte
+	// Prefetch, when set, is a read for the request the proof authenticates, sent in the same round trip as
+	// the claim of the proof's one-time id, once the proof has verified (see Logins.PrefetchNumber). Its
+	// result counts only when the claim succeeds: a replayed proof reads nothing it may use.
+	Prefetch Prefetch
+}
+
+// Prefetch is a read queued beside a device proof's one-time id claim (ProofRequest.Prefetch). Only this
+// package makes one.
+type Prefetch interface {
+	// queue queues the read in b for the request of device d, whose proof has verified.
+	queue(b *store.Batch, d Device)
 }
 
 // Authenticate verifies a proof made with an enrolled device's key, consumes its one-time id, and
@@ -221,7 +232,11 @@ func (s *Devices) Authenticate(ctx context.Context, pr ProofRequest) (Device, er
 	if err != nil {
 		return Device{}, &Error{Code: ErrInvalidProof.Code, Message: "the device proof does not verify", Err: err}
 	}
-	if err := s.consumeJTI(ctx, d.KeyThumbprint, claims.ID); err != nil {
+	var prefetch func(*store.Batch)
+	if pr.Prefetch != nil {
+		prefetch = func(b *store.Batch) { pr.Prefetch.queue(b, d) }
+	}
+	if err := s.claimJTI(ctx, d.KeyThumbprint, claims.ID, prefetch); err != nil {
 		return Device{}, err
 	}
 	now := s.now()
@@ -241,10 +256,30 @@ func (s *Devices) Authenticate(ctx context.Context, pr ProofRequest) (Device, er
 }
 
 func (s *core) consumeJTI(ctx context.Context, thumbprint, jti string) error {
+	return s.claimJTI(ctx, thumbprint, jti, nil)
+}
+
+// claimJTI claims a device proof's one-time id, with then, when also is set, the reads it queues in the same
+// round trip: the server runs them after the claim, and the caller uses them only if the claim succeeded.
+func (s *core) claimJTI(ctx context.Context, thumbprint, jti string, also func(*store.Batch)) error {
 	if jti == "" || len(jti) > 128 {
 		return newErr(ErrInvalidProof, "the device proof has no valid jti")
 	}
-	ok, err := s.st.Claim(ctx, proofJTIKey(thumbprint, jti), 2*ProofMaxSkew+time.Minute)
+	if also == nil {
+		return claimed(s.st.Claim(ctx, proofJTIKey(thumbprint, jti), proofJTITTL))
+	}
+	b := s.st.Batch(ctx)
+	claim := s.st.ClaimIn(b, proofJTIKey(thumbprint, jti), proofJTITTL)
+	also(b)
+	b.Run()
+	return claimed(claim.Get())
+}
+
+// proofJTITTL is how long a device proof's one-time id stays claimed: longer than the proof is accepted.
+const proofJTITTL = 2*ProofMaxSkew + time.Minute
+
+// claimed turns the claim of a proof's one-time id into the request's error.
+func claimed(ok bool, err error) error {
 	if err != nil {
 		return internal("claim proof id", err)
 	}

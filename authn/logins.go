@@ -718,6 +718,9 @@ type Decision struct {
 	// Receipt is the phone's signed answer as verified (the compact JWS of its device proof) and ReceiptBody
 	// the exact body it signed; both are kept with the login (Login.Receipt).
 	Receipt, ReceiptBody string
+	// Prefetched is the sign-ins showing Number to the device's user, as read with the phone's device proof
+	// (Logins.PrefetchNumber); nil, or read for another number: ApproveSigned reads them itself.
+	Prefetched *NumberPrefetch
 
 	byNumber bool // the number selected the login (ApproveSigned): the login keeps the number a while (answer)
 }
@@ -821,7 +824,10 @@ func (s *Logins) ApproveSigned(ctx context.Context, d Device, dec Decision) (Log
 	if number < 10 || number > 99 {
 		return Login{}, newErr(ErrInvalid, "number must be the two-digit number shown in the browser")
 	}
-	ls, err := s.logins.ListIndex(ctx, numberIndex(d.Email, number))
+	ls, err := dec.Prefetched.read(d, number)
+	if err == errNotPrefetched {
+		ls, err = s.logins.ListIndex(ctx, numberIndex(d.Email, number))
+	}
 	if err != nil {
 		return Login{}, internal("find challenge", err)
 	}
@@ -848,6 +854,39 @@ func (s *Logins) ApproveSigned(ctx context.Context, d Device, dec Decision) (Log
 		return Login{}, errContextChanged
 	}
 	return Login{}, errNoMatchingChallenge
+}
+
+// NumberPrefetch reads, beside the claim of a phone's device proof, the sign-ins of its user that show a
+// number: the first read of an approval by number (ApproveSigned), made without a round trip of its own. Set
+// it as the proof's ProofRequest.Prefetch, then as the approval's Decision.Prefetched.
+type NumberPrefetch struct {
+	s      *Logins
+	number int
+	email  string
+	ls     *store.Result[[]Login]
+}
+
+// PrefetchNumber is the NumberPrefetch of number; nil for a number no browser shows (ApproveSigned refuses it).
+func (s *Logins) PrefetchNumber(number int) *NumberPrefetch {
+	if number < 10 || number > 99 {
+		return nil
+	}
+	return &NumberPrefetch{s: s, number: number}
+}
+
+func (p *NumberPrefetch) queue(b *store.Batch, d Device) {
+	p.email, p.ls = d.Email, p.s.logins.ListIndexIn(b, numberIndex(d.Email, p.number))
+}
+
+// errNotPrefetched: the prefetch was not made, or not for this user and number.
+var errNotPrefetched = errors.New("authn: not prefetched")
+
+// read returns the sign-ins in the number index of device d's user for number, as prefetched.
+func (p *NumberPrefetch) read(d Device, number int) ([]Login, error) {
+	if p == nil || p.ls == nil || p.email != d.Email || p.number != number {
+		return nil, errNotPrefetched
+	}
+	return p.ls.Get()
 }
 
 var (
