@@ -206,12 +206,13 @@ func BenchmarkLogin(b *testing.B) {
 
 // loginRoundTrips is what one login may cost in store round trips once scripts are loaded and connections
 // open: the login admitted (its client counted, the request claimed: one batch) and parked (2); the email
-// submitted — login read, one batch of limit and user reads, the hourly push counts of the network and the
-// user (one script), the move to pending (4), whose answer is the waiting page; the phone's approval —
+// submitted — the login read in one batch with the limit and the user's reads, the hourly push counts of the
+// network and the user (one script), the move to pending (3), whose answer is the waiting page; the phone's
+// approval —
 // device, proof id claimed with the sign-ins that show the number read beside it (one batch), the
 // compare-and-swap (3); the Response — login read, user and approving phone, the session, the phone read
 // again now that the session exists, the move to answered (5).
-const loginRoundTrips = 14
+const loginRoundTrips = 13
 
 // spreadExtra is what a login costs more, in round trips and in commands, where logins and sessions are
 // spread over a Redis Cluster's masters (store.NewSpreadTable): the email step adds the login to the user's

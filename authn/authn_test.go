@@ -711,3 +711,85 @@ func TestApprovalPrefetch(t *testing.T) {
 		}
 	}
 }
+
+// TestIdentifyPrefetchNetwork: the email step's reads made beside the login's (GetWith, IdentifyPrefetched)
+// are for the client's network; a login parked from another network is judged by its own network's pause,
+// read again, as Identify judges it.
+func TestIdentifyPrefetchNetwork(t *testing.T) {
+	svc := mustService(t)
+	ctx := context.Background()
+	app := mustApp(t, svc)
+	email := "ada@example.com"
+	d := mustEnroll(t, svc, email)
+	park := func(net string) (authn.Login, string) {
+		t.Helper()
+		l, secret, err := svc.Logins.Park(ctx, authn.StartLogin{AppID: app.ID, RequestID: "_req" + rand.Text(), ClientIP: "192.0.2.1", Network: net})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l, secret
+	}
+	identify := func(net, client string) authn.Login {
+		t.Helper()
+		l, secret := park(net)
+		pre := svc.Logins.PrefetchIdentify(email, client)
+		l, err := svc.Logins.GetWith(ctx, l.ID, secret, pre)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, err = svc.Logins.IdentifyPrefetched(ctx, l, pre); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+
+	// Ada reports a sign-in from network A: pushes to her from A pause.
+	l := identify("net-a", "net-a")
+	if l.State != authn.StatePending {
+		t.Fatalf("first sign-in: %s, want pending", l.State)
+	}
+	if _, err := svc.Logins.Answer(ctx, d, l.ID, authn.Decision{Report: true}); err != nil {
+		t.Fatal(err)
+	}
+	if l := identify("net-a", "net-b"); l.State != authn.StatePaused {
+		t.Errorf("sign-in parked from A, email from B: %s, want paused (A's pause)", l.State)
+	}
+	if l := identify("net-b", "net-a"); l.State != authn.StatePending {
+		t.Errorf("sign-in parked from B, email from A: %s, want pending (B is not paused)", l.State)
+	}
+	if l := identify("net-a", "net-a"); l.State != authn.StatePaused {
+		t.Errorf("sign-in from A: %s, want paused", l.State)
+	}
+
+	// Another browser is refused as Get refuses it, whatever was read beside.
+	l, _ = park("net-c")
+	if _, err := svc.Logins.GetWith(ctx, l.ID, "not its secret", svc.Logins.PrefetchIdentify(email, "net-c")); !errors.Is(err, authn.ErrForbidden) {
+		t.Errorf("another browser: %v, want forbidden", err)
+	}
+}
+
+// TestIdentifyPrefetchCounts: an email posted with the login's read (GetWith) counts against the client's
+// limit even when the browser is then refused, as a submission the server received.
+func TestIdentifyPrefetchCounts(t *testing.T) {
+	svc := mustServiceWith(t, authn.Config{IdentifyLimit: 3})
+	ctx := context.Background()
+	app := mustApp(t, svc)
+	l, secret, err := svc.Logins.Park(ctx, authn.StartLogin{AppID: app.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := "flood-" + rand.Text()
+	for i := range 3 {
+		if _, err := svc.Logins.GetWith(ctx, l.ID, "not its secret", svc.Logins.PrefetchIdentify("ada@example.com", client)); !errors.Is(err, authn.ErrForbidden) {
+			t.Fatalf("post %d from another browser: %v, want forbidden", i+1, err)
+		}
+	}
+	pre := svc.Logins.PrefetchIdentify("ada@example.com", client)
+	mine, err := svc.Logins.GetWith(ctx, l.ID, secret, pre)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Logins.IdentifyPrefetched(ctx, mine, pre); !errors.Is(err, authn.ErrRateLimited) {
+		t.Errorf("fourth post, from the login's browser: %v, want rate limited", err)
+	}
+}

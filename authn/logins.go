@@ -259,10 +259,27 @@ func truncate(s string, n int) string {
 // Get returns the login id if secret is the one its browser holds. A wrong or missing secret is
 // ErrForbidden; an unknown (or long gone) login is ErrNotFound.
 func (s *Logins) Get(ctx context.Context, id, secret string) (Login, error) {
+	return s.GetWith(ctx, id, secret, nil)
+}
+
+// GetWith is Get with, when pre is set, the reads of the email step (IdentifyPrefetch) in the same round trip:
+// they run whatever the login turns out to be, so the attempt counts against the client's limit even when the
+// browser is refused.
+func (s *Logins) GetWith(ctx context.Context, id, secret string, pre *IdentifyPrefetch) (Login, error) {
 	if !plausibleID(id) {
 		return Login{}, newErr(ErrNotFound, "this sign-in does not exist or has expired")
 	}
-	l, err := s.logins.Get(ctx, id)
+	var l Login
+	var err error
+	if pre == nil {
+		l, err = s.logins.Get(ctx, id)
+	} else {
+		b := s.st.Batch(ctx)
+		read := s.logins.GetIn(b, id)
+		pre.queue(b, pre.clientKey) // the network the login was parked from is not known yet: most often this one
+		b.Run()
+		l, err = read.Get()
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return Login{}, newErr(ErrNotFound, "this sign-in does not exist or has expired")
 	}
@@ -289,23 +306,59 @@ func (s *Logins) Get(ctx context.Context, id, secret string) (Login, error) {
 //
 // l is the login as the caller read it through GetLogin (which proved the browser); it is not read again.
 func (s *Logins) Identify(ctx context.Context, l Login, rawEmail, clientKey string) (Login, error) {
+	return s.IdentifyPrefetched(ctx, l, s.PrefetchIdentify(rawEmail, clientKey))
+}
+
+// IdentifyPrefetch is what the email step reads in one round trip — the attempt counted against the client's
+// limit, and the facts about the user the email names (identifyFacts) — queued beside the read of the login
+// itself (GetWith), which saves the step a round trip. The facts are read for the client's network: a login
+// parked from another network has its pause read again. Made by PrefetchIdentify, used by IdentifyPrefetched.
+type IdentifyPrefetch struct {
+	s                *Logins
+	email, clientKey string
+	emailErr         error
+	net              string                        // the network the facts were read for
+	hit              *store.Result[store.HitCount] // nil until queued
+	facts            *identifyFacts                // nil for an email that does not parse
+}
+
+// PrefetchIdentify is the IdentifyPrefetch of rawEmail, as typed in a browser of client network clientKey.
+func (s *Logins) PrefetchIdentify(rawEmail, clientKey string) *IdentifyPrefetch {
+	email, err := NormalizeEmail(rawEmail)
+	return &IdentifyPrefetch{s: s, email: email, emailErr: err, clientKey: clientKey}
+}
+
+// queue queues the reads in b, the facts for a login of network net.
+func (p *IdentifyPrefetch) queue(b *store.Batch, net string) {
+	p.net, p.hit = net, p.s.st.HitIn(b, identifyKey(p.clientKey), time.Minute)
+	if p.emailErr == nil {
+		p.facts = p.s.queueIdentifyFacts(b, p.email, net)
+	}
+}
+
+// IdentifyPrefetched is Identify with the email step's reads made beside the login's (GetWith), or made now
+// when they were not.
+func (s *Logins) IdentifyPrefetched(ctx context.Context, l Login, pre *IdentifyPrefetch) (Login, error) {
 	if l.Current(s.now()) != StateIdentify {
 		return l, nil // already past this step: show it as it stands
 	}
 	net := l.Network
 	if net == "" {
-		net = clientKey
+		net = pre.clientKey
 	}
-	email, emailErr := NormalizeEmail(rawEmail)
-	// One round trip reads everything the decision needs, and counts the attempt against the client's limit.
-	b := s.st.Batch(ctx)
-	hit := s.st.HitIn(b, identifyKey(clientKey), time.Minute)
-	var facts *identifyFacts
-	if emailErr == nil {
-		facts = s.queueIdentifyFacts(b, email, net)
+	email, emailErr := pre.email, pre.emailErr
+	switch {
+	case pre.hit == nil: // one round trip reads everything the decision needs, and counts the attempt
+		b := s.st.Batch(ctx)
+		pre.queue(b, net)
+		b.Run()
+	case pre.facts != nil && net != pre.net: // read for another network than the login's
+		b := s.st.Batch(ctx)
+		pre.facts.pause = s.st.GetValueIn(b, pauseKey(email, net))
+		b.Run()
 	}
-	b.Run()
-	h, err := hit.Get()
+	facts := pre.facts
+	h, err := pre.hit.Get()
 	if err != nil {
 		return Login{}, internal("rate limit", err)
 	}

@@ -39,7 +39,12 @@ var (
 
 // Load returns login id and its application, if secret is the one its browser holds.
 func (p *IdP) Load(ctx context.Context, id, secret string) (authn.Login, authn.App, error) {
-	l, err := p.svc.Logins.Get(ctx, id, secret)
+	return p.load(ctx, id, secret, nil)
+}
+
+// load is Load with, when pre is set, the email step's reads in the same round trip (authn.Logins.GetWith).
+func (p *IdP) load(ctx context.Context, id, secret string, pre *authn.IdentifyPrefetch) (authn.Login, authn.App, error) {
+	l, err := p.svc.Logins.GetWith(ctx, id, secret, pre)
 	switch {
 	case errors.Is(err, authn.ErrForbidden):
 		return l, authn.App{}, errForeignBrowser
@@ -97,14 +102,16 @@ func (p *IdP) page(ctx context.Context, l authn.Login, app authn.App) (Page, err
 }
 
 // Identify takes the email typed in the browser of login id (see authn.Logins.Identify) and returns the login's
-// page as it stands after the step, as Page would show it, without reading the login again. A malformed
-// address or too many attempts are errors for the form (authn.ErrInvalid, authn.ErrRateLimited).
+// page as it stands after the step, as Page would show it, without reading the login again. The login is read
+// in the round trip that counts the attempt and reads what the step decides on (authn.IdentifyPrefetch). A
+// malformed address or too many attempts are errors for the form (authn.ErrInvalid, authn.ErrRateLimited).
 func (p *IdP) Identify(ctx context.Context, id, secret, email string, c Client) (Page, error) {
-	l, app, err := p.Load(ctx, id, secret)
+	pre := p.svc.Logins.PrefetchIdentify(email, c.Network)
+	l, app, err := p.load(ctx, id, secret, pre)
 	if err != nil {
 		return Page{}, err
 	}
-	next, err := p.svc.Logins.Identify(ctx, l, email, c.Network)
+	next, err := p.svc.Logins.IdentifyPrefetched(ctx, l, pre)
 	if err != nil {
 		return Page{}, err
 	}
