@@ -793,3 +793,44 @@ func TestIdentifyPrefetchCounts(t *testing.T) {
 		t.Errorf("fourth post, from the login's browser: %v, want rate limited", err)
 	}
 }
+
+// TestRespondPhoneRemoved: a login whose approving phone was removed before its Response is refused and keeps
+// no session, whether the session's write and the phone's read share a round trip (one server) or not (the
+// Cluster layout, in the suite's spread run); a login whose phone stays gets its session.
+func TestRespondPhoneRemoved(t *testing.T) {
+	svc := mustService(t)
+	ctx := context.Background()
+	app := mustApp(t, svc)
+	build := func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
+		return []byte("<Response/>"), authn.SessionApp{AppID: app.ID}, nil
+	}
+	approved := func(email string) (authn.Login, authn.Device) {
+		t.Helper()
+		d := mustEnroll(t, svc, email)
+		l, secret := mustPending(t, svc, app, email)
+		if _, err := svc.Logins.ApproveByNumber(ctx, d, l.Number); err != nil {
+			t.Fatal(err)
+		}
+		return mustGetLogin(t, svc, l.ID, secret), d
+	}
+
+	l, d := approved("removed-" + rand.Text() + "@example.com")
+	if err := svc.Devices.Remove(ctx, d.Email, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, cookie, err := svc.Logins.Respond(ctx, l, build); !errors.Is(err, authn.ErrForbidden) || cookie != "" {
+		t.Errorf("Response after the phone's removal: %v, cookie %q; want forbidden and none", err, cookie)
+	}
+	if n, err := svc.Sessions.EndUser(ctx, d.Email); err != nil || n != 0 {
+		t.Errorf("sessions left for the removed phone's user: %d (%v), want none", n, err)
+	}
+
+	l, d = approved("kept-" + rand.Text() + "@example.com")
+	got, cookie, err := svc.Logins.Respond(ctx, l, build)
+	if err != nil || got.State != authn.StateAnswered || cookie == "" {
+		t.Fatalf("Response: %v, state %s, cookie %q", err, got.State, cookie)
+	}
+	if sess, err := svc.Sessions.FromCookie(ctx, cookie); err != nil || sess.ID != got.SessionID || sess.Email != d.Email {
+		t.Errorf("the Response's session: %+v (%v), want session %s of %s", sess, err, got.SessionID, d.Email)
+	}
+}

@@ -84,6 +84,31 @@ func (t table[T]) CreateWith(ctx context.Context, id string, v T, ttl time.Durat
 	return err
 }
 
+// CreateIn is store.Table.CreateIn, reported when its result is read, once the batch has run.
+func (t table[T]) CreateIn(b *store.Batch, id string, v T, ttl time.Duration, also store.Effects) *createIn[T] {
+	return &createIn[T]{t: t, ctx: b.Context(), id: id, v: v, res: t.Table.CreateIn(b, id, v, ttl, also)}
+}
+
+// createIn is a create queued in a batch (table.CreateIn).
+type createIn[T any] struct {
+	t        table[T]
+	ctx      context.Context
+	id       string
+	v        T
+	res      *store.Result[bool]
+	reported bool
+}
+
+// Get is store.Result.Get of the create, which it reports the first time it reads it landed.
+func (c *createIn[T]) Get() (inPlace bool, err error) {
+	inPlace, err = c.res.Get()
+	if err == nil && !c.reported {
+		c.reported = true
+		c.t.changed(c.ctx, c.id, OpCreate, nil, &c.v)
+	}
+	return inPlace, err
+}
+
 // Put is store.Table.Put, reported (as an update: the record may or may not have existed).
 func (t table[T]) Put(ctx context.Context, id string, v T, ttl time.Duration) error {
 	err := t.Table.Put(ctx, id, v, ttl)

@@ -1107,11 +1107,32 @@ func (s *Logins) Respond(ctx context.Context, l Login, build func(Login, User) (
 // the phone that approved it (approver), removed before or while the Response was signed: Devices.Remove
 // deletes the device and then ends its sessions, so reading the device once this session exists leaves no
 // gap; the session is then dropped again and the login refused.
+//
+// Where the store runs a batch in order (one server), the session's write and the device's read go in one
+// round trip, the write first; a write that ran after the batch (the server had lost its script) has the
+// device read again.
 func (s *Logins) openSession(ctx context.Context, sess *Session, approver string) error {
-	if err := s.sessions.Create(ctx, sess.ID, *sess, s.sessionTTL(), userIndex(sess.Email)); err != nil {
-		return internal("create session", err)
+	also := store.Effects{AddTo: []string{userIndex(sess.Email)}}
+	var err error
+	if s.sessions.InOrder() && s.devices.InOrder() {
+		b := s.st.Batch(ctx)
+		created := s.sessions.CreateIn(b, sess.ID, *sess, s.sessionTTL(), also)
+		dev := s.devices.GetIn(b, approver)
+		b.Run()
+		var inPlace bool
+		if inPlace, err = created.Get(); err != nil {
+			return internal("create session", err)
+		}
+		if _, err = dev.Get(); !inPlace {
+			_, err = s.devices.Get(ctx, approver)
+		}
+	} else {
+		if err := s.sessions.CreateWith(ctx, sess.ID, *sess, s.sessionTTL(), also); err != nil {
+			return internal("create session", err)
+		}
+		_, err = s.devices.Get(ctx, approver)
 	}
-	if _, err := s.devices.Get(ctx, approver); errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		s.dropSession(ctx, sess.ID, "drop the session of a removed phone")
 		return newErr(ErrForbidden, "the phone that approved this sign-in was removed")
 	} else if err != nil {

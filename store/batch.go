@@ -30,6 +30,9 @@ func (s *Store) Batch(ctx context.Context) *Batch {
 	return &Batch{ctx: ctx, pipe: s.rdb.Pipeline()}
 }
 
+// Context is the context the batch's operations run under.
+func (b *Batch) Context() context.Context { return b.ctx }
+
 // Run sends the queued operations and settles their results. An operation
 // whose script the server had not loaded yet is run again on its own (the
 // server did not run it); so is the rest of a large ListIndexIn. Each

@@ -201,15 +201,9 @@ func (t *Table[T]) Create(ctx context.Context, id string, v T, ttl time.Duration
 // (RemoveFrom, Linger, Publish, Announce) are refused before anything is
 // sent.
 func (t *Table[T]) CreateWith(ctx context.Context, id string, v T, ttl time.Duration, also Effects) error {
-	if err := also.checkCreate(); err != nil {
-		return t.errf("create", err)
-	}
-	if err := checkTTL(ttl); err != nil {
-		return t.errf("create", err)
-	}
-	b, err := encodeRecord(v)
+	b, err := t.encodeCreate(v, ttl, also)
 	if err != nil {
-		return t.errf("create", err)
+		return err
 	}
 	if t.spread {
 		if err := t.spreadCreate(ctx, id, b, ttl, also); err != nil {
@@ -217,6 +211,63 @@ func (t *Table[T]) CreateWith(ctx context.Context, id string, v T, ttl time.Dura
 		}
 		return nil
 	}
+	keys, args := t.createArgs(id, b, ttl, also)
+	return t.created(createScript.Run(ctx, t.s.rdb, keys, args...), also)
+}
+
+// InOrder reports whether this table's operations queued in a [Batch] run on
+// the server in the order they were queued among the batch's other
+// operations: true on one server (not a Cluster) for a table whose records are
+// not spread. [Table.CreateIn] needs it.
+func (t *Table[T]) InOrder() bool {
+	_, cluster := t.s.rdb.(*redis.ClusterClient)
+	return !t.spread && !cluster
+}
+
+// CreateIn queues [Table.CreateWith] of id in b, on a table that is InOrder
+// (otherwise its Result is an error and nothing is written). The server runs
+// it after the operations queued before it and before those queued after,
+// unless it had not loaded the create script yet: then the create runs again
+// on its own once the batch has run, and its Result's value is false
+// (otherwise true), so that a caller who needs the order can make up for it.
+func (t *Table[T]) CreateIn(b *Batch, id string, v T, ttl time.Duration, also Effects) *Result[bool] {
+	if !t.InOrder() {
+		return settle(b, func() (bool, error) {
+			return false, t.errf("create", errors.New("CreateIn on a table whose batches are not in order"))
+		})
+	}
+	enc, err := t.encodeCreate(v, ttl, also)
+	if err != nil {
+		return settle(b, func() (bool, error) { return false, err })
+	}
+	keys, args := t.createArgs(id, enc, ttl, also)
+	cmd := createScript.EvalSha(b.ctx, b.pipe, keys, args...)
+	ctx := b.ctx
+	return settle(b, func() (bool, error) {
+		if noScript(cmd.Err()) {
+			return false, t.created(createScript.Run(ctx, t.s.rdb, keys, args...), also)
+		}
+		return true, t.created(cmd, also)
+	})
+}
+
+// encodeCreate checks a create's effects and ttl and encodes its record.
+func (t *Table[T]) encodeCreate(v T, ttl time.Duration, also Effects) ([]byte, error) {
+	if err := also.checkCreate(); err != nil {
+		return nil, t.errf("create", err)
+	}
+	if err := checkTTL(ttl); err != nil {
+		return nil, t.errf("create", err)
+	}
+	b, err := encodeRecord(v)
+	if err != nil {
+		return nil, t.errf("create", err)
+	}
+	return b, nil
+}
+
+// createArgs are createScript's keys and arguments for record id, encoded as b.
+func (t *Table[T]) createArgs(id string, b []byte, ttl time.Duration, also Effects) ([]string, []any) {
 	keys := make([]string, 2, 2+len(also.AddTo))
 	keys[0], keys[1] = t.recKey(id), t.idsKey()
 	args := make([]any, 6, 6+len(also.AddTo))
@@ -225,7 +276,12 @@ func (t *Table[T]) CreateWith(ctx context.Context, id string, v T, ttl time.Dura
 		keys = append(keys, t.indexKey(ix))
 		args = append(args, also.capOf(i))
 	}
-	n, err := createScript.Run(ctx, t.s.rdb, keys, args...).Int()
+	return keys, args
+}
+
+// created turns createScript's reply into the create's error.
+func (t *Table[T]) created(cmd *redis.Cmd, also Effects) error {
+	n, err := cmd.Int()
 	if err != nil {
 		return t.errf("create", err)
 	}
