@@ -373,7 +373,6 @@ func (s *Server) handleAnswerChallenge(c echo.Context) error {
 	return c.JSON(http.StatusOK, deviceapi.AnswerResponse{State: challengeState(l.State)})
 }
 
-// handleApproveByNumber approves the user's open sign-in whose browser shows the number typed on the phone.
 // prefetchApproval, before requireDevice, lets an approval by number read the sign-ins that show its number in
 // the round trip that claims its device proof (authn.Logins.PrefetchNumber), one round trip fewer for the
 // approval. The body is read as the handler reads it; one that does not parse gets no prefetch, and the
@@ -394,6 +393,7 @@ func (s *Server) prefetchApproval(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// handleApproveByNumber approves the user's open sign-in whose browser shows the number typed on the phone.
 func (s *Server) handleApproveByNumber(c echo.Context) error {
 	var req deviceapi.ApproveByNumberRequest
 	if err := decodeJSONBytes(c.Get(ctxBody).([]byte), &req); err != nil {

@@ -878,7 +878,7 @@ func (s *Logins) ApproveSigned(ctx context.Context, d Device, dec Decision) (Log
 		return Login{}, newErr(ErrInvalid, "number must be the two-digit number shown in the browser")
 	}
 	ls, err := dec.Prefetched.read(d, number)
-	if err == errNotPrefetched {
+	if errors.Is(err, errNotPrefetched) {
 		ls, err = s.logins.ListIndex(ctx, numberIndex(d.Email, number))
 	}
 	if err != nil {
