@@ -798,7 +798,15 @@ func TestIdentifyPrefetchCounts(t *testing.T) {
 // no session, whether the session's write and the phone's read share a round trip (one server) or not (the
 // Cluster layout, in the suite's spread run); a login whose phone stays gets its session.
 func TestRespondPhoneRemoved(t *testing.T) {
-	svc := mustService(t)
+	var mu sync.Mutex
+	var sessionChanges []string // op and id of each session change reported
+	svc := mustServiceWith(t, authn.Config{OnChange: func(_ context.Context, c authn.Change) {
+		if c.Table == authn.TableSession {
+			mu.Lock()
+			sessionChanges = append(sessionChanges, c.Op+" "+c.ID)
+			mu.Unlock()
+		}
+	}})
 	ctx := context.Background()
 	app := mustApp(t, svc)
 	build := func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
@@ -832,5 +840,12 @@ func TestRespondPhoneRemoved(t *testing.T) {
 	}
 	if sess, err := svc.Sessions.FromCookie(ctx, cookie); err != nil || sess.ID != got.SessionID || sess.Email != d.Email {
 		t.Errorf("the Response's session: %+v (%v), want session %s of %s", sess, err, got.SessionID, d.Email)
+	}
+	// Each session written was reported once, and the removed phone's deleted again.
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sessionChanges) != 3 || !strings.HasPrefix(sessionChanges[0], "create ") ||
+		sessionChanges[1] != "delete "+strings.TrimPrefix(sessionChanges[0], "create ") || sessionChanges[2] != "create "+got.SessionID {
+		t.Errorf("session changes reported: %q; want the removed phone's created and deleted, then %s created", sessionChanges, got.SessionID)
 	}
 }
