@@ -22,6 +22,8 @@ const (
 	ctxBody   = "passport.body"
 	// ctxPrefetch is the read an approval by number sends with its proof's claim (prefetchApproval).
 	ctxPrefetch = "passport.prefetch"
+	// ctxApproval is an approval by number's body as prefetchApproval parsed it.
+	ctxApproval = "passport.approval"
 )
 
 // readBody reads the (size-limited) request body once; the proof covers its exact bytes.
@@ -375,8 +377,8 @@ func (s *Server) handleAnswerChallenge(c echo.Context) error {
 
 // prefetchApproval, before requireDevice, lets an approval by number read the sign-ins that show its number in
 // the round trip that claims its device proof (authn.Logins.PrefetchNumber), one round trip fewer for the
-// approval. The body is read as the handler reads it; one that does not parse gets no prefetch, and the
-// handler refuses it once the proof is checked, as before.
+// approval. It parses the body for the handler; one that does not parse gets no prefetch, and the handler
+// refuses it once the proof is checked, as before.
 func (s *Server) prefetchApproval(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		body, err := readBody(c)
@@ -385,6 +387,7 @@ func (s *Server) prefetchApproval(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		var req deviceapi.ApproveByNumberRequest
 		if decodeJSONBytes(body, &req) == nil {
+			c.Set(ctxApproval, req)
 			if p := s.svc.Logins.PrefetchNumber(req.Number); p != nil {
 				c.Set(ctxPrefetch, p)
 			}
@@ -395,9 +398,11 @@ func (s *Server) prefetchApproval(next echo.HandlerFunc) echo.HandlerFunc {
 
 // handleApproveByNumber approves the user's open sign-in whose browser shows the number typed on the phone.
 func (s *Server) handleApproveByNumber(c echo.Context) error {
-	var req deviceapi.ApproveByNumberRequest
-	if err := decodeJSONBytes(c.Get(ctxBody).([]byte), &req); err != nil {
-		return err
+	req, parsed := c.Get(ctxApproval).(deviceapi.ApproveByNumberRequest)
+	if !parsed { // prefetchApproval could not parse it: this says why
+		if err := decodeJSONBytes(c.Get(ctxBody).([]byte), &req); err != nil {
+			return err
+		}
 	}
 	prefetched, _ := c.Get(ctxPrefetch).(*authn.NumberPrefetch)
 	l, err := s.svc.Logins.ApproveSigned(s.ctx(c), device(c), authn.Decision{Number: req.Number, ContextHash: req.ContextHash,

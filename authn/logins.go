@@ -312,7 +312,7 @@ func (s *Logins) Identify(ctx context.Context, l Login, rawEmail, clientKey stri
 // IdentifyPrefetch is what the email step reads in one round trip — the attempt counted against the client's
 // limit, and the facts about the user the email names (identifyFacts) — queued beside the read of the login
 // itself (GetWith), which saves the step a round trip. The facts are read for the client's network: a login
-// parked from another network has its pause read again. Made by PrefetchIdentify, used by IdentifyPrefetched.
+// parked from another network has them read again for it. Made by PrefetchIdentify, used by IdentifyPrefetched.
 type IdentifyPrefetch struct {
 	s                *Logins
 	email, clientKey string
@@ -352,9 +352,9 @@ func (s *Logins) IdentifyPrefetched(ctx context.Context, l Login, pre *IdentifyP
 		b := s.st.Batch(ctx)
 		pre.queue(b, net)
 		b.Run()
-	case pre.facts != nil && net != pre.net: // read for another network than the login's
+	case pre.facts != nil && net != pre.net: // read for another network than the login's: read again for its own
 		b := s.st.Batch(ctx)
-		pre.facts.pause = s.st.GetValueIn(b, pauseKey(email, net))
+		pre.net, pre.facts = net, s.queueIdentifyFacts(b, email, net)
 		b.Run()
 	}
 	facts := pre.facts
@@ -608,6 +608,9 @@ func roundUp(d time.Duration) string {
 	}
 	return d.Round(time.Minute).String()
 }
+
+// twoDigit reports whether n is a number a browser can show: 10 to 99, as drawNumber draws them.
+func twoDigit(n int) bool { return n >= 10 && n <= 99 }
 
 // drawNumber draws a two-digit number (10–99) that is not in used, from the service's random source.
 func (s *core) drawNumber(used map[int]bool) (int, error) {
@@ -874,7 +877,7 @@ func (s *Logins) ApproveByNumber(ctx context.Context, d Device, number int) (Log
 // approval); else ErrContextChanged, and nothing is answered. dec.Receipt is kept.
 func (s *Logins) ApproveSigned(ctx context.Context, d Device, dec Decision) (Login, error) {
 	number := dec.Number
-	if number < 10 || number > 99 {
+	if !twoDigit(number) {
 		return Login{}, newErr(ErrInvalid, "number must be the two-digit number shown in the browser")
 	}
 	ls, err := dec.Prefetched.read(d, number)
@@ -921,7 +924,7 @@ type NumberPrefetch struct {
 
 // PrefetchNumber is the NumberPrefetch of number; nil for a number no browser shows (ApproveSigned refuses it).
 func (s *Logins) PrefetchNumber(number int) *NumberPrefetch {
-	if number < 10 || number > 99 {
+	if !twoDigit(number) {
 		return nil
 	}
 	return &NumberPrefetch{s: s, number: number}
