@@ -20,15 +20,15 @@ func (s *Server) routes() {
 	samlLimit := middleware.BodyLimit("256K")
 	e.GET("/saml/certificate.pem", s.handleCertificate)
 	e.GET("/saml/:appID/metadata", s.handleMetadata)
-	e.Match([]string{http.MethodGet, http.MethodPost}, "/saml/:appID/sso", s.handleSSO, samlLimit)
-	e.GET("/saml/:appID/login", s.handleIdPLogin)
+	e.Match([]string{http.MethodGet, http.MethodPost}, "/saml/:appID/sso", s.handleSSO, samlLimit, deepStack)
+	e.GET("/saml/:appID/login", s.handleIdPLogin, deepStack)
 	e.Match([]string{http.MethodGet, http.MethodPost}, "/saml/:appID/slo", s.handleSLO, samlLimit)
 
 	// The login pages the employee's browser sees.
-	e.GET("/login/:txnID", s.handleLoginPage)
-	e.POST("/login/:txnID", s.handleLoginSubmit, middleware.BodyLimit("8K"))
-	e.POST("/login/:txnID/change", s.handleLoginChange, middleware.BodyLimit("8K"))
-	e.POST("/login/:txnID/code", s.handleLoginCode, middleware.BodyLimit("8K"))
+	e.GET("/login/:txnID", s.handleLoginPage, deepStack)
+	e.POST("/login/:txnID", s.handleLoginSubmit, middleware.BodyLimit("8K"), deepStack)
+	e.POST("/login/:txnID/change", s.handleLoginChange, middleware.BodyLimit("8K"), deepStack)
+	e.POST("/login/:txnID/code", s.handleLoginCode, middleware.BodyLimit("8K"), deepStack)
 	e.GET("/login/:txnID/events", s.handleLoginEvents)
 	e.GET("/enroll", s.handleEnrollPage)
 	e.Match([]string{http.MethodGet, http.MethodHead}, "/static/:name", s.handleStatic) // scripts, styles: no cookie needed
