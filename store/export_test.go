@@ -181,3 +181,14 @@ func SilencePubSubConn(s *Store) error {
 // FlushScripts makes the server forget every loaded script (SCRIPT FLUSH), as
 // a restart does.
 func FlushScripts(ctx context.Context, s *Store) error { return s.rdb.ScriptFlush(ctx).Err() }
+
+// AliveChecks returns how many times go-redis's pool checked s's connections by a peek at the socket, and
+// how many times it was answered without one (see aliveFor).
+func AliveChecks(s *Store) (peeks, skips int64) { return s.alive.peeks.Load(), s.alive.skips.Load() }
+
+// SetAliveWindow sets how long after a reply s takes a connection as alive without a peek (0: never).
+func SetAliveWindow(s *Store, d time.Duration) { s.alive.window.Store(int64(d)) }
+
+// ClientID returns the server's id of the connection that s's next command uses (CLIENT ID): one at a time,
+// commands use the same connection.
+func ClientID(ctx context.Context, s *Store) (int64, error) { return s.rdb.ClientID(ctx).Result() }

@@ -107,6 +107,7 @@ type Store struct {
 	psPingEvery, psPingTimeout time.Duration
 
 	stats statsHook
+	alive aliveHook  // skips go-redis's peek at a connection that has just read a reply (see aliveFor)
 	ack   replicaAck // see WithReplicaAck; n == 0: off
 	// spread: tables of NewSpreadTable use the Cluster layout (see spread.go).
 	spread bool
@@ -302,6 +303,8 @@ func newStore(o Options) (*Store, error) {
 		return nil, fmt.Errorf("invalid URL: unsupported scheme %q", scheme)
 	}
 	s.rdb.AddHook(&s.stats)
+	s.alive.window.Store(int64(aliveFor))
+	s.rdb.AddHook(&s.alive)
 	if c, ok := s.rdb.(*redis.Client); ok && s.ack.n > 0 {
 		s.ack.client, s.ack.stats = c, &s.stats
 		s.rdb.AddHook(&s.ack)
