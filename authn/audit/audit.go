@@ -406,9 +406,9 @@ func (l *Log) Count(ctx context.Context, since time.Time, types ...string) (map[
 
 // encode is an event's JSON as its stream entry keeps it: the text encoding/json writes, without HTML
 // escaping (the entries are never pasted into a page; the console escapes what it shows, the export encodes
-// again), written by go-json as the store writes its records (store.RecordJSON). encoding/json took 2.3% of
-// the IdP's CPU at 16 logins in flight, writing a login's five or so events; go-json takes a fraction of it.
-// TestEncodeAsEncodingJSON holds the two to the same text.
+// again), written by go-json as the store writes its records (store.RecordJSON). go-json writes an event 2.3
+// times faster than encoding/json (BenchmarkEncodeEvent), which took 2.3% of the IdP's CPU while a load run
+// enrolled its users and 0.6% during logins. TestEncodeAsEncodingJSON holds the two to the same text.
 func encode(e Event) ([]byte, error) {
 	return store.RecordJSON(e)
 }
