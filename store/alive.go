@@ -20,10 +20,10 @@ import (
 // does for database connections (aliveBypassWindowMs); one idle for longer is peeked at as before. Only a
 // connection the server closed within that window (a restart, CLIENT KILL) goes unnoticed: its command then
 // fails with EOF and go-redis sends it again on another connection, as it always has for connections over
-// TLS, which it never peeks at. The peek also finds bytes the server sent unasked; on the connections of
-// this store there are none: a reply that came late follows a timeout, after which go-redis closes the
-// connection, and no push notifications are asked for (no client-side caching; Redis 7 sends no
-// maintenance notices).
+// TLS, which it never peeks at. The peek also finds bytes the server sent unasked, which the skip leaves
+// for the command's read: a reply that came late cannot be there (go-redis closes a connection after a
+// timeout), and a RESP3 push notification (a maintenance notice, where the server sends them) is read and
+// handled by go-redis's reader before the command's reply in any case.
 
 // aliveFor is how long after its last reply a connection is taken as alive without a peek.
 const aliveFor = time.Second
