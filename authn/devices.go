@@ -255,10 +255,6 @@ func (s *Devices) Authenticate(ctx context.Context, pr ProofRequest) (Device, er
 	return d, nil
 }
 
-func (s *core) consumeJTI(ctx context.Context, thumbprint, jti string) error {
-	return s.claimJTI(ctx, thumbprint, jti, nil)
-}
-
 // claimJTI claims a device proof's one-time id, with then, when also is set, the reads it queues in the same
 // round trip: the server runs them after the claim, and the caller uses them only if the claim succeeded.
 func (s *core) claimJTI(ctx context.Context, thumbprint, jti string, also func(*store.Batch)) error {
@@ -329,7 +325,7 @@ func (s *core) verifyEnrollmentProof(ctx context.Context, pr ProofRequest) (stri
 		return "", "", &Error{Code: ErrInvalidProof.Code, Message: "the device proof does not verify", Err: err}
 	}
 	thumb := deviceproof.Thumbprint(u.JWK)
-	if err := s.consumeJTI(ctx, thumb, claims.ID); err != nil {
+	if err := s.claimJTI(ctx, thumb, claims.ID, nil); err != nil {
 		return "", "", err
 	}
 	jwk, err := deviceproof.MarshalPublicKey(u.JWK)
