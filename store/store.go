@@ -111,6 +111,8 @@ type Store struct {
 	ack   replicaAck // see WithReplicaAck; n == 0: off
 	// spread: tables of NewSpreadTable use the Cluster layout (see spread.go).
 	spread bool
+	// cluster: the server is a Redis Cluster, which runs a batch per node in no set order (Table.InOrder).
+	cluster bool
 }
 
 // Stats counts what a Store has asked of the server since it was opened.
@@ -189,7 +191,10 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 func newStore(o Options) (*Store, error) {
 	s := &Store{prefix: o.Prefix}
 	u := strings.TrimSpace(o.URL)
-	defer func() { _, cluster := s.rdb.(*redis.ClusterClient); s.spread = cluster || (o.Spread && s.mini == nil) }()
+	defer func() {
+		_, s.cluster = s.rdb.(*redis.ClusterClient)
+		s.spread = s.cluster || (o.Spread && s.mini == nil)
+	}()
 	scheme, rest, ok := strings.Cut(u, "://")
 	switch {
 	case u == "":

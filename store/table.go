@@ -220,8 +220,7 @@ func (t *Table[T]) CreateWith(ctx context.Context, id string, v T, ttl time.Dura
 // operations: true on one server (not a Cluster) for a table whose records are
 // not spread. [Table.CreateIn] needs it.
 func (t *Table[T]) InOrder() bool {
-	_, cluster := t.s.rdb.(*redis.ClusterClient)
-	return !t.spread && !cluster
+	return !t.spread && !t.s.cluster
 }
 
 // CreateIn queues [Table.CreateWith] of id in b, on a table that is InOrder
