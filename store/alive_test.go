@@ -2,12 +2,9 @@ package store_test
 
 import (
 	"context"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/winkk/passport/store"
 	"github.com/winkk/passport/store/storetest"
@@ -58,14 +55,7 @@ func TestAliveKilledConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, _ := storetest.RedisURL()
-	opt, err := redis.ParseURL(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := redis.NewClient(opt)
-	defer admin.Close()
-	if err := admin.ClientKillByFilter(ctx, "ID", itoa(id)).Err(); err != nil {
+	if err := store.KillClient(ctx, storetest.OpenRedis(t), id); err != nil {
 		t.Fatal(err)
 	}
 
@@ -83,8 +73,6 @@ func TestAliveKilledConnection(t *testing.T) {
 		t.Fatalf("the store still uses connection %d (%v), which the server closed", now, err)
 	}
 }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // BenchmarkAliveRoundTrip: one round trip after another (a GET of a missing key), with go-redis's peek at
 // the connection before each and without it (the connection has just read a reply).

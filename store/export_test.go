@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -192,3 +193,9 @@ func SetAliveWindow(s *Store, d time.Duration) { s.alive.window.Store(int64(d)) 
 // ClientID returns the server's id of the connection that s's next command uses (CLIENT ID): one at a time,
 // commands use the same connection.
 func ClientID(ctx context.Context, s *Store) (int64, error) { return s.rdb.ClientID(ctx).Result() }
+
+// KillClient has the server close its connection id (CLIENT KILL ID), asked through s: another store, since a
+// connection is not closed by its own request.
+func KillClient(ctx context.Context, s *Store, id int64) error {
+	return s.rdb.ClientKillByFilter(ctx, "ID", strconv.FormatInt(id, 10)).Err()
+}
