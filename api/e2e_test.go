@@ -154,3 +154,22 @@ func fetch(t *testing.T, u string) []byte {
 	}
 	return b
 }
+
+// metricsWith fetches u's /metrics until it holds every line of want, for up to five seconds, and returns the
+// last fetch. An event stream records how soon it told its page just after the event's write returned, so a
+// test that has read the event can reach /metrics a moment before the count does.
+func metricsWith(t *testing.T, u string, want ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m := string(fetch(t, u+"/metrics"))
+		missing := false
+		for _, w := range want {
+			missing = missing || !strings.Contains(m, w)
+		}
+		if !missing || time.Now().After(deadline) {
+			return m
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -102,8 +102,9 @@ func TestLoginToldMetric(t *testing.T) {
 	login(deviceapi.DecisionDeny, true)
 	login(deviceapi.DecisionApprove, false)
 
-	metrics := string(fetch(t, e.URL+"/metrics"))
-	for _, want := range []string{`passport_login_told_seconds_count{answer="approved"} 1` + "\n", `passport_login_told_seconds_count{answer="denied"} 1` + "\n"} {
+	wants := []string{`passport_login_told_seconds_count{answer="approved"} 1` + "\n", `passport_login_told_seconds_count{answer="denied"} 1` + "\n"}
+	metrics := metricsWith(t, e.URL, wants...)
+	for _, want := range wants {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("the metrics lack %q", want)
 		}

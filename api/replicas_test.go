@@ -120,7 +120,7 @@ func TestReplicasShareLogins(t *testing.T) {
 	// The page waited on A: A measured how soon it was told, from the time B recorded the approval; B had no
 	// page to tell.
 	const told = `passport_login_told_seconds_count{answer="approved"} 1` + "\n"
-	if !strings.Contains(string(fetch(t, a.Direct+"/metrics")), told) || strings.Contains(string(fetch(t, b.Direct+"/metrics")), "passport_login_told_seconds_count") {
+	if !strings.Contains(metricsWith(t, a.Direct, told), told) || strings.Contains(string(fetch(t, b.Direct+"/metrics")), "passport_login_told_seconds_count") {
 		t.Errorf("want %q on A's /metrics only", told)
 	}
 	lb.to(t, a.Direct)
