@@ -204,10 +204,6 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 	l.redis.read(ctx, beforeLogins)
 	before, merr := scrapeMetrics(ctx, l.plain, cfg.Metrics)
 	res := newResults()
-	var deadline time.Time
-	if cfg.Duration > 0 {
-		deadline = time.Now().Add(cfg.Duration)
-	}
 	var b *bar
 	if cfg.Logins > 0 {
 		b = ui.bar(int64(cfg.Logins), "logins", "logins")
@@ -217,7 +213,7 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 	cpu0, hasCPU := processCPU()
 	steal := startSteal()
 	stopTiming := sigs.during(signatureEvery)
-	rep.Stopped = l.attack(ctx, deadline, cfg.Logins, res, b)
+	rep.Stopped = l.attack(ctx, cfg.Duration, cfg.Logins, res, b)
 	during, terr := stopTiming()
 	cpu1, _ := processCPU()
 	b.done()
@@ -321,12 +317,13 @@ func (l *loadRun) enroll(ctx context.Context, n, logins int) ([]*user, error) {
 	return users, nil
 }
 
-// attack runs logins on cfg.Concurrency workers until the deadline (zero: none) or maxLogins (<= 0: none), or until
-// no user has logins left or ctx ends; logins under way then finish. It returns why it stopped.
-func (l *loadRun) attack(ctx context.Context, deadline time.Time, maxLogins int, res *results, b *bar) string {
+// attack runs logins on cfg.Concurrency workers for d from its own start (zero: no bound) or until maxLogins
+// (<= 0: none), or until no user has logins left or ctx ends; logins under way then finish. It returns why it
+// stopped. The clock starts here, after the signature timed as the logins start, so that the logins get all of d.
+func (l *loadRun) attack(ctx context.Context, d time.Duration, maxLogins int, res *results, b *bar) string {
 	startCtx, cancel := ctx, context.CancelFunc(func() {})
-	if !deadline.IsZero() {
-		startCtx, cancel = context.WithDeadline(ctx, deadline)
+	if d > 0 {
+		startCtx, cancel = context.WithTimeout(ctx, d)
 	}
 	defer cancel()
 	var started atomic.Int64
@@ -372,7 +369,7 @@ func (l *loadRun) calibrate(ctx context.Context) (int, string, error) {
 	l.ui.status("warming up for %s to size the users for %s", warmUp, l.cfg.Duration)
 	res := newResults()
 	start := time.Now()
-	l.attack(ctx, start.Add(warmUp), 0, res, nil)
+	l.attack(ctx, warmUp, 0, res, nil)
 	elapsed := time.Since(start)
 	if ctx.Err() != nil {
 		return 0, "", nil

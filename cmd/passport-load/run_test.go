@@ -173,7 +173,11 @@ func TestDuration(t *testing.T) {
 	if code != exitOK || rep.Logins.Succeeded == 0 || rep.Logins.Failed != 0 {
 		t.Errorf("exit %d, logins %+v, errors %+v", code, rep.Logins, rep.Errors)
 	}
-	if rep.Stopped != "--duration reached" || rep.Duration < time.Second {
+	// The report's duration runs from the first login's start to the last one's end. The second's clock starts
+	// just before the workers do, and a worker stops only when it has ended a login past it, so the logins
+	// take the second whole but for the moment the first worker takes to start: 100 ms is room for a machine
+	// under load, not a speed bound.
+	if rep.Stopped != "--duration reached" || rep.Duration < time.Second-100*time.Millisecond {
 		t.Errorf("stopped %q after %v, want the duration reached", rep.Stopped, rep.Duration)
 	}
 	if len(rep.Notes) == 0 || !strings.HasPrefix(rep.Notes[0], "warm-up: ") {
