@@ -7,12 +7,20 @@ import (
 
 	"github.com/winkk/passport/store"
 	"github.com/winkk/passport/store/storetest"
+	"github.com/winkk/passport/store/storetest/redisproc"
 )
 
 // TestAliveSkipsPeek: commands one after another take a connection that has just read a reply, and go-redis's
-// pool check of it is answered without a peek at the socket; with the window closed every check peeks.
+// pool check of it is answered without a peek at the socket; with the window closed every check peeks. On one
+// server and on a Cluster, whose node clients dial the connections.
 func TestAliveSkipsPeek(t *testing.T) {
-	s := storetest.OpenRedis(t)
+	t.Run("server", func(t *testing.T) { aliveSkipsPeek(t, storetest.OpenRedis(t)) })
+	t.Run("cluster", func(t *testing.T) {
+		aliveSkipsPeek(t, storetest.OpenURL(t, redisproc.StartCluster(t).URL()))
+	})
+}
+
+func aliveSkipsPeek(t *testing.T, s *store.Store) {
 	ctx := context.Background()
 	if err := s.Ping(ctx); err != nil { // a connection in the pool, with a reply read
 		t.Fatal(err)

@@ -309,7 +309,12 @@ func newStore(o Options) (*Store, error) {
 	}
 	s.rdb.AddHook(&s.stats)
 	s.alive.window.Store(int64(aliveFor))
-	s.rdb.AddHook(&s.alive)
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		// A Cluster's connections are dialled by its node clients, each with hooks of its own.
+		cc.OnNewNode(func(n *redis.Client) { n.AddHook(&s.alive) })
+	} else {
+		s.rdb.AddHook(&s.alive)
+	}
 	if c, ok := s.rdb.(*redis.Client); ok && s.ack.n > 0 {
 		s.ack.client, s.ack.stats = c, &s.stats
 		s.rdb.AddHook(&s.ack)
