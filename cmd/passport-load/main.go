@@ -41,14 +41,10 @@ func main() {
 // waiting, against 71-73 MiB).
 const generatorGOGC = 400
 
-// tuneGC sets the collector's target to generatorGOGC unless GOGC (from getenv) sets one, and returns the target
-// in use.
-func tuneGC(getenv func(string) string) int {
-	if getenv("GOGC") != "" {
-		old := debug.SetGCPercent(100)
-		debug.SetGCPercent(old)
-		return old
+// tuneGC sets the collector's target to generatorGOGC unless GOGC (from getenv) sets one, which the runtime
+// has already read.
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(generatorGOGC)
 	}
-	debug.SetGCPercent(generatorGOGC)
-	return generatorGOGC
 }
