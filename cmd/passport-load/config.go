@@ -39,6 +39,9 @@ Drives whole logins (browser and phone) against a running Passport IdP and repor
   --sign WHAT            what its application's Responses sign: both (default, as Atlassian's set-up wants
                          it), assertion (one signature per login) or response; the check of each Response
                          requires exactly that
+  --check-after          check each Response after the logins end, not as it arrives: kept until then in a
+                         temporary file (about 15 KB a login), so that on a machine shared with the IdP the
+                         checks take no CPU from it while its cost is measured
   --json                 the report as JSON instead of text
   --redis URL            the IdP's Redis, as its PASSPORT_REDIS_URL (redis://, rediss://, unix://, redis-sentinel://,
                          redis-cluster://): also report Redis's memory (INFO used_memory, whole servers) before
@@ -67,6 +70,7 @@ type config struct {
 	SourceAddrs   int // 0: the default
 	Domain        string
 	Sign          saml.Signing // what the application's Responses sign (--sign)
+	CheckAfter    bool         // the Responses are checked after the logins (--check-after)
 	JSON          bool
 	Redis         string // "": Redis is not measured
 	RedisPrefix   string
@@ -106,6 +110,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	fs.IntVar(&c.SourceAddrs, "source-addrs", 0, "")
 	fs.StringVar(&c.Domain, "domain", "example.com", "")
 	sign := fs.String("sign", "both", "")
+	fs.BoolVar(&c.CheckAfter, "check-after", false, "")
 	fs.BoolVar(&c.JSON, "json", false, "")
 	fs.StringVar(&c.Redis, "redis", "", "")
 	fs.StringVar(&c.RedisPrefix, "redis-prefix", "", "")

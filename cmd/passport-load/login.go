@@ -19,8 +19,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	saml2 "github.com/russellhaering/gosaml2"
-
 	"github.com/winkk/passport/api/deviceapi"
 )
 
@@ -110,7 +108,6 @@ func unexpected(step string, p *page, want string) *failure {
 // runner does logins for the run's application.
 type runner struct {
 	fx      *fixture
-	sp      *saml2.SAMLServiceProvider
 	sources *sources
 	timeout time.Duration
 }
@@ -199,13 +196,14 @@ func (r *runner) park(ctx context.Context, email string, src netip.Addr) (*parke
 	return p, nil
 }
 
-// login does one whole login for u from src and checks its Response.
-func (r *runner) login(ctx context.Context, u *user, src netip.Addr) (timings, *failure) {
+// login does one whole login for u from src and returns its timings and the Response the browser was handed,
+// for the caller to check (runner.verify) at once or after the logins (--check-after).
+func (r *runner) login(ctx context.Context, u *user, src netip.Addr) (timings, response, *failure) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	p, f := r.park(ctx, u.email, src)
 	if f != nil {
-		return nil, f
+		return nil, response{}, f
 	}
 	defer p.close()
 
@@ -216,15 +214,15 @@ func (r *runner) login(ctx context.Context, u *user, src netip.Addr) (timings, *
 	var sent atomic.Int64
 	trace := &httptrace.ClientTrace{WroteHeaders: func() { sent.CompareAndSwap(0, time.Now().UnixNano()) }}
 	if err := u.phone.approve(httptrace.WithClientTrace(ctx, trace), p.number); err != nil {
-		return nil, failed(stepApprove, err)
+		return nil, response{}, failed(stepApprove, err)
 	}
 	for {
 		ev, err := p.events.next(ctx)
 		if errors.Is(err, io.EOF) {
-			return nil, &failure{stepApprove, "stream ended", "the event stream ended before it said approved"}
+			return nil, response{}, &failure{stepApprove, "stream ended", "the event stream ended before it said approved"}
 		}
 		if err != nil {
-			return nil, failed(stepApprove, err)
+			return nil, response{}, failed(stepApprove, err)
 		}
 		if ev.Name == "state" && ev.Data == "approved" {
 			// Neither end waits for this generator's goroutines to run. Kernel time is the wall clock: a clock
@@ -235,7 +233,7 @@ func (r *runner) login(ctx context.Context, u *user, src netip.Addr) (timings, *
 			break
 		}
 		if ev.Name != "state" || ev.Data != "pending" {
-			return nil, &failure{stepApprove, "event " + ev.Name + " " + ev.Data, "the stream did not say approved"}
+			return nil, response{}, &failure{stepApprove, "event " + ev.Name + " " + ev.Data, "the stream did not say approved"}
 		}
 	}
 	p.t[stepApprove] = time.Since(t)
@@ -246,19 +244,16 @@ func (r *runner) login(ctx context.Context, u *user, src netip.Addr) (timings, *
 	t = time.Now()
 	pg, err := p.b.get(ctx, p.page.String())
 	if err != nil {
-		return nil, failed(stepResponse, err)
+		return nil, response{}, failed(stepResponse, err)
 	}
 	if pg.Status != http.StatusOK || !pg.HasPost || pg.SAMLResponse == "" {
-		return nil, unexpected(stepResponse, pg, "SAMLResponse form")
+		return nil, response{}, unexpected(stepResponse, pg, "SAMLResponse form")
 	}
 	now := time.Now()
 	p.t[stepResponse] = now.Sub(t)
 	p.t[stepLogin] = now.Sub(p.start)
-
-	if f := r.verify(pg, p.reqID, p.relay, u.email); f != nil {
-		return nil, f
-	}
-	return p.t, nil
+	return p.t, response{PostAction: pg.PostAction, RelayState: pg.RelayState, SAMLResponse: pg.SAMLResponse,
+		ReqID: p.reqID, Relay: p.relay, Email: u.email, At: now}, nil
 }
 
 // redirectURL is the SSO URL carrying an Atlassian-shaped AuthnRequest by the HTTP-Redirect binding

@@ -22,6 +22,10 @@ type results struct {
 	interrupted int
 	errors      map[[2]string]*ErrorCount
 	first, last time.Time
+	// later keeps the Responses of logins that await their check (--check-after); nil: each is checked as it
+	// arrives. kept is how many it holds.
+	later *laterChecks
+	kept  int
 }
 
 // Histogram range: 1 µs to 10 minutes, 3 significant digits.
@@ -38,17 +42,27 @@ func newResults() *results {
 	return r
 }
 
-// add records one login that started at start: its timings when it succeeded, else why it failed.
-func (r *results) add(start time.Time, t timings, f *failure) {
-	end := time.Now()
+// add records one login that started at start and ended at end: its timings when it succeeded, else why it
+// failed.
+func (r *results) add(start, end time.Time, t timings, f *failure) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.span(start, end)
+	r.outcome(t, f)
+}
+
+// span widens the time the logins took to include one from start to end.
+func (r *results) span(start, end time.Time) {
 	if r.first.IsZero() || start.Before(r.first) {
 		r.first = start
 	}
 	if end.After(r.last) {
 		r.last = end
 	}
+}
+
+// outcome counts one login by how it ended: its timings when it succeeded, else why it failed.
+func (r *results) outcome(t timings, f *failure) {
 	switch {
 	case f != nil && f.Kind == kindInterrupted:
 		r.interrupted++
@@ -73,7 +87,7 @@ func (r *results) add(start time.Time, t timings, f *failure) {
 func (r *results) done() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.succeeded + r.failed + r.interrupted
+	return r.succeeded + r.failed + r.interrupted + r.kept
 }
 
 // Report is what a run measured; the text report and the JSON one show the same data. Durations are in
@@ -110,6 +124,8 @@ type Report struct {
 	Waiting   *Waiting   `json:"waiting,omitempty"`
 	// Redis is what the run measured of the IdP's Redis, with --redis.
 	Redis *RedisReport `json:"redis,omitempty"`
+	// Check is there when the Responses were checked after the logins (--check-after), not as each arrived.
+	Check *Check `json:"check,omitempty"`
 
 	Setup struct {
 		Users    int           `json:"users"`
@@ -129,6 +145,17 @@ type Report struct {
 	// the kernel gives a CPU to the IdP and Redis before the generator when they share the machine.
 	Nice  *int     `json:"generator_nice,omitempty"`
 	Notes []string `json:"notes,omitempty"`
+}
+
+// Check is the check of the Responses after the logins (--check-after): each as the SP checks it, at the
+// moment it arrived.
+type Check struct {
+	After bool `json:"after"`
+	// Responses is how many were checked; Duration, how long that took on the clock, after the logins;
+	// CPUPerResponse, this process's CPU per Response over it.
+	Responses      int           `json:"responses"`
+	Duration       time.Duration `json:"duration"`
+	CPUPerResponse time.Duration `json:"cpu_per_response,omitempty"`
 }
 
 // Latency is a step's HDR-histogram summary.
@@ -335,6 +362,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 	}
 	if r := rep.Redis; r != nil {
 		r.writeText(line, sub)
+	}
+	if c := rep.Check; c != nil {
+		line("Check", "[Responses after the logins, took, CPU each]", "%d, %s, %s", c.Responses, round(c.Duration), round(c.CPUPerResponse))
 	}
 	if st := rep.Steal; st != nil {
 		line("Machine", "[CPU stolen by the hypervisor]", "%.1f%%", *st)

@@ -142,7 +142,7 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 	if err != nil {
 		return report(err)
 	}
-	l.r = &runner{fx: fx, sp: newSP(fx.App, fx.Certs), sources: src, timeout: cfg.Timeout}
+	l.r = &runner{fx: fx, sources: src, timeout: cfg.Timeout}
 	sizeLater := cfg.Users == 0 && cfg.Logins < 0
 	n := l.usersFor()
 	waitUsers, err := l.enroll(ctx, ceilDiv(cfg.Waiting, maxPendingPerUser), maxPendingPerUser)
@@ -204,6 +204,12 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 	l.redis.read(ctx, beforeLogins)
 	before, merr := scrapeMetrics(ctx, l.plain, cfg.Metrics)
 	res := newResults()
+	if cfg.CheckAfter {
+		if res.later, err = newLaterChecks(); err != nil {
+			return report(err)
+		}
+		defer func() { err = errors.Join(err, res.later.close()) }()
+	}
 	var b *bar
 	if cfg.Logins > 0 {
 		b = ui.bar(int64(cfg.Logins), "logins", "logins")
@@ -228,11 +234,27 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 		}
 	}
 	l.redis.read(ctx, afterLogins)
-	res.fill(rep)
 	var after idpMetrics
 	if merr == nil {
 		after, merr = scrapeMetrics(context.WithoutCancel(ctx), l.plain, cfg.Metrics)
 	}
+	if res.later != nil {
+		// The IdP's cost is read: now the Responses, whatever happens to ctx (the logins are done).
+		rep.Check = &Check{After: true}
+		ui.status("checking %d Responses as the SP would", res.waitingCheck())
+		t0 := time.Now()
+		c0, hasCPU := processCPU()
+		n, cerr := res.checkKept(l.r.verify)
+		rep.Check.Responses, rep.Check.Duration = n, time.Since(t0)
+		if c1, _ := processCPU(); hasCPU && n > 0 {
+			rep.Check.CPUPerResponse = (c1 - c0) / time.Duration(n)
+		}
+		if cerr != nil {
+			rep.Notes = append(rep.Notes, "the check after the logins stopped: "+cerr.Error())
+		}
+		rep.Notes = append(rep.Notes, "the Responses were checked after the logins (--check-after): this generator's CPU per login leaves those checks out")
+	}
+	res.fill(rep)
 	if merr != nil {
 		rep.Notes = append(rep.Notes, "the IdP's cost is unknown: "+merr.Error())
 	} else {
@@ -343,9 +365,21 @@ func (l *loadRun) attack(ctx context.Context, d time.Duration, maxLogins int, re
 					return
 				}
 				start := time.Now()
-				t, f := l.r.login(ctx, u, l.r.sources.pick())
+				t, resp, f := l.r.login(ctx, u, l.r.sources.pick())
+				end := time.Now()
 				l.pool.give(u)
-				res.add(start, t, f)
+				switch {
+				case f != nil:
+				case res.later == nil:
+					f = l.r.verify(resp)
+				default:
+					if err := res.keep(keptLogin{Start: start, End: end, T: t, R: resp}); err != nil {
+						f = &failure{stepVerify, "not kept", err.Error()}
+					}
+				}
+				if f != nil || res.later == nil {
+					res.add(start, end, t, f)
+				}
 				b.add()
 			}
 		})
@@ -424,7 +458,7 @@ func (l *loadRun) waiting(ctx context.Context, users []*user) (w *Waiting, close
 				}
 				if f != nil {
 					cancel()
-					res.add(start, nil, f)
+					res.add(start, time.Now(), nil, f)
 					continue
 				}
 				mu.Lock()
