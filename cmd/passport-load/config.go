@@ -40,7 +40,7 @@ Drives whole logins (browser and phone) against a running Passport IdP and repor
                          it), assertion (one signature per login) or response; the check of each Response
                          requires exactly that
   --check-after          check each Response after the logins end, not as it arrives: kept until then in a
-                         temporary file (about 15 KB a login), so that on a machine shared with the IdP the
+                         temporary file (about 11 KB a login), so that on a machine shared with the IdP the
                          checks take no CPU from it while its cost is measured
   --json                 the report as JSON instead of text
   --redis URL            the IdP's Redis, as its PASSPORT_REDIS_URL (redis://, rediss://, unix://, redis-sentinel://,

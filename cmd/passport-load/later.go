@@ -13,7 +13,7 @@ import (
 )
 
 // laterChecks keeps the Responses of finished logins until the logins end, for --check-after, in a temporary
-// file (about 15 KB a login: a minute at 300 logins/s is 270 MB), so that a long run does not hold them in
+// file (about 11 KB a login: a minute at 300 logins/s is about 200 MB), so that a long run does not hold them in
 // memory. Checking a Response as the SP does costs this generator about as much CPU as the whole login costs
 // the IdP; on a machine the two share, checking them after the IdP's cost is measured keeps that CPU out of the
 // IdP's minutes, as it is when the SPs are other machines. Safe for concurrent use.
