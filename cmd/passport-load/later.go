@@ -22,7 +22,6 @@ type laterChecks struct {
 	f   *os.File
 	w   *bufio.Writer
 	enc *gob.Encoder
-	n   int
 	err error // the first write that failed: every login kept after it fails too
 }
 
@@ -52,7 +51,6 @@ func (c *laterChecks) keep(k keptLogin) error {
 	if c.err != nil {
 		return fmt.Errorf("kept for the check after the logins: %w", c.err)
 	}
-	c.n++
 	return nil
 }
 
@@ -77,7 +75,7 @@ func (c *laterChecks) each(fn func(keptLogin)) error {
 		})
 	}
 	var err error
-	for range c.n {
+	for {
 		var k keptLogin
 		if err = dec.Decode(&k); err != nil {
 			break
@@ -86,6 +84,9 @@ func (c *laterChecks) each(fn func(keptLogin)) error {
 	}
 	close(work)
 	wg.Wait()
+	if errors.Is(err, io.EOF) {
+		return nil // every kept login read back
+	}
 	return err
 }
 
@@ -124,16 +125,14 @@ func (r *results) checkKept(verify func(response) *failure) (int, error) {
 		defer r.mu.Unlock()
 		r.kept--
 		checked++
-		if f != nil {
-			r.outcome(nil, f)
-		} else {
-			r.outcome(k.T, nil)
-		}
+		r.outcome(k.T, f) // a failure leaves the timings out
 	})
-	if err != nil {
-		// The rest could not be read back: their logins fail, unchecked.
-		r.mu.Lock()
-		defer r.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil && r.kept == 0 {
+		err = nil // what followed the last login kept was a write that failed, and its login failed with it
+	}
+	if err != nil { // the rest could not be read back: their logins fail, unchecked
 		for ; r.kept > 0; r.kept-- {
 			r.outcome(nil, &failure{stepVerify, "not checked", "the Response could not be read back: " + err.Error()})
 		}

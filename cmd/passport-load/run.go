@@ -368,18 +368,7 @@ func (l *loadRun) attack(ctx context.Context, d time.Duration, maxLogins int, re
 				t, resp, f := l.r.login(ctx, u, l.r.sources.pick())
 				end := time.Now()
 				l.pool.give(u)
-				switch {
-				case f != nil:
-				case res.later == nil:
-					f = l.r.verify(resp)
-				default:
-					if err := res.keep(keptLogin{Start: start, End: end, T: t, R: resp}); err != nil {
-						f = &failure{stepVerify, "not kept", err.Error()}
-					}
-				}
-				if f != nil || res.later == nil {
-					res.add(start, end, t, f)
-				}
+				l.record(res, keptLogin{Start: start, End: end, T: t, R: resp}, f)
 				b.add()
 			}
 		})
@@ -394,6 +383,22 @@ func (l *loadRun) attack(ctx context.Context, d time.Duration, maxLogins int, re
 		return fmt.Sprintf("%d logins done", maxLogins)
 	}
 	return "--duration reached"
+}
+
+// record counts a finished login k that failed with f, or else checks its Response now, or keeps it for the check
+// after the logins (--check-after).
+func (l *loadRun) record(res *results, k keptLogin, f *failure) {
+	switch {
+	case f == nil && res.later != nil:
+		err := res.keep(k)
+		if err == nil {
+			return
+		}
+		f = &failure{stepVerify, "not kept", err.Error()}
+	case f == nil:
+		f = l.r.verify(k.R)
+	}
+	res.add(k.Start, k.End, k.T, f)
 }
 
 // calibrate does uncounted logins for warmUp to learn the rate, then enrolls users enough for the whole
