@@ -36,6 +36,15 @@ func machineCPU() (total, steal uint64, ok bool) {
 	return parseProcStat(string(b))
 }
 
+// machineModel names this machine's processor from /proc/cpuinfo (see parseCPUInfo); empty where it cannot.
+func machineModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return ""
+	}
+	return parseCPUInfo(string(b))
+}
+
 // niceness is this process's nice value (-20 to 19: the higher, the later the kernel gives it a CPU when
 // others want one), and whether this system can tell it.
 func niceness() (int, bool) {

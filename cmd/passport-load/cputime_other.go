@@ -13,5 +13,8 @@ func processCPU() (time.Duration, bool) { return 0, false }
 // machineCPU cannot tell the machine's stolen CPU time here.
 func machineCPU() (total, steal uint64, ok bool) { return 0, 0, false }
 
+// machineModel cannot name this machine's processor here.
+func machineModel() string { return "" }
+
 // niceness cannot tell this process's nice value here.
 func niceness() (int, bool) { return 0, false }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -178,6 +179,46 @@ func parseProcStat(stat string) (total, steal uint64, ok bool) {
 		}
 	}
 	return total, steal, true
+}
+
+// parseCPUInfo names this machine's processor from /proc/cpuinfo, as a run's host is told apart from another
+// (the same kind of virtual machine has come up on hosts whose RSA signature differed threefold): its model
+// name, its x86 family and model where the file gives them, and how many processors it lists, e.g.
+// "AMD EPYC, family 25 model 1, 2 CPUs". It is empty when the file names nothing.
+func parseCPUInfo(info string) string {
+	var name, family, model string
+	cpus := 0
+	for line := range strings.Lines(info) {
+		key, value, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		value = strings.TrimSpace(value)
+		switch strings.TrimSpace(key) {
+		case "processor":
+			cpus++
+		case "model name":
+			name = cmp.Or(name, value)
+		case "cpu family":
+			family = cmp.Or(family, value)
+		case "model":
+			model = cmp.Or(model, value)
+		}
+	}
+	var parts []string
+	if name != "" {
+		parts = append(parts, name)
+	}
+	if family != "" && model != "" {
+		parts = append(parts, "family "+family+" model "+model)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	if cpus > 0 {
+		parts = append(parts, strconv.Itoa(cpus)+" CPUs")
+	}
+	return strings.Join(parts, ", ")
 }
 
 // stealMeter measures the share of this machine's CPU time the hypervisor gave to other guests.

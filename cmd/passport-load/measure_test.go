@@ -84,3 +84,22 @@ func TestProcStat(t *testing.T) {
 		}
 	}
 }
+
+// TestCPUInfo: a run names its processor by /proc/cpuinfo's model name, x86 family and model and the count of
+// processors listed; a file that names nothing gives nothing.
+func TestCPUInfo(t *testing.T) {
+	t.Parallel()
+	x86 := "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu\n\n" +
+		"processor\t: 1\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\n"
+	arm := "processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n"
+	for _, c := range []struct{ info, want string }{
+		{x86, "AMD EPYC, family 25 model 1, 2 CPUs"},
+		{"model name\t: Some CPU\n", "Some CPU"},
+		{arm, ""},
+		{"", ""},
+	} {
+		if got := parseCPUInfo(c.info); got != c.want {
+			t.Errorf("parseCPUInfo(%q) = %q, want %q", c.info, got, c.want)
+		}
+	}
+}

@@ -141,6 +141,10 @@ type Report struct {
 	// while the logins ran (/proc/stat); nil where it cannot be told. On a shared virtual machine it is why
 	// one build's figures move from hour to hour: the CPU left, and its caches, are shared with strangers.
 	Steal *float64 `json:"machine_steal_percent,omitempty"`
+	// CPU names the processor of the machine this generator ran on (on a loopback run, the IdP's too), from
+	// /proc/cpuinfo; empty where it cannot be told. Compare runs only on the same processor: its signature
+	// speed, the yardstick of the report's ratios, differs from one host to another.
+	CPU string `json:"machine_cpu,omitempty"`
 	// Nice is this generator's nice value, where the system tells it: above 0 (nice -n 19 passport-load),
 	// the kernel gives a CPU to the IdP and Redis before the generator when they share the machine.
 	Nice  *int     `json:"generator_nice,omitempty"`
@@ -366,8 +370,13 @@ func (rep *Report) WriteText(w io.Writer) error {
 	if c := rep.Check; c != nil {
 		line("Check", "[Responses after the logins, took, CPU each]", "%d, %s, %s", c.Responses, round(c.Duration), round(c.CPUPerResponse))
 	}
-	if st := rep.Steal; st != nil {
+	switch st := rep.Steal; {
+	case st != nil && rep.CPU != "":
+		line("Machine", "[processor, CPU stolen by the hypervisor]", "%s, %.1f%%", rep.CPU, *st)
+	case st != nil:
 		line("Machine", "[CPU stolen by the hypervisor]", "%.1f%%", *st)
+	case rep.CPU != "":
+		line("Machine", "[processor]", "%s", rep.CPU)
 	}
 	line("Sources", "", "%s", rep.Sources.Note)
 	line("Errors", "[step: kind, count, example]", "%d", l.Failed)

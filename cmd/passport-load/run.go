@@ -227,6 +227,7 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 		return report(terr)
 	}
 	rep.Signature.During = &SignatureDuring{Samples: during.Samples, Median: cmp.Or(during.CPU, during.Wall), MedianWall: during.Wall}
+	rep.CPU = machineModel()
 	if p, ok := steal.percent(); ok {
 		rep.Steal = &p
 		if p >= stealNoted {

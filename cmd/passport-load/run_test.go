@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -146,6 +147,10 @@ func TestLogins(t *testing.T) {
 	if runtime.GOOS == "linux" && (rep.Steal == nil || *rep.Steal < 0 || *rep.Steal > 100) {
 		t.Errorf("stolen CPU: %v, want a percentage", rep.Steal)
 	}
+	// It names the processor as /proc/cpuinfo does, where there is one.
+	if info, err := os.ReadFile("/proc/cpuinfo"); err == nil && rep.CPU != parseCPUInfo(string(info)) {
+		t.Errorf("processor %q, want %q", rep.CPU, parseCPUInfo(string(info)))
+	}
 	// Every login's page waited on its stream when the phone approved: the IdP measured each one.
 	if tl := rep.Told; tl == nil || tl.Count != int64(rep.Logins.Succeeded) || tl.P50 <= 0 || tl.P50 > tl.P90 || tl.P90 > tl.P99 {
 		t.Errorf("the IdP's approve → told: %+v, want one per login (%d)", tl, rep.Logins.Succeeded)
@@ -212,6 +217,9 @@ func TestTextReport(t *testing.T) {
 	}
 	if arrived := "  approve sent → told arrived "; strings.Contains(out, arrived) != (runtime.GOOS == "linux") {
 		t.Errorf("the text report shows %q: %v, want it on Linux only:\n%s", arrived, strings.Contains(out, arrived), out)
+	}
+	if machine := "Machine       [processor, CPU stolen by the hypervisor]"; runtime.GOOS == "linux" && !strings.Contains(out, machine) {
+		t.Errorf("the text report has no %q:\n%s", machine, out)
 	}
 }
 
