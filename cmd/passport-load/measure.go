@@ -215,7 +215,10 @@ func parseCPUInfo(info string) string {
 	if len(parts) == 0 {
 		return ""
 	}
-	if cpus > 0 {
+	switch {
+	case cpus == 1:
+		parts = append(parts, "1 CPU")
+	case cpus > 1:
 		parts = append(parts, strconv.Itoa(cpus)+" CPUs")
 	}
 	return strings.Join(parts, ", ")

@@ -95,6 +95,7 @@ func TestCPUInfo(t *testing.T) {
 	for _, c := range []struct{ info, want string }{
 		{x86, "AMD EPYC, family 25 model 1, 2 CPUs"},
 		{"model name\t: Some CPU\n", "Some CPU"},
+		{"processor\t: 0\nmodel name\t: Some CPU\n", "Some CPU, 1 CPU"},
 		{arm, ""},
 		{"", ""},
 	} {

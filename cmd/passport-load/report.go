@@ -370,13 +370,15 @@ func (rep *Report) WriteText(w io.Writer) error {
 	if c := rep.Check; c != nil {
 		line("Check", "[Responses after the logins, took, CPU each]", "%d, %s, %s", c.Responses, round(c.Duration), round(c.CPUPerResponse))
 	}
-	switch st := rep.Steal; {
-	case st != nil && rep.CPU != "":
-		line("Machine", "[processor, CPU stolen by the hypervisor]", "%s, %.1f%%", rep.CPU, *st)
-	case st != nil:
-		line("Machine", "[CPU stolen by the hypervisor]", "%.1f%%", *st)
-	case rep.CPU != "":
-		line("Machine", "[processor]", "%s", rep.CPU)
+	var machine, values []string
+	if rep.CPU != "" {
+		machine, values = append(machine, "processor"), append(values, rep.CPU)
+	}
+	if st := rep.Steal; st != nil {
+		machine, values = append(machine, "CPU stolen by the hypervisor"), append(values, fmt.Sprintf("%.1f%%", *st))
+	}
+	if len(machine) > 0 {
+		line("Machine", "["+strings.Join(machine, ", ")+"]", "%s", strings.Join(values, ", "))
 	}
 	line("Sources", "", "%s", rep.Sources.Note)
 	line("Errors", "[step: kind, count, example]", "%d", l.Failed)
