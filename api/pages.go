@@ -19,6 +19,8 @@ import (
 // The pages people see are views: each one a Go type holding only what it shows, and a template of the same
 // name under templates/ that fills the one layout (templates/layout.html) with the content block, and with
 // the scripts it needs, which are static files (see static.go): no page carries an inline script or style.
+// The three pages of every login are written by code that matches their templates byte for byte
+// (pagewriter.go); the templates stay their reference.
 
 // view is one page: the template that shows it and what the layout around it needs.
 type view interface {
@@ -223,7 +225,9 @@ func renderPage(c echo.Context, status int, v view) error {
 			pageBuffers.Put(buf)
 		}
 	}()
-	if err := t.ExecuteTemplate(buf, "layout", p); err != nil {
+	if f, ok := v.(fastView); ok {
+		writeFastPage(buf, p.Head, f)
+	} else if err := t.ExecuteTemplate(buf, "layout", p); err != nil {
 		return fmt.Errorf("api: render page %s: %w", v.template(), err)
 	}
 	h := c.Response().Header()

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
@@ -360,8 +361,9 @@ func text(n *html.Node) string {
 }
 
 // BenchmarkRenderPages is what a login's three pages cost to render (the email form, the number, the
-// auto-posting Response), html/template's contextual escaping included: most of it is the escapers, which
-// html/template calls through reflection for every action.
+// auto-posting Response) as the server renders and sends them; under "written" the page alone as code
+// writes it (pagewriter.go), under "template" as html/template executes its template (its escapers called
+// through reflection for every action), each into a buffer of its own.
 func BenchmarkRenderPages(b *testing.B) {
 	e := echo.New()
 	for _, tc := range []struct {
@@ -381,6 +383,24 @@ func BenchmarkRenderPages(b *testing.B) {
 			for b.Loop() {
 				c := e.NewContext(httptest.NewRequest(http.MethodGet, "/", nil), httptest.NewRecorder())
 				if err := renderPage(c, http.StatusOK, tc.v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(tc.name+"/written", func(b *testing.B) {
+			b.ReportAllocs()
+			buf := new(bytes.Buffer)
+			for b.Loop() {
+				buf.Reset()
+				writeFastPage(buf, tc.v.head(), tc.v.(fastView))
+			}
+		})
+		b.Run(tc.name+"/template", func(b *testing.B) {
+			b.ReportAllocs()
+			t, buf := viewTemplates[tc.v.template()], new(bytes.Buffer)
+			for b.Loop() {
+				buf.Reset()
+				if err := t.ExecuteTemplate(buf, "layout", page{Head: tc.v.head(), View: tc.v}); err != nil {
 					b.Fatal(err)
 				}
 			}
