@@ -88,7 +88,7 @@ func formOf(p *sso.Post) *postForm {
 	if p == nil {
 		return nil
 	}
-	return &postForm{ACS: p.ACS, SAMLResponse: p.SAMLResponse, RelayState: p.RelayState}
+	return &postForm{ACS: p.ACS, Response: p.Response, RelayState: p.RelayState}
 }
 
 // handleLoginSubmit takes the email typed on the identify step and answers with the page as it then stands:

@@ -66,7 +66,7 @@ func TestFastPagesMatchTemplates(t *testing.T) {
 					CodeError: other + s, ShowCode: flag, Self: s})
 				sameAsTemplate(t, waitingView{AppName: other, Email: other, Number: 7, Remaining: "4:59", ChangeAction: s,
 					CodeAction: s, CodeError: s, ShowCode: flag, Self: s, Refresh: -3})
-				sameAsTemplate(t, postView{AppName: s, Form: postForm{ACS: s, SAMLResponse: s + other, RelayState: other + s}})
+				sameAsTemplate(t, postView{AppName: s, Form: postForm{ACS: s, Response: []byte(s + other), RelayState: other + s}})
 				if flag {
 					sameAsTemplate(t, postView{Form: postForm{}})
 				}
@@ -96,7 +96,7 @@ func FuzzFastPages(f *testing.F) {
 		sameAsTemplate(t, identifyView{AppName: a, Action: c, Email: b, FormError: a, State: b, Events: c, Page: b})
 		sameAsTemplate(t, waitingView{AppName: a, Email: b, Number: n, ExpiresUnixMilli: int64(n) << 10, Remaining: a,
 			ChangeAction: c, State: a, Events: b, Page: c, Refresh: n, CodeAction: b, CodeError: a, ShowCode: flag, Self: c})
-		sameAsTemplate(t, postView{AppName: a, Form: postForm{ACS: c, SAMLResponse: b, RelayState: a}})
+		sameAsTemplate(t, postView{AppName: a, Form: postForm{ACS: c, Response: []byte(b), RelayState: a}})
 	})
 }
 

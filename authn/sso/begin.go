@@ -167,7 +167,7 @@ func (p *IdP) refuse(app authn.App, acs, inResponseTo, relayState, status, sub, 
 	if err != nil {
 		return Start{}, err
 	}
-	return Start{Post: &Post{ACS: acs, SAMLResponse: samlValue(resp), RelayState: relayState}, AppName: app.Name, Message: message}, nil
+	return Start{Post: &Post{ACS: acs, Response: resp, RelayState: relayState}, AppName: app.Name, Message: message}, nil
 }
 
 // signaturePolicy is how an application's signed messages are checked: against its SP certificates.

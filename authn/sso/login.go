@@ -203,7 +203,7 @@ func (p *IdP) errorPost(app authn.App, l authn.Login, status, sub, msg string) (
 	if err != nil {
 		return nil, err
 	}
-	return &Post{ACS: acs, SAMLResponse: samlValue(resp), RelayState: l.RelayState}, nil
+	return &Post{ACS: acs, Response: resp, RelayState: l.RelayState}, nil
 }
 
 // errorStatus maps why a login did not succeed to the SAML status the SP receives.

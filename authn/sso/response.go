@@ -3,7 +3,6 @@ package sso
 import (
 	"context"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -36,7 +35,7 @@ func (p *IdP) respond(ctx context.Context, app authn.App, l authn.Login) (authn.
 
 // answerPost is the form carrying an answered login's Response to the application.
 func answerPost(app authn.App, l authn.Login) *Post {
-	return &Post{ACS: acsFor(app, l), SAMLResponse: samlValue(l.Response), RelayState: l.RelayState}
+	return &Post{ACS: acsFor(app, l), Response: l.Response, RelayState: l.RelayState}
 }
 
 // buildResponse makes the signed Response for an approved login. Validity windows count from now, the moment
@@ -158,9 +157,6 @@ func acsFor(app authn.App, l authn.Login) string {
 	}
 	return app.ACSURL
 }
-
-// samlValue base64-encodes a message for an HTTP-POST form (saml-bindings §3.5.4).
-func samlValue(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 // spCertificates parses an application's SP certificates (validated when stored).
 func spCertificates(a authn.App) []*x509.Certificate {

@@ -145,11 +145,11 @@ func (in Inbound) decode(param string) (*saml.InboundMessage, error) {
 }
 
 // Post is a SAML message to hand an SP through the browser by HTTP-POST (saml-bindings §3.5.4): a form
-// posting SAMLResponse (base64) and RelayState to ACS.
+// posting Response, base64-encoded as the page is written, as SAMLResponse, and RelayState, to ACS.
 type Post struct {
-	ACS          string
-	SAMLResponse string
-	RelayState   string
+	ACS        string
+	Response   []byte // the signed Response, as made (XML)
+	RelayState string
 }
 
 // fromSAML turns a refusal of the protocol layer (*saml.Error) into the application's error model, its code
