@@ -201,9 +201,9 @@ func TestExactlyOnce(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			got, _, err := svc.Logins.Respond(ctx, mine, func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
+			got, _, err := respondWith(ctx, svc, mine, app.ID, func(authn.Login, authn.User) ([]byte, error) {
 				built.Add(1)
-				return []byte("response-" + rand.Text()), authn.SessionApp{AppID: app.ID}, nil
+				return []byte("response-" + rand.Text()), nil
 			})
 			if err == nil {
 				mu.Lock()
@@ -310,8 +310,8 @@ func TestLoginStates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _, err = svc.Logins.Respond(ctx, mine, func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
-			return []byte("x"), authn.SessionApp{}, nil
+		_, _, err = respondWith(ctx, svc, mine, app.ID, func(authn.Login, authn.User) ([]byte, error) {
+			return []byte("x"), nil
 		})
 		if !errors.Is(err, authn.ErrConflict) {
 			t.Fatalf("got %v, want ErrConflict", err)
@@ -499,8 +499,8 @@ func TestRespondRace(t *testing.T) {
 	app := mustApp(t, svc)
 	const email = "race@example.com"
 	d := mustEnroll(t, svc, email)
-	build := func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
-		return []byte("response-" + rand.Text()), authn.SessionApp{AppID: app.ID}, nil
+	build := func(authn.Login, authn.User) ([]byte, error) {
+		return []byte("response-" + rand.Text()), nil
 	}
 	approved := func(t *testing.T) (authn.Login, string) {
 		t.Helper()
@@ -529,7 +529,7 @@ func TestRespondRace(t *testing.T) {
 		responses := map[string]bool{}
 		var cookies []string
 		for _, read := range []authn.Login{first, second} {
-			got, cookie, err := svc.Logins.Respond(ctx, read, build)
+			got, cookie, err := respondWith(ctx, svc, read, app.ID, build)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -544,7 +544,7 @@ func TestRespondRace(t *testing.T) {
 		responses := map[string]bool{}
 		var cookies []string
 		race(10, func(int) error {
-			got, cookie, err := svc.Logins.Respond(ctx, read, build)
+			got, cookie, err := respondWith(ctx, svc, read, app.ID, build)
 			mu.Lock()
 			defer mu.Unlock()
 			cookies, responses[string(got.Response)] = append(cookies, cookie), true
@@ -570,8 +570,8 @@ func TestRemovedPhoneOpensNoSession(t *testing.T) {
 	if err := svc.Devices.Remove(ctx, email, d.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, cookie, err := svc.Logins.Respond(ctx, mustGetLogin(t, svc, l.ID, secret), func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
-		return []byte("response"), authn.SessionApp{AppID: app.ID}, nil
+	_, cookie, err := respondWith(ctx, svc, mustGetLogin(t, svc, l.ID, secret), app.ID, func(authn.Login, authn.User) ([]byte, error) {
+		return []byte("response"), nil
 	})
 	if !errors.Is(err, authn.ErrForbidden) || cookie != "" {
 		t.Fatalf("Respond after the approving phone was removed: cookie %q, %v; want ErrForbidden", cookie, err)
@@ -586,11 +586,11 @@ func TestRemovedPhoneOpensNoSession(t *testing.T) {
 		if _, err := svc.Logins.Answer(ctx, d, l.ID, authn.Decision{Approve: true, Number: l.Number}); err != nil {
 			t.Fatal(err)
 		}
-		_, cookie, err := svc.Logins.Respond(ctx, mustGetLogin(t, svc, l.ID, secret), func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
+		_, cookie, err := respondWith(ctx, svc, mustGetLogin(t, svc, l.ID, secret), app.ID, func(authn.Login, authn.User) ([]byte, error) {
 			if err := svc.Devices.Remove(ctx, email, d.ID); err != nil { // the admin acts while we sign
-				return nil, authn.SessionApp{}, err
+				return nil, err
 			}
-			return []byte("response"), authn.SessionApp{AppID: app.ID}, nil
+			return []byte("response"), nil
 		})
 		if !errors.Is(err, authn.ErrForbidden) || cookie != "" {
 			t.Fatalf("Respond while the approving phone was removed: cookie %q, %v; want ErrForbidden", cookie, err)
@@ -809,8 +809,8 @@ func TestRespondPhoneRemoved(t *testing.T) {
 	}})
 	ctx := context.Background()
 	app := mustApp(t, svc)
-	build := func(authn.Login, authn.User) ([]byte, authn.SessionApp, error) {
-		return []byte("<Response/>"), authn.SessionApp{AppID: app.ID}, nil
+	build := func(authn.Login, authn.User) ([]byte, error) {
+		return []byte("<Response/>"), nil
 	}
 	approved := func(email string) (authn.Login, authn.Device) {
 		t.Helper()
@@ -826,7 +826,7 @@ func TestRespondPhoneRemoved(t *testing.T) {
 	if err := svc.Devices.Remove(ctx, d.Email, d.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, cookie, err := svc.Logins.Respond(ctx, l, build); !errors.Is(err, authn.ErrForbidden) || cookie != "" {
+	if _, cookie, err := respondWith(ctx, svc, l, app.ID, build); !errors.Is(err, authn.ErrForbidden) || cookie != "" {
 		t.Errorf("Response after the phone's removal: %v, cookie %q; want forbidden and none", err, cookie)
 	}
 	if n, err := svc.Sessions.EndUser(ctx, d.Email); err != nil || n != 0 {
@@ -834,7 +834,7 @@ func TestRespondPhoneRemoved(t *testing.T) {
 	}
 
 	l, d = approved("kept-" + rand.Text() + "@example.com")
-	got, cookie, err := svc.Logins.Respond(ctx, l, build)
+	got, cookie, err := respondWith(ctx, svc, l, app.ID, build)
 	if err != nil || got.State != authn.StateAnswered || cookie == "" {
 		t.Fatalf("Response: %v, state %s, cookie %q", err, got.State, cookie)
 	}
@@ -848,4 +848,11 @@ func TestRespondPhoneRemoved(t *testing.T) {
 		sessionChanges[1] != "delete "+strings.TrimPrefix(sessionChanges[0], "create ") || sessionChanges[2] != "create "+got.SessionID {
 		t.Errorf("session changes reported: %q; want the removed phone's created and deleted, then %s created", sessionChanges, got.SessionID)
 	}
+}
+
+// respondWith is Logins.Respond for a login of application appID, whose Response build makes.
+func respondWith(ctx context.Context, svc *authn.Service, l authn.Login, appID string,
+	build func(authn.Login, authn.User) ([]byte, error)) (authn.Login, string, error) {
+	return svc.Logins.Respond(ctx, l, func(authn.Login) (authn.SessionApp, error) { return authn.SessionApp{AppID: appID}, nil },
+		func(l authn.Login, u authn.User, _ authn.SessionApp) ([]byte, error) { return build(l, u) })
 }

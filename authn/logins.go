@@ -649,8 +649,8 @@ func (s *core) transition(ctx context.Context, id string, seen *Login, also stor
 	switch {
 	case errors.Is(err, errUnchanged):
 		return unchanged, nil
-	case errors.Is(err, store.ErrIndexFull):
-		return Login{}, err // a *store.IndexFullError: the caller tells which index was full
+	case errors.Is(err, store.ErrIndexFull), errors.Is(err, store.ErrRequiredMissing):
+		return Login{}, err // a *store.IndexFullError or *store.MissingError: the caller tells which
 	case errors.Is(err, store.ErrNotFound):
 		return Login{}, newErr(ErrNotFound, "this sign-in does not exist or has expired")
 	case err != nil:
@@ -1049,105 +1049,185 @@ func (s *core) answer(ctx context.Context, d Device, l Login, dec Decision) (Log
 // Answered; an answered login returns the stored Response again while its user is active and its session
 // lives (else ErrForbidden). Other states return ErrConflict.
 //
-// A login that did not come from a session opens one: build sees its ID in Login.SessionID, and the caller
-// that stored the Response gets the session cookie value to hand the browser (others get ""). What build
-// reports it told the app (the SessionApp) is recorded in the session, for single logout.
+// A login that did not come from a session opens one: tell and build see its ID in Login.SessionID, and the
+// caller that stored the Response gets the session cookie value to hand the browser (others get ""). What
+// tell says the Response tells the app (the SessionApp: its NameID, which the login's email decides) is
+// recorded in the session, for single logout, and handed to build, which signs the Response for the user.
+//
+// The phone that approved the login must still be enrolled when the Response is stored, and its user active
+// when the Response is made. On one server the session is written and the phone and the user read in one
+// round trip before the Response is signed, and the Response's compare-and-swap requires the phone's record
+// (a phone removed while the Response was signed refuses the login); on a Cluster, whose scripts touch one
+// slot, the user is read first and the session written and the phone read again once the Response is signed.
 //
 // l is the login as the caller read it through GetLogin (which proved the browser) or ParkFromSession; it
 // is not read again.
-func (s *Logins) Respond(ctx context.Context, l Login, build func(Login, User) ([]byte, SessionApp, error)) (Login, string, error) {
+func (s *Logins) Respond(ctx context.Context, l Login, tell func(Login) (SessionApp, error),
+	build func(Login, User, SessionApp) ([]byte, error)) (Login, string, error) {
 	if l.State == StateAnswered {
 		return l, "", s.stillSignedIn(ctx, l)
 	}
 	if l.State != StateApproved {
 		return Login{}, "", newErr(ErrConflict, "this sign-in is not approved")
 	}
-	u, err := s.svc.Users.Get(ctx, l.Email)
-	if err != nil {
-		return Login{}, "", err
-	}
-	if u.Status != UserActive {
-		return Login{}, "", newErr(ErrForbidden, "this account is suspended")
-	}
 	stored := l // as read; l gets the session to build with
-	var sess *Session
-	var cookie string
-	if l.SessionID == "" {
-		sess, cookie = s.newSession(l)
-		l.SessionID = sess.ID
+	if l.SessionID != "" {
+		return s.respondInSession(ctx, stored, tell, build)
 	}
-	resp, told, err := build(l, u)
+	sess, cookie := s.newSession(l)
+	l.SessionID = sess.ID
+	told, err := tell(l)
 	if err != nil {
 		return Login{}, "", err
 	}
-	if sess != nil {
-		sess.Apps = []SessionApp{told}
-		if err := s.openSession(ctx, sess, l.AnsweredBy); err != nil {
+	sess.Apps = []SessionApp{told}
+	oneServer := s.logins.InOrder() && s.sessions.InOrder() && s.devices.InOrder() && s.users.InOrder()
+	var u User
+	var also store.Effects
+	if oneServer {
+		if u, err = s.openSession(ctx, sess, l.AnsweredBy, true); err != nil {
+			return Login{}, "", err
+		}
+		also.Require = []store.Ref{s.devices.Ref(l.AnsweredBy)}
+	} else if u, err = s.activeUser(ctx, l.Email); err != nil {
+		return Login{}, "", err
+	}
+	resp, err := build(l, u, told)
+	if err != nil {
+		if oneServer {
+			s.dropSession(ctx, sess.ID, "drop the session of a Response not made")
+		}
+		return Login{}, "", err
+	}
+	if !oneServer {
+		if _, err := s.openSession(ctx, sess, l.AnsweredBy, false); err != nil {
 			return Login{}, "", err
 		}
 	}
-	answered, won, err := s.storeResponse(ctx, stored, l.SessionID, resp)
-	if err != nil && sess != nil {
+	answered, won, err := s.storeResponse(ctx, stored, l.SessionID, resp, also)
+	if errors.Is(err, store.ErrRequiredMissing) {
+		s.dropSession(ctx, sess.ID, "drop the session of a removed phone")
+		return Login{}, "", newErr(ErrForbidden, "the phone that approved this sign-in was removed")
+	}
+	if err != nil {
 		// The write may have landed although its answer was lost: then this session is the login's.
 		if cur, gerr := s.logins.Get(context.WithoutCancel(ctx), l.ID); gerr == nil && cur.State == StateAnswered && cur.SessionID == sess.ID {
 			return cur, cookie, nil
 		}
 	}
 	if err != nil || !won {
-		if sess != nil {
-			s.dropSession(ctx, sess.ID, "drop the session of a Response not stored")
-		}
+		s.dropSession(ctx, sess.ID, "drop the session of a Response not stored")
 		return answered, "", err
-	}
-	if sess == nil {
-		return answered, "", s.svc.Sessions.RecordApp(ctx, answered.SessionID, told)
 	}
 	return answered, cookie, nil
 }
 
+// activeUser returns the user of email if active: ErrNotFound for none, ErrForbidden for a suspended one.
+func (s *Logins) activeUser(ctx context.Context, email string) (User, error) {
+	u, err := s.svc.Users.Get(ctx, email)
+	if err != nil {
+		return User{}, err
+	}
+	if u.Status != UserActive {
+		return User{}, newErr(ErrForbidden, "this account is suspended")
+	}
+	return u, nil
+}
+
+// respondInSession is Respond for a login parked from an IdP session (ParkFromSession): the session exists,
+// so the user is read first and the application is added to the session once the Response is stored.
+func (s *Logins) respondInSession(ctx context.Context, l Login, tell func(Login) (SessionApp, error),
+	build func(Login, User, SessionApp) ([]byte, error)) (Login, string, error) {
+	u, err := s.activeUser(ctx, l.Email)
+	if err != nil {
+		return Login{}, "", err
+	}
+	told, err := tell(l)
+	if err != nil {
+		return Login{}, "", err
+	}
+	resp, err := build(l, u, told)
+	if err != nil {
+		return Login{}, "", err
+	}
+	answered, won, err := s.storeResponse(ctx, l, l.SessionID, resp, store.Effects{})
+	if err != nil || !won {
+		return answered, "", err
+	}
+	return answered, "", s.svc.Sessions.RecordApp(ctx, answered.SessionID, told)
+}
+
 // openSession stores the IdP session a login opens, before the login points to it, so a reload never finds
 // the login answered and its session missing. A login that opens a session must not outlive the removal of
-// the phone that approved it (approver), removed before or while the Response was signed: Devices.Remove
-// deletes the device and then ends its sessions, so reading the device once this session exists leaves no
-// gap; the session is then dropped again and the login refused.
+// the phone that approved it (approver): Devices.Remove deletes the device and then ends its sessions, so
+// reading the device once this session exists leaves no gap; nor, with withUser, the suspension or deletion
+// of its user, which change the user and then end the user's sessions, so reading the user once this
+// session exists leaves none either. Then the session is dropped again and the login refused; otherwise
+// the user read (withUser) is returned.
 //
-// Where the store runs a batch in order (one server), the session's write and the device's read go in one
-// round trip, the write first; a write that ran after the batch (the server had lost its script) has the
-// device read again.
-func (s *Logins) openSession(ctx context.Context, sess *Session, approver string) error {
+// Where the store runs a batch in order (one server), the session's write and the reads go in one round
+// trip, the write first; a write that ran after the batch (the server had lost its script) has them read
+// again.
+func (s *Logins) openSession(ctx context.Context, sess *Session, approver string, withUser bool) (User, error) {
 	also := store.Effects{AddTo: []string{userIndex(sess.Email)}}
-	var err error
-	if s.sessions.InOrder() && s.devices.InOrder() {
+	var u User
+	var uerr, derr error
+	if s.sessions.InOrder() && s.devices.InOrder() && s.users.InOrder() {
 		b := s.st.Batch(ctx)
 		created := s.sessions.CreateIn(b, sess.ID, *sess, s.sessionTTL(), also)
 		dev := s.devices.GetIn(b, approver)
-		b.Run()
-		var inPlace bool
-		if inPlace, err = created.Get(); err != nil {
-			return internal("create session", err)
+		var user *store.Result[User]
+		if withUser {
+			user = s.users.GetIn(b, sess.Email)
 		}
-		if _, err = dev.Get(); !inPlace {
-			_, err = s.devices.Get(ctx, approver)
+		b.Run()
+		inPlace, err := created.Get()
+		if err != nil {
+			return User{}, internal("create session", err)
+		}
+		_, derr = dev.Get()
+		if withUser {
+			u, uerr = user.Get()
+		}
+		if !inPlace {
+			_, derr = s.devices.Get(ctx, approver)
+			if withUser {
+				u, uerr = s.users.Get(ctx, sess.Email)
+			}
 		}
 	} else {
 		if err := s.sessions.CreateWith(ctx, sess.ID, *sess, s.sessionTTL(), also); err != nil {
-			return internal("create session", err)
+			return User{}, internal("create session", err)
 		}
-		_, err = s.devices.Get(ctx, approver)
+		_, derr = s.devices.Get(ctx, approver)
+		if withUser {
+			u, uerr = s.users.Get(ctx, sess.Email)
+		}
 	}
-	if errors.Is(err, store.ErrNotFound) {
-		s.dropSession(ctx, sess.ID, "drop the session of a removed phone")
-		return newErr(ErrForbidden, "the phone that approved this sign-in was removed")
-	} else if err != nil {
-		return internal("get device", err)
+	var refused error
+	switch {
+	case errors.Is(uerr, store.ErrNotFound):
+		refused = newErr(ErrNotFound, "user not found")
+	case uerr != nil:
+		refused = internal("get user", uerr)
+	case withUser && u.Status != UserActive:
+		refused = newErr(ErrForbidden, "this account is suspended")
+	case errors.Is(derr, store.ErrNotFound):
+		refused = newErr(ErrForbidden, "the phone that approved this sign-in was removed")
+	case derr != nil:
+		refused = internal("get device", derr)
 	}
-	return nil
+	if refused != nil {
+		s.dropSession(ctx, sess.ID, "drop the session of a sign-in refused")
+		return User{}, refused
+	}
+	return u, nil
 }
 
 // storeResponse moves approved login l (as read) to Answered with resp, in session sessionID, exactly once.
 // won is false when another caller's Response was stored first (answered is then that login).
-func (s *Logins) storeResponse(ctx context.Context, l Login, sessionID string, resp []byte) (answered Login, won bool, err error) {
-	answered, err = s.transition(ctx, l.ID, &l, store.Effects{}, func(cur Login, now time.Time) (Login, error) {
+func (s *Logins) storeResponse(ctx context.Context, l Login, sessionID string, resp []byte, also store.Effects) (answered Login, won bool, err error) {
+	answered, err = s.transition(ctx, l.ID, &l, also, func(cur Login, now time.Time) (Login, error) {
 		won = false // fn may run again on the stored login after a lost race: only its last call counts
 		if cur.State == StateAnswered {
 			return cur, errUnchanged

@@ -28,7 +28,9 @@
 // Every key and channel starts with [Options.Prefix]. A table's keys are
 // prefix+"{"+table+"}:..." so that, in Redis Cluster, a record, the table's
 // id set and its secondary indexes share one hash slot; every Lua script and
-// MULTI/EXEC in this package touches keys of a single slot only.
+// MULTI/EXEC in this package touches keys of a single slot only, but for a
+// change's required records ([Effects.Require]), which only a table whose
+// changes run on one server accepts.
 //
 // # Records
 //
@@ -58,8 +60,8 @@
 // would link a user's sessions across them. On one server a spread
 // table is a plain one, unless [Options.Spread] asks for the Cluster layout
 // (the test suite runs that way once more in CI). On a Cluster a login costs
-// four more round trips and commands than on one server (20 instead of 16
-// in api's TestLoginRoundTrips).
+// six more round trips and four more commands than on one server (17 and 24
+// instead of 11 and 20 in api's TestLoginRoundTrips).
 //
 // Pub/sub messages (published with the writes, from scripts) reach
 // subscribers on any node, but only what one master publishes arrives in

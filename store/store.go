@@ -29,6 +29,9 @@ var (
 	// ErrIndexFull is returned by [Table.Change] when an index it was to add
 	// the record to already holds [Effects.Cap] ids.
 	ErrIndexFull = errors.New("store: index full")
+	// ErrRequiredMissing is returned by [Table.Change] when a record its
+	// [Effects.Require] names does not exist.
+	ErrRequiredMissing = errors.New("store: required record missing")
 	// ErrUnsupported is returned by operations the server cannot carry out
 	// (such as MemoryUsage on the embedded store).
 	ErrUnsupported = errors.New("store: not supported by this server")
@@ -44,6 +47,21 @@ func (e *IndexFullError) Error() string { return "store: index " + e.Index + " f
 
 // Is makes errors.Is(err, ErrIndexFull) true.
 func (e *IndexFullError) Is(target error) bool { return target == ErrIndexFull }
+
+// MissingError is the error of a [Table.Change] refused because a record its
+// [Effects.Require] names does not exist; errors.Is(err, ErrRequiredMissing)
+// holds.
+type MissingError struct {
+	Record string // the record's key, prefix included
+}
+
+func (e *MissingError) Error() string { return "store: required record " + e.Record + " missing" }
+
+// Is makes errors.Is(err, ErrRequiredMissing) true.
+func (e *MissingError) Is(target error) bool { return target == ErrRequiredMissing }
+
+// Ref names one record of a table, for [Effects.Require]; [Table.Ref] makes it.
+type Ref struct{ key string }
 
 // Options configure [Open].
 type Options struct {

@@ -53,6 +53,9 @@ func (t *Table[T]) recKey(id string) string {
 	return t.base + "r:" + id
 }
 func (t *Table[T]) idsKey() string { return t.base + "ids" }
+
+// Ref names record id of this table, for another change's [Effects.Require].
+func (t *Table[T]) Ref(id string) Ref { return Ref{key: t.recKey(id)} }
 func (t *Table[T]) indexKey(index string) string {
 	if t.spread {
 		return t.spreadIndexKey(index)
@@ -353,14 +356,17 @@ func (t *Table[T]) decodeGet(id string, cmd *redis.StringCmd) (T, error) {
 // id, ARGV[5] the record key base, ARGV[6] the sweep sample, ARGV[7] the
 // least time (ms) an index added to lives on (0: its expiry is left alone),
 // ARGV[8..7+k] the cap of each of the k indexes added to (0: none), as for
-// createScript, ARGV[8+k] the number l of indexes the id lingers in (the last
-// l KEYS), ARGV[9+k] how long (ms), then channel, message pairs.
+// createScript, ARGV[8+k] the number l of indexes the id lingers in (the l
+// KEYS before the required ones), ARGV[9+k] how long (ms), ARGV[10+k] the
+// number r of records required to exist (the last r KEYS), then channel,
+// message pairs.
 // If the record still holds exactly ARGV[1] it is replaced by ARGV[2] keeping
 // its TTL (KEEPTTL, Redis >= 6.0), the indexes are changed (an index added to
 // is swept as by AddToIndex; an index lingered in that holds the id alone
 // expires after ARGV[9+k] ms, one that holds others too loses the id), the
 // messages are published and 1 is returned. A missing
-// (deleted or expired) record is never written: -1. An index to add to that
+// (deleted or expired) record is never written: -1. Nor is one whose required
+// record KEYS[i] is missing: -(1000+i). An index to add to that
 // already holds its cap of other ids: nothing is written, and -i names it
 // (KEYS[i], i >= 2). A record that holds other bytes is left alone and those
 // bytes are returned (a string), so the caller retries without reading again.
@@ -369,12 +375,16 @@ local cur = redis.call('GET', KEYS[1])
 if not cur then return -1 end
 if cur ~= ARGV[1] then return cur end
 local nadd, ixttl = tonumber(ARGV[3]), tonumber(ARGV[7])
+local nlinger, linger, nreq = tonumber(ARGV[8 + nadd]), tonumber(ARGV[9 + nadd]), tonumber(ARGV[10 + nadd])
+local last = #KEYS - nreq
+for i = last + 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then return -(1000 + i) end
+end
 for i = 2, nadd + 1 do
   if full(KEYS[i], ARGV[4], tonumber(ARGV[6 + i])) then return -i end
 end
-local nlinger, linger = tonumber(ARGV[8 + nadd]), tonumber(ARGV[9 + nadd])
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-for i = #KEYS - nlinger + 1, #KEYS do
+for i = last - nlinger + 1, last do
   if redis.call('SISMEMBER', KEYS[i], ARGV[4]) == 1 then
     if redis.call('SCARD', KEYS[i]) == 1 then
       redis.call('PEXPIRE', KEYS[i], linger)
@@ -383,7 +393,7 @@ for i = #KEYS - nlinger + 1, #KEYS do
     end
   end
 end
-for i = 2, #KEYS - nlinger do
+for i = 2, last - nlinger do
   if i <= nadd + 1 then
     sweep(KEYS[i], ARGV[5], tonumber(ARGV[6]))
     redis.call('SADD', KEYS[i], ARGV[4])
@@ -392,7 +402,7 @@ for i = 2, #KEYS - nlinger do
     redis.call('SREM', KEYS[i], ARGV[4])
   end
 end
-for i = 10 + nadd, #ARGV, 2 do
+for i = 11 + nadd, #ARGV, 2 do
   redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
 end
 return 1
@@ -429,6 +439,14 @@ type Effects struct {
 	// entry counts until then (its score).
 	Linger    []string
 	LingerFor time.Duration
+	// Require names records, of this table or another, that must exist for
+	// the change to be written: if one is missing (deleted, or expired),
+	// nothing is written and the change fails with a [*MissingError] naming
+	// it (errors.Is matches ErrRequiredMissing). The check and the write are
+	// one script, so a record deleted before the write is always seen; one
+	// deleted after it is not. Only on one server: a table that is not
+	// [Table.InOrder] refuses it (a Cluster's script touches one slot).
+	Require []Ref
 	// Publish lists messages to publish, as [Store.Publish] does.
 	Publish []Message
 	// Announce, when set, is called with the record as it is about to be
@@ -534,6 +552,9 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 	if err := also.check(); err != nil { // before anything is read
 		return zero, t.errf(op, err)
 	}
+	if len(also.Require) > 0 && !t.InOrder() {
+		return zero, t.errf(op, errors.New("a required record needs one server and a table that is not spread"))
+	}
 	if t.spread && len(also.AddTo)+len(also.RemoveFrom)+len(also.Linger) > 0 {
 		return t.spreadChange(ctx, op, id, seen, fn, also)
 	}
@@ -551,17 +572,21 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 	if err != nil {
 		return zero, t.errf(op, err)
 	}
-	keys := make([]string, 0, 1+len(also.AddTo)+len(also.RemoveFrom)+len(also.Linger))
+	keys := make([]string, 0, 1+len(also.AddTo)+len(also.RemoveFrom)+len(also.Linger)+len(also.Require))
 	keys = append(keys, key)
 	for _, ix := range slices.Concat(also.AddTo, also.RemoveFrom, also.Linger) {
 		keys = append(keys, t.indexKey(ix))
 	}
-	args := make([]any, 7, 9+len(also.AddTo)+2*len(also.Publish)+4)
+	required := len(keys) // KEYS[required+1...] are the required records
+	for _, r := range also.Require {
+		keys = append(keys, r.key)
+	}
+	args := make([]any, 7, 10+len(also.AddTo)+2*len(also.Publish)+4)
 	args[2], args[3], args[4], args[5], args[6] = len(also.AddTo), id, t.recKey(""), sweepSample, also.IndexTTL.Milliseconds()
 	for i := range also.AddTo {
 		args = append(args, also.capOf(i))
 	}
-	args = append(args, len(also.Linger), also.LingerFor.Milliseconds())
+	args = append(args, len(also.Linger), also.LingerFor.Milliseconds(), len(also.Require))
 	for _, m := range also.Publish {
 		args = append(args, t.s.channelName(m.Channel), m.Payload)
 	}
@@ -616,6 +641,9 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 			}
 			if i := int(-r) - 2; i >= 0 && i < len(also.AddTo) {
 				return zero, t.errf(op, &IndexFullError{Index: also.AddTo[i]})
+			}
+			if i := int(-r) - 1000 - 1 - required; i >= 0 && i < len(also.Require) {
+				return zero, t.errf(op, &MissingError{Record: also.Require[i].key})
 			}
 		case string: // lost the race: r is the current value
 			if err := ctx.Err(); err != nil {

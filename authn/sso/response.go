@@ -28,9 +28,11 @@ var errNotAllowed = errors.New("sso: the user may not use this application")
 // respond makes (once) or shows again the Response of an approved login l of app (see authn.Logins.Respond),
 // returning the answered login and, when the approval opened an IdP session, its cookie value.
 func (p *IdP) respond(ctx context.Context, app authn.App, l authn.Login) (authn.Login, string, error) {
-	return p.svc.Logins.Respond(ctx, l, func(l authn.Login, u authn.User) ([]byte, authn.SessionApp, error) {
-		return p.buildResponse(app, l, u)
-	})
+	return p.svc.Logins.Respond(ctx, l,
+		func(l authn.Login) (authn.SessionApp, error) { return p.told(app, l) },
+		func(l authn.Login, u authn.User, told authn.SessionApp) ([]byte, error) {
+			return p.buildResponse(app, l, u, told)
+		})
 }
 
 // answerPost is the form carrying an answered login's Response to the application.
@@ -38,31 +40,41 @@ func answerPost(app authn.App, l authn.Login) *Post {
 	return &Post{ACS: acsFor(app, l), Response: l.Response, RelayState: l.RelayState}
 }
 
-// buildResponse makes the signed Response for an approved login. Validity windows count from now, the moment
-// the Response is issued, so a slow approval never yields an assertion that is already expiring.
-func (p *IdP) buildResponse(app authn.App, l authn.Login, u authn.User) ([]byte, authn.SessionApp, error) {
+// told is what the Response for login l of app will tell the application of its user, recorded in the IdP
+// session for single logout: the NameID, which the login's email decides (the user's record is not needed).
+func (p *IdP) told(app authn.App, l authn.Login) (authn.SessionApp, error) {
+	nameID, format, err := p.nameID(app, l.Email)
+	if err != nil {
+		return authn.SessionApp{}, err
+	}
+	return authn.SessionApp{AppID: app.ID, NameID: nameID, NameIDFormat: format}, nil
+}
+
+// buildResponse makes the signed Response for an approved login, for user u, naming the subject as told says.
+// Validity windows count from now, the moment the Response is issued, so a slow approval never yields an
+// assertion that is already expiring.
+func (p *IdP) buildResponse(app authn.App, l authn.Login, u authn.User, told authn.SessionApp) ([]byte, error) {
 	if app.ACSURL == "" || app.Audience == "" {
-		return nil, authn.SessionApp{}, errors.New("sso: application lost its ACS URL or audience")
+		return nil, errors.New("sso: application lost its ACS URL or audience")
+	}
+	if u.Email != l.Email || told.AppID != app.ID { // the user read by the login's email, told made for this app
+		return nil, fmt.Errorf("sso: login %s: user %q or application %q is not the login's", l.ID, u.Email, told.AppID)
 	}
 	if !p.subjectMatches(app, l.Subject, u.Email) {
-		return nil, authn.SessionApp{}, errSubjectMismatch
+		return nil, errSubjectMismatch
 	}
 	if !app.Allowed(u) { // checked again as the Response is made: groups may have changed since
-		return nil, authn.SessionApp{}, errNotAllowed
+		return nil, errNotAllowed
 	}
 	signing, err := saml.ParseSigning(app.Sign)
 	if err != nil {
-		return nil, authn.SessionApp{}, fmt.Errorf("sso: app %s: %w", app.ID, err)
-	}
-	nameID, format, err := p.nameID(app, u)
-	if err != nil {
-		return nil, authn.SessionApp{}, err
+		return nil, fmt.Errorf("sso: app %s: %w", app.ID, err)
 	}
 	sess := authn.Session{ID: l.SessionID}
 	var encryptTo *x509.Certificate
 	if app.EncryptAssertions {
 		if encryptTo, err = authn.ParseCertificatePEM(app.EncryptionCertificate); err != nil {
-			return nil, authn.SessionApp{}, fmt.Errorf("sso: encryption certificate of app %s: %w", app.ID, err)
+			return nil, fmt.Errorf("sso: encryption certificate of app %s: %w", app.ID, err)
 		}
 	}
 	resp, err := p.saml().MakeResponse(saml.ResponseParams{
@@ -70,8 +82,8 @@ func (p *IdP) buildResponse(app authn.App, l authn.Login, u authn.User) ([]byte,
 		EncryptTo:    encryptTo,
 		Destination:  acsFor(app, l),
 		Audience:     app.Audience,
-		NameID:       nameID,
-		NameIDFormat: format,
+		NameID:       told.NameID,
+		NameIDFormat: told.NameIDFormat,
 		SessionIndex: sess.SessionIndex(),
 		AuthnInstant: l.DecidedAt,
 		Attributes:   Attributes(app, u),
@@ -79,21 +91,21 @@ func (p *IdP) buildResponse(app authn.App, l authn.Login, u authn.User) ([]byte,
 		AuthnContextClassRef: l.AuthnContext,
 		Signing:              signing,
 	})
-	return resp, authn.SessionApp{AppID: app.ID, NameID: nameID, NameIDFormat: format}, err
+	return resp, err
 }
 
 // nameID is what the application is told the user is called, per its NameID format (saml-core §8.3).
-func (p *IdP) nameID(app authn.App, u authn.User) (string, string, error) {
+func (p *IdP) nameID(app authn.App, email string) (string, string, error) {
 	switch app.NameIDFormat {
 	case authn.NameIDPersistent:
-		return saml.PersistentID(p.persistentSecret, app.ID, u.Email), saml.NameIDFormatPersistent, nil
+		return saml.PersistentID(p.persistentSecret, app.ID, email), saml.NameIDFormatPersistent, nil
 	case authn.NameIDTransient:
 		id, err := p.saml().NewID()
 		return id, saml.NameIDFormatTransient, err
 	case authn.NameIDUnspecified:
-		return u.Email, saml.NameIDFormatUnspecified, nil
+		return email, saml.NameIDFormatUnspecified, nil
 	default:
-		return u.Email, saml.NameIDFormatEmailAddress, nil
+		return email, saml.NameIDFormatEmailAddress, nil
 	}
 }
 

@@ -50,6 +50,7 @@ func runChecks(t *testing.T, open func(t *testing.T) *store.Store, skip map[stri
 		{"ChangeCapsPerIndex", testChangeCapsPerIndex},
 		{"ChangeIndexTTL", testChangeIndexTTL},
 		{"ChangeLinger", testChangeLinger},
+		{"ChangeRequire", testChangeRequire},
 		{"RemoveFromIndexes", testRemoveFromIndexes},
 		{"MemoryUsage", testMemoryUsage},
 		{"Compressed", testCompressed},
@@ -115,7 +116,7 @@ var spreadChecks = []string{
 	"TableCRUD", "TTL", "Expiry", "UpdateKeepsTTL", "UpdateFnErrorAborts", "UpdateConcurrentOneWinner",
 	"UpdateConcurrentAllApplied", "UpdateConflict", "TakeConcurrentOneWinner", "Change", "ChangeCap",
 	"ChangeInterrupted",
-	"ChangeCapsPerIndex", "ChangeIndexTTL", "ChangeLinger", "RemoveFromIndexes", "MemoryUsage", "Compressed", "KeysByShard",
+	"ChangeCapsPerIndex", "ChangeIndexTTL", "ChangeLinger", "ChangeRequire", "RemoveFromIndexes", "MemoryUsage", "Compressed", "KeysByShard",
 	"CreateIndexed", "CreateWith", "Batch", "Index",
 }
 

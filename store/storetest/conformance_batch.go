@@ -770,3 +770,51 @@ func testKeysByShard(t *testing.T, s *store.Store) {
 		t.Errorf("the record's key found %d times in %v, want once", found, shards)
 	}
 }
+
+// testChangeRequire: a change that requires another table's record is written, with its index and its
+// message, while that record exists, and refused with nothing written once it is gone — on a table whose
+// changes run as one script on one server; any other table refuses Require outright, writing nothing.
+func testChangeRequire(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := newTable(s, "requiring")
+	other := store.NewTable[record](s, "required")
+	mustCreate(t, tbl, "x", record{State: "new"}, time.Hour)
+	mustCreate(t, other, "dev", record{State: "enrolled"}, time.Hour)
+	sub := mustSubscribe(t, s, updateChannel)
+	change := func(state string, also store.Effects) error {
+		_, err := tbl.Change(ctx, "x", nil, func(r record) (record, error) { r.State = state; return r, nil }, also)
+		return err
+	}
+	also := store.Effects{AddTo: []string{"ix"}, Require: []store.Ref{other.Ref("dev")},
+		Publish: []store.Message{{Channel: updateChannel, Payload: "changed"}}}
+	if !tbl.InOrder() {
+		if err := change("pending", also); err == nil || errors.Is(err, store.ErrRequiredMissing) {
+			t.Fatalf("Require on a table whose changes are not one script on one server: %v, want refused", err)
+		}
+		if got := mustGet(t, tbl, "x"); got.State != "new" {
+			t.Fatalf("a refused Require wrote %+v", got)
+		}
+		return
+	}
+	if err := change("pending", also); err != nil {
+		t.Fatalf("change requiring a record that exists: %v", err)
+	}
+	if got, ids := mustGet(t, tbl, "x"), mustIndexIDs(t, tbl, "ix"); got.State != "pending" || len(ids) != 1 {
+		t.Fatalf("after the change: %+v, index %v; want pending, in the index", got, ids)
+	}
+	if err := other.Delete(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	err := change("answered", store.Effects{RemoveFrom: []string{"ix"}, Require: []store.Ref{tbl.Ref("x"), other.Ref("dev")},
+		Publish: []store.Message{{Channel: updateChannel, Payload: "changed again"}}})
+	var missing *store.MissingError
+	if !errors.Is(err, store.ErrRequiredMissing) || !errors.As(err, &missing) || !strings.Contains(missing.Record, "dev") {
+		t.Fatalf("change requiring a deleted record: %v, want a MissingError naming it", err)
+	}
+	if got, ids := mustGet(t, tbl, "x"), mustIndexIDs(t, tbl, "ix"); got.State != "pending" || len(ids) != 1 {
+		t.Fatalf("a refused change wrote: %+v, index %v", got, ids)
+	}
+	if msgs := drainUntilMarker(t, s, updateChannel, sub); !slices.Equal(msgs, []string{"changed"}) {
+		t.Fatalf("published %q, want the first change's message only", msgs)
+	}
+}
