@@ -69,9 +69,10 @@ func writeFastPage(b *bytes.Buffer, h pageHead, v fastView) {
 	b.WriteString("\n</body>\n</html>\n")
 }
 
-// writeFollow writes the "follow" part (templates/parts.html).
-func writeFollow(b *bytes.Buffer, state, events, page string) {
-	b.WriteString(`<script src="`)
+// writeFollowScripts writes the "scripts" block of a view that follows its login's state: the "follow" part
+// (templates/parts.html) on a line of its own.
+func writeFollowScripts(b *bytes.Buffer, state, events, page string) {
+	b.WriteString("\n<script src=\"")
 	b.WriteString(loginScriptAttr)
 	b.WriteString(`" data-state="`)
 	writeEscaped(b, state)
@@ -104,10 +105,7 @@ func (v identifyView) writeContent(b *bytes.Buffer) {
 	b.WriteString("\n<button type=\"submit\">Continue</button>\n</form>")
 }
 
-func (v identifyView) writeScripts(b *bytes.Buffer) {
-	b.WriteString("\n")
-	writeFollow(b, v.State, v.Events, v.Page)
-}
+func (v identifyView) writeScripts(b *bytes.Buffer) { writeFollowScripts(b, v.State, v.Events, v.Page) }
 
 func (v waitingView) writeContent(b *bytes.Buffer) {
 	b.WriteString("<h1>Approve on your phone</h1>\n<p class=\"muted\">Signing in as <strong data-testid=\"login-email\">")
@@ -152,10 +150,7 @@ func (v waitingView) writeContent(b *bytes.Buffer) {
 	}
 }
 
-func (v waitingView) writeScripts(b *bytes.Buffer) {
-	b.WriteString("\n")
-	writeFollow(b, v.State, v.Events, v.Page)
-}
+func (v waitingView) writeScripts(b *bytes.Buffer) { writeFollowScripts(b, v.State, v.Events, v.Page) }
 
 func (v postView) writeContent(b *bytes.Buffer) {
 	b.WriteString("<h1>Signing you in</h1>\n<p class=\"muted\">Taking you to ")

@@ -1122,13 +1122,21 @@ func (s *Logins) Respond(ctx context.Context, l Login, tell func(Login) (Session
 	return answered, cookie, nil
 }
 
-// activeUser returns the user of email if active: ErrNotFound for none, ErrForbidden for a suspended one.
+// activeUser returns the user of email (normalized) if active: ErrNotFound for none, ErrForbidden for a
+// suspended one.
 func (s *Logins) activeUser(ctx context.Context, email string) (User, error) {
-	u, err := s.svc.Users.Get(ctx, email)
-	if err != nil {
-		return User{}, err
-	}
-	if u.Status != UserActive {
+	return activeOf(s.users.Get(ctx, email))
+}
+
+// activeOf is what a read of the users table (u, err) says of a login's user: u if active, else ErrNotFound
+// for none, ErrForbidden for a suspended one, or the store's failure.
+func activeOf(u User, err error) (User, error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return User{}, newErr(ErrNotFound, "user not found")
+	case err != nil:
+		return User{}, internal("get user", err)
+	case u.Status != UserActive:
 		return User{}, newErr(ErrForbidden, "this account is suspended")
 	}
 	return u, nil
@@ -1172,6 +1180,12 @@ func (s *Logins) openSession(ctx context.Context, sess *Session, approver string
 	also := store.Effects{AddTo: []string{userIndex(sess.Email)}}
 	var u User
 	var uerr, derr error
+	read := func() { // the reads, each in a round trip of its own
+		_, derr = s.devices.Get(ctx, approver)
+		if withUser {
+			u, uerr = s.users.Get(ctx, sess.Email)
+		}
+	}
 	if s.sessions.InOrder() && s.devices.InOrder() && s.users.InOrder() {
 		b := s.st.Batch(ctx)
 		created := s.sessions.CreateIn(b, sess.ID, *sess, s.sessionTTL(), also)
@@ -1185,41 +1199,32 @@ func (s *Logins) openSession(ctx context.Context, sess *Session, approver string
 		if err != nil {
 			return User{}, internal("create session", err)
 		}
-		_, derr = dev.Get()
-		if withUser {
-			u, uerr = user.Get()
-		}
-		if !inPlace {
-			_, derr = s.devices.Get(ctx, approver)
+		if inPlace {
+			_, derr = dev.Get()
 			if withUser {
-				u, uerr = s.users.Get(ctx, sess.Email)
+				u, uerr = user.Get()
 			}
+		} else {
+			read() // the write ran after the batch's reads
 		}
 	} else {
 		if err := s.sessions.CreateWith(ctx, sess.ID, *sess, s.sessionTTL(), also); err != nil {
 			return User{}, internal("create session", err)
 		}
-		_, derr = s.devices.Get(ctx, approver)
-		if withUser {
-			u, uerr = s.users.Get(ctx, sess.Email)
-		}
+		read()
 	}
-	var refused error
-	switch {
-	case errors.Is(uerr, store.ErrNotFound):
-		refused = newErr(ErrNotFound, "user not found")
-	case uerr != nil:
-		refused = internal("get user", uerr)
-	case withUser && u.Status != UserActive:
-		refused = newErr(ErrForbidden, "this account is suspended")
-	case errors.Is(derr, store.ErrNotFound):
-		refused = newErr(ErrForbidden, "the phone that approved this sign-in was removed")
-	case derr != nil:
-		refused = internal("get device", derr)
+	var err error
+	if withUser {
+		u, err = activeOf(u, uerr)
 	}
-	if refused != nil {
+	if err == nil && errors.Is(derr, store.ErrNotFound) {
+		err = newErr(ErrForbidden, "the phone that approved this sign-in was removed")
+	} else if err == nil && derr != nil {
+		err = internal("get device", derr)
+	}
+	if err != nil {
 		s.dropSession(ctx, sess.ID, "drop the session of a sign-in refused")
-		return User{}, refused
+		return User{}, err
 	}
 	return u, nil
 }

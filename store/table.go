@@ -477,8 +477,8 @@ func (e Effects) check() error {
 // checkCreate is check for [Table.CreateWith], which adds to indexes and does
 // nothing else.
 func (e Effects) checkCreate() error {
-	if len(e.RemoveFrom)+len(e.Linger)+len(e.Publish) > 0 || e.Announce != nil {
-		return errors.New("a create only adds to indexes: no RemoveFrom, Linger, Publish or Announce")
+	if len(e.RemoveFrom)+len(e.Linger)+len(e.Publish)+len(e.Require) > 0 || e.Announce != nil {
+		return errors.New("a create only adds to indexes: no RemoveFrom, Linger, Publish, Require or Announce")
 	}
 	return e.check()
 }

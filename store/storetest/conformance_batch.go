@@ -787,6 +787,10 @@ func testChangeRequire(t *testing.T, s *store.Store) {
 	}
 	also := store.Effects{AddTo: []string{"ix"}, Require: []store.Ref{other.Ref("dev")},
 		Publish: []store.Message{{Channel: updateChannel, Payload: "changed"}}}
+	// A create adds to indexes only: a Require there is refused, not ignored.
+	if err := tbl.CreateWith(ctx, "y", record{State: "new"}, time.Hour, store.Effects{Require: []store.Ref{other.Ref("dev")}}); err == nil {
+		t.Fatal("CreateWith took a Require")
+	}
 	if !tbl.InOrder() {
 		if err := change("pending", also); err == nil || errors.Is(err, store.ErrRequiredMissing) {
 			t.Fatalf("Require on a table whose changes are not one script on one server: %v, want refused", err)
