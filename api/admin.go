@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	qrcode "github.com/skip2/go-qrcode"
 
+	"github.com/winkk/passport/api/qrimage"
 	"github.com/winkk/passport/authn"
 	"github.com/winkk/passport/authn/audit"
 )
@@ -156,7 +156,7 @@ func (s *Server) handleInvitationQR(c echo.Context) error {
 	if _, err := s.svc.Devices.Invitation(s.ctx(c), token); err != nil {
 		return err
 	}
-	png, err := qrcode.Encode(s.svc.Devices.EnrollURL(token), qrcode.Medium, 320)
+	png, _, err := qrimage.PNG(s.svc.Devices.EnrollURL(token), 320)
 	if err != nil {
 		return err
 	}

@@ -3,12 +3,13 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
-	"image/png"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/winkk/passport/api/qrimage/qrtest"
 )
 
 // call sends a raw request and returns the status and the decoded error code (when the answer is an error).
@@ -170,8 +171,8 @@ func TestInvitationQR(t *testing.T) {
 	if st != http.StatusOK {
 		t.Fatalf("QR: %d", st)
 	}
-	if _, err := png.Decode(bytes.NewReader(body)); err != nil {
-		t.Errorf("QR is not a PNG: %v", err)
+	if read, err := qrtest.Read(body); err != nil || read != inv.EnrollURL {
+		t.Errorf("the QR code reads %q (%v), want the enroll_url %q", read, err, inv.EnrollURL)
 	}
 }
 

@@ -17,7 +17,8 @@ import (
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
-	qrcode "github.com/skip2/go-qrcode"
+
+	"github.com/winkk/passport/api/qrimage"
 )
 
 // The admin console in headless Chromium: an administrator walks the setup guide (sign in by phone, add an
@@ -285,7 +286,7 @@ func TestConsoleBrowserGuide(t *testing.T) {
 	ct.check("user page with an invitation")
 	link := ct.textOf(`[data-testid="invitation-link"]`)
 	src := run(ct.tab, chromedp.Evaluate[string](`document.querySelector('[data-testid="invitation-qr"]').getAttribute("src")`))
-	want, err := qrcode.Encode(link, qrcode.Medium, 256)
+	want, _, err := qrimage.PNG(link, 256)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,8 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"image/png"
 	"io"
 	"net/http"
 	"net/url"
@@ -13,10 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/makiuchi-d/gozxing"
-	"github.com/makiuchi-d/gozxing/qrcode"
-
 	"github.com/winkk/passport/api/deviceapi"
+	"github.com/winkk/passport/api/qrimage/qrtest"
 	"github.com/winkk/passport/authn/audit"
 	"github.com/winkk/passport/authn/deviceproof"
 )
@@ -349,18 +345,12 @@ func TestConsoleUsersAndStepUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pic, err := png.Decode(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatalf("the QR code is not a PNG: %v", err)
+	// Read by a decoder we did not write: it says the link shown.
+	if read, err := qrtest.Read(raw); err != nil || read != link {
+		t.Fatalf("the QR code reads %q (%v), want the link %q", read, err, link)
 	}
-	// Read as a phone's camera would, by a decoder we did not write: it says the link shown.
-	bmp, err := gozxing.NewBinaryBitmapFromImage(pic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	read, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
-	if err != nil || read.GetText() != link {
-		t.Fatalf("the QR code reads %v (%v), want the link %q", read, err, link)
+	if w, h := attr(img, "width"), attr(img, "height"); w == "" || w != h || strings.Contains(w, ".") {
+		t.Errorf("the QR code's image is %sx%s, want a square of whole pixels", w, h)
 	}
 	// The link works: a phone enrolls with its token.
 	c := &deviceapi.Client{BaseURL: e.URL, Signer: &deviceproof.Signer{Key: e.newKey(), Clock: e.clock.Now}}

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	qrcode "github.com/skip2/go-qrcode"
 
+	"github.com/winkk/passport/api/qrimage"
 	"github.com/winkk/passport/authn"
 	"github.com/winkk/passport/authn/audit"
 )
@@ -90,6 +90,7 @@ func userPath(email string) string { return "/admin/users/" + url.PathEscape(ema
 // shown once: the token is not stored.
 type invitationView struct {
 	QR        string // base64 PNG
+	QRSide    int    // its width and height in pixels
 	Link      string
 	ExpiresAt time.Time
 }
@@ -165,7 +166,7 @@ func (k *Console) handleInvite(c echo.Context) error {
 		return err
 	}
 	link := k.svc.Devices.EnrollURL(token)
-	png, err := qrcode.Encode(link, qrcode.Medium, 256)
+	png, side, err := qrimage.PNG(link, 256)
 	if err != nil {
 		return err
 	}
@@ -177,7 +178,7 @@ func (k *Console) handleInvite(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v.Invitation = &invitationView{QR: base64.StdEncoding.EncodeToString(png), Link: link, ExpiresAt: inv.ExpiresAt}
+	v.Invitation = &invitationView{QR: base64.StdEncoding.EncodeToString(png), QRSide: side, Link: link, ExpiresAt: inv.ExpiresAt}
 	return k.render(c, http.StatusOK, "user", "users", v)
 }
 
