@@ -12,12 +12,14 @@ import (
 //
 //	cmd → api (faces) → authn/sso (flows) → authn (core) → store, push
 //	                                      → saml (protocol)
+//	api, api/console → api/qrimage (QR images)
 //
 // Test helper packages (samltest, storetest, apitest, ...) are not a layer: they may use anything but cmd.
 var allowed = map[string][]string{
 	"cmd":               {"api", "authn/sso", "authn/audit", "authn", "authn/deviceproof", "saml", "store", "push"},
-	"api":               {"api", "api/console", "authn/sso", "authn/audit", "authn", "authn/deviceproof"},
-	"api/console":       {"authn/sso", "authn/audit", "authn"},
+	"api":               {"api", "api/console", "api/qrimage", "authn/sso", "authn/audit", "authn", "authn/deviceproof"},
+	"api/console":       {"api/qrimage", "authn/sso", "authn/audit", "authn"},
+	"api/qrimage":       {},
 	"authn/sso":         {"authn", "saml"},
 	"authn/audit":       {"authn", "store"},
 	"authn/deviceproof": {},
@@ -29,7 +31,7 @@ var allowed = map[string][]string{
 
 // layerOf names the layer of a package path (without the module prefix).
 func layerOf(pkg string) string {
-	for _, l := range []string{"authn/sso", "authn/audit", "authn/deviceproof", "authn", "api/console", "api", "cmd", "saml", "push", "store"} {
+	for _, l := range []string{"authn/sso", "authn/audit", "authn/deviceproof", "authn", "api/console", "api/qrimage", "api", "cmd", "saml", "push", "store"} {
 		if pkg == l || strings.HasPrefix(pkg, l+"/") {
 			return l
 		}
