@@ -195,6 +195,7 @@ func FuzzParseAuthnRequest(f *testing.F) {
 	fuzzcorpus.Use(f, seeds)
 	certs := []*x509.Certificate{mustCert(f, "sp-cert.pem")}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		mustCheckLikeXRV(t, b)
 		r, err := ParseAuthnRequest(b)
 		if err == nil && r == nil {
 			t.Fatal("nil request without error")
@@ -250,6 +251,7 @@ func FuzzParseLogoutRequest(f *testing.F) {
 func FuzzParseSPMetadata(f *testing.F) {
 	fuzzcorpus.Use(f, xmlSeeds(spMetadataRefusals(f), spMetadataSeeds(f)...))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		mustCheckLikeXRV(t, b)
 		m, err := ParseSPMetadata(b)
 		if err != nil {
 			if _, ok := err.(*Error); !ok {
