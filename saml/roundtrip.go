@@ -77,6 +77,13 @@ func (s *tokenSet) has(key []byte) bool {
 	return ok
 }
 
+// reset forgets every token.
+func (s *tokenSet) reset() {
+	s.mu.Lock()
+	s.set = nil
+	s.mu.Unlock()
+}
+
 func (s *tokenSet) add(key []byte) {
 	s.mu.Lock()
 	if s.set == nil || len(s.set) >= passedMax {

@@ -62,7 +62,7 @@ func TestRoundTripCheckAsXRV(t *testing.T) {
 		for round := range 2 {
 			for _, doc := range docs {
 				if forget {
-					passed = tokenSet{}
+					passed.reset()
 				}
 				mustCheckLikeXRV(t, []byte(doc))
 				if round == 1 && strings.Contains(doc, "::") && checkRoundTrip([]byte(doc)) == nil {
@@ -117,7 +117,7 @@ func TestTokenKeys(t *testing.T) {
 // TestPassedBounded: the remembered tokens start over when passedMax are held, and long tokens are never
 // remembered.
 func TestPassedBounded(t *testing.T) {
-	passed = tokenSet{}
+	passed.reset()
 	for i := range passedMax + 10 {
 		if err := checkRoundTrip(fmt.Appendf(nil, `<r%d/>`, i)); err != nil {
 			t.Fatal(err)
@@ -129,7 +129,7 @@ func TestPassedBounded(t *testing.T) {
 	if n == 0 || n > passedMax {
 		t.Fatalf("%d tokens remembered, want 1 to %d", n, passedMax)
 	}
-	passed = tokenSet{}
+	passed.reset()
 	long := `<r a="` + strings.Repeat("x", passedMaxKey) + `"/>`
 	if err := checkRoundTrip([]byte(long)); err != nil {
 		t.Fatal(err)
