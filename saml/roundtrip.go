@@ -32,14 +32,16 @@ func checkRoundTrip(b []byte) error {
 		if err != nil {
 			return err
 		}
-		key = tokenKey(key[:0], tok)
-		if len(key) <= passedMaxKey && passed.has(key) {
+		var known bool
+		key, known = tokenKey(key[:0], tok)
+		remember := known && len(key) <= passedMaxKey
+		if remember && passed.has(key) {
 			continue
 		}
 		if err := xrv.CheckToken(tok); err != nil {
 			return err
 		}
-		if len(key) <= passedMaxKey {
+		if remember {
 			passed.add(key)
 		}
 	}
@@ -55,10 +57,12 @@ func newRawDecoder(b []byte) *xml.Decoder {
 }
 
 // passedMaxKey bounds the tokens remembered: SAML's repeating tokens are short (an end tag, an Issuer, a
-// NameIDPolicy); a long one is most likely unique (a root's start tag, a signature value).
-const passedMaxKey = 512
+// NameIDPolicy: 13–102 bytes of key in an Atlassian request); a long one is most likely unique (a root's
+// start tag with its ID and instant, 399 there; a signature value), and remembering it would only take the
+// set's write lock on every message and push out the tokens that do repeat.
+const passedMaxKey = 256
 
-// passedMax bounds the tokens remembered at once: some 2 MB at most. When full the set starts over, so a
+// passedMax bounds the tokens remembered at once: about 1 MB at most. When full the set starts over, so a
 // client sending endless distinct tokens costs only what xrv itself costs.
 const passedMax = 4096
 
@@ -94,8 +98,9 @@ func (s *tokenSet) add(key []byte) {
 }
 
 // tokenKey appends to dst an encoding of tok that two tokens share only when every field of theirs is equal:
-// a kind byte, then each field as its length and its bytes.
-func tokenKey(dst []byte, tok xml.Token) []byte {
+// a kind byte, then each field as its length and its bytes. known is false for a kind RawToken never
+// returns, which is then never remembered.
+func tokenKey(dst []byte, tok xml.Token) (key []byte, known bool) {
 	field := func(s []byte) { dst = binary.AppendUvarint(dst, uint64(len(s))); dst = append(dst, s...) }
 	str := func(s string) { dst = binary.AppendUvarint(dst, uint64(len(s))); dst = append(dst, s...) }
 	switch t := tok.(type) {
@@ -127,8 +132,7 @@ func tokenKey(dst []byte, tok xml.Token) []byte {
 		dst = append(dst, 'D')
 		field(t)
 	default:
-		// Not a kind RawToken returns: never remembered (a key too long to be looked up).
-		dst = append(dst, make([]byte, passedMaxKey+1)...)
+		return dst, false
 	}
-	return dst
+	return dst, true
 }
