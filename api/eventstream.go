@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,10 @@ type eventStream struct {
 	// conn is the taken-over connection; nil when the stream is served inside its request (fallback), which
 	// w and rc then write to.
 	conn net.Conn
+	// home is conn when it came from a Server.Listener and the answer is chunked: the stream's last event ends
+	// the answer, and the connection goes back to net/http for the browser's next request. nil: the answer
+	// ends when the connection closes.
+	home *homeConn
 	head []byte // the answer's status line and headers, not yet written: they go out with the first write
 	w    io.Writer
 	rc   *http.ResponseController
@@ -227,8 +232,15 @@ func (h *hub) show(st *eventStream, c authn.LoginChange) {
 	changed := string(state) != was
 	st.last = string(state)
 	st.mu.Unlock()
+	final := state != authn.StateIdentify && state != authn.StatePending
 	if changed {
-		if err := h.send(st, "state", string(state)); err != nil {
+		var err error
+		if final {
+			err = h.finish(st, "state", string(state))
+		} else {
+			err = h.send(st, "state", string(state))
+		}
+		if err != nil {
 			h.end(st)
 			return
 		}
@@ -237,7 +249,7 @@ func (h *hub) show(st *eventStream, c authn.LoginChange) {
 			h.s.metrics.told.WithLabelValues(string(state)).Observe(max(h.s.cfg.Clock().Sub(c.DecidedAt), 0).Seconds())
 		}
 	}
-	if state != authn.StateIdentify && state != authn.StatePending {
+	if final {
 		h.end(st)
 		return
 	}
@@ -269,6 +281,17 @@ func (h *hub) write(st *eventStream, text string) error {
 	if st.closed {
 		return net.ErrClosed
 	}
+	return st.writeLocked(text, false)
+}
+
+// finish sends the stream's last event and ends the stream: its connection goes back to net/http when it
+// can (home), else it is closed. An error means the event was not sent; the stream has ended either way.
+func (h *hub) finish(st *eventStream, event, data string) error {
+	return h.close(st, "event: "+event+"\ndata: "+data+"\n\n")
+}
+
+// writeLocked writes text, and the answer's end when last, in one system call. Called with st.mu held.
+func (st *eventStream) writeLocked(text string, last bool) error {
 	if st.conn == nil {
 		_ = st.rc.SetWriteDeadline(time.Now().Add(hubWriteTimeout))
 		if _, err := io.WriteString(st.w, text); err != nil {
@@ -277,13 +300,25 @@ func (h *hub) write(st *eventStream, text string) error {
 		return st.rc.Flush()
 	}
 	_ = st.conn.SetWriteDeadline(time.Now().Add(hubWriteTimeout))
-	if st.head != nil {
-		b := append(st.head, text...)
-		st.head = nil
-		_, err := st.conn.Write(b)
+	if st.head == nil && st.home == nil {
+		_, err := io.WriteString(st.conn, text)
 		return err
 	}
-	_, err := io.WriteString(st.conn, text)
+	b := make([]byte, 0, len(st.head)+len(text)+16)
+	b = append(b, st.head...)
+	st.head = nil
+	if st.home == nil {
+		b = append(b, text...)
+	} else {
+		b = strconv.AppendInt(b, int64(len(text)), 16)
+		b = append(b, "\r\n"...)
+		b = append(b, text...)
+		b = append(b, "\r\n"...)
+		if last {
+			b = append(b, "0\r\n\r\n"...)
+		}
+	}
+	_, err := st.conn.Write(b)
 	return err
 }
 
@@ -302,18 +337,28 @@ func (h *hub) add(st *eventStream) {
 
 // end closes st once: its connection, subscription, timer and caps. Never called with a hub lock held (the
 // subscription's stop takes the store's pub/sub lock, under which mark runs).
-func (h *hub) end(st *eventStream) {
+func (h *hub) end(st *eventStream) { _ = h.close(st, "") }
+
+// close ends st once, after writing last when it is not empty: its subscription, timer and caps, and its
+// connection, handed back to net/http when last was written and ends a chunked answer, else closed.
+func (h *hub) close(st *eventStream, last string) error {
 	st.mu.Lock()
 	if st.closed {
 		st.mu.Unlock()
-		return
+		return net.ErrClosed
 	}
 	st.closed = true
 	if st.timer != nil {
 		st.timer.Stop()
 	}
+	var err error
+	if last != "" {
+		err = st.writeLocked(last, true)
+	}
 	if st.conn != nil {
-		_ = st.conn.Close()
+		if err != nil || last == "" || st.home == nil || !st.giveBack() {
+			_ = st.conn.Close()
+		}
 	}
 	st.mu.Unlock()
 	h.regMu.Lock()
@@ -330,6 +375,16 @@ func (h *hub) end(st *eventStream) {
 	st.stop()
 	st.release()
 	close(st.done)
+	return err
+}
+
+// giveBack hands the stream's connection, its answer complete, to net/http for the next request. Called with
+// st.mu held, once st is closed.
+func (st *eventStream) giveBack() bool {
+	if err := st.conn.SetDeadline(time.Time{}); err != nil {
+		return false
+	}
+	return st.home.home.giveBack(st.home)
 }
 
 // reap ends the streams under key ("" for all) whose browser has closed its connection, and says how many
@@ -337,12 +392,20 @@ func (h *hub) end(st *eventStream) {
 func (h *hub) reap(key string) int {
 	n := 0
 	for _, st := range h.snapshot(key) {
-		if st.conn != nil && gone(st.conn) {
+		if st.conn != nil && st.gone() {
 			h.end(st)
 			n++
 		}
 	}
 	return n
+}
+
+// gone probes whether the browser of a stream still open closed its connection. The probe runs under st.mu:
+// a stream that has ended may have handed its connection back to net/http, which then reads it.
+func (st *eventStream) gone() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return !st.closed && gone(st.conn)
 }
 
 // goneByDeadline says whether the peer of conn has closed it, reading for at most probeFor: where a peek
@@ -364,12 +427,20 @@ func (h *hub) serve(c echo.Context, st *eventStream) error {
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Accel-Buffering", "no")
 	st.done = make(chan struct{})
-	conn, _, err := http.NewResponseController(c.Response()).Hijack()
+	conn, brw, err := http.NewResponseController(c.Response()).Hijack()
 	if err != nil {
 		return h.serveInline(c, st)
 	}
-	// The answer has no length: it ends when the connection closes.
-	hdr.Set("Connection", "close")
+	req := c.Request()
+	if hc, ok := conn.(*homeConn); ok && brw.Reader.Buffered() == 0 && req.ProtoAtLeast(1, 1) && !req.Close {
+		// The answer is chunked: its last chunk ends it, and the connection serves the next request.
+		hdr.Set("Transfer-Encoding", "chunked")
+		st.home = hc
+	} else {
+		// The answer has no length: it ends when the connection closes. (Bytes the browser sent after its
+		// request, already read by net/http, are not served.)
+		hdr.Set("Connection", "close")
+	}
 	st.conn = conn
 	_ = conn.SetDeadline(time.Time{})
 	// The status line and headers go out with the first event, in one write: Header.Write on the bare

@@ -54,20 +54,7 @@ func openStream(t *testing.T, c *http.Client, loginURL string) (string, <-chan s
 		cancel()
 		t.Fatalf("event stream: %d %s", resp.StatusCode, body)
 	}
-	events := make(chan string, 16)
-	go func() {
-		defer close(events)
-		sc := bufio.NewScanner(resp.Body)
-		event := ""
-		for sc.Scan() {
-			line := sc.Text()
-			if v, ok := strings.CutPrefix(line, "event: "); ok {
-				event = v
-			} else if v, ok := strings.CutPrefix(line, "data: "); ok {
-				events <- event + " " + v
-			}
-		}
-	}()
+	events := sseEvents(resp.Body)
 	first, ok := <-events
 	if !ok {
 		cancel()
@@ -83,6 +70,26 @@ func openStream(t *testing.T, c *http.Client, loginURL string) (string, <-chan s
 	}
 	t.Cleanup(stop)
 	return first, events, stop
+}
+
+// sseEvents reads the event stream r and sends each event as "name data" ("state pending"); the channel is
+// closed when the stream ends.
+func sseEvents(r io.Reader) <-chan string {
+	events := make(chan string, 16)
+	go func() {
+		defer close(events)
+		sc := bufio.NewScanner(r)
+		event := ""
+		for sc.Scan() {
+			line := sc.Text()
+			if v, ok := strings.CutPrefix(line, "event: "); ok {
+				event = v
+			} else if v, ok := strings.CutPrefix(line, "data: "); ok {
+				events <- event + " " + v
+			}
+		}
+	}()
+	return events
 }
 
 // refusal is a refused request: its status, error code and message, and Retry-After.

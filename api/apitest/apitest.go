@@ -190,6 +190,7 @@ func start(tb testing.TB, st *store.Store, o Options, opts ...Option) *Server {
 		tb.Fatalf("apitest: api.New: %v", err)
 	}
 	srv.ConfigureHTTP(ts.Config)
+	ts.Listener = srv.Listener(ts.Listener) // as passport-idp serves it
 	ts.Start()
 	var once sync.Once
 	stop := func() {

@@ -135,6 +135,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// Connections handed back by the login page's event streams are served again (api.Server.Listener).
+	ln = srv.Listener(ln)
 	httpSrv := &http.Server{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	srv.ConfigureHTTP(httpSrv)
 	servers := []*http.Server{httpSrv}
