@@ -313,6 +313,25 @@ func (s *eventStream) next(ctx context.Context) (sseEvent, error) {
 	}
 }
 
+// finish waits, at most wait, for the stream to end after its last event, as the IdP ends it (the page's
+// EventSource has what it needs), then closes it: a stream read to its end leaves its connection to the
+// transport for the page's next request, where one closed early would close it.
+func (s *eventStream) finish(wait time.Duration) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case _, ok := <-s.events:
+			if ok {
+				continue
+			}
+		case <-t.C:
+		}
+		break
+	}
+	s.close()
+}
+
 // close ends the stream.
 func (s *eventStream) close() {
 	close(s.stop)

@@ -196,6 +196,9 @@ func (r *runner) park(ctx context.Context, email string, src netip.Addr) (*parke
 	return p, nil
 }
 
+// streamEndWait bounds the wait for an event stream's end after the event the browser waited for.
+const streamEndWait = time.Second
+
 // login does one whole login for u from src and returns its timings and the Response the browser was handed,
 // for the caller to check (runner.verify) at once or after the logins (--check-after).
 func (r *runner) login(ctx context.Context, u *user, src netip.Addr) (timings, response, *failure) {
@@ -237,7 +240,7 @@ func (r *runner) login(ctx context.Context, u *user, src netip.Addr) (timings, r
 		}
 	}
 	p.t[stepApprove] = time.Since(t)
-	p.events.close()
+	p.events.finish(streamEndWait)
 	p.events = nil
 
 	// told → Response: the page reloads and carries the signed Response in its auto-posting form.
