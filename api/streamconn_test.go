@@ -60,7 +60,10 @@ func TestStreamConnectionServesTheNextPage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	jira, ph, b, waiting := e.jiraLogin(t)
-	b.c.Transport = &http.Transport{} // its own pool of connections, to see which one each request takes
+	// Its own pool of connections, to see which one each request takes; one connection at most, so that the
+	// page's request waits for the stream's connection to be idle (the transport puts it back once it read
+	// the answer's end, on its own goroutine) instead of racing it with a new one.
+	b.c.Transport = &http.Transport{MaxConnsPerHost: 1}
 	number := waiting.number(t)
 	resp, events, streamConn := streamOn(t, b.c, waiting.URL, false)
 	if len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" || resp.Close {
