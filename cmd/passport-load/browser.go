@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/html"
@@ -29,28 +30,36 @@ const maxPage = 1 << 20
 // browser is one employee's browser for one login: its own cookie jar and its own connections, from one source
 // address. It follows redirects as a browser does.
 type browser struct {
-	http *http.Client
-	tr   *http.Transport
+	http  *http.Client
+	tr    *http.Transport
+	dials atomic.Int64 // connections it opened
 }
 
 func newBrowser(src netip.Addr) *browser {
 	jar, _ := cookiejar.New(nil) // never fails without options
 	d := dialer(src)
-	tr := &http.Transport{
+	b := &browser{}
+	b.tr = &http.Transport{
 		// Every connection keeps its bytes' arrival times, for the event stream's: see openEvents.
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := d.DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
+			b.dials.Add(1)
 			return stamped(c), nil
 		},
-		ForceAttemptHTTP2:   true,
-		MaxIdleConnsPerHost: 2,
+		ForceAttemptHTTP2: true,
+		// One request at a time, as the login's pages come one after another: the page after the event stream
+		// waits for the stream's connection, which the transport puts back in its pool on its own goroutine once
+		// it read the answer's end, instead of racing it with a new connection.
+		MaxConnsPerHost:     1,
+		MaxIdleConnsPerHost: 1,
 		IdleConnTimeout:     30 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
-	return &browser{http: &http.Client{Transport: tr, Jar: jar}, tr: tr}
+	b.http = &http.Client{Transport: b.tr, Jar: jar}
+	return b
 }
 
 // close drops the browser's connections.

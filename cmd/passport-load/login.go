@@ -110,6 +110,19 @@ type runner struct {
 	fx      *fixture
 	sources *sources
 	timeout time.Duration
+	// conns counts the connections the browsers of connLogins successful logins opened.
+	conns, connLogins atomic.Int64
+}
+
+// connsPerLogin is the connections a successful login's browser opened, on average since the last call (nil:
+// no login).
+func (r *runner) connsPerLogin() *float64 {
+	n, l := r.conns.Swap(0), r.connLogins.Swap(0)
+	if l == 0 {
+		return nil
+	}
+	v := float64(n) / float64(l)
+	return &v
 }
 
 // parked is a login waiting for the phone: the browser on its page, the page's event stream open and saying
@@ -255,6 +268,8 @@ func (r *runner) login(ctx context.Context, u *user, src netip.Addr) (timings, r
 	now := time.Now()
 	p.t[stepResponse] = now.Sub(t)
 	p.t[stepLogin] = now.Sub(p.start)
+	r.conns.Add(p.b.dials.Load())
+	r.connLogins.Add(1)
 	return p.t, response{PostAction: pg.PostAction, RelayState: pg.RelayState, SAMLResponse: pg.SAMLResponse,
 		ReqID: p.reqID, Relay: p.relay, Email: u.email, At: now}, nil
 }

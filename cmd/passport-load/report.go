@@ -141,6 +141,10 @@ type Report struct {
 	// while the logins ran (/proc/stat); nil where it cannot be told. On a shared virtual machine it is why
 	// one build's figures move from hour to hour: the CPU left, and its caches, are shared with strangers.
 	Steal *float64 `json:"machine_steal_percent,omitempty"`
+	// BrowserConns is the connections a successful login's browser opened, on average (each login's browser is
+	// new, as each employee's is): 1 when the login page's event stream hands its connection on to the page
+	// after it, 2 when the stream's end closes it.
+	BrowserConns *float64 `json:"browser_connections_per_login,omitempty"`
 	// CPU names the processor of the machine this generator ran on (on a loopback run, the IdP's too), from
 	// /proc/cpuinfo; empty where it cannot be told. Compare runs only on the same processor: its signature
 	// speed, the yardstick of the report's ratios, differs from one host to another.
@@ -316,6 +320,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 	l := rep.Logins
 	line("Logins", "[attempted, succeeded, failed, interrupted]", "%d, %d, %d, %d", l.Attempted, l.Succeeded, l.Failed, l.Interrupted)
 	line("Rate", "[attempted, succeeded]", "%.2f/s, %.2f/s", rep.Rate, rep.Throughput)
+	if c := rep.BrowserConns; c != nil {
+		line("Browser connections", "[per successful login]", "%.2f", *c)
+	}
 	line("Duration", "[logins, setup, cleanup]", "%s, %s, %s", round(rep.Duration), round(rep.Setup.Duration), round(rep.Setup.Cleanup))
 	line("Run", "[id, concurrency, users, stopped]", "%s, %d, %d, %s", rep.Run, rep.Concurrency, rep.Setup.Users, rep.Stopped)
 	line("Latencies", "[count, min, mean, 50, 90, 99, max]", "")

@@ -219,7 +219,9 @@ func loadTest(ctx context.Context, cfg config, ui *ui) (_ *Report, err error) {
 	cpu0, hasCPU := processCPU()
 	steal := startSteal()
 	stopTiming := sigs.during(signatureEvery)
+	l.r.connsPerLogin() // from here on
 	rep.Stopped = l.attack(ctx, cfg.Duration, cfg.Logins, res, b)
+	rep.BrowserConns = l.r.connsPerLogin()
 	during, terr := stopTiming()
 	cpu1, _ := processCPU()
 	b.done()

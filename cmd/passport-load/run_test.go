@@ -103,6 +103,12 @@ func TestLogins(t *testing.T) {
 	if got := metric(t, s, "passport_logins_total") - successes; got != 6 {
 		t.Errorf("the IdP counted %v successful logins, want 6", got)
 	}
+	// Each login's browser opened one connection: the event stream's end handed it on to the Response page.
+	if c := rep.BrowserConns; c == nil {
+		t.Error("the report has no browser connections per login")
+	} else if *c != 1 {
+		t.Errorf("browser connections per login %v, want 1", *c)
+	}
 	for _, st := range steps {
 		lt, ok := rep.Latencies[st.Key]
 		if st.Optional && runtime.GOOS != "linux" {
