@@ -56,13 +56,13 @@ type eventStream struct {
 	// conn is the taken-over connection; nil when the stream is served inside its request (fallback), which
 	// w and rc then write to.
 	conn net.Conn
-	// home is conn when it came from a Server.Listener and the answer is chunked: the stream's last event ends
-	// the answer, and the connection goes back to net/http for the browser's next request. nil: the answer
-	// ends when the connection closes.
-	home *homeConn
-	head []byte // the answer's status line and headers, not yet written: they go out with the first write
-	w    io.Writer
-	rc   *http.ResponseController
+	// chunked: conn came from a Server.Listener (a *homeConn) and the answer is chunked: the stream's last
+	// event ends the answer, and the connection goes back to net/http for the browser's next request. false:
+	// the answer ends when the connection closes.
+	chunked bool
+	head    []byte // the answer's status line and headers, not yet written: they go out with the first write
+	w       io.Writer
+	rc      *http.ResponseController
 
 	dirty, beat, queued atomic.Bool
 	// live: the stream's connection is set up and it is registered, so workers may serve it. The login's
@@ -285,7 +285,7 @@ func (h *hub) write(st *eventStream, text string) error {
 }
 
 // finish sends the stream's last event and ends the stream: its connection goes back to net/http when it
-// can (home), else it is closed. An error means the event was not sent; the stream has ended either way.
+// can (chunked), else it is closed. An error means the event was not sent; the stream has ended either way.
 func (h *hub) finish(st *eventStream, event, data string) error {
 	return h.close(st, "event: "+event+"\ndata: "+data+"\n\n")
 }
@@ -300,14 +300,14 @@ func (st *eventStream) writeLocked(text string, last bool) error {
 		return st.rc.Flush()
 	}
 	_ = st.conn.SetWriteDeadline(time.Now().Add(hubWriteTimeout))
-	if st.head == nil && st.home == nil {
+	if st.head == nil && !st.chunked {
 		_, err := io.WriteString(st.conn, text)
 		return err
 	}
 	b := make([]byte, 0, len(st.head)+len(text)+16)
 	b = append(b, st.head...)
 	st.head = nil
-	if st.home == nil {
+	if !st.chunked {
 		b = append(b, text...)
 	} else {
 		b = strconv.AppendInt(b, int64(len(text)), 16)
@@ -356,7 +356,7 @@ func (h *hub) close(st *eventStream, last string) error {
 		err = st.writeLocked(last, true)
 	}
 	if st.conn != nil {
-		if err != nil || last == "" || st.home == nil || !st.giveBack() {
+		if err != nil || last == "" || !st.chunked || !st.giveBack() {
 			_ = st.conn.Close()
 		}
 	}
@@ -384,7 +384,8 @@ func (st *eventStream) giveBack() bool {
 	if err := st.conn.SetDeadline(time.Time{}); err != nil {
 		return false
 	}
-	return st.home.home.giveBack(st.home)
+	hc := st.conn.(*homeConn) // chunked only on one
+	return hc.home.giveBack(hc)
 }
 
 // reap ends the streams under key ("" for all) whose browser has closed its connection, and says how many
@@ -432,10 +433,10 @@ func (h *hub) serve(c echo.Context, st *eventStream) error {
 		return h.serveInline(c, st)
 	}
 	req := c.Request()
-	if hc, ok := conn.(*homeConn); ok && brw.Reader.Buffered() == 0 && req.ProtoAtLeast(1, 1) && !req.Close {
+	if _, ok := conn.(*homeConn); ok && brw.Reader.Buffered() == 0 && req.ProtoAtLeast(1, 1) && !req.Close {
 		// The answer is chunked: its last chunk ends it, and the connection serves the next request.
 		hdr.Set("Transfer-Encoding", "chunked")
-		st.home = hc
+		st.chunked = true
 	} else {
 		// The answer has no length: it ends when the connection closes. (Bytes the browser sent after its
 		// request, already read by net/http, are not served.)

@@ -196,3 +196,18 @@ func TestChunkedStreamHandsConnectionBack(t *testing.T) {
 		t.Error("Accept on a closed listener succeeded")
 	}
 }
+
+// TestGoneThroughWrapper: the probe for a browser that left sees through a Server.Listener's wrapper, also of
+// a connection without a descriptor (it reads with a short deadline there): open is not gone, closed is.
+func TestGoneThroughWrapper(t *testing.T) {
+	server, client := net.Pipe()
+	defer server.Close()
+	c := &homeConn{Conn: server}
+	if gone(c) {
+		t.Fatal("an open connection's browser is reported gone")
+	}
+	client.Close()
+	if !gone(c) {
+		t.Fatal("a closed connection's browser is not reported gone")
+	}
+}

@@ -17,6 +17,9 @@ func gone(conn net.Conn) bool {
 		return goneByDeadline(conn)
 	}
 	raw, err := sc.SyscallConn()
+	if errors.Is(err, errors.ErrUnsupported) { // a wrapper (homeConn) of a connection without a descriptor
+		return goneByDeadline(conn)
+	}
 	if err != nil {
 		return true
 	}

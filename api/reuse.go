@@ -77,6 +77,8 @@ func (l *reuseListener) acceptLoop() {
 // acceptRetry is the pause after a temporary Accept error (net/http's first).
 const acceptRetry = 5 * time.Millisecond
 
+// Accept returns a handed-back connection first, when one waits (its browser's next request is on its way),
+// else whichever comes: a handed-back one or a new one.
 func (l *reuseListener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.back:

@@ -328,15 +328,13 @@ func (s *eventStream) next(ctx context.Context) (sseEvent, error) {
 func (s *eventStream) finish(wait time.Duration) {
 	t := time.NewTimer(wait)
 	defer t.Stop()
-	for {
+	for ended := false; !ended; {
 		select {
 		case _, ok := <-s.events:
-			if ok {
-				continue
-			}
+			ended = !ok
 		case <-t.C:
+			ended = true
 		}
-		break
 	}
 	s.close()
 }
