@@ -86,6 +86,18 @@ end
 // sweepSample is the n passed to sweep.
 const sweepSample = 3
 
+// putLua defines put(key, value, ms): set key to value, to expire in ms
+// milliseconds (0: never).
+const putLua = `
+local function put(key, value, ms)
+  if tonumber(ms) > 0 then
+    redis.call('SET', key, value, 'PX', ms)
+  else
+    redis.call('SET', key, value)
+  end
+end
+`
+
 // indexLua defines, for the scripts that add an id to capped indexes,
 // full(set, id, cap): whether set already holds cap (> 0) ids other than id;
 // and extend(set, ms): make set live at least ms (> 0) more, never shorter.
@@ -106,16 +118,12 @@ end
 // It returns 0 if the record existed, and -i if index KEYS[i] holds its cap of
 // other ids; nothing is written then. Otherwise it creates the record, adds
 // the id to the id set and the indexes (each swept), and returns 1.
-var createScript = redis.NewScript(sweepLua + indexLua + `
+var createScript = redis.NewScript(sweepLua + indexLua + putLua + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 for i = 3, #KEYS do
   if full(KEYS[i], ARGV[3], tonumber(ARGV[4 + i])) then return -i end
 end
-if tonumber(ARGV[2]) > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
+put(KEYS[1], ARGV[1], ARGV[2])
 local ixttl = tonumber(ARGV[6])
 for i = 2, #KEYS do
   redis.call('SADD', KEYS[i], ARGV[3])
@@ -126,12 +134,8 @@ return 1
 `)
 
 // putScript: like createScript but replaces an existing record.
-var putScript = redis.NewScript(sweepLua + `
-if tonumber(ARGV[2]) > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
+var putScript = redis.NewScript(sweepLua + putLua + `
+put(KEYS[1], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
 sweep(KEYS[2], ARGV[4], tonumber(ARGV[5]))
 return 1
