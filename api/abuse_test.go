@@ -559,6 +559,64 @@ func TestParkFlood(t *testing.T) {
 		}
 	})
 
+	// An SP's request is counted, its ID consumed and its login parked in one step: a replay, or a request past
+	// its address's limit, parks nothing, and the refused request's ID stays used.
+	t.Run("SP requests replayed or past the limit park nothing", func(t *testing.T) {
+		sp := e.sp(jira)
+		b := newBrowserFrom(t, "127.0.0.9")
+		first, err := sp.BuildAuthURL("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := count()
+		if p := b.get(first); p.Status != http.StatusOK || !strings.Contains(p.URL, "/login/") {
+			t.Fatalf("first use of the request: status %d at %s", p.Status, p.URL)
+		}
+		if got := count() - before; got != 1 {
+			t.Fatalf("%d logins parked by one request, want 1", got)
+		}
+		if p := newBrowserFrom(t, "127.0.0.10").get(first); p.Status != http.StatusConflict || !strings.Contains(p.Body, "already used") {
+			t.Errorf("the request replayed from another address: status %d, want 409 already used", p.Status)
+		}
+		if got := count() - before; got != 1 {
+			t.Errorf("%d logins parked after the replay, want 1", got)
+		}
+
+		// Fill 127.0.0.11's minute, then send a fresh request from it: refused, nothing parked, its ID used.
+		client := &http.Client{
+			Transport:     &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.11")}}).DialContext, MaxIdleConnsPerHost: 16},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for i := w; i < 1000; i += 8 {
+					resp, err := client.Get(e.URL + "/saml/" + jira.ID + "/login")
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					resp.Body.Close()
+				}
+			})
+		}
+		wg.Wait()
+		late, err := sp.BuildAuthURL("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		before = count()
+		if p := newBrowserFrom(t, "127.0.0.11").get(late); p.Status != http.StatusTooManyRequests {
+			t.Errorf("a request past its address's limit: status %d, want 429", p.Status)
+		}
+		if got := count() - before; got != 0 {
+			t.Errorf("%d logins parked by a request past the limit, want 0", got)
+		}
+		if p := newBrowserFrom(t, "127.0.0.12").get(late); p.Status != http.StatusConflict {
+			t.Errorf("the request refused by the limit, sent again from another address: status %d, want 409 (its ID was used)", p.Status)
+		}
+	})
+
 	// What a parked, untouched login costs in Redis: at most 1 KiB for an Atlassian-shaped request from a
 	// real browser, and a bounded amount whatever a request carries (every field a browser or an unsigned
 	// request controls has a length limit).

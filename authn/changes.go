@@ -84,6 +84,15 @@ func (t table[T]) CreateWith(ctx context.Context, id string, v T, ttl time.Durat
 	return err
 }
 
+// CreateAdmitted is store.Table.CreateAdmitted, reported when it created the record.
+func (t table[T]) CreateAdmitted(ctx context.Context, id string, v T, ttl time.Duration, a store.Admission) (store.Admitted, error) {
+	res, err := t.Table.CreateAdmitted(ctx, id, v, ttl, a)
+	if err == nil && res.Created {
+		t.changed(ctx, id, OpCreate, nil, &v)
+	}
+	return res, err
+}
+
 // CreateIn is store.Table.CreateIn, reported when its result is read, once the batch has run.
 func (t table[T]) CreateIn(b *store.Batch, id string, v T, ttl time.Duration, also store.Effects) *createIn[T] {
 	return &createIn[T]{t: t, ctx: b.Context(), id: id, v: v, res: t.Table.CreateIn(b, id, v, ttl, also)}

@@ -63,13 +63,11 @@ func (s ConsoleSession) CheckCSRF(token string) bool {
 type Console struct{ *core }
 
 // Park admits and parks a login for the console (ConsoleApp), waiting for the person to identify: the same
-// per-network limit as any login's (Logins.Admit), bound to a fresh browser secret (returned, for the cookie).
+// per-network limit as any login's (Logins.AdmitAndPark), bound to a fresh browser secret (returned, for the
+// cookie).
 func (s *Console) Park(ctx context.Context, in StartLogin) (Login, string, error) {
 	in.AppID, in.RequestID = ConsoleApp, ""
-	if err := s.svc.Logins.Admit(ctx, in.Network, ConsoleApp, "", 0); err != nil {
-		return Login{}, "", err
-	}
-	return s.svc.Logins.Park(ctx, in)
+	return s.svc.Logins.AdmitAndPark(ctx, in, 0)
 }
 
 var (

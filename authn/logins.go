@@ -184,7 +184,8 @@ func BrowserSecret(secret string) string {
 // Admit is the first step of every login a browser starts: it counts the login against its client network's
 // limit (ErrRateLimited past Limits.ParksPerMinute) and, for an SP's request, remembers the request's ID for
 // ttl so that a second use is refused (saml-core §3.2.1: a replay), both in one round trip. Nothing is parked
-// yet: requests that cannot lead anywhere are refused before they cost the store anything.
+// yet: requests that cannot lead anywhere are refused before they cost the store anything. A login that is
+// parked at once after it is admitted takes AdmitAndPark instead.
 func (s *Logins) Admit(ctx context.Context, net, appID, requestID string, ttl time.Duration) error {
 	b := s.st.Batch(ctx)
 	hit := s.st.HitIn(b, parkKey(net), time.Minute)
@@ -197,17 +198,23 @@ func (s *Logins) Admit(ctx context.Context, net, appID, requestID string, ttl ti
 	if err != nil {
 		return internal("count logins", err)
 	}
+	first := true
 	if claim != nil {
-		first, err := claim.Get()
-		if err != nil {
+		if first, err = claim.Get(); err != nil {
 			return internal("consume request id", err)
 		}
-		if !first {
-			return newErr(ErrConflict, "This sign-in request was already used. Go back to the application and sign in again.")
-		}
 	}
-	if h.Count > s.cfg.Limits.ParksPerMinute {
-		return &Error{Code: ErrRateLimited.Code, Message: "Too many sign-ins from this network. Try again in " + roundUp(h.ResetIn) + "."}
+	return s.admitted(h.Count, h.ResetIn, first)
+}
+
+// admitted is Admit's verdict on a login whose client network's count is now count (its window ends in
+// resetIn), and whose request ID was first used now (first), or has none.
+func (s *core) admitted(count int64, resetIn time.Duration, first bool) error {
+	if !first {
+		return newErr(ErrConflict, "This sign-in request was already used. Go back to the application and sign in again.")
+	}
+	if count > s.cfg.Limits.ParksPerMinute {
+		return &Error{Code: ErrRateLimited.Code, Message: "Too many sign-ins from this network. Try again in " + roundUp(resetIn) + "."}
 	}
 	return nil
 }
@@ -218,6 +225,36 @@ func (s *Logins) Park(ctx context.Context, in StartLogin) (Login, string, error)
 	l, secret := s.newLogin(in)
 	if err := s.logins.Create(ctx, l.ID, l, s.cfg.LoginTTL+loginGrace); err != nil {
 		return Login{}, "", internal("park login", err)
+	}
+	return l, secret, nil
+}
+
+// AdmitAndPark is Admit of in (its client network, and its request ID for requestIDTTL when it has one), then
+// Park of in when admitted. On one server both are one round trip, one script: a login refused by the limit or
+// a replay stores nothing, and its count and its request ID are kept as Admit keeps them. On a Redis Cluster,
+// whose scripts reach one slot (the count, the request ID and the login have three), Admit and Park run one
+// after the other.
+func (s *Logins) AdmitAndPark(ctx context.Context, in StartLogin, requestIDTTL time.Duration) (Login, string, error) {
+	if !s.logins.InOrder() {
+		if err := s.Admit(ctx, in.Network, in.AppID, in.RequestID, requestIDTTL); err != nil {
+			return Login{}, "", err
+		}
+		return s.Park(ctx, in)
+	}
+	adm := store.Admission{Counter: parkKey(in.Network), Window: time.Minute, Cap: s.cfg.Limits.ParksPerMinute}
+	if in.RequestID != "" {
+		adm.Claim, adm.ClaimTTL = requestIDKey(in.AppID, in.RequestID), requestIDTTL
+	}
+	l, secret := s.newLogin(in)
+	a, err := s.logins.CreateAdmitted(ctx, l.ID, l, s.cfg.LoginTTL+loginGrace, adm)
+	if err != nil {
+		return Login{}, "", internal("park login", err)
+	}
+	if err := s.admitted(a.Count, a.ResetIn, a.Claimed); err != nil {
+		return Login{}, "", err
+	}
+	if !a.Created { // cannot happen: admitted, the login is created
+		return Login{}, "", internal("park login", errors.New("admitted but not created"))
 	}
 	return l, secret, nil
 }

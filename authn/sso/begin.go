@@ -64,11 +64,10 @@ func (p *IdP) SSO(ctx context.Context, appID string, in Inbound, c Client, sessi
 	if !ok {
 		return Start{}, ErrACSMismatch
 	}
-	if err := p.svc.Logins.Admit(ctx, c.Network, app.ID, req.ID, p.requestIDLifetime()); err != nil {
-		return Start{}, err
-	}
+	// From here on the request is admitted (counted, its ID consumed) before it is answered, refused with an
+	// error Response or parked: begin admits it, or refuseAdmitted.
 	if f := req.NameIDPolicyFormat; f != "" && f != saml.NameIDFormatUnspecified && f != nameIDFormats[app.NameIDFormat] {
-		return p.refuse(app, acs, req.ID, msg.RelayState, saml.StatusRequester, saml.StatusInvalidNameIDPolicy,
+		return p.refuseAdmitted(ctx, c, app, acs, req.ID, msg.RelayState, saml.StatusRequester, saml.StatusInvalidNameIDPolicy,
 			"The application asked for a NameID format this application is not set up to issue.")
 	}
 	class, ok := req.RequestedAuthnContext.Choose(saml.AuthnContextMobileOneFactorUnregistered)
@@ -76,7 +75,7 @@ func (p *IdP) SSO(ctx context.Context, appID string, in Inbound, c Client, sessi
 		class = "" // the default: the parked login need not carry it
 	}
 	if !ok {
-		return p.refuse(app, acs, req.ID, msg.RelayState, saml.StatusResponder, saml.StatusNoAuthnContext,
+		return p.refuseAdmitted(ctx, c, app, acs, req.ID, msg.RelayState, saml.StatusResponder, saml.StatusNoAuthnContext,
 			"The application asked for a kind of sign-in this identity provider does not offer.")
 	}
 	in2 := authn.StartLogin{
@@ -114,15 +113,35 @@ func (p *IdP) IdPInitiated(ctx context.Context, appID, relayState string, c Clie
 	if len(relayState) > saml.MaxRelayStateSize || !authn.RelayStateAllowed(relayState, app.RelayStates) {
 		return Start{}, ErrRelayStateNotAllowed
 	}
-	if err := p.svc.Logins.Admit(ctx, c.Network, app.ID, "", 0); err != nil {
-		return Start{}, err
-	}
 	return p.begin(ctx, app, authn.StartLogin{AppID: app.ID, RelayState: relayState, ClientIP: c.IP, UserAgent: c.UserAgent, Network: c.Network}, sessionCookie, false, false)
 }
 
-// begin answers at once from the browser's IdP session when it has one (unless forceAuthn), answers NoPassive
-// when the SP forbids interaction and there is no session, and otherwise parks the login.
+// refuseAdmitted admits an SP's request (Logins.Admit: counted against its client's network, its ID consumed)
+// and then refuses it with a signed error Response (refuse).
+func (p *IdP) refuseAdmitted(ctx context.Context, c Client, app authn.App, acs, requestID, relayState, status, sub, message string) (Start, error) {
+	if err := p.svc.Logins.Admit(ctx, c.Network, app.ID, requestID, p.requestIDLifetime()); err != nil {
+		return Start{}, err
+	}
+	return p.refuse(app, acs, requestID, relayState, status, sub, message)
+}
+
+// begin admits the login in (Logins.Admit: counted against its client's network; an SP's request ID consumed)
+// and then answers at once from the browser's IdP session when it has one (unless forceAuthn), answers
+// NoPassive when the SP forbids interaction and there is no session, and otherwise parks the login. When
+// nothing is to be read first (no session cookie, or forceAuthn) and the login is to be parked, admission and
+// parking are one step (Logins.AdmitAndPark: one round trip to the store on one server).
 func (p *IdP) begin(ctx context.Context, app authn.App, in authn.StartLogin, sessionCookie string, forceAuthn, isPassive bool) (Start, error) {
+	ttl := p.requestIDLifetime()
+	if (forceAuthn || sessionCookie == "") && !isPassive {
+		l, secret, err := p.svc.Logins.AdmitAndPark(ctx, in, ttl)
+		if err != nil {
+			return Start{}, err
+		}
+		return Start{Login: &l, Secret: secret}, nil
+	}
+	if err := p.svc.Logins.Admit(ctx, in.Network, in.AppID, in.RequestID, ttl); err != nil {
+		return Start{}, err
+	}
 	if !forceAuthn {
 		sess, err := p.svc.Sessions.FromCookie(ctx, sessionCookie)
 		if err == nil && !p.subjectMatches(app, in.Subject, sess.Email) {
