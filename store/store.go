@@ -32,6 +32,9 @@ var (
 	// ErrRequiredMissing is returned by [Table.Change] when a record its
 	// [Effects.Require] names does not exist.
 	ErrRequiredMissing = errors.New("store: required record missing")
+	// ErrLimited is returned by [Table.Change] when a counter its
+	// [Effects.Hits] names already holds its cap.
+	ErrLimited = errors.New("store: counter at its cap")
 	// ErrUnsupported is returned by operations the server cannot carry out
 	// (such as MemoryUsage on the embedded store).
 	ErrUnsupported = errors.New("store: not supported by this server")
@@ -59,6 +62,19 @@ func (e *MissingError) Error() string { return "store: required record " + e.Rec
 
 // Is makes errors.Is(err, ErrRequiredMissing) true.
 func (e *MissingError) Is(target error) bool { return target == ErrRequiredMissing }
+
+// LimitError is the failure of a change one of whose [Effects.Hits] found its
+// counter at its cap: nothing was written and no counter hit.
+type LimitError struct {
+	Counter string        // the counter, as the Hit named it
+	Count   int64         // its count
+	ResetIn time.Duration // the time left in its window
+}
+
+func (e *LimitError) Error() string { return "store: counter " + e.Counter + " at its cap" }
+
+// Is makes errors.Is(err, ErrLimited) true.
+func (e *LimitError) Is(target error) bool { return target == ErrLimited }
 
 // Ref names one record of a table, for [Effects.Require]; [Table.Ref] makes it.
 type Ref struct{ key string }

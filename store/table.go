@@ -362,15 +362,18 @@ func (t *Table[T]) decodeGet(id string, cmd *redis.StringCmd) (T, error) {
 // ARGV[8..7+k] the cap of each of the k indexes added to (0: none), as for
 // createScript, ARGV[8+k] the number l of indexes the id lingers in (the l
 // KEYS before the required ones), ARGV[9+k] how long (ms), ARGV[10+k] the
-// number r of records required to exist (the last r KEYS), then channel,
-// message pairs.
+// number r of records required to exist (the r KEYS before the counters),
+// ARGV[11+k] the number h of counters to hit (the last h KEYS), then each
+// one's window (ms) and cap, then channel, message pairs.
 // If the record still holds exactly ARGV[1] it is replaced by ARGV[2] keeping
 // its TTL (KEEPTTL, Redis >= 6.0), the indexes are changed (an index added to
 // is swept as by AddToIndex; an index lingered in that holds the id alone
 // expires after ARGV[9+k] ms, one that holds others too loses the id), the
 // messages are published and 1 is returned. A missing
 // (deleted or expired) record is never written: -1. Nor is one whose required
-// record KEYS[i] is missing: -(1000+i). An index to add to that
+// record KEYS[i] is missing: -(1000+i), nor one whose counter KEYS[i] already
+// holds its cap: {-(2000+i), the count, ms left in its window}; otherwise each
+// counter is hit (as hitScript does) with the write. An index to add to that
 // already holds its cap of other ids: nothing is written, and -i names it
 // (KEYS[i], i >= 2). A record that holds other bytes is left alone and those
 // bytes are returned (a string), so the caller retries without reading again.
@@ -380,9 +383,15 @@ if not cur then return -1 end
 if cur ~= ARGV[1] then return cur end
 local nadd, ixttl = tonumber(ARGV[3]), tonumber(ARGV[7])
 local nlinger, linger, nreq = tonumber(ARGV[8 + nadd]), tonumber(ARGV[9 + nadd]), tonumber(ARGV[10 + nadd])
-local last = #KEYS - nreq
-for i = last + 1, #KEYS do
+local nhit = tonumber(ARGV[11 + nadd])
+local last = #KEYS - nreq - nhit
+for i = last + 1, last + nreq do
   if redis.call('EXISTS', KEYS[i]) == 0 then return -(1000 + i) end
+end
+for j = 1, nhit do
+  local k = last + nreq + j
+  local c = tonumber(redis.call('GET', KEYS[k]) or '0')
+  if c >= tonumber(ARGV[11 + nadd + 2 * j]) then return {-(2000 + k), c, redis.call('PTTL', KEYS[k])} end
 end
 for i = 2, nadd + 1 do
   if full(KEYS[i], ARGV[4], tonumber(ARGV[6 + i])) then return -i end
@@ -406,7 +415,12 @@ for i = 2, last - nlinger do
     redis.call('SREM', KEYS[i], ARGV[4])
   end
 end
-for i = 11 + nadd, #ARGV, 2 do
+for j = 1, nhit do
+  local k = last + nreq + j
+  local c = redis.call('INCR', KEYS[k])
+  if c == 1 or redis.call('PTTL', KEYS[k]) < 0 then redis.call('PEXPIRE', KEYS[k], ARGV[10 + nadd + 2 * j]) end
+end
+for i = 12 + nadd + 2 * nhit, #ARGV, 2 do
   redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
 end
 return 1
@@ -451,6 +465,11 @@ type Effects struct {
 	// deleted after it is not. Only on one server: a table that is not
 	// [Table.InOrder] refuses it (a Cluster's script touches one slot).
 	Require []Ref
+	// Hits are counters to hit with the write, as [Store.Hit] hits them: if
+	// one already holds its Cap, nothing is written and the change fails
+	// with a [*LimitError] naming it (errors.Is matches ErrLimited), and no
+	// counter is hit. Only on one server, as Require.
+	Hits []Hit
 	// Publish lists messages to publish, as [Store.Publish] does.
 	Publish []Message
 	// Announce, when set, is called with the record as it is about to be
@@ -461,10 +480,22 @@ type Effects struct {
 	Announce func(written any) []Message
 }
 
+// Hit is a counter an [Effects] hits: Counter names it as [Store.Hit] does,
+// Window is its window and Cap the most hits it admits in one.
+type Hit struct {
+	Counter string
+	Window  time.Duration
+	Cap     int64
+}
+
 // check refuses effects that cannot be carried out: caps that are not one per
 // index added to, a negative IndexTTL, a Linger without a LingerFor of at
-// least a millisecond (the store's unit), an index both left and lingered in.
+// least a millisecond (the store's unit), an index both left and lingered in,
+// a hit without a window of at least a millisecond or a cap of at least one.
 func (e Effects) check() error {
+	if i := slices.IndexFunc(e.Hits, func(h Hit) bool { return h.Window < time.Millisecond || h.Cap < 1 }); i >= 0 {
+		return fmt.Errorf("hit of %q: window %v, cap %d", e.Hits[i].Counter, e.Hits[i].Window, e.Hits[i].Cap)
+	}
 	switch {
 	case e.Caps != nil && len(e.Caps) != len(e.AddTo):
 		return fmt.Errorf("%d caps for %d indexes", len(e.Caps), len(e.AddTo))
@@ -481,8 +512,8 @@ func (e Effects) check() error {
 // checkCreate is check for [Table.CreateWith], which adds to indexes and does
 // nothing else.
 func (e Effects) checkCreate() error {
-	if len(e.RemoveFrom)+len(e.Linger)+len(e.Publish)+len(e.Require) > 0 || e.Announce != nil {
-		return errors.New("a create only adds to indexes: no RemoveFrom, Linger, Publish, Require or Announce")
+	if len(e.RemoveFrom)+len(e.Linger)+len(e.Publish)+len(e.Require)+len(e.Hits) > 0 || e.Announce != nil {
+		return errors.New("a create only adds to indexes: no RemoveFrom, Linger, Publish, Require, Hits or Announce")
 	}
 	return e.check()
 }
@@ -556,8 +587,8 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 	if err := also.check(); err != nil { // before anything is read
 		return zero, t.errf(op, err)
 	}
-	if len(also.Require) > 0 && !t.InOrder() {
-		return zero, t.errf(op, errors.New("a required record needs one server and a table that is not spread"))
+	if len(also.Require)+len(also.Hits) > 0 && !t.InOrder() {
+		return zero, t.errf(op, errors.New("a required record or a hit needs one server and a table that is not spread"))
 	}
 	if t.spread && len(also.AddTo)+len(also.RemoveFrom)+len(also.Linger) > 0 {
 		return t.spreadChange(ctx, op, id, seen, fn, also)
@@ -576,7 +607,7 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 	if err != nil {
 		return zero, t.errf(op, err)
 	}
-	keys := make([]string, 0, 1+len(also.AddTo)+len(also.RemoveFrom)+len(also.Linger)+len(also.Require))
+	keys := make([]string, 0, 1+len(also.AddTo)+len(also.RemoveFrom)+len(also.Linger)+len(also.Require)+len(also.Hits))
 	keys = append(keys, key)
 	for _, ix := range slices.Concat(also.AddTo, also.RemoveFrom, also.Linger) {
 		keys = append(keys, t.indexKey(ix))
@@ -585,12 +616,19 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 	for _, r := range also.Require {
 		keys = append(keys, r.key)
 	}
+	counted := len(keys) // KEYS[counted+1...] are the counters hit
+	for _, h := range also.Hits {
+		keys = append(keys, t.s.counterKey(h.Counter))
+	}
 	args := make([]any, 7, 10+len(also.AddTo)+2*len(also.Publish)+4)
 	args[2], args[3], args[4], args[5], args[6] = len(also.AddTo), id, t.recKey(""), sweepSample, also.IndexTTL.Milliseconds()
 	for i := range also.AddTo {
 		args = append(args, also.capOf(i))
 	}
-	args = append(args, len(also.Linger), also.LingerFor.Milliseconds(), len(also.Require))
+	args = append(args, len(also.Linger), also.LingerFor.Milliseconds(), len(also.Require), len(also.Hits))
+	for _, h := range also.Hits {
+		args = append(args, h.Window.Milliseconds(), h.Cap)
+	}
 	for _, m := range also.Publish {
 		args = append(args, t.s.channelName(m.Channel), m.Payload)
 	}
@@ -648,6 +686,15 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 			}
 			if i := int(-r) - 1000 - 1 - required; i >= 0 && i < len(also.Require) {
 				return zero, t.errf(op, &MissingError{Record: also.Require[i].key})
+			}
+		case []any: // a counter at its cap: {-(2000+i), count, ms left}
+			if len(r) == 3 {
+				code, _ := r[0].(int64)
+				n, _ := r[1].(int64)
+				left, _ := r[2].(int64)
+				if i := int(-code) - 2000 - 1 - counted; i >= 0 && i < len(also.Hits) {
+					return zero, t.errf(op, &LimitError{Counter: also.Hits[i].Counter, Count: n, ResetIn: time.Duration(left) * time.Millisecond})
+				}
 			}
 		case string: // lost the race: r is the current value
 			if err := ctx.Err(); err != nil {

@@ -51,6 +51,7 @@ func runChecks(t *testing.T, open func(t *testing.T) *store.Store, skip map[stri
 		{"ChangeIndexTTL", testChangeIndexTTL},
 		{"ChangeLinger", testChangeLinger},
 		{"ChangeRequire", testChangeRequire},
+		{"ChangeHits", testChangeHits},
 		{"RemoveFromIndexes", testRemoveFromIndexes},
 		{"MemoryUsage", testMemoryUsage},
 		{"Compressed", testCompressed},

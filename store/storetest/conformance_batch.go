@@ -822,3 +822,95 @@ func testChangeRequire(t *testing.T, s *store.Store) {
 		t.Fatalf("published %q, want the first change's message only", msgs)
 	}
 }
+
+// testChangeHits: a change with counters to hit is written, and hits them, while each is under its cap; once
+// one is at its cap the change is refused with a LimitError naming it (its count and the time left in its
+// window), and nothing is written, published or counted — with required records and published messages
+// beside the hits, whose arguments share the script with them. A table whose changes are not one script on
+// one server refuses Hits outright.
+func testChangeHits(t *testing.T, s *store.Store) {
+	ctx := testCtx(t)
+	tbl := newTable(s, "hitting")
+	other := store.NewTable[record](s, "required")
+	mustCreate(t, tbl, "x", record{State: "s0"}, time.Hour)
+	mustCreate(t, other, "dev", record{State: "enrolled"}, time.Hour)
+	change := func(state string, also store.Effects) error {
+		_, err := tbl.Change(ctx, "x", nil, func(r record) (record, error) { r.State = state; return r, nil }, also)
+		return err
+	}
+	hits := []store.Hit{{Counter: "hits:net", Window: time.Hour, Cap: 3}, {Counter: "hits:user", Window: time.Minute, Cap: 2}}
+	counts := func() (int64, int64) {
+		t.Helper()
+		a, _, err := s.Count(ctx, "hits:net")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _, err := s.Count(ctx, "hits:user")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	}
+	if err := tbl.CreateWith(ctx, "y", record{}, time.Hour, store.Effects{Hits: hits}); err == nil {
+		t.Fatal("CreateWith took Hits")
+	}
+	if err := change("bad", store.Effects{Hits: []store.Hit{{Counter: "hits:bad", Window: time.Hour}}}); err == nil {
+		t.Fatal("a hit without a cap was taken")
+	}
+	if !tbl.InOrder() {
+		if err := change("s1", store.Effects{Hits: hits}); err == nil || errors.Is(err, store.ErrLimited) {
+			t.Fatalf("Hits on a table whose changes are not one script on one server: %v, want refused", err)
+		}
+		if got := mustGet(t, tbl, "x"); got.State != "s0" {
+			t.Fatalf("refused Hits wrote %+v", got)
+		}
+		if a, b := counts(); a != 0 || b != 0 {
+			t.Fatalf("refused Hits counted %d and %d", a, b)
+		}
+		return
+	}
+	sub := mustSubscribe(t, s, updateChannel)
+	also := store.Effects{AddTo: []string{"ix"}, Require: []store.Ref{other.Ref("dev")}, Hits: hits,
+		Publish: []store.Message{{Channel: updateChannel, Payload: "changed"}}}
+	for i, state := range []string{"s1", "s2"} {
+		if err := change(state, also); err != nil {
+			t.Fatalf("change %d under the caps: %v", i+1, err)
+		}
+		if a, b := counts(); a != int64(i+1) || b != int64(i+1) {
+			t.Fatalf("after change %d the counters hold %d and %d, want %d", i+1, a, b, i+1)
+		}
+	}
+	if _, left, err := s.Count(ctx, "hits:user"); err != nil || left <= 0 || left > time.Minute {
+		t.Fatalf("the user's counter: %v left, %v; want its window of a minute", left, err)
+	}
+	err := change("s3", also)
+	var limited *store.LimitError
+	if !errors.Is(err, store.ErrLimited) || !errors.As(err, &limited) || limited.Counter != "hits:user" || limited.Count != 2 ||
+		limited.ResetIn <= 0 || limited.ResetIn > time.Minute {
+		t.Fatalf("change past the user's cap: %v (%+v), want a LimitError naming hits:user at 2 within the minute", err, limited)
+	}
+	if got := mustGet(t, tbl, "x"); got.State != "s2" {
+		t.Fatalf("a change refused by a cap wrote %+v", got)
+	}
+	if a, b := counts(); a != 2 || b != 2 {
+		t.Fatalf("a change refused by a cap counted: %d and %d, want 2 and 2", a, b)
+	}
+	if msgs := drainUntilMarker(t, s, updateChannel, sub); !slices.Equal(msgs, []string{"changed", "changed"}) {
+		t.Fatalf("published %q, want the two changes' messages only", msgs)
+	}
+	// A change refused for a full index counts nothing either.
+	if err := tbl.AddToIndex(ctx, "full", "other"); err != nil {
+		t.Fatal(err)
+	}
+	if err := change("s3", store.Effects{AddTo: []string{"full"}, Cap: 1, Hits: []store.Hit{{Counter: "hits:net", Window: time.Hour, Cap: 3}}}); !errors.Is(err, store.ErrIndexFull) {
+		t.Fatalf("change into a full index: %v, want ErrIndexFull", err)
+	}
+	if a, _ := counts(); a != 2 {
+		t.Fatalf("a change refused for a full index counted: %d, want 2", a)
+	}
+	// The first counter past its cap is the one named.
+	err = change("s3", store.Effects{Hits: []store.Hit{{Counter: "hits:net", Window: time.Hour, Cap: 2}, hits[1]}})
+	if !errors.As(err, &limited) || limited.Counter != "hits:net" {
+		t.Fatalf("change past both caps: %v, want hits:net named", err)
+	}
+}
