@@ -206,27 +206,27 @@ func BenchmarkLogin(b *testing.B) {
 
 // loginRoundTrips is what one login may cost in store round trips once scripts are loaded and connections
 // open: the login admitted (its client counted, the request claimed) and parked in one script (1); the email
-// submitted — the login read in one batch with the limit and the user's reads, the hourly push counts of the
-// network and the user (one script), the move to pending (3), whose answer is the waiting page; the phone's
+// submitted — the login read in one batch with the limit and the user's reads, the move to pending with the
+// hourly push counts of the network and the user (2), whose answer is the waiting page; the phone's
 // approval — device, proof id claimed with the sign-ins that show the number read beside it (one batch), the
 // compare-and-swap (3); the Response — login read, the session written and the approving phone and the user
 // read now that the session exists (one batch, in order), the move to answered, which requires the phone's
 // record (3).
-const loginRoundTrips = 10
+const loginRoundTrips = 9
 
 // spreadExtra is what a login costs more, in commands, where logins and sessions are spread over a Redis
 // Cluster's masters (store.NewSpreadTable): the email step adds the login to the user's indexes before moving
 // it, the answer leaves them after (and leaves the login in its number index for a minute), the session joins
 // the user's index before it is written (one script each), and the approval by number reads the login once
-// the index named it. Each is a round trip of its own, and three more: the admission (count and claim, one
-// batch of two commands) and the parked login's create are apart, since one script reaches one slot there;
-// the session's write and the reads after it cannot share a batch, which a Cluster runs in no particular
-// order; and the user is read apart, before the Response is signed, since the move to answered cannot require
-// the phone's record there (another slot).
+// the index named it. Each is a round trip of its own, and four more, since one script reaches one slot
+// there: the admission (count and claim, one batch of two commands) and the parked login's create are apart;
+// the hourly push counts (one script) are hit before the move to pending; the session's write and the reads
+// after it cannot share a batch, which a Cluster runs in no particular order; and the user is read apart,
+// before the Response is signed, since the move to answered cannot require the phone's record there.
 const (
 	spreadExtra         = 4
-	spreadExtraCommands = spreadExtra + 2
-	spreadExtraTrips    = spreadExtra + 3
+	spreadExtraCommands = spreadExtra + 3
+	spreadExtraTrips    = spreadExtra + 4
 )
 
 // loginBudget is what a login on st may cost: round trips and commands.
@@ -294,7 +294,7 @@ func TestDeviceRequestRoundTrips(t *testing.T) {
 
 // loginCommands is what one login may send to the store in commands (a script is one; the round trips above
 // carry them, batches several each).
-const loginCommands = 18
+const loginCommands = 17
 
 // TestAuditRoundTrips: recording a login's events adds no round trip to the login itself: they are written
 // by the audit log's own writer, many in one round trip. How many round trips that writer makes depends on

@@ -454,6 +454,23 @@ func TestPushBombing(t *testing.T) {
 		if waiting != 3 {
 			t.Errorf("%d pages show a number, want 3", waiting)
 		}
+		// Only the three pushes that went were counted against the hour (10 by default): approve them, and
+		// seven more sign-ins get their push; the eleventh is paused.
+		for i, p := range ps {
+			if _, ok := p.testID("match-number"); !ok {
+				continue
+			}
+			if _, err := ph.ApproveByNumber(ctx, p.number(t)); err != nil {
+				t.Fatalf("approval of waiting sign-in %d: %v", i, err)
+			}
+		}
+		for i := range 7 {
+			_, w, ch := loginTo(t, e, app, ph)
+			if _, err := ph.AnswerChallenge(ctx, ch.ID, deviceapi.AnswerRequest{Decision: deviceapi.DecisionApprove, Number: w.number(t)}); err != nil {
+				t.Fatalf("sign-in %d after the racing ones: %v", 4+i, err)
+			}
+		}
+		paused(t, e, app, employee, "hourly limit", 10)
 	})
 
 	t.Run("hourly cap", func(t *testing.T) {

@@ -248,6 +248,9 @@ func (s *core) checkPushAllowed(ctx context.Context, email, net string, facts *i
 	if len(pending) >= lim.MaxPendingPerUser {
 		return Pause{Reason: PauseTooPending, Until: pending[0].ExpiresAt}, pending, false, nil
 	}
+	if s.pushesCountedInWrite() {
+		return Pause{}, pending, true, nil // counted, under their caps, with the challenge's write (pushHits)
+	}
 	hits, err := s.st.HitAll(ctx, time.Hour, hourKey(email, net), hourKey(email, ""))
 	if err != nil {
 		return Pause{}, pending, false, internal("count pushes", err)
@@ -263,6 +266,21 @@ func (s *core) checkPushAllowed(ctx context.Context, email, net string, facts *i
 		return Pause{Reason: PauseHourly, Until: s.now().Add(uh.ResetIn)}, pending, false, nil
 	}
 	return Pause{}, pending, true, nil
+}
+
+// pushesCountedInWrite reports whether a challenge's pushes are counted in the write that opens it (one
+// server: pushHits are its Effects.Hits, checked against their caps and hit in the same script), rather than
+// by checkPushAllowed before it (a Redis Cluster, where the counters and the login are two slots).
+func (s *core) pushesCountedInWrite() bool { return s.logins.InOrder() }
+
+// pushHits are the hourly push counters of email from net and from all networks, under their caps, as
+// checkPushAllowed counts them.
+func (s *core) pushHits(email, net string) []store.Hit {
+	lim := s.cfg.Limits
+	return []store.Hit{
+		{Counter: hourKey(email, net), Window: time.Hour, Cap: lim.PushesPerHour},
+		{Counter: hourKey(email, ""), Window: time.Hour, Cap: lim.PushesPerHourPerUser},
+	}
 }
 
 // giveBackHit takes back one hit of a counter, logging a failure (the limit then errs on the safe side).

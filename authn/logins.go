@@ -494,6 +494,12 @@ func (in *identifying) open(devs []Device, why string, pending []Login) (Login, 
 			Caps:     []int{lim.MaxPendingPerUser, lim.MaxPending, 1},
 			IndexTTL: s.cfg.LoginTTL + loginGrace,
 		}
+		// The pushes are counted with this write where one script can (decoys too, so that a limit never
+		// tells an account that cannot be asked from one that can); elsewhere checkPushAllowed counted them.
+		inWrite := s.pushesCountedInWrite()
+		if inWrite {
+			also.Hits = s.pushHits(email, net)
+		}
 		if reachable {
 			also.Publish = []store.Message{{Channel: UserChannel(email), Payload: "changed"}}
 		}
@@ -501,15 +507,20 @@ func (in *identifying) open(devs []Device, why string, pending []Login) (Login, 
 			cur.State, cur.Number, cur.Devices, cur.Decoy, cur.Reason = StatePending, number, ids, !reachable, why
 		})
 		var full *store.IndexFullError
+		var limited *store.LimitError
 		switch {
+		case errors.As(err, &limited): // nothing written, nothing counted
+			return in.pause(Pause{Reason: PauseHourly, Until: s.now().Add(limited.ResetIn)})
 		case errors.As(err, &full) && full.Index == numberIndex(email, number):
 			// Drawn by a submission racing this one, or approved by number within answerRepeatWindow (it
 			// lingers, see answer): draw again.
 			used[number] = true
 			continue
 		case errors.As(err, &full):
-			s.giveBackHit(in.ctx, hourKey(email, net))
-			s.giveBackHit(in.ctx, hourKey(email, ""))
+			if !inWrite { // counted before: the push does not go
+				s.giveBackHit(in.ctx, hourKey(email, net))
+				s.giveBackHit(in.ctx, hourKey(email, ""))
+			}
 			return in.pause(Pause{Reason: PauseTooPending, Until: s.now().Add(s.cfg.LoginTTL)})
 		case err != nil || next.State != StatePending || next.Number != number:
 			return next, err

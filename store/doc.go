@@ -60,10 +60,11 @@
 // would link a user's sessions across them. On one server a spread
 // table is a plain one, unless [Options.Spread] asks for the Cluster layout
 // (the test suite runs that way once more in CI). On a Cluster a login costs
-// seven more round trips and six more commands than on one server (17 and 24
-// instead of 10 and 18 in api's TestLoginRoundTrips): among them, a login's
-// admission and its create are apart ([Table.CreateAdmitted] is one script
-// on one server only).
+// eight more round trips and seven more commands than on one server (17 and
+// 24 instead of 9 and 17 in api's TestLoginRoundTrips): among them, a login's
+// admission and its create are apart, and so are the push counts and the
+// move that sends the push ([Table.CreateAdmitted] and [Effects.Hits] are one
+// script on one server only).
 //
 // Pub/sub messages (published with the writes, from scripts) reach
 // subscribers on any node, but only what one master publishes arrives in
@@ -98,7 +99,8 @@
 //     (the ids, then the records), as its [Batch] reads.
 //
 // [Table.CreateAdmitted] counts a hit, makes a one-time claim and creates a
-// record in one round trip where the three would take two.
+// record in one round trip where the three would take two; [Effects.Hits]
+// count hits in a change's own round trip.
 //
 // A [Batch] sends any number of reads and counter hits in one round trip.
 // [Store.Stats] counts the round trips a Store has made.
