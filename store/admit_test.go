@@ -149,3 +149,29 @@ func TestCreateAdmitted(t *testing.T) {
 		}
 	}
 }
+
+// TestChangeHitsCounterWithoutExpiry: a counter at its cap that has lost its expiry (no hit leaves one so)
+// refuses the change and is given its window, so that it cannot refuse for ever.
+func TestChangeHitsCounterWithoutExpiry(t *testing.T) {
+	for _, s := range []*store.Store{storetest.Open(t), storetest.OpenEmbedded(t)} {
+		t.Run(s.Describe(), func(t *testing.T) {
+			ctx := t.Context()
+			tbl := store.NewTable[benchRecord](s, "logins")
+			if err := tbl.Create(ctx, "x", benchRecord{State: "a"}, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.SetCounterForever(ctx, s, "hits:user", 2); err != nil {
+				t.Fatal(err)
+			}
+			_, err := tbl.Change(ctx, "x", nil, func(r benchRecord) (benchRecord, error) { r.State = "b"; return r, nil },
+				store.Effects{Hits: []store.Hit{{Counter: "hits:user", Window: time.Minute, Cap: 2}}})
+			var limited *store.LimitError
+			if !errors.As(err, &limited) || limited.ResetIn != time.Minute {
+				t.Fatalf("change past a counter without expiry: %v (%+v), want a LimitError with the window's minute", err, limited)
+			}
+			if n, left, err := s.Count(ctx, "hits:user"); err != nil || n != 2 || left <= 0 || left > time.Minute {
+				t.Errorf("the counter after the refusal: %d, %v left, %v; want 2 expiring within the minute", n, left, err)
+			}
+		})
+	}
+}

@@ -199,3 +199,8 @@ func ClientID(ctx context.Context, s *Store) (int64, error) { return s.rdb.Clien
 func KillClient(ctx context.Context, s *Store, id int64) error {
 	return s.rdb.ClientKillByFilter(ctx, "ID", strconv.FormatInt(id, 10)).Err()
 }
+
+// SetCounterForever sets counter key to n with no expiry, as no hit ever leaves it. Test-only.
+func SetCounterForever(ctx context.Context, s *Store, key string, n int64) error {
+	return s.rdb.Set(ctx, s.counterKey(key), n, 0).Err()
+}

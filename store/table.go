@@ -391,7 +391,14 @@ end
 for j = 1, nhit do
   local k = last + nreq + j
   local c = tonumber(redis.call('GET', KEYS[k]) or '0')
-  if c >= tonumber(ARGV[11 + nadd + 2 * j]) then return {-(2000 + k), c, redis.call('PTTL', KEYS[k])} end
+  if c >= tonumber(ARGV[11 + nadd + 2 * j]) then
+    local left = redis.call('PTTL', KEYS[k])
+    if left < 0 then -- a counter without expiry would refuse for ever: give it its window, as a hit would
+      left = tonumber(ARGV[10 + nadd + 2 * j])
+      redis.call('PEXPIRE', KEYS[k], left)
+    end
+    return {-(2000 + k), c, left}
+  end
 end
 for i = 2, nadd + 1 do
   if full(KEYS[i], ARGV[4], tonumber(ARGV[6 + i])) then return -i end
@@ -620,7 +627,7 @@ func (t *Table[T]) change(ctx context.Context, op, id string, seen *T, fn func(o
 	for _, h := range also.Hits {
 		keys = append(keys, t.s.counterKey(h.Counter))
 	}
-	args := make([]any, 7, 10+len(also.AddTo)+2*len(also.Publish)+4)
+	args := make([]any, 7, 11+len(also.AddTo)+2*len(also.Hits)+2*len(also.Publish)+4)
 	args[2], args[3], args[4], args[5], args[6] = len(also.AddTo), id, t.recKey(""), sweepSample, also.IndexTTL.Milliseconds()
 	for i := range also.AddTo {
 		args = append(args, also.capOf(i))
