@@ -251,10 +251,7 @@ func (s *Logins) AdmitAndPark(ctx context.Context, in StartLogin, requestIDTTL t
 		return Login{}, "", internal("park login", err)
 	}
 	if err := s.admitted(a.Count, a.ResetIn, a.Claimed); err != nil {
-		return Login{}, "", err
-	}
-	if !a.Created { // cannot happen: admitted, the login is created
-		return Login{}, "", internal("park login", errors.New("admitted but not created"))
+		return Login{}, "", err // not created
 	}
 	return l, secret, nil
 }

@@ -31,21 +31,16 @@ type Admitted struct {
 	Created bool
 }
 
-// admitCreateLua: KEYS[1] record, KEYS[2] id set, KEYS[3] counter, KEYS[4] claim (read only when ARGV[8] >
-// 0); ARGV[1] value, ARGV[2] ttl ms (0 = none), ARGV[3] id, ARGV[4] record key base, ARGV[5] sweep sample,
-// ARGV[6] the counter's window ms, ARGV[7] its cap, ARGV[8] the claim's ttl ms (0: no claim). It counts the hit
-// (as hitScript does) and makes the claim (as Claim does) whatever follows; then, when the claim was this
+// admitCreateLua: KEYS[1] record, KEYS[2] id set, KEYS[3] counter, KEYS[4] the claim, when there is one;
+// ARGV[1] value, ARGV[2] ttl ms (0 = none), ARGV[3] id, ARGV[4] record key base, ARGV[5] sweep sample, ARGV[6]
+// the counter's window ms, ARGV[7] its cap, ARGV[8] the claim's ttl ms (with KEYS[4]). It counts the hit (as
+// hitScript does) and makes the claim (as Claim does) whatever follows; then, when the claim was this
 // caller's and the count is within the cap, it creates the record as createScript does (without indexes).
 // It returns {code, count, ms left in the window}: code -1 the claim was taken before, -2 the count went past
 // the cap, 0 the record existed, 1 created.
-const admitCreateLua = sweepLua + putLua + `
-local c = redis.call('INCR', KEYS[3])
-local left = redis.call('PTTL', KEYS[3])
-if c == 1 or left < 0 then
-  redis.call('PEXPIRE', KEYS[3], ARGV[6])
-  left = tonumber(ARGV[6])
-end
-if tonumber(ARGV[8]) > 0 and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[8]) then
+const admitCreateLua = sweepLua + putLua + hitLua + `
+local c, left = hit(KEYS[3], ARGV[6])
+if #KEYS == 4 and not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[8]) then
   return {-1, c, left}
 end
 if c > tonumber(ARGV[7]) then return {-2, c, left} end
@@ -81,13 +76,12 @@ func (t *Table[T]) CreateAdmitted(ctx context.Context, id string, v T, ttl time.
 	if err != nil {
 		return Admitted{}, err
 	}
-	claimKey, claimTTL := t.s.valueKey(""), int64(0) // a key of the right kind, not read without a ttl
+	keys := []string{t.recKey(id), t.idsKey(), t.s.counterKey(a.Counter)}
+	args := []any{b, ttlMillis(ttl), id, t.recKey(""), sweepSample, ttlMillis(a.Window), a.Cap}
 	if a.Claim != "" {
-		claimKey, claimTTL = t.s.valueKey(a.Claim), ttlMillis(a.ClaimTTL)
+		keys, args = append(keys, t.s.valueKey(a.Claim)), append(args, ttlMillis(a.ClaimTTL))
 	}
-	keys := []string{t.recKey(id), t.idsKey(), t.s.counterKey(a.Counter), claimKey}
-	res, err := runOnce(ctx, t.s.rdb, admitCreateScript, admitCreateLua, keys,
-		b, ttlMillis(ttl), id, t.recKey(""), sweepSample, ttlMillis(a.Window), a.Cap, claimTTL).Int64Slice()
+	res, err := runOnce(ctx, t.s.rdb, admitCreateScript, admitCreateLua, keys, args...).Int64Slice()
 	if err != nil {
 		return Admitted{}, t.errf("create admitted", err)
 	}

@@ -129,20 +129,31 @@ func (s *Store) DeleteValue(ctx context.Context, key string) error {
 	return nil
 }
 
+// hitLua defines hit(key, ms): increment counter key, set its expiry to ms on
+// the first hit only (a fixed window; a counter found without one gets it),
+// and return the count and the milliseconds left in the window. Every script
+// that counts a hit (hitScript, a create's admission, a change's Effects.Hits)
+// counts it so.
+const hitLua = `
+local function hit(key, ms)
+  local c = redis.call('INCR', key)
+  local left = redis.call('PTTL', key)
+  if c == 1 or left < 0 then
+    redis.call('PEXPIRE', key, ms)
+    left = tonumber(ms)
+  end
+  return c, left
+end
+`
+
 // hitScript: KEYS counters (one, or several sharing a hash slot); ARGV[1]
-// window ms. Increments each, sets its expiry on the first hit only (fixed
-// window), returns {count1, pttl1, count2, pttl2, ...}.
-var hitScript = redis.NewScript(`
+// window ms. Hits each, returns {count1, pttl1, count2, pttl2, ...}.
+var hitScript = redis.NewScript(hitLua + `
 local out = {}
 for i = 1, #KEYS do
-  local c = redis.call('INCR', KEYS[i])
-  local ttl = redis.call('PTTL', KEYS[i])
-  if c == 1 or ttl < 0 then
-    redis.call('PEXPIRE', KEYS[i], ARGV[1])
-    ttl = tonumber(ARGV[1])
-  end
+  local c, left = hit(KEYS[i], ARGV[1])
   out[#out + 1] = c
-  out[#out + 1] = ttl
+  out[#out + 1] = left
 end
 return out
 `)

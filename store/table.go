@@ -373,11 +373,11 @@ func (t *Table[T]) decodeGet(id string, cmd *redis.StringCmd) (T, error) {
 // (deleted or expired) record is never written: -1. Nor is one whose required
 // record KEYS[i] is missing: -(1000+i), nor one whose counter KEYS[i] already
 // holds its cap: {-(2000+i), the count, ms left in its window}; otherwise each
-// counter is hit (as hitScript does) with the write. An index to add to that
+// counter is hit (hitLua) with the write. An index to add to that
 // already holds its cap of other ids: nothing is written, and -i names it
 // (KEYS[i], i >= 2). A record that holds other bytes is left alone and those
 // bytes are returned (a string), so the caller retries without reading again.
-const casLua = sweepLua + indexLua + `
+const casLua = sweepLua + indexLua + hitLua + `
 local cur = redis.call('GET', KEYS[1])
 if not cur then return -1 end
 if cur ~= ARGV[1] then return cur end
@@ -423,9 +423,7 @@ for i = 2, last - nlinger do
   end
 end
 for j = 1, nhit do
-  local k = last + nreq + j
-  local c = redis.call('INCR', KEYS[k])
-  if c == 1 or redis.call('PTTL', KEYS[k]) < 0 then redis.call('PEXPIRE', KEYS[k], ARGV[10 + nadd + 2 * j]) end
+  hit(KEYS[last + nreq + j], ARGV[10 + nadd + 2 * j])
 end
 for i = 12 + nadd + 2 * nhit, #ARGV, 2 do
   redis.call('PUBLISH', ARGV[i], ARGV[i + 1])

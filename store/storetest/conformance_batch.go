@@ -771,6 +771,15 @@ func testKeysByShard(t *testing.T, s *store.Store) {
 	}
 }
 
+// stateChange returns a change of record id of tbl to a state, with effects also (Table.Change from the
+// record as stored).
+func stateChange(ctx context.Context, tbl *store.Table[record], id string) func(state string, also store.Effects) error {
+	return func(state string, also store.Effects) error {
+		_, err := tbl.Change(ctx, id, nil, func(r record) (record, error) { r.State = state; return r, nil }, also)
+		return err
+	}
+}
+
 // testChangeRequire: a change that requires another table's record is written, with its index and its
 // message, while that record exists, and refused with nothing written once it is gone — on a table whose
 // changes run as one script on one server; any other table refuses Require outright, writing nothing.
@@ -781,10 +790,7 @@ func testChangeRequire(t *testing.T, s *store.Store) {
 	mustCreate(t, tbl, "x", record{State: "new"}, time.Hour)
 	mustCreate(t, other, "dev", record{State: "enrolled"}, time.Hour)
 	sub := mustSubscribe(t, s, updateChannel)
-	change := func(state string, also store.Effects) error {
-		_, err := tbl.Change(ctx, "x", nil, func(r record) (record, error) { r.State = state; return r, nil }, also)
-		return err
-	}
+	change := stateChange(ctx, tbl, "x")
 	also := store.Effects{AddTo: []string{"ix"}, Require: []store.Ref{other.Ref("dev")},
 		Publish: []store.Message{{Channel: updateChannel, Payload: "changed"}}}
 	// A create adds to indexes only: a Require there is refused, not ignored.
@@ -834,10 +840,7 @@ func testChangeHits(t *testing.T, s *store.Store) {
 	other := store.NewTable[record](s, "required")
 	mustCreate(t, tbl, "x", record{State: "s0"}, time.Hour)
 	mustCreate(t, other, "dev", record{State: "enrolled"}, time.Hour)
-	change := func(state string, also store.Effects) error {
-		_, err := tbl.Change(ctx, "x", nil, func(r record) (record, error) { r.State = state; return r, nil }, also)
-		return err
-	}
+	change := stateChange(ctx, tbl, "x")
 	hits := []store.Hit{{Counter: "hits:net", Window: time.Hour, Cap: 3}, {Counter: "hits:user", Window: time.Minute, Cap: 2}}
 	counts := func() (int64, int64) {
 		t.Helper()
