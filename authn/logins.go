@@ -241,7 +241,7 @@ func (s *Logins) AdmitAndPark(ctx context.Context, in StartLogin, requestIDTTL t
 		}
 		return s.Park(ctx, in)
 	}
-	adm := store.Admission{Counter: parkKey(in.Network), Window: time.Minute, Cap: s.cfg.Limits.ParksPerMinute}
+	adm := store.Admission{Hit: store.Hit{Counter: parkKey(in.Network), Window: time.Minute, Cap: s.cfg.Limits.ParksPerMinute}}
 	if in.RequestID != "" {
 		adm.Claim, adm.ClaimTTL = requestIDKey(in.AppID, in.RequestID), requestIDTTL
 	}

@@ -10,12 +10,11 @@ import (
 )
 
 // Admission is what [Table.CreateAdmitted] checks before it creates a record: one hit of a fixed-window
-// counter (as [Store.Hit] counts it) that must not go past Cap, and, when Claim is set, a one-time claim (as
-// [Store.Claim] makes it) that must be this caller's.
+// counter (as [Store.Hit] counts it) that must not go past its Cap, and, when Claim is set, a one-time claim
+// (as [Store.Claim] makes it) that must be this caller's. Unlike [Effects.Hits], whose change past a cap counts
+// nothing, an admission is counted whether or not it is admitted: a limit on requests, refused ones too.
 type Admission struct {
-	Counter string        // the counter's key, as Store.Hit names it
-	Window  time.Duration // the counter's window (positive)
-	Cap     int64         // the most hits the window admits
+	Hit
 	// Claim, when not "", is claimed for ClaimTTL (positive) whatever else happens, as Store.Claim would.
 	Claim    string
 	ClaimTTL time.Duration
@@ -64,11 +63,12 @@ var admitCreateScript = redis.NewScript(admitCreateLua)
 // The script is sent once: a connection that fails after it was sent returns that error rather than a
 // second hit and a claim found taken.
 func (t *Table[T]) CreateAdmitted(ctx context.Context, id string, v T, ttl time.Duration, a Admission) (Admitted, error) {
+	if err := a.Hit.check(); err != nil {
+		return Admitted{}, t.errf("create admitted", err)
+	}
 	switch {
 	case !t.InOrder():
 		return Admitted{}, t.errf("create admitted", errors.New("needs one server and a table that is not spread"))
-	case a.Window <= 0:
-		return Admitted{}, t.errf("create admitted", fmt.Errorf("window must be positive, got %v", a.Window))
 	case a.Claim != "" && a.ClaimTTL <= 0:
 		return Admitted{}, t.errf("create admitted", fmt.Errorf("claim ttl must be positive, got %v", a.ClaimTTL))
 	}
@@ -77,7 +77,7 @@ func (t *Table[T]) CreateAdmitted(ctx context.Context, id string, v T, ttl time.
 		return Admitted{}, err
 	}
 	keys := []string{t.recKey(id), t.idsKey(), t.s.counterKey(a.Counter)}
-	args := []any{b, ttlMillis(ttl), id, t.recKey(""), sweepSample, ttlMillis(a.Window), a.Cap}
+	args := []any{b, ttlMillis(ttl), id, t.recKey(""), sweepSample, a.Window.Milliseconds(), a.Cap}
 	if a.Claim != "" {
 		keys, args = append(keys, t.s.valueKey(a.Claim)), append(args, ttlMillis(a.ClaimTTL))
 	}

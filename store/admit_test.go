@@ -20,7 +20,7 @@ func TestCreateAdmitted(t *testing.T) {
 			ctx := t.Context()
 			tbl := store.NewTable[benchRecord](s, "logins")
 			adm := func(claim string) store.Admission {
-				return store.Admission{Counter: "park:net", Window: time.Minute, Cap: 3, Claim: claim, ClaimTTL: time.Hour}
+				return store.Admission{Hit: store.Hit{Counter: "park:net", Window: time.Minute, Cap: 3}, Claim: claim, ClaimTTL: time.Hour}
 			}
 			check := func(id string, a store.Admission, want store.Admitted) {
 				t.Helper()
@@ -49,7 +49,7 @@ func TestCreateAdmitted(t *testing.T) {
 				}
 			}
 			// Loads the script (a first run sends its source after the server said it did not have it).
-			if _, err := tbl.CreateAdmitted(ctx, "warm", benchRecord{}, time.Hour, store.Admission{Counter: "warm", Window: time.Minute, Cap: 1}); err != nil {
+			if _, err := tbl.CreateAdmitted(ctx, "warm", benchRecord{}, time.Hour, store.Admission{Hit: store.Hit{Counter: "warm", Window: time.Minute, Cap: 1}}); err != nil {
 				t.Fatal(err)
 			}
 			check("a", adm("req-1"), store.Admitted{Count: 1, Claimed: true, Created: true})
@@ -72,7 +72,7 @@ func TestCreateAdmitted(t *testing.T) {
 
 			// An id that exists: ErrAlreadyExists, the record left alone.
 			other := func(claim string) store.Admission {
-				return store.Admission{Counter: "park:other", Window: time.Minute, Cap: 10, Claim: claim, ClaimTTL: time.Hour}
+				return store.Admission{Hit: store.Hit{Counter: "park:other", Window: time.Minute, Cap: 10}, Claim: claim, ClaimTTL: time.Hour}
 			}
 			if got, err := tbl.CreateAdmitted(ctx, "a", benchRecord{State: "again"}, time.Hour, other("")); !errors.Is(err, store.ErrAlreadyExists) || got.Created {
 				t.Errorf("CreateAdmitted of an existing id = %+v, %v; want ErrAlreadyExists", got, err)
@@ -83,8 +83,9 @@ func TestCreateAdmitted(t *testing.T) {
 
 			// What cannot be done is refused before anything is sent.
 			for _, bad := range []store.Admission{
-				{Counter: "park:bad", Cap: 1},
-				{Counter: "park:bad", Window: time.Minute, Cap: 1, Claim: "req-bad"},
+				{Hit: store.Hit{Counter: "park:bad", Cap: 1}},
+				{Hit: store.Hit{Counter: "park:bad", Window: time.Minute}},
+				{Hit: store.Hit{Counter: "park:bad", Window: time.Minute, Cap: 1}, Claim: "req-bad"},
 			} {
 				if _, err := tbl.CreateAdmitted(ctx, "e", benchRecord{}, time.Hour, bad); err == nil {
 					t.Errorf("CreateAdmitted with %+v succeeded", bad)
@@ -123,8 +124,8 @@ func TestCreateAdmitted(t *testing.T) {
 	s := storetest.OpenEmbedded(t) // a flush cannot disturb tests sharing a real server
 	ctx := t.Context()
 	tbl := store.NewTable[benchRecord](s, "logins")
-	a := store.Admission{Counter: "park:net", Window: time.Minute, Cap: 5, Claim: "req", ClaimTTL: time.Hour}
-	if _, err := tbl.CreateAdmitted(ctx, "warm", benchRecord{}, time.Hour, store.Admission{Counter: "warm", Window: time.Minute, Cap: 1}); err != nil {
+	a := store.Admission{Hit: store.Hit{Counter: "park:net", Window: time.Minute, Cap: 5}, Claim: "req", ClaimTTL: time.Hour}
+	if _, err := tbl.CreateAdmitted(ctx, "warm", benchRecord{}, time.Hour, store.Admission{Hit: store.Hit{Counter: "warm", Window: time.Minute, Cap: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := store.FlushScripts(ctx, s); err != nil {

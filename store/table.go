@@ -485,12 +485,22 @@ type Effects struct {
 	Announce func(written any) []Message
 }
 
-// Hit is a counter an [Effects] hits: Counter names it as [Store.Hit] does,
-// Window is its window and Cap the most hits it admits in one.
+// Hit is a counter an [Effects] hits, or an [Admission] counts: Counter names
+// it as [Store.Hit] does, Window is its window and Cap the most hits it admits
+// in one.
 type Hit struct {
 	Counter string
 	Window  time.Duration
 	Cap     int64
+}
+
+// check refuses a hit without a window of at least a millisecond (the store's
+// unit) or a cap of at least one.
+func (h Hit) check() error {
+	if h.Window < time.Millisecond || h.Cap < 1 {
+		return fmt.Errorf("hit of %q: window %v, cap %d", h.Counter, h.Window, h.Cap)
+	}
+	return nil
 }
 
 // check refuses effects that cannot be carried out: caps that are not one per
@@ -498,8 +508,10 @@ type Hit struct {
 // least a millisecond (the store's unit), an index both left and lingered in,
 // a hit without a window of at least a millisecond or a cap of at least one.
 func (e Effects) check() error {
-	if i := slices.IndexFunc(e.Hits, func(h Hit) bool { return h.Window < time.Millisecond || h.Cap < 1 }); i >= 0 {
-		return fmt.Errorf("hit of %q: window %v, cap %d", e.Hits[i].Counter, e.Hits[i].Window, e.Hits[i].Cap)
+	for _, h := range e.Hits {
+		if err := h.check(); err != nil {
+			return err
+		}
 	}
 	switch {
 	case e.Caps != nil && len(e.Caps) != len(e.AddTo):
